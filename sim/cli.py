@@ -1,0 +1,236 @@
+"""The `sim` command. The CLI owns the terminal; the library only logs.
+
+Exit codes: 0 success, 2 a mistake in the input (located message, no traceback), 1 an internal
+error (a bug: set TRAINSIM_DEBUG=1 to see the traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import traceback
+from datetime import date
+
+from sim import __version__
+from sim.loader import Issue, ScenarioError, load, load_data
+from sim.units import format_count, format_hours, format_usd
+
+log = logging.getLogger("sim")
+
+
+# --- table printing ----------------------------------------------------------------------------
+def table(headers: list[str], rows: list[list[str]], right: set[int] | None = None) -> str:
+    right = right if right is not None else set(range(1, len(headers)))
+    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows, strict=True)]
+
+    def fmt(row):
+        return "  ".join(str(c).rjust(w) if i in right else str(c).ljust(w) for i, (c, w) in enumerate(zip(row, widths,
+                                                                                                        strict=True)))
+
+    line = "  ".join("-" * w for w in widths)
+    return "\n".join([fmt(headers), line, *(fmt(r) for r in rows)])
+
+
+def _energy(kwh: float) -> str:
+    return f"{kwh / 1000:.3g} MWh" if kwh >= 1000 else f"{kwh:.3g} kWh"
+
+
+def _co2(kg: float) -> str:
+    return f"{kg / 1000:.3g} t" if kg >= 1000 else f"{kg:.3g} kg"
+
+
+# --- commands ----------------------------------------------------------------------------------
+def cmd_validate(a) -> int:
+    loaded = load(a.file, variant=a.variant, sets=a.set)
+    scn = loaded.scenario
+    runs = sum(w.runs if isinstance(w.runs, int) else 0 for w in scn.workloads)
+    extra = f", {len(scn.variants)} variants" if scn.variants else ""
+    print(f"{a.file}: OK: {scn.project.name}: {len(scn.pools)} pools, {len(scn.workloads)} workloads "
+          f"({runs} runs{extra}), sha256 {loaded.sha256[:12]}")
+    return 0
+
+
+ONE_LINER_FLAGS = {
+    ("workloads", 0, "params"): "--params", ("workloads", 0, "tokens"): "--tokens",
+    ("workloads", 0, "flop_per_run"): "--flop", ("workloads", 0, "gpu_hours_per_run"): "--gpu-hours",
+    ("workloads", 0, "mfu"): "--mfu", ("workloads", 0, "runs"): "--runs", ("workloads", 0, "method"): "--method",
+    ("workloads", 0, "accelerators"): "--count", ("pools", 0, "count"): "--count",
+    ("pools", 0, "accelerator"): "--accelerator", ("pools", 0, "pricing"): "--pricing",
+    ("pools", 0, "provider"): "--provider", ("pools", 0, "price_usd_per_gpu_h"): "--price",
+    ("project", "start"): "--start", ("workloads", 0): "--params/--tokens/--flop/--gpu-hours",
+}
+
+
+def _one_liner(a):
+    if a.accelerator is None or a.count is None:
+        raise ScenarioError("command line", [Issue((), "without a FILE, sim estimate needs --accelerator and "
+                                                   "--count (and --params with --tokens, or --flop, or --gpu-hours)")])
+    pool = {"name": "pool", "accelerator": a.accelerator, "count": a.count, "pricing": a.pricing}
+    if a.provider:
+        pool["provider"] = a.provider
+    if a.price is not None:
+        pool["price_usd_per_gpu_h"] = a.price
+    if a.pricing == "owned":
+        raise ScenarioError("command line", [Issue((), "--pricing owned needs a scenario file (purchase price, "
+                                                   "lifetime, electricity price)")])
+    work = {"name": "run", "runs": a.runs, "accelerators": a.count, "method": a.method}
+    for key, val in (("params", a.params), ("tokens", a.tokens), ("flop_per_run", a.flop),
+                     ("gpu_hours_per_run", a.gpu_hours)):
+        if val is not None:
+            work[key] = val
+    if a.gpu_hours is None:
+        work["mfu"] = a.mfu
+    raw = {"project": {"name": "estimate", "start": a.start or date.today().isoformat()},
+           "pools": [pool], "workloads": [work]}
+    try:
+        return load_data(raw, "command line")
+    except ScenarioError as e:
+        issues = []
+        for i in e.issues:
+            flag = ONE_LINER_FLAGS.get(tuple(i.path)) or ONE_LINER_FLAGS.get(tuple(i.path[:2]))
+            issues.append(Issue((flag,) if flag else i.path, i.message))
+        raise ScenarioError("command line", issues) from None
+
+
+def cmd_estimate(a) -> int:
+    from sim.estimate import estimate
+
+    if a.file:
+        flags = [f for f in ("params", "tokens", "accelerator", "count", "flop", "gpu_hours") if getattr(a, f)]
+        if flags:
+            raise ScenarioError(a.file, [Issue((), f"--{flags[0].replace('_', '-')} is for the one-line form "
+                                               "without a FILE; with a file use --set KEY=VALUE")])
+        loaded = load(a.file, variant=a.variant, sets=a.set)
+    else:
+        loaded = _one_liner(a)
+    est = estimate(loaded)
+    if a.json:
+        print(json.dumps(est.to_json(), indent=2, default=str))
+        return 0
+    scn = loaded.scenario
+    print(f"Deterministic estimate: {scn.project.name} (start {est.start}; no queueing, failures or preemption)")
+    rows = []
+    for w in est.workloads:
+        runs = f"{w.runs}" if w.effective_runs == w.runs else f"{w.runs} ({w.effective_runs:.3g} eff.)"
+        rows.append([
+            w.name, runs, f"{w.accelerators} x {w.accelerator} {w.pricing}",
+            format_count(w.flop_per_run) if w.flop_per_run else "-",
+            f"{w.gpu_hours_per_run:,.0f}", format_hours(w.hours_per_run), f"${w.price_usd_per_gpu_h:.3g}",
+            format_usd(w.cost_usd_per_run), format_usd(w.cost_usd), _energy(w.energy_kwh), _co2(w.co2_kg),
+        ])
+    t = est.total
+    rows.append(["total", "", "", "", f"{t['gpu_hours']:,.0f}", "", "", "", format_usd(t["cost_usd"]),
+                 _energy(t["energy_kwh"]), _co2(t["co2_kg"])])
+    print(table(["workload", "runs", "per run on", "FLOP/run", "GPU-h/run", "wall/run", "$/GPU-h", "cost/run",
+                 "cost", "energy", "CO2"], rows, right=set(range(3, 11))))
+    for w in est.workloads:
+        print(f"  {w.name}: price from {w.price_source}")
+    return 0
+
+
+def cmd_catalog(a) -> int:
+    from sim.catalog import builtin
+
+    cat = builtin()
+    accs = [x for x in cat.accelerators.values() if not a.accelerator or x.id in a.accelerator]
+    if a.accelerator:
+        unknown = sorted(set(a.accelerator) - set(cat.accelerators))
+        if unknown:
+            raise ScenarioError("command line", [Issue((), f"unknown accelerator {unknown[0]!r}; known: "
+                                                       f"{', '.join(sorted(cat.accelerators))}")])
+    prices = [p for p in cat.prices if p.accelerator in {x.id for x in accs}]
+    if a.json:
+        from dataclasses import asdict
+
+        print(json.dumps({"accelerators": [asdict(x) for x in accs], "prices": [asdict(p) for p in prices]},
+                         indent=2, default=str))
+        return 0
+    print(table(["id", "name", "dense BF16/FP16", "TDP", "memory", "source date"],
+                [[x.id, x.name, f"{x.peak_flop_per_s / 1e12:,.0f} TFLOP/s", f"{x.tdp_w:.0f} W",
+                  f"{x.memory_gb:.0f} GB" if x.memory_gb else "-", str(x.date)] for x in accs], right={2, 3, 4}))
+    print()
+    print(table(["accelerator", "provider", "tier", "USD/accel-h", "in force from", "region"],
+                [[p.accelerator, p.provider, p.tier, f"{p.usd_per_gpu_h:.3f}", str(p.date), p.region]
+                 for p in sorted(prices, key=lambda p: (p.accelerator, p.provider, p.tier, p.date))], right={3}))
+    if a.sources:
+        print()
+        for x in accs:
+            print(f"{x.id}: {x.source}" + (f" ({x.note})" if x.note else ""))
+        for p in prices:
+            print(f"{p.accelerator} {p.label()}: {p.source}" + (f" ({p.note})" if p.note else ""))
+    else:
+        print("\n(sources and notes: sim catalog --sources)")
+    return 0
+
+
+# --- parser ------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="sim", description="Forecast the cost and duration of a deep-learning "
+                                 "training project from a YAML scenario.")
+    ap.add_argument("--version", action="version", version=f"trainsim {__version__}")
+    ap.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def scenario_args(p, required=True):
+        p.add_argument("file", nargs=None if required else "?", metavar="FILE", help="scenario YAML file")
+        p.add_argument("--variant", help="apply the named variant from the file's `variants:`")
+        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a key, e.g. --set workloads[pretrain].mfu=0.35 (repeatable)")
+
+    p = sub.add_parser("validate", help="check a scenario file")
+    scenario_args(p)
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("estimate", help="deterministic cost estimate (no queueing, failures or preemption)",
+                       description="Deterministic estimate per workload and in total. Give a FILE, or describe "
+                       "one run on the command line: sim estimate --params 7B --tokens 2T --accelerator h100 "
+                       "--count 512 --pricing on_demand")
+    scenario_args(p, required=False)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    g = p.add_argument_group("one-line form (no FILE)")
+    g.add_argument("--params", help="model parameters, e.g. 7B")
+    g.add_argument("--tokens", help="training tokens, e.g. 2T")
+    g.add_argument("--flop", help="training FLOP per run, instead of params x tokens")
+    g.add_argument("--gpu-hours", dest="gpu_hours", help="accelerator-hours per run, instead of FLOP")
+    g.add_argument("--accelerator", help="catalog id (see sim catalog)")
+    g.add_argument("--count", help="accelerators per run")
+    g.add_argument("--pricing", default="on_demand", help="on_demand | spot | reserved (default on_demand)")
+    g.add_argument("--provider", help="catalog provider, e.g. gcp, aws (default: median of providers)")
+    g.add_argument("--price", help="USD per accelerator-hour, instead of the catalog's")
+    g.add_argument("--mfu", default="0.4", help="model FLOP utilisation (default 0.4)")
+    g.add_argument("--method", default="full", help="full (k=6) | full_recompute (k=8) | lora (k=4)")
+    g.add_argument("--runs", default="1", help="number of runs (default 1)")
+    g.add_argument("--start", help="date the run starts, prices in force then (default today)")
+    p.set_defaults(func=cmd_estimate)
+
+    p = sub.add_parser("catalog", help="list built-in accelerators and prices")
+    p.add_argument("accelerator", nargs="*", help="only these accelerator ids")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--sources", action="store_true", help="print the source of every figure")
+    p.set_defaults(func=cmd_catalog)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = build_parser()
+    a = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if a.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    try:
+        return a.func(a)
+    except ScenarioError as e:
+        print(e.format(), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as e:  # an internal error: a bug, not the user's mistake
+        if os.environ.get("TRAINSIM_DEBUG"):
+            traceback.print_exc()
+        print(f"internal error: {type(e).__name__}: {e} (a bug in trainsim; set TRAINSIM_DEBUG=1 for the "
+              "traceback and please report it)", file=sys.stderr)
+        return 1

@@ -1,0 +1,47 @@
+"""Deterministic training maths: FLOP, throughput, time, accelerator-hours, energy, CO2.
+
+Pure functions of numbers (numpy arrays work too); no scenario objects, no randomness.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+SECONDS_PER_HOUR = 3600.0
+
+
+def training_flop(params, tokens, k=6.0):
+    """FLOP of one training run: k x parameters x tokens (k = 6 forward+backward, 8 with
+    activation recomputation, about 4 for LoRA-style fine-tuning)."""
+    return k * params * tokens
+
+
+def scaling_efficiency(kind: str, efficiency, accelerators, reference=8):
+    """Throughput multiplier for a run's size.
+
+    constant: `efficiency` whatever the size;
+    per_doubling: 1 up to `reference` accelerators, then x `efficiency` for each doubling beyond.
+    """
+    if kind == "constant":
+        return efficiency
+    doublings = np.maximum(0.0, np.log2(np.asarray(accelerators, dtype=float) / reference))
+    return efficiency ** doublings
+
+
+def effective_flop_per_s(accelerators, peak_flop_per_s, mfu, efficiency=1.0):
+    """What a run really delivers: accelerators x peak x MFU x scaling efficiency."""
+    return accelerators * peak_flop_per_s * mfu * efficiency
+
+
+def hours_for_flop(flop, accelerators, peak_flop_per_s, mfu, efficiency=1.0):
+    """Wall-clock hours to do `flop` of work on `accelerators` without interruptions."""
+    return flop / effective_flop_per_s(accelerators, peak_flop_per_s, mfu, efficiency) / SECONDS_PER_HOUR
+
+
+def energy_kwh(gpu_hours, tdp_w, power_factor=1.0, pue=1.0):
+    """Facility energy: accelerator-hours x TDP x share of TDP drawn x PUE."""
+    return gpu_hours * tdp_w / 1000.0 * power_factor * pue
+
+
+def co2_kg(kwh, grid_gco2_per_kwh):
+    return kwh * grid_gco2_per_kwh / 1000.0

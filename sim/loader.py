@@ -1,0 +1,591 @@
+"""Read a scenario file: safe YAML with line numbers, variants and --set overrides, schema
+validation, cross-reference checks against the catalog, and the scenario hash.
+
+Every problem becomes an Issue with the YAML path (`workloads[2].accelerators`), the line where
+known, and a sentence saying what was expected and what was found. `load()` raises
+ScenarioError carrying all of them at once.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import hashlib
+import json
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from sim import schema
+from sim.catalog import Catalog, builtin
+from sim.distributions import Dist
+from sim.units import hours_between
+
+# --------------------------------------------------------------------------------------------
+# Errors
+
+
+@dataclass(frozen=True)
+class Issue:
+    path: tuple
+    message: str
+    line: int | None = None
+
+
+class ScenarioError(Exception):
+    """A user's mistake in a scenario (exit code 2)."""
+
+    def __init__(self, file: str, issues: list[Issue]):
+        self.file = file
+        self.issues = issues
+        super().__init__(self.format())
+
+    def format(self) -> str:
+        out = []
+        for i in self.issues:
+            where = f"{self.file}:{i.line}" if i.line else self.file
+            out.append(f"{where}: {path_str(i.path)}: {i.message}" if i.path else f"{where}: {i.message}")
+        return "\n".join(out)
+
+
+def path_str(path: tuple) -> str:
+    s = ""
+    for el in path:
+        if isinstance(el, int):
+            s += f"[{el}]"
+        else:
+            s += f".{el}" if s else str(el)
+    return s
+
+
+def _found(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+# --------------------------------------------------------------------------------------------
+# YAML with line numbers and no duplicate keys
+
+
+class _Loader(yaml.SafeLoader):
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, typing.Hashable) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None,
+                    f"duplicate key {key!r} (first given on line {seen[key]})",
+                    key_node.start_mark,
+                )
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
+def _line_map(node, path: tuple = (), out: dict | None = None) -> dict[tuple, int]:
+    out = {} if out is None else out
+    out.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            key = k.value
+            out[(*path, key)] = k.start_mark.line + 1
+            _line_map(v, (*path, key), out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, v in enumerate(node.value):
+            _line_map(v, (*path, i), out)
+    return out
+
+
+def read_yaml(text: str, file: str) -> tuple[Any, dict[tuple, int]]:
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            raise ScenarioError(file, [Issue((), "the file is empty; expected a mapping with project, pools "
+                                               "and workloads")])
+        data = loader.construct_document(node)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line = mark.line + 1 if mark else None
+        what = " ".join(x for x in (e.context, e.problem) if x)
+        raise ScenarioError(file, [Issue((), f"invalid YAML: {what}", line)]) from None
+    except yaml.YAMLError as e:
+        raise ScenarioError(file, [Issue((), f"invalid YAML: {e}")]) from None
+    finally:
+        loader.dispose()
+    return data, _line_map(node)
+
+
+# --------------------------------------------------------------------------------------------
+# Key paths: `workloads[pretrain].mfu`, `pools[0].count`, `project.budget_usd`
+
+_SEG = re.compile(r"([^.\[\]]+)|\[([^\]]+)\]")
+
+
+def parse_path(text: str) -> tuple:
+    segs: list = []
+    pos = 0
+    text = text.strip()
+    while pos < len(text):
+        if text[pos] == ".":
+            pos += 1
+            continue
+        m = _SEG.match(text, pos)
+        if not m:
+            raise ValueError(f"cannot read key path {text!r} (use e.g. workloads[pretrain].mfu)")
+        if m.group(1) is not None:
+            segs.append(m.group(1))
+        else:
+            inner = m.group(2).strip()
+            segs.append(int(inner) if inner.lstrip("-").isdigit() else ("name", inner))
+        pos = m.end()
+    if not segs:
+        raise ValueError("empty key path")
+    return tuple(segs)
+
+
+def _step(container: Any, seg: Any, text: str) -> Any:
+    if isinstance(seg, tuple):  # [name] selector on a list of named items
+        if not isinstance(container, list):
+            raise ValueError(f"{text}: [{seg[1]}] selects from a list, but here there is {_found(container)}")
+        for i, item in enumerate(container):
+            if isinstance(item, dict) and item.get("name") == seg[1]:
+                return i
+        names = [it.get("name") for it in container if isinstance(it, dict)]
+        raise ValueError(f"{text}: no item named {seg[1]!r} (names: {', '.join(map(str, names))})")
+    if isinstance(seg, int):
+        if not isinstance(container, list) or not -len(container) <= seg < len(container):
+            raise ValueError(f"{text}: index [{seg}] is out of range")
+        return seg
+    if not isinstance(container, dict):
+        raise ValueError(f"{text}: {seg!r} is a key, but here there is {_found(container)}")
+    return seg
+
+
+def resolve_path(data: Any, path: tuple, text: str) -> tuple:
+    """Concrete path (names -> indices) of `path` in `data`; the last key may not exist yet."""
+    out: list = []
+    cur = data
+    for n, seg in enumerate(path):
+        key = _step(cur, seg, text)
+        out.append(key)
+        if n < len(path) - 1:
+            if isinstance(cur, dict) and key not in cur:
+                cur[key] = {}
+            cur = cur[key]
+    return tuple(out)
+
+
+def set_path(data: Any, text: str, value: Any) -> tuple:
+    path = resolve_path(data, parse_path(text), text)
+    cur = data
+    for key in path[:-1]:
+        cur = cur[key]
+    cur[path[-1]] = value
+    return path
+
+
+def get_path(data: Any, path: tuple) -> Any:
+    for key in path:
+        data = data[key]
+    return data
+
+
+# --------------------------------------------------------------------------------------------
+# Pydantic errors -> Issues
+
+
+def _unwrap(ann: Any) -> Any:
+    while True:
+        origin = typing.get_origin(ann)
+        if origin is typing.Annotated:
+            ann = typing.get_args(ann)[0]
+        elif origin in (typing.Union, types.UnionType):
+            args = [a for a in typing.get_args(ann) if a is not type(None)]
+            models = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+            if len(args) == 1:
+                ann = args[0]
+            elif models and len(models) == len(args):
+                return tuple(models)
+            else:
+                return ann
+        else:
+            return ann
+
+
+def _walk_loc(loc: tuple) -> tuple[tuple, type | None]:
+    """Clean a pydantic loc (drop union tags and validator names); also the model owning the
+    last key, for suggestions."""
+    ann: Any = schema.Scenario
+    clean: list = []
+    owner: type | None = None
+    for el in loc:
+        ann = _unwrap(ann)
+        if isinstance(ann, tuple):  # discriminated union: el is the tag
+            pick = [m for m in ann if el in typing.get_args(m.model_fields["kind"].annotation)]
+            ann = pick[0] if pick else None
+            continue
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            owner = ann
+            clean.append(el)
+            ann = ann.model_fields[el].annotation if el in ann.model_fields else None
+            continue
+        origin = typing.get_origin(ann)
+        if origin is list and isinstance(el, int):
+            clean.append(el)
+            ann = typing.get_args(ann)[0]
+        elif origin is dict and isinstance(el, str):
+            clean.append(el)
+            ann = typing.get_args(ann)[1]
+        else:
+            ann = None  # a validator name or union branch label: not part of the YAML path
+    return tuple(clean), owner
+
+
+_TYPE_MSG = {
+    "int_type": "expected a whole number", "int_parsing": "expected a whole number",
+    "int_from_float": "expected a whole number", "float_type": "expected a number",
+    "float_parsing": "expected a number", "bool_type": "expected true or false",
+    "bool_parsing": "expected true or false", "string_type": "expected text",
+    "list_type": "expected a list", "dict_type": "expected a mapping of keys to values",
+    "model_type": "expected a mapping of keys to values", "model_attributes_type": "expected a mapping",
+    "date_type": "expected a date as YYYY-MM-DD", "date_from_datetime_parsing": "expected a date as YYYY-MM-DD",
+}
+
+
+def _message(err: dict, owner: type | None) -> str:
+    t = err["type"]
+    inp = err.get("input")
+    ctx = err.get("ctx") or {}
+    if t == "extra_forbidden":
+        key = err["loc"][-1]
+        allowed = sorted(owner.model_fields) if owner else []
+        close = difflib.get_close_matches(str(key), allowed, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        return f"unknown key {key!r}{hint} (allowed here: {', '.join(allowed)})"
+    if t == "missing":
+        return "required key is missing"
+    if t == "value_error":
+        msg = str(ctx.get("error", err["msg"]))
+        return msg.removeprefix("Value error, ")
+    if t == "literal_error":
+        return f"expected one of {ctx.get('expected')}, got {_found(inp)}"
+    if t in ("union_tag_invalid", "union_tag_not_found"):
+        tags = ctx.get("expected_tags", "")
+        return f"kind: expected one of {tags}, got {_found(ctx.get('tag', inp.get('kind') if isinstance(inp, dict) else inp))}"
+    if t in ("too_short", "too_long"):
+        return f"{err['msg'].lower()}, got {_found(inp)}"
+    if t == "string_pattern_mismatch":
+        return f"expected a name of letters, digits, '-', '_' or '.', got {_found(inp)}"
+    if t in _TYPE_MSG:
+        return f"{_TYPE_MSG[t]}, got {_found(inp)}"
+    return f"{err['msg']}, got {_found(inp)}"
+
+
+def _issues_from_validation(e: ValidationError, lines: dict, prefix: tuple = ()) -> list[Issue]:
+    out = []
+    seen = set()
+    for err in e.errors():
+        path, owner = _walk_loc(err["loc"])
+        msg = _message(err, owner)
+        if (path, msg) in seen:
+            continue
+        seen.add((path, msg))
+        out.append(Issue((*prefix, *path), msg, _line(lines, path)))
+    return out
+
+
+def _line(lines: dict, path: tuple) -> int | None:
+    p = tuple(path)
+    while p not in lines and p:
+        p = p[:-1]
+    return lines.get(p)
+
+
+# --------------------------------------------------------------------------------------------
+# Cross-reference checks (need the whole scenario and the catalog)
+
+
+@dataclass(frozen=True)
+class PoolPrice:
+    """A pool's base price per accelerator-hour (before its curve) and where it comes from."""
+
+    usd_per_gpu_h: float | Dist
+    source: str
+
+
+def pool_price(pool: schema.Pool, catalog: Catalog, start) -> PoolPrice | str:
+    """The pool's base price, or a sentence saying why there is none."""
+    if pool.price_usd_per_gpu_h is not None:
+        return PoolPrice(pool.price_usd_per_gpu_h, "given in the scenario")
+    if pool.pricing == "owned":
+        return PoolPrice(pool.purchase_usd_per_gpu / pool.lifetime,
+                         f"purchase ${pool.purchase_usd_per_gpu:,.0f} over {pool.lifetime / 8760:g} y")
+    if pool.pricing == "reserved":
+        term_y = (pool.term or 8760.0) / 8760.0
+        if abs(term_y - round(term_y)) > 1e-9 or round(term_y) not in (1, 3):
+            return f"no catalog price for a {term_y:g}-year term (catalog has 1 y and 3 y); give price_usd_per_gpu_h"
+        tier = f"reserved_{round(term_y)}y"
+    else:
+        tier = pool.pricing
+    on = pool.commitment_start or start
+    p = catalog.price(pool.accelerator, tier, pool.provider, on)
+    if p is None:
+        prov = f" from provider {pool.provider!r}" if pool.provider else ""
+        return (f"not given, and the catalog has no {tier} price for {pool.accelerator}{prov}; "
+                "give price_usd_per_gpu_h")
+    return PoolPrice(p.usd_per_gpu_h, f"catalog: {p.label()}")
+
+
+def _max_capacity(pool: schema.Pool) -> int:
+    return max([pool.count, *(c.count for c in pool.capacity_changes)])
+
+
+def check(scn: schema.Scenario, catalog: Catalog) -> tuple[list[tuple[tuple, str]], dict[str, PoolPrice]]:
+    problems: list[tuple[tuple, str]] = []
+    prices: dict[str, PoolPrice] = {}
+
+    def dupes(items, section):
+        seen: dict[str, int] = {}
+        for i, it in enumerate(items):
+            if it.name in seen:
+                problems.append(((section, i, "name"), f"duplicate name {it.name!r} (also {section}[{seen[it.name]}])"))
+            seen.setdefault(it.name, i)
+
+    dupes(scn.pools, "pools")
+    dupes(scn.workloads, "workloads")
+    pools = {p.name: p for p in scn.pools}
+    known = sorted(catalog.accelerators)
+
+    for i, p in enumerate(scn.pools):
+        if p.accelerator not in catalog.accelerators:
+            close = difflib.get_close_matches(p.accelerator, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            problems.append((("pools", i, "accelerator"),
+                             f"unknown accelerator {p.accelerator!r}{hint} (catalog: {', '.join(known)}; "
+                             "or define it under `accelerators:`)"))
+        else:
+            price = pool_price(p, catalog, scn.project.start)
+            if isinstance(price, str):
+                problems.append((("pools", i, "price_usd_per_gpu_h"), price))
+            else:
+                prices[p.name] = price
+        if p.fallback is not None:
+            if p.fallback not in pools:
+                problems.append((("pools", i, "fallback"), f"no pool named {p.fallback!r} (pools: {', '.join(pools)})"))
+            elif p.fallback == p.name:
+                problems.append((("pools", i, "fallback"), "a pool cannot fall back to itself"))
+        for j, c in enumerate(p.capacity_changes):
+            if c.date < scn.project.start:
+                problems.append((("pools", i, "capacity_changes", j, "date"),
+                                 f"must be on or after project.start ({scn.project.start}), got {c.date}"))
+
+    names = {w.name: i for i, w in enumerate(scn.workloads)}
+    for i, w in enumerate(scn.workloads):
+        usable = w.pools if w.pools is not None else list(pools)
+        for j, name in enumerate(w.pools or []):
+            if name not in pools:
+                problems.append((("workloads", i, "pools", j), f"no pool named {name!r} (pools: {', '.join(pools)})"))
+        fits = [pools[n] for n in usable if n in pools]
+        if fits:
+            largest = max(fits, key=_max_capacity)
+            if w.accelerators > _max_capacity(largest):
+                problems.append((("workloads", i, "accelerators"),
+                                 f"must be <= {_max_capacity(largest)} (largest pool it may use: {largest.name}), "
+                                 f"got {w.accelerators}"))
+        for j, dep in enumerate(w.after):
+            if dep not in names:
+                problems.append((("workloads", i, "after", j), f"no workload named {dep!r} (workloads: {', '.join(names)})"))
+            elif dep == w.name:
+                problems.append((("workloads", i, "after", j), "a workload cannot wait for itself"))
+        if w.earliest_start is not None and w.earliest_start < scn.project.start:
+            problems.append((("workloads", i, "earliest_start"),
+                             f"must be on or after project.start ({scn.project.start}), got {w.earliest_start}"))
+
+    cycle = _find_cycle({w.name: [d for d in w.after if d in names and d != w.name] for w in scn.workloads})
+    if cycle:
+        problems.append((("workloads", names[cycle[0]], "after"),
+                         "dependency cycle: " + " -> ".join(cycle) + " (no workload in it could ever start)"))
+
+    dists = schema.uncertain_inputs(scn)
+    for i, c in enumerate(scn.correlations):
+        for j, text in enumerate(c.between):
+            try:
+                parsed = parse_path(text)
+                data = scn.model_dump(mode="python", exclude={"variants"})
+                concrete = resolve_path(copy.deepcopy(data), parsed, text)
+                get_path(data, concrete)
+            except (ValueError, KeyError, IndexError, TypeError) as e:
+                msg = str(e) if isinstance(e, ValueError) else f"{text}: no such key"
+                problems.append((("correlations", i, "between", j), msg))
+                continue
+            if concrete not in dists:
+                problems.append((("correlations", i, "between", j),
+                                 f"{text} is not uncertain (give it as a distribution to correlate it)"))
+    if scn.project.deadline is not None:
+        horizon_h = hours_between(scn.project.start, scn.project.deadline)
+        if horizon_h > scn.simulation.horizon:
+            problems.append((("simulation", "horizon"), "must reach past project.deadline"))
+    return problems, prices
+
+
+def _find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
+    color: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(n: str) -> list[str] | None:
+        color[n] = 1
+        stack.append(n)
+        for m in graph.get(n, []):
+            if color.get(m) == 1:
+                return stack[stack.index(m):] + [m]
+            if color.get(m) is None:
+                found = visit(m)
+                if found:
+                    return found
+        stack.pop()
+        color[n] = 2
+        return None
+
+    for n in graph:
+        if color.get(n) is None:
+            found = visit(n)
+            if found:
+                return found
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Variants and overrides
+
+
+def deep_merge(base: Any, over: Any) -> Any:
+    """Mappings merge key by key; anything else (lists included) is replaced."""
+    if isinstance(base, dict) and isinstance(over, dict):
+        out = dict(base)
+        for k, v in over.items():
+            out[k] = deep_merge(base.get(k), v) if k in base else copy.deepcopy(v)
+        return out
+    return copy.deepcopy(over)
+
+
+VARIANT_KEYS = {"description", "set"} | (set(schema.Scenario.model_fields) - {"variants"})
+
+
+def apply_variant(raw: dict, name: str, file: str, lines: dict) -> dict:
+    variants = raw.get("variants") or {}
+    if not isinstance(variants, dict) or name not in variants:
+        have = ", ".join(variants) if isinstance(variants, dict) and variants else "none defined"
+        raise ScenarioError(file, [Issue(("variants",), f"no variant named {name!r} (variants: {have})",
+                                         _line(lines, ("variants",)))])
+    spec = variants[name]
+    where = ("variants", name)
+    if not isinstance(spec, dict):
+        raise ScenarioError(file, [Issue(where, f"expected a mapping of overrides, got {_found(spec)}",
+                                         _line(lines, where))])
+    bad = [k for k in spec if k not in VARIANT_KEYS]
+    if bad:
+        raise ScenarioError(file, [Issue((*where, bad[0]), f"unknown key {bad[0]!r} (allowed in a variant: "
+                                         f"{', '.join(sorted(VARIANT_KEYS))})", _line(lines, (*where, bad[0])))])
+    out = {k: v for k, v in raw.items() if k != "variants"}
+    out = deep_merge(out, {k: v for k, v in spec.items() if k not in ("description", "set")})
+    sets = spec.get("set") or {}
+    if not isinstance(sets, dict):
+        raise ScenarioError(file, [Issue((*where, "set"), f"expected a mapping of key path -> value, got {_found(sets)}",
+                                         _line(lines, (*where, "set")))])
+    for key, value in sets.items():
+        try:
+            set_path(out, str(key), copy.deepcopy(value))
+        except ValueError as e:
+            raise ScenarioError(file, [Issue((*where, "set", key), str(e), _line(lines, (*where, "set", key)))]) from None
+    out["variants"] = {}
+    return out
+
+
+def apply_sets(raw: dict, sets: list[str], file: str) -> dict:
+    out = copy.deepcopy(raw)
+    for item in sets:
+        key, eq, text = item.partition("=")
+        if not eq:
+            raise ScenarioError(file, [Issue((), f"--set {item!r}: expected KEY=VALUE, e.g. workloads[0].mfu=0.35")])
+        try:
+            value = yaml.safe_load(text) if text.strip() else ""
+            set_path(out, key, value)
+        except (ValueError, yaml.YAMLError) as e:
+            raise ScenarioError(file, [Issue((), f"--set {item!r}: {e}")]) from None
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Entry point
+
+
+@dataclass
+class Loaded:
+    file: str
+    raw: dict
+    scenario: schema.Scenario
+    catalog: Catalog
+    prices: dict[str, PoolPrice]
+    variant: str | None = None
+    sets: list[str] = field(default_factory=list)
+
+    @property
+    def resolved(self) -> dict:
+        """The resolved scenario as plain JSON-able data (defaults filled in)."""
+        return self.scenario.model_dump(mode="json")
+
+    @property
+    def sha256(self) -> str:
+        text = json.dumps(self.resolved, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+def load(path: str | Path, variant: str | None = None, sets: list[str] | None = None) -> Loaded:
+    file = str(path)
+    p = Path(path)
+    if not p.exists():
+        raise ScenarioError(file, [Issue((), "no such file")])
+    if p.is_dir():
+        raise ScenarioError(file, [Issue((), "is a folder, expected a scenario .yaml file")])
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ScenarioError(file, [Issue((), f"cannot read the file: {e}")]) from None
+    raw, lines = read_yaml(text, file)
+    return load_data(raw, file, lines, variant=variant, sets=sets or [])
+
+
+def load_data(raw: Any, file: str, lines: dict | None = None, variant: str | None = None,
+              sets: list[str] | None = None) -> Loaded:
+    lines = lines or {}
+    sets = sets or []
+    if not isinstance(raw, dict):
+        raise ScenarioError(file, [Issue((), f"expected a mapping with project, pools and workloads at the top, "
+                                         f"got {type(raw).__name__}", 1)])
+    if variant:
+        raw = apply_variant(raw, variant, file, lines)
+    if sets:
+        raw = apply_sets(raw, sets, file)
+    try:
+        scn = schema.Scenario.model_validate(raw)
+    except ValidationError as e:
+        raise ScenarioError(file, _issues_from_validation(e, lines)) from None
+    catalog, acc_problems = builtin().with_specs(scn.accelerators)
+    problems, prices = check(scn, catalog)
+    problems = acc_problems + problems
+    if not variant:  # every variant must resolve to a valid scenario too
+        for name in scn.variants:
+            try:
+                load_data(raw, file, lines, variant=name)
+            except ScenarioError as e:
+                problems.extend(((("variants", name, *i.path)), f"(in variant {name}) {i.message}") for i in e.issues)
+    if problems:
+        raise ScenarioError(file, [Issue(p, m, _line(lines, p)) for p, m in problems])
+    return Loaded(file, raw, scn, catalog, prices, variant, sets)

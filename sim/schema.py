@@ -1,0 +1,487 @@
+"""The scenario format: pydantic models, validated once at the boundary.
+
+Units live in key names or in the field's documented unit; readable numbers ("110M", "20 min")
+are converted here. Any field typed `Uncertain` may also be a distribution mapping
+(see sim.distributions). Unknown keys are rejected everywhere.
+
+The models describe the whole format; cross-references that need the catalog (accelerator ids,
+pool sizes, dependency cycles) are checked in sim.loader.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from functools import lru_cache
+from importlib import resources
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
+
+from sim import units
+from sim.distributions import Bounds, Dist, parse_dist
+
+
+@dataclass(frozen=True)
+class Unit:
+    """Metadata for documentation: the unit a field is read in and whether it may be uncertain."""
+
+    name: str
+    uncertain: bool = False
+
+
+def _serialize(v: Any) -> Any:
+    if isinstance(v, Dist):
+        spec: dict[str, Any] = {"dist": v.kind, **v.params}
+        if v.kind == "choice":
+            spec["values"] = list(v.values)
+            spec["weights"] = list(v.weights)
+        if v.clip:
+            spec["clip"] = True
+        if v.round:
+            spec["round"] = True
+        return spec
+    return v
+
+
+def _number(parser, bounds: Bounds, uncertain: bool):
+    def validate(v: Any):
+        if isinstance(v, Dist):
+            return v
+        if isinstance(v, dict):
+            if not uncertain:
+                raise ValueError(f"expected a single number here (this key cannot be a distribution), got {v!r}")
+            if "dist" not in v:
+                raise ValueError(
+                    "expected a number or a distribution such as {dist: uniform, min: .., max: ..}; "
+                    f"got a mapping without `dist`: {v!r}"
+                )
+            return parse_dist(v, parser, bounds)
+        x = parser(v)
+        rule = bounds.check(x)
+        if rule:
+            raise ValueError(f"{rule}, got {v!r}" if isinstance(v, str) else f"{rule}, got {x:g}")
+        return int(x) if bounds.integer else x
+
+    return validate
+
+
+def num(parser, unit: str, *, lo=None, hi=None, lo_strict=False, hi_strict=False, integer=False, uncertain=True):
+    """An annotated number type: parsed by `parser`, checked against bounds, maybe a distribution."""
+    b = Bounds(lo, hi, lo_strict, hi_strict, integer)
+    base = (int if integer else float) | Dist if uncertain else (int if integer else float)
+    return Annotated[
+        base,
+        BeforeValidator(_number(parser, b, uncertain)),
+        PlainSerializer(_serialize),
+        Unit(unit, uncertain),
+    ]
+
+
+# Field types --------------------------------------------------------------------------------
+PosCount = num(units.parse_count, "count", lo=0, lo_strict=True)
+RunCount = num(units.parse_count, "count", lo=1, integer=True)
+FixedPosInt = num(units.parse_count, "count", lo=1, integer=True, uncertain=False)
+Flop = num(units.parse_flop, "FLOP", lo=0, lo_strict=True)
+FlopPerS = num(units.parse_flop, "FLOP/s", lo=0, lo_strict=True, uncertain=False)
+PosHours = num(units.parse_duration_h, "duration (hours)", lo=0, lo_strict=True)
+Hours = num(units.parse_duration_h, "duration (hours)", lo=0)
+FixedPosHours = num(units.parse_duration_h, "duration (hours)", lo=0, lo_strict=True, uncertain=False)
+Usd = num(units.parse_usd, "USD", lo=0)
+FixedUsd = num(units.parse_usd, "USD", lo=0, uncertain=False)
+Fraction01 = num(units.parse_fraction, "fraction", lo=0, hi=1)
+FractionPos = num(units.parse_fraction, "fraction", lo=0, hi=1, lo_strict=True)
+Decline = num(units.parse_fraction, "fraction per year", lo=-1, hi=1, hi_strict=True)
+Rate = num(units.parse_plain, "per accelerator-hour", lo=0)
+NodeRate = num(units.parse_plain, "per node-hour", lo=0)
+PosFactor = num(units.parse_plain, "factor", lo=0, lo_strict=True)
+FixedPosFactor = num(units.parse_plain, "factor", lo=0, lo_strict=True, uncertain=False)
+Watts = num(units.parse_plain, "W", lo=0, lo_strict=True, uncertain=False)
+GB = num(units.parse_plain, "GB", lo=0, lo_strict=True, uncertain=False)
+Intensity = num(units.parse_plain, "gCO2/kWh", lo=0)
+PUE = num(units.parse_plain, "ratio", lo=1)
+UsdPerKwh = num(units.parse_usd, "USD/kWh", lo=0)
+Rho = num(units.parse_plain, "rank correlation", lo=-1, hi=1, uncertain=False)
+
+Date = Annotated[date, BeforeValidator(units.parse_date), Unit("date YYYY-MM-DD")]
+Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$", max_length=80)]
+
+
+@lru_cache(maxsize=1)
+def carbon_defaults() -> dict[str, float]:
+    text = resources.files("sim").joinpath("data/carbon.yaml").read_text()
+    return {k: float(v["value"]) for k, v in yaml.safe_load(text).items()}
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=False, arbitrary_types_allowed=True)
+
+
+# --- project -----------------------------------------------------------------------------------
+class Project(Strict):
+    name: Name = Field(description="Short name of the project; used for output folders.")
+    description: str = Field("", description="Free text shown in reports.")
+    start: Date = Field(description="Calendar date the project starts; time zero of the simulation.")
+    currency: Literal["USD"] = Field("USD", description="Currency of every price. Only USD for now.")
+    budget_usd: FixedUsd | None = Field(None, description="Budget, for P(cost > budget).")
+    deadline: Date | None = Field(None, description="Date the project should finish by.")
+
+    @model_validator(mode="after")
+    def _deadline_after_start(self):
+        if self.deadline is not None and self.deadline <= self.start:
+            raise ValueError(f"deadline must be after start ({self.start}), got {self.deadline}")
+        return self
+
+
+# --- accelerators ------------------------------------------------------------------------------
+class AcceleratorSpec(Strict):
+    base: str | None = Field(None, description="Catalog id to start from; keys given here override it.")
+    name: str | None = Field(None, description="Display name.")
+    vendor: str | None = Field(None, description="Maker.")
+    peak_flop_per_s: FlopPerS | None = Field(
+        None, description="Dense BF16/FP16 peak per accelerator (no sparsity), e.g. 989T."
+    )
+    tdp_w: Watts | None = Field(None, description="Maximum power per accelerator, watts.")
+    memory_gb: GB | None = Field(None, description="Accelerator memory, GB.")
+    source: str | None = Field(None, description="Where the figures come from.")
+    date: Date | None = Field(None, description="Date of the source.")
+    note: str | None = Field(None, description="Free text.")
+
+
+# --- pools -------------------------------------------------------------------------------------
+class ConstantCurve(Strict):
+    kind: Literal["constant"] = Field(description="Price stays at the pool's price.")
+
+
+class ExponentialCurve(Strict):
+    kind: Literal["exponential"] = Field(description="Price falls by a constant fraction per year.")
+    annual_decline: Decline = Field(description="Fraction the price falls per year (0.2 = 20%/year).")
+    reference: Date | None = Field(
+        None, description="Date at which the price equals the pool's price; default project.start."
+    )
+
+
+class PricePoint(Strict):
+    date: Date = Field(description="Date of the point.")
+    price_usd_per_gpu_h: Usd = Field(description="Price per accelerator-hour on that date.")
+
+
+class PiecewiseCurve(Strict):
+    kind: Literal["piecewise"] = Field(description="Linear between dated points, flat outside them.")
+    points: list[PricePoint] = Field(min_length=1, description="Dated prices, in date order.")
+
+    @model_validator(mode="after")
+    def _sorted(self):
+        dates = [p.date for p in self.points]
+        if dates != sorted(dates) or len(set(dates)) != len(dates):
+            raise ValueError("points must be in strictly increasing date order")
+        return self
+
+
+PriceCurve = Annotated[ConstantCurve | ExponentialCurve | PiecewiseCurve, Field(discriminator="kind")]
+
+
+class Preemption(Strict):
+    rate_per_node_h: NodeRate | None = Field(None, description="Interruptions per node-hour.")
+    band: Literal["<5%", "5-10%", "10-15%", "15-20%", ">20%"] | None = Field(
+        None, description="AWS Spot Advisor monthly interruption band, instead of a rate."
+    )
+    notice: Hours = Field(0.0, description="Warning before the node is taken (lets a checkpoint finish).")
+
+    @model_validator(mode="after")
+    def _one(self):
+        if (self.rate_per_node_h is None) == (self.band is None):
+            raise ValueError("give exactly one of rate_per_node_h or band")
+        return self
+
+
+class CapacityChange(Strict):
+    date: Date = Field(description="Date the pool's size changes.")
+    count: num(units.parse_count, "count", lo=0, integer=True, uncertain=False) = Field(
+        description="Accelerators in the pool from that date."
+    )
+
+
+class Pool(Strict):
+    name: Name = Field(description="Pool name, referred to by workloads[].pools and fallback.")
+    accelerator: str = Field(description="Accelerator id (catalog or `accelerators:`).")
+    count: FixedPosInt = Field(description="Accelerators in the pool at project start.")
+    node_size: FixedPosInt | None = Field(
+        None, description="Accelerators per node (failure, preemption unit); default min(8, count)."
+    )
+    pricing: Literal["on_demand", "spot", "reserved", "owned"] = Field(
+        "on_demand", description="on_demand and spot bill busy hours; reserved bills the commitment; "
+        "owned amortizes a purchase."
+    )
+    provider: str | None = Field(None, description="Cloud provider for catalog prices (gcp, aws, ...).")
+    price_usd_per_gpu_h: Usd | None = Field(
+        None, description="Price per accelerator-hour; default: the catalog price in force at project.start."
+    )
+    term: FixedPosHours | None = Field(
+        None, description="Reserved only: commitment length (catalog knows 1 y and 3 y); default 1 y."
+    )
+    commitment_start: Date | None = Field(None, description="Reserved only: default project.start.")
+    purchase_usd_per_gpu: FixedUsd | None = Field(
+        None, description="Owned only: purchase price per accelerator incl. its share of servers/network."
+    )
+    lifetime: FixedPosHours = Field(35040.0, description="Owned only: amortization period (default 4 y).")
+    energy_usd_per_kwh: UsdPerKwh | None = Field(None, description="Owned only: electricity price.")
+    price_curve: PriceCurve = Field(
+        default_factory=lambda: ConstantCurve(kind="constant"), description="How the price moves over time."
+    )
+    preemption: Preemption | None = Field(None, description="Spot only: interruption rate or band, notice.")
+    fallback: str | None = Field(None, description="Pool a preempted run moves to.")
+    capacity_changes: list[CapacityChange] = Field(
+        default_factory=list, description="Dated changes of the pool's size (hardware arriving)."
+    )
+    pue: PUE | None = Field(None, description="Overrides carbon.pue for this pool.")
+    grid_gco2_per_kwh: Intensity | None = Field(None, description="Overrides carbon.grid_gco2_per_kwh.")
+
+    @property
+    def nodes_of(self) -> int:
+        return self.node_size if self.node_size is not None else min(8, self.count)
+
+    @model_validator(mode="after")
+    def _tier_keys(self):
+        tier = self.pricing
+        if tier != "reserved" and (self.term is not None or self.commitment_start is not None):
+            raise ValueError(f"term and commitment_start apply to reserved pools only (pricing is {tier})")
+        if tier != "owned" and (self.purchase_usd_per_gpu is not None or self.energy_usd_per_kwh is not None):
+            raise ValueError(
+                f"purchase_usd_per_gpu and energy_usd_per_kwh apply to owned pools only (pricing is {tier})"
+            )
+        if tier != "spot" and self.preemption is not None:
+            raise ValueError(f"preemption applies to spot pools only (pricing is {tier})")
+        if tier == "owned":
+            if self.price_usd_per_gpu_h is None and self.purchase_usd_per_gpu is None:
+                raise ValueError("an owned pool needs purchase_usd_per_gpu (or price_usd_per_gpu_h)")
+            if self.energy_usd_per_kwh is None:
+                raise ValueError("an owned pool needs energy_usd_per_kwh (its electricity price)")
+        if self.node_size is not None and self.count % self.node_size:
+            raise ValueError(f"count must be a multiple of node_size ({self.node_size}), got {self.count}")
+        return self
+
+
+# --- workloads ---------------------------------------------------------------------------------
+class ConstantScaling(Strict):
+    kind: Literal["constant"] = Field(description="One efficiency whatever the run's size.")
+    efficiency: FractionPos = Field(1.0, description="Multiplies throughput.")
+
+
+class PerDoublingScaling(Strict):
+    kind: Literal["per_doubling"] = Field(description="Efficiency falls for each doubling of size.")
+    efficiency: FractionPos = Field(description="Factor per doubling of accelerators beyond `reference`.")
+    reference: FixedPosInt = Field(8, description="Accelerators at which efficiency is 1.")
+
+
+Scaling = Annotated[ConstantScaling | PerDoublingScaling, Field(discriminator="kind")]
+
+
+class Divergence(Strict):
+    probability: Fraction01 = Field(description="Chance that a run diverges or is abandoned.")
+    at: FractionPos = Field(0.5, description="Fraction of the run done when it is abandoned.")
+    rerun: bool = Field(True, description="Whether an abandoned run is started again from scratch.")
+
+
+class EarlyStop(Strict):
+    fraction_of_runs: Fraction01 = Field(description="Share of the workload's runs stopped early.")
+    at: FractionPos = Field(description="Fraction of their length at which they stop.")
+
+
+class Checkpoint(Strict):
+    interval: Interval = Field(
+        "auto", description="Time between checkpoints, `auto` (Young/Daly optimum) or `none`."
+    )
+    write: Hours = Field(0.0, description="Time to write one checkpoint (run paused).")
+
+
+def _interval(v: Any):
+    if isinstance(v, str) and v.strip() in ("auto", "none"):
+        return v.strip()
+    x = units.parse_duration_h(v)
+    if x <= 0:
+        raise ValueError(f"must be > 0, `auto` or `none`, got {v!r}")
+    return x
+
+
+Interval = Annotated[str | float, BeforeValidator(_interval), Unit("duration (hours), `auto` or `none`")]
+
+METHOD_K = {"full": 6.0, "full_recompute": 8.0, "lora": 4.0}
+
+
+class Workload(Strict):
+    name: Name = Field(description="Workload name, referred to by `after`.")
+    description: str = Field("", description="Free text.")
+    runs: RunCount = Field(1, description="Number of runs in the group.")
+    params: PosCount | None = Field(None, description="Model parameters, e.g. 110M, 7B.")
+    tokens: PosCount | None = Field(None, description="Training tokens per run, e.g. 2T.")
+    method: Literal["full", "full_recompute", "lora"] = Field(
+        "full", description="Sets the default FLOP per parameter-token: full 6, full_recompute 8, lora 4."
+    )
+    flop_per_param_token: PosFactor | None = Field(None, description="Overrides the method's k.")
+    flop_per_run: Flop | None = Field(None, description="Training FLOP per run, instead of params x tokens.")
+    gpu_hours_per_run: PosHours | None = Field(
+        None, description="Accelerator-hours per run, measured; instead of FLOP."
+    )
+    hours_per_run: PosHours | None = Field(None, description="Wall time per run on `accelerators`; instead of FLOP.")
+    accelerators: FixedPosInt = Field(description="Accelerators each run needs at once (gang).")
+    pools: list[str] | None = Field(None, description="Pools it may use, in order of preference; default all.")
+    mfu: FractionPos | None = Field(
+        None, description="Model FLOP utilisation: achieved / peak. Needed with params/tokens or flop_per_run."
+    )
+    scaling: Scaling = Field(
+        default_factory=lambda: ConstantScaling(kind="constant"), description="Efficiency for the run's size."
+    )
+    after: list[str] = Field(default_factory=list, description="Workloads that must finish first.")
+    priority: int = Field(0, description="Higher runs first under the priority scheduler.")
+    max_concurrent: FixedPosInt | None = Field(None, description="Most runs of this workload at once.")
+    earliest_start: Date | None = Field(None, description="No run starts before this date.")
+    divergence: Divergence | None = Field(None, description="Runs that go wrong partway.")
+    early_stop: EarlyStop | None = Field(None, description="Sweep runs stopped early on purpose.")
+    checkpoint: Checkpoint | None = Field(None, description="Overrides reliability.checkpoint.")
+
+    @property
+    def k(self) -> float:
+        return self.flop_per_param_token if self.flop_per_param_token is not None else METHOD_K[self.method]
+
+    @model_validator(mode="after")
+    def _size(self):
+        given = [
+            k for k in ("tokens", "flop_per_run", "gpu_hours_per_run", "hours_per_run") if getattr(self, k) is not None
+        ]
+        if len(given) != 1:
+            found = ", ".join(given) if given else "none"
+            raise ValueError(
+                "give the size of a run as exactly one of tokens (with params), flop_per_run, "
+                f"gpu_hours_per_run or hours_per_run; found {found}"
+            )
+        if given == ["tokens"] and self.params is None:
+            raise ValueError("tokens needs params (model parameters) to give the FLOP of a run")
+        if self.params is not None and given != ["tokens"]:
+            raise ValueError(f"params goes with tokens; this workload gives {given[0]} instead")
+        if given[0] in ("tokens", "flop_per_run") and self.mfu is None:
+            raise ValueError("mfu is needed to turn FLOP into time (e.g. mfu: 0.4)")
+        return self
+
+
+# --- reliability, carbon, simulation -----------------------------------------------------------
+class Reliability(Strict):
+    model: Literal["exponential", "none"] = Field(
+        "exponential", description="Failure model: exponential times between failures, or none."
+    )
+    failure_rate_per_gpu_h: Rate | None = Field(
+        None, description="Hardware failures per accelerator-hour (a run on n fails n times as often)."
+    )
+    mtbf_per_gpu: PosHours | None = Field(None, description="Mean time between failures of one accelerator.")
+    restart: Hours = Field(0.0, description="Time to restart after a failure, accelerators held.")
+    repair: Hours = Field(0.0, description="Time a failed node is out of its pool.")
+    checkpoint: Checkpoint = Field(default_factory=Checkpoint, description="Checkpoint policy.")
+
+    @model_validator(mode="after")
+    def _one_rate(self):
+        if self.failure_rate_per_gpu_h is not None and self.mtbf_per_gpu is not None:
+            raise ValueError("give failure_rate_per_gpu_h or mtbf_per_gpu, not both")
+        return self
+
+
+class Carbon(Strict):
+    grid_gco2_per_kwh: Intensity = Field(
+        default_factory=lambda: carbon_defaults()["grid_gco2_per_kwh"],
+        description="Grid carbon intensity, gCO2 per kWh (default: world average, sim/data/carbon.yaml).",
+    )
+    pue: PUE = Field(
+        default_factory=lambda: carbon_defaults()["pue"],
+        description="Power usage effectiveness of the data centre (default in sim/data/carbon.yaml).",
+    )
+    power_factor: FractionPos = Field(
+        default_factory=lambda: carbon_defaults()["power_factor"],
+        description="Share of TDP drawn by a busy accelerator.",
+    )
+    idle_power_factor: Fraction01 = Field(
+        default_factory=lambda: carbon_defaults()["idle_power_factor"],
+        description="Share of TDP drawn by an idle owned or reserved accelerator.",
+    )
+
+
+class Simulation(Strict):
+    replications: FixedPosInt = Field(1000, description="Monte Carlo replications for `sim run`.")
+    seed: num(units.parse_count, "integer", lo=0, integer=True, uncertain=False) = Field(
+        0, description="Root seed of every random stream."
+    )
+    sampling: Literal["random", "lhs", "sobol"] = Field("random", description="How uncertain inputs are drawn.")
+    scheduler: Literal["fifo_backfill", "fifo", "priority"] = Field(
+        "fifo_backfill", description="Queue policy."
+    )
+    horizon: FixedPosHours = Field(438000.0, description="Give up on a replication after this long (default 50 y).")
+
+
+class Correlation(Strict):
+    between: list[str] = Field(min_length=2, max_length=2, description="Two key paths of uncertain inputs.")
+    rank: Rho = Field(description="Spearman rank correlation between them, -1..1.")
+
+
+class Scenario(Strict):
+    project: Project = Field(description="Name, dates, budget.")
+    accelerators: dict[Name, AcceleratorSpec] = Field(
+        default_factory=dict, description="Additions to and overrides of the built-in catalog, by id."
+    )
+    pools: list[Pool] = Field(min_length=1, description="Capacity the project can use.")
+    workloads: list[Workload] = Field(min_length=1, description="Groups of runs.")
+    reliability: Reliability = Field(default_factory=Reliability, description="Failures and checkpoints.")
+    carbon: Carbon = Field(default_factory=Carbon, description="Energy and emissions.")
+    simulation: Simulation = Field(default_factory=Simulation, description="Monte Carlo settings.")
+    correlations: list[Correlation] = Field(default_factory=list, description="Rank correlations of inputs.")
+    variants: dict[Name, dict[str, Any]] = Field(
+        default_factory=dict, description="Named overrides of this scenario, for `sim compare`."
+    )
+
+    def pool(self, name: str) -> Pool:
+        return next(p for p in self.pools if p.name == name)
+
+
+# --- walking a scenario's numbers --------------------------------------------------------------
+def map_dists(obj: Any, fn, path: tuple = ()) -> Any:
+    """Return a copy of `obj` (a model, list or dict) with every Dist replaced by fn(dist, path).
+    Unchanged sub-objects are shared, not copied. `variants` (raw overrides) are left alone."""
+    if isinstance(obj, Dist):
+        return fn(obj, path)
+    if isinstance(obj, BaseModel):
+        updates = {}
+        for name in type(obj).model_fields:
+            if name == "variants":
+                continue
+            v = getattr(obj, name)
+            nv = map_dists(v, fn, (*path, name))
+            if nv is not v:
+                updates[name] = nv
+        return obj.model_copy(update=updates) if updates else obj
+    if isinstance(obj, list):
+        new = [map_dists(v, fn, (*path, i)) for i, v in enumerate(obj)]
+        return new if any(a is not b for a, b in zip(new, obj, strict=True)) else obj
+    if isinstance(obj, dict):
+        new = {k: map_dists(v, fn, (*path, k)) for k, v in obj.items()}
+        return new if any(new[k] is not obj[k] for k in obj) else obj
+    return obj
+
+
+def uncertain_inputs(scn: Scenario) -> dict[tuple, Dist]:
+    """Every distribution in the scenario, by its path."""
+    found: dict[tuple, Dist] = {}
+
+    def keep(d: Dist, path: tuple) -> Dist:
+        found[path] = d
+        return d
+
+    map_dists(scn, keep)
+    return found
+
+
+def nominal_scenario(scn: Scenario) -> Scenario:
+    """The scenario with every distribution at its median (integers rounded)."""
+
+    def med(d: Dist, _path: tuple):
+        m = d.median()
+        return int(round(m)) if d.bounds.integer else m
+
+    return map_dists(scn, med)

@@ -1,0 +1,171 @@
+"""Readable numbers: counts ("110M", "2T"), FLOP ("312 TFLOP/s"), money ("$2.5k"),
+fractions ("40%") and durations ("20 min", "3 d"). Everything is converted once, here,
+to plain floats in the internal units: counts, FLOP, USD, hours.
+
+Each parser raises ValueError with a sentence that says what was expected and what was found.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import date, datetime
+
+SUFFIX = {
+    "": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9,
+    "T": 1e12, "P": 1e15, "E": 1e18, "Z": 1e21, "Y": 1e24,
+}
+
+HOURS_PER_UNIT = {
+    "s": 1 / 3600, "sec": 1 / 3600, "secs": 1 / 3600, "second": 1 / 3600, "seconds": 1 / 3600,
+    "m": 1 / 60, "min": 1 / 60, "mins": 1 / 60, "minute": 1 / 60, "minutes": 1 / 60,
+    "h": 1.0, "hr": 1.0, "hrs": 1.0, "hour": 1.0, "hours": 1.0,
+    "d": 24.0, "day": 24.0, "days": 24.0,
+    "w": 168.0, "wk": 168.0, "week": 168.0, "weeks": 168.0,
+    "mo": 730.0, "month": 730.0, "months": 730.0,
+    "y": 8760.0, "yr": 8760.0, "year": 8760.0, "years": 8760.0,
+}
+HOURS_PER_YEAR = 8760.0
+
+_NUM = r"[-+]?(?:\d[\d_,]*\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+_COUNT_RE = re.compile(rf"^\s*({_NUM})\s*([kKMBGTPEZY]?)\s*$")
+_DURATION_RE = re.compile(rf"^\s*({_NUM})\s*([A-Za-z]*)\s*$")
+_FLOP_TAIL = re.compile(r"\s*(flop/s|flops|flop)\s*$", re.IGNORECASE)
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, str):
+        return repr(value)
+    return f"{value!r} ({type(value).__name__})"
+
+
+def _finite(x: float, value: object, what: str) -> float:
+    if not math.isfinite(x):
+        raise ValueError(f"expected {what}, got {_describe(value)} (not a finite number)")
+    return x
+
+
+def parse_count(value: object, what: str = "a number such as 110M, 1.5B, 2T or 3e9") -> float:
+    """'110M' -> 1.1e8, '1.5B' -> 1.5e9, '2T' -> 2e12, '2,000' -> 2000, 3e9 -> 3e9."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected {what}, got {_describe(value)}")
+    if isinstance(value, (int, float)):
+        return _finite(float(value), value, what)
+    if isinstance(value, str):
+        m = _COUNT_RE.match(value)
+        if m:
+            digits = m.group(1).replace("_", "").replace(",", "")
+            try:
+                return _finite(float(digits) * SUFFIX[m.group(2)], value, what)
+            except ValueError:
+                pass
+    raise ValueError(f"expected {what}, got {_describe(value)}")
+
+
+def parse_flop(value: object) -> float:
+    """'312T', '312 TFLOP/s', '3.1e22 FLOP', 1e21 -> FLOP or FLOP/s as a float."""
+    if isinstance(value, str):
+        value = _FLOP_TAIL.sub("", value)
+    return parse_count(value, "a FLOP figure such as 312T, 3.1e22 or '989 TFLOP/s'")
+
+
+def parse_usd(value: object) -> float:
+    """'$2.5k' -> 2500.0, '1.3M' -> 1.3e6, 2.48 -> 2.48."""
+    if isinstance(value, str):
+        value = value.strip().removeprefix("$").removesuffix("USD").strip()
+    return parse_count(value, "an amount in USD such as 2.48, $2.5k or 1.3M")
+
+
+def parse_fraction(value: object) -> float:
+    """'40%' -> 0.4, 0.4 -> 0.4."""
+    if isinstance(value, str) and value.strip().endswith("%"):
+        return parse_count(value.strip()[:-1], "a fraction such as 0.4 or 40%") / 100.0
+    return parse_count(value, "a fraction such as 0.4 or 40%")
+
+
+def parse_plain(value: object) -> float:
+    """A plain real number (readable suffixes allowed)."""
+    return parse_count(value, "a number")
+
+
+def parse_duration_h(value: object) -> float:
+    """'20 min' -> 1/3, '4 h' -> 4, '3 d' -> 72, '1 y' -> 8760; a bare number is hours."""
+    what = "a duration such as '20 min', '4 h', '3 d' or a number of hours"
+    if isinstance(value, bool):
+        raise ValueError(f"expected {what}, got {_describe(value)}")
+    if isinstance(value, (int, float)):
+        return _finite(float(value), value, what)
+    if isinstance(value, str):
+        m = _DURATION_RE.match(value)
+        if m:
+            unit = m.group(2)
+            if unit in HOURS_PER_UNIT or unit.lower() in HOURS_PER_UNIT:
+                factor = HOURS_PER_UNIT.get(unit, HOURS_PER_UNIT.get(unit.lower()))
+                digits = m.group(1).replace("_", "").replace(",", "")
+                try:
+                    return _finite(float(digits) * factor, value, what)
+                except ValueError:
+                    pass
+            elif unit:
+                raise ValueError(
+                    f"expected {what}, got {_describe(value)} (unknown unit {unit!r}; "
+                    "use s, min, h, d, w, mo or y)"
+                )
+    raise ValueError(f"expected {what}, got {_describe(value)}")
+
+
+def parse_date(value: object) -> date:
+    """A calendar date: YAML's 2020-01-31 or the string '2020-01-31'."""
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise ValueError(f"expected a date as YYYY-MM-DD, got {_describe(value)}")
+
+
+def hours_between(start: date, end: date) -> float:
+    """Calendar hours from the start of day `start` to the start of day `end`."""
+    return (end - start).days * 24.0
+
+
+def format_usd(x: float) -> str:
+    """1234567 -> '$1.23M', 2500 -> '$2.50k', 12.3 -> '$12.30'."""
+    if x is None or not math.isfinite(x):
+        return "n/a"
+    sign = "-" if x < 0 else ""
+    a = abs(x)
+    for div, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if a >= div:
+            return f"{sign}${a / div:.3g}{suffix}" if a / div >= 100 else f"{sign}${a / div:.2f}{suffix}"
+    return f"{sign}${a:.2f}"
+
+
+def format_count(x: float) -> str:
+    """3.1e22 -> '3.10e+22', 1.5e9 -> '1.5B' style for readable tables."""
+    if x is None or not math.isfinite(x):
+        return "n/a"
+    a = abs(x)
+    for div, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if a >= div and a < div * 1e3:
+            return f"{x / div:.3g}{suffix}"
+    if a >= 1e15:
+        return f"{x:.3g}"
+    return f"{x:.3g}"
+
+
+def format_hours(h: float) -> str:
+    """Hours as the most readable unit: '45 min', '6.0 h', '4.2 d', '1.3 y'."""
+    if h is None or not math.isfinite(h):
+        return "n/a"
+    if h < 1:
+        return f"{h * 60:.0f} min"
+    if h < 48:
+        return f"{h:.1f} h"
+    if h < 2 * HOURS_PER_YEAR:
+        return f"{h / 24:.1f} d"
+    return f"{h / HOURS_PER_YEAR:.1f} y"
