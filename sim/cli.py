@@ -118,7 +118,7 @@ def cmd_estimate(a) -> int:
         rows.append([
             w.name, runs, f"{w.accelerators} x {w.accelerator} {w.pricing}",
             format_count(w.flop_per_run) if w.flop_per_run else "-",
-            f"{w.gpu_hours_per_run:,.0f}", format_hours(w.hours_per_run), f"${w.price_usd_per_gpu_h:.3g}",
+            f"{w.gpu_hours_per_run:,.0f}", format_hours(w.hours_per_run), f"${w.price_usd_per_gpu_h:.2f}",
             format_usd(w.cost_usd_per_run), format_usd(w.cost_usd), _energy(w.energy_kwh), _co2(w.co2_kg),
         ])
     t = est.total

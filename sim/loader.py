@@ -74,11 +74,16 @@ def _found(v: Any) -> str:
 
 
 class _Loader(yaml.SafeLoader):
+    """Safe YAML that refuses a key given twice in one mapping (YAML would keep the last silently).
+    Keys brought in by a merge key (`<<: *anchor`) may be overridden, as YAML intends."""
+
     def construct_mapping(self, node, deep=False):
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if isinstance(key, typing.Hashable) and key in seen:
+            if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
+                continue
+            key = key_node.value
+            if key in seen:
                 raise yaml.constructor.ConstructorError(
                     None, None,
                     f"duplicate key {key!r} (first given on line {seen[key]})",
@@ -86,6 +91,16 @@ class _Loader(yaml.SafeLoader):
                 )
             seen[key] = key_node.start_mark.line + 1
         return super().construct_mapping(node, deep=deep)
+
+    def construct_yaml_timestamp(self, node):
+        """An impossible date such as 2026-13-01 stays text, so validation can say where it is."""
+        try:
+            return super().construct_yaml_timestamp(node)
+        except ValueError:
+            return self.construct_scalar(node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_yaml_timestamp)
 
 
 def _line_map(node, path: tuple = (), out: dict | None = None) -> dict[tuple, int]:

@@ -98,7 +98,7 @@ def parse_duration_h(value: object) -> float:
     if isinstance(value, str):
         m = _DURATION_RE.match(value)
         if m:
-            unit = m.group(2)
+            unit = m.group(2) or "h"
             if unit in HOURS_PER_UNIT or unit.lower() in HOURS_PER_UNIT:
                 factor = HOURS_PER_UNIT.get(unit, HOURS_PER_UNIT.get(unit.lower()))
                 digits = m.group(1).replace("_", "").replace(",", "")

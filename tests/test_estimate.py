@@ -1,0 +1,154 @@
+"""The deterministic estimate against hand calculations, through the CLI and the library."""
+
+import json
+from datetime import date
+
+import pytest
+
+from sim.estimate import estimate
+from sim.loader import load
+from tests.conftest import MINIMAL
+
+
+def run_json(cli, *args):
+    code, out, err = cli("estimate", *args, "--json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+def test_json_shape_matches_the_documented_keys(cli, write):
+    est = run_json(cli, write(MINIMAL))
+    assert set(est) >= {"workloads", "total"}
+    w = est["workloads"]["train"]
+    assert {"runs", "flop_per_run", "gpu_hours_per_run", "hours_per_run", "cost_usd_per_run", "cost_usd",
+            "energy_kwh", "co2_kg"} <= set(w)
+    assert set(est["total"]) == {"cost_usd", "gpu_hours", "energy_kwh", "co2_kg"}
+
+
+def test_minimal_by_hand(cli, write):
+    # 6 x 1e9 x 20e9 = 1.2e20 FLOP; 8 H100 x 989e12 x 0.4 = 3.1648e15 FLOP/s
+    # -> 37,917.1 s = 10.5325 h; 84.26 GPU-h x $2 = $168.52 per run; 2 runs.
+    est = run_json(cli, write(MINIMAL))
+    w = est["workloads"]["train"]
+    hours = 1.2e20 / (8 * 989e12 * 0.4) / 3600
+    assert w["flop_per_run"] == pytest.approx(1.2e20)
+    assert w["hours_per_run"] == pytest.approx(hours)
+    assert w["gpu_hours_per_run"] == pytest.approx(8 * hours)
+    assert w["cost_usd_per_run"] == pytest.approx(8 * hours * 2.0)
+    assert w["cost_usd"] == pytest.approx(2 * 8 * hours * 2.0)
+    # energy: GPU-h x 700 W x power factor 1.0 x PUE 1.10; CO2 at 480 g/kWh (sim/data/carbon.yaml)
+    kwh = 2 * 8 * hours * 0.7 * 1.10
+    assert w["energy_kwh"] == pytest.approx(kwh)
+    assert w["co2_kg"] == pytest.approx(kwh * 0.480)
+    assert est["total"]["cost_usd"] == pytest.approx(w["cost_usd"])
+
+
+def test_one_liner_from_the_issue(cli):
+    est = run_json(cli, "--params", "7B", "--tokens", "2T", "--accelerator", "h100", "--count", "512",
+                   "--pricing", "on_demand", "--price", "3.00", "--start", "2026-01-01")
+    w = est["workloads"]["run"]
+    hours = 6 * 7e9 * 2e12 / (512 * 989e12 * 0.4) / 3600  # 115.2 h
+    assert w["hours_per_run"] == pytest.approx(hours)
+    assert w["cost_usd"] == pytest.approx(512 * hours * 3.00)
+
+
+def test_one_liner_uses_the_catalog_price_in_force(cli):
+    old = run_json(cli, "--gpu-hours", "100", "--accelerator", "v100", "--count", "8", "--provider", "gcp",
+                   "--start", "2020-01-01")
+    assert old["workloads"]["run"]["price_usd_per_gpu_h"] == pytest.approx(2.48)
+    assert old["workloads"]["run"]["cost_usd"] == pytest.approx(248.0)
+
+
+def test_human_table(cli, write):
+    code, out, _ = cli("estimate", write(MINIMAL))
+    assert code == 0
+    assert "train" in out and "total" in out and "$337.04" in out  # 2 x 84.26 GPU-h x $2
+
+
+def test_method_and_k(write):
+    base = MINIMAL.replace("    mfu: 0.4", "    mfu: 0.4\n    method: {m}")
+    flops = {m: estimate(load(write(base.format(m=m)))).workloads[0].flop_per_run
+             for m in ("full", "full_recompute", "lora")}
+    assert flops == pytest.approx({"full": 1.2e20, "full_recompute": 1.6e20, "lora": 0.8e20})
+    k = MINIMAL.replace("    mfu: 0.4", "    mfu: 0.4\n    flop_per_param_token: 7")
+    assert estimate(load(write(k))).workloads[0].flop_per_run == pytest.approx(1.4e20)
+
+
+def test_scaling_per_doubling(write):
+    # 8 GPUs is the reference: 16 GPUs is one doubling -> efficiency 0.9 -> time x 1/(2 x 0.9)
+    text = MINIMAL.replace("accelerators: 8", "accelerators: 16").replace(
+        "    mfu: 0.4", "    mfu: 0.4\n    scaling: {kind: per_doubling, efficiency: 0.9, reference: 8}")
+    w = estimate(load(write(text))).workloads[0]
+    assert w.hours_per_run == pytest.approx(1.2e20 / (16 * 989e12 * 0.4 * 0.9) / 3600)
+
+
+def test_gpu_hours_and_hours_per_run(write):
+    g = MINIMAL.replace("    params: 1B\n    tokens: 20B\n", "    gpu_hours_per_run: 4 d\n")
+    w = estimate(load(write(g))).workloads[0]
+    assert (w.gpu_hours_per_run, w.hours_per_run) == pytest.approx((96.0, 12.0))
+    h = MINIMAL.replace("    params: 1B\n    tokens: 20B\n", "    hours_per_run: 90 min\n")
+    w = estimate(load(write(h))).workloads[0]
+    assert (w.gpu_hours_per_run, w.hours_per_run) == pytest.approx((12.0, 1.5))
+
+
+def test_exponential_price_decline_is_integrated(write):
+    # $2 falling 50%/year; a run starting one year in pays $1/h at its start, and the exact
+    # integral over its 12 h: 2 x 0.5^(t/8760 h) integrated from 8760 h to 8772 h.
+    import math
+
+    text = MINIMAL.replace("    price_usd_per_gpu_h: 2.0", "    price_usd_per_gpu_h: 2.0\n"
+                           "    price_curve: {kind: exponential, annual_decline: 0.5}").replace(
+        "    params: 1B\n    tokens: 20B\n", "    hours_per_run: 12\n    earliest_start: 2027-01-01\n")
+    w = estimate(load(write(text))).workloads[0]
+    r = math.log(2) / 8760
+    exact = 2.0 * (math.exp(-r * 8760) - math.exp(-r * 8772)) / r
+    assert w.price_usd_per_gpu_h == pytest.approx(1.0)
+    assert w.cost_usd_per_run == pytest.approx(8 * exact, rel=1e-12)
+    assert w.cost_usd_per_run < 8 * 12 * 1.0
+
+
+def test_early_stop_reduces_effective_runs(write):
+    text = MINIMAL.replace("runs: 2", "runs: 100").replace(
+        "    mfu: 0.4", "    mfu: 0.4\n    early_stop: {fraction_of_runs: 0.5, at: 0.2}")
+    w = estimate(load(write(text))).workloads[0]
+    assert w.effective_runs == pytest.approx(100 * (1 - 0.5 * 0.8))
+    assert w.cost_usd == pytest.approx(w.cost_usd_per_run * 60)
+
+
+def test_owned_pool_amortized_plus_energy(write):
+    text = MINIMAL.replace("    price_usd_per_gpu_h: 2.0", "    pricing: owned\n    purchase_usd_per_gpu: 35040\n"
+                           "    lifetime: 4 y\n    energy_usd_per_kwh: 0.10").replace(
+        "    params: 1B\n    tokens: 20B\n", "    gpu_hours_per_run: 100\n")
+    w = estimate(load(write(text))).workloads[0]
+    # $35,040 over 35,040 h = $1/GPU-h; energy 100 GPU-h x 0.7 kW x PUE 1.1 = 77 kWh x $0.10
+    assert w.cost_usd_per_run == pytest.approx(100 * 1.0 + 77 * 0.10)
+
+
+def test_distribution_inputs_use_their_median(write):
+    text = MINIMAL.replace("tokens: 20B", "tokens: {dist: lognormal, p5: 10B, p95: 40B}").replace(
+        "runs: 2", "runs: {dist: uniform, min: 1, max: 5}")
+    w = estimate(load(write(text))).workloads[0]
+    assert w.flop_per_run == pytest.approx(6 * 1e9 * 20e9)  # sqrt(10B x 40B) = 20B
+    assert w.runs == 3
+
+
+def test_first_pool_that_fits_is_used(write):
+    text = MINIMAL.replace("pools:\n", "pools:\n  - {name: small, accelerator: a100-80gb, count: 4, "
+                           "price_usd_per_gpu_h: 1.0}\n") + "    pools: [small, gpus]\n"
+    w = estimate(load(write(text))).workloads[0]
+    assert (w.pool, w.accelerator) == ("gpus", "h100")
+
+
+def test_set_override_changes_result(write):
+    p = write(MINIMAL)
+    a = estimate(load(p)).total["cost_usd"]
+    b = estimate(load(p, sets=["workloads[train].mfu=0.2"])).total["cost_usd"]
+    assert b == pytest.approx(2 * a)
+
+
+def test_catalog_price_date_selection(write):
+    text = MINIMAL.replace("    price_usd_per_gpu_h: 2.0", "    provider: gcp").replace(
+        "accelerator: h100", "accelerator: v100").replace("start: 2026-01-01", "start: 2020-06-01")
+    loaded = load(write(text))
+    assert loaded.prices["gpus"].usd_per_gpu_h == pytest.approx(2.48)
+    assert estimate(loaded).start == date(2020, 6, 1)
