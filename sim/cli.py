@@ -35,11 +35,17 @@ def table(headers: list[str], rows: list[list[str]], right: set[int] | None = No
 
 
 def _energy(kwh: float) -> str:
-    return f"{kwh / 1000:.3g} MWh" if kwh >= 1000 else f"{kwh:.3g} kWh"
+    for div, unit in ((1e6, "GWh"), (1e3, "MWh")):
+        if kwh >= div:
+            return f"{kwh / div:.3g} {unit}"
+    return f"{kwh:.3g} kWh"
 
 
 def _co2(kg: float) -> str:
-    return f"{kg / 1000:.3g} t" if kg >= 1000 else f"{kg:.3g} kg"
+    for div, unit in ((1e6, "kt"), (1e3, "t")):
+        if kg >= div:
+            return f"{kg / div:.3g} {unit}"
+    return f"{kg:.3g} kg"
 
 
 # --- commands ----------------------------------------------------------------------------------

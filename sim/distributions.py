@@ -92,8 +92,8 @@ class Dist:
         if self.kind == "uniform":
             return stats.uniform(loc=p["min"], scale=p["max"] - p["min"])
         if self.kind == "normal":
-            lo = p.get("min", self.bounds.lo if self.bounds.lo is not None else -math.inf)
-            hi = p.get("max", self.bounds.hi if self.bounds.hi is not None else math.inf)
+            lo = max(p.get("min", -math.inf), self.bounds.lo if self.bounds.lo is not None else -math.inf)
+            hi = min(p.get("max", math.inf), self.bounds.hi if self.bounds.hi is not None else math.inf)
             mean, sd = p["mean"], p["sd"]
             if math.isinf(lo) and math.isinf(hi):
                 return stats.norm(mean, sd)
@@ -107,9 +107,16 @@ class Dist:
 
     def ppf(self, q):
         """Inverse CDF in the field's units (choice maps indices back to its values)."""
-        x = self.frozen().ppf(q)
-        if self.kind == "choice":
-            x = np.asarray(self.values)[np.asarray(x, dtype=int)]
+        frozen = self.frozen()
+        x = frozen.ppf(q)
+        if self.kind == "poisson":  # scipy's ppf(0) is -1, just below the support
+            x = np.maximum(x, 0.0)
+        elif self.kind in ("normal", "lognormal"):  # truncation round-off: stay inside the support
+            lo, hi = frozen.support()
+            x = np.clip(x, lo, hi)
+        if self.kind == "choice":  # scipy's ppf(0) is -1 (below the support): clip to the first value
+            idx = np.clip(np.asarray(x, dtype=int), 0, len(self.values) - 1)
+            x = np.asarray(self.values)[idx]
         if self.round or self.bounds.integer:
             x = np.rint(x)
         return x
@@ -127,7 +134,7 @@ class Dist:
 def parse_dist(raw: dict, parser: Callable[[Any], float], bounds: Bounds) -> Dist:
     """Check a `{dist: ...}` mapping and return a Dist. Raises ValueError naming the sub-key."""
     kind = raw.get("dist")
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:
         raise ValueError(f"dist: expected one of {', '.join(KINDS)}, got {kind!r}")
     required, optional = KINDS[kind]
     allowed = set(required) | set(optional) | set(FLAGS) | {"dist"}
@@ -170,13 +177,14 @@ def parse_dist(raw: dict, parser: Callable[[Any], float], bounds: Bounds) -> Dis
             if not 0 < params["p5"] < params["p95"]:
                 raise ValueError(f"lognormal needs 0 < p5 < p95, got p5={params['p5']:g}, p95={params['p95']:g}")
         elif params["median"] <= 0 or params["sigma"] <= 0:
-            raise ValueError("lognormal needs median > 0 and sigma > 0")
+            raise ValueError(f"lognormal needs median > 0 and sigma > 0, got median={params['median']:g}, "
+                             f"sigma={params['sigma']:g}")
     elif kind in ("pert", "triangular"):
         lo, mode, hi = params["min"], params["mode"], params["max"]
         if not (lo <= mode <= hi and lo < hi):
             raise ValueError(f"{kind} needs min <= mode <= max and min < max, got {lo:g}, {mode:g}, {hi:g}")
         if params.get("lambda", 4.0) <= 0:
-            raise ValueError("pert lambda must be > 0")
+            raise ValueError(f"pert lambda must be > 0, got {params['lambda']:g}")
     elif kind == "uniform":
         if not params["min"] < params["max"]:
             raise ValueError(f"uniform needs min < max, got min={params['min']:g}, max={params['max']:g}")
@@ -184,7 +192,7 @@ def parse_dist(raw: dict, parser: Callable[[Any], float], bounds: Bounds) -> Dis
         if params["sd"] <= 0:
             raise ValueError(f"normal needs sd > 0, got {params['sd']:g}")
         if "min" in params and "max" in params and not params["min"] < params["max"]:
-            raise ValueError("normal needs min < max")
+            raise ValueError(f"normal needs min < max, got min={params['min']:g}, max={params['max']:g}")
     elif kind == "poisson":
         if params["mean"] <= 0:
             raise ValueError(f"poisson needs mean > 0, got {params['mean']:g}")
@@ -203,8 +211,11 @@ def parse_dist(raw: dict, parser: Callable[[Any], float], bounds: Bounds) -> Dis
             weights = tuple(_plain(x) for x in w)
         except ValueError as e:
             raise ValueError(f"weights: {e}") from None
+        order = sorted(range(len(values)), key=lambda i: values[i])  # ppf must rise with q
+        values = tuple(values[i] for i in order)
+        weights = tuple(weights[i] for i in order)
         if any(x < 0 for x in weights) or sum(weights) <= 0:
-            raise ValueError("weights: must be >= 0 and not all zero")
+            raise ValueError(f"weights: must be >= 0 and not all zero, got {list(weights)}")
         for v in values:
             rule = bounds.check(v)
             if rule:
@@ -212,7 +223,7 @@ def parse_dist(raw: dict, parser: Callable[[Any], float], bounds: Bounds) -> Dis
 
     # Explicit limits of bounded distributions must respect the field's own limits.
     for k in ("min", "max"):
-        if k in params and kind != "normal":
+        if k in params:
             rule = bounds.check(params[k])
             if rule:
                 raise ValueError(f"{k}: {rule}, got {params[k]:g}")

@@ -60,7 +60,8 @@ def describe_type(ann) -> str:
         return f"mapping of name to {describe_type(args[1])}"
     if isinstance(ann, type) and issubclass(ann, BaseModel):
         return "mapping"
-    return {str: "text", int: "integer", float: "number", bool: "true/false"}.get(ann, getattr(ann, "__name__", str(ann)))
+    names = {str: "text", int: "integer", float: "number", bool: "true/false"}
+    return names.get(ann, getattr(ann, "__name__", str(ann)))
 
 
 def field_type(field) -> str:

@@ -293,7 +293,8 @@ def _message(err: dict, owner: type | None) -> str:
         return f"expected one of {ctx.get('expected')}, got {_found(inp)}"
     if t in ("union_tag_invalid", "union_tag_not_found"):
         tags = ctx.get("expected_tags", "")
-        return f"kind: expected one of {tags}, got {_found(ctx.get('tag', inp.get('kind') if isinstance(inp, dict) else inp))}"
+        tag = ctx.get("tag", inp.get("kind") if isinstance(inp, dict) else inp)
+        return f"kind: expected one of {tags}, got {_found(tag)}"
     if t in ("too_short", "too_long"):
         return f"{err['msg'].lower()}, got {_found(inp)}"
     if t == "string_pattern_mismatch":
@@ -416,7 +417,8 @@ def check(scn: schema.Scenario, catalog: Catalog) -> tuple[list[tuple[tuple, str
                                  f"got {w.accelerators}"))
         for j, dep in enumerate(w.after):
             if dep not in names:
-                problems.append((("workloads", i, "after", j), f"no workload named {dep!r} (workloads: {', '.join(names)})"))
+                problems.append((("workloads", i, "after", j),
+                                 f"no workload named {dep!r} (workloads: {', '.join(names)})"))
             elif dep == w.name:
                 problems.append((("workloads", i, "after", j), "a workload cannot wait for itself"))
         if w.earliest_start is not None and w.earliest_start < scn.project.start:
@@ -512,13 +514,15 @@ def apply_variant(raw: dict, name: str, file: str, lines: dict) -> dict:
     out = deep_merge(out, {k: v for k, v in spec.items() if k not in ("description", "set")})
     sets = spec.get("set") or {}
     if not isinstance(sets, dict):
-        raise ScenarioError(file, [Issue((*where, "set"), f"expected a mapping of key path -> value, got {_found(sets)}",
+        raise ScenarioError(file, [Issue((*where, "set"),
+                                         f"expected a mapping of key path -> value, got {_found(sets)}",
                                          _line(lines, (*where, "set")))])
     for key, value in sets.items():
         try:
             set_path(out, str(key), copy.deepcopy(value))
         except ValueError as e:
-            raise ScenarioError(file, [Issue((*where, "set", key), str(e), _line(lines, (*where, "set", key)))]) from None
+            issue = Issue((*where, "set", key), str(e), _line(lines, (*where, "set", key)))
+            raise ScenarioError(file, [issue]) from None
     out["variants"] = {}
     return out
 

@@ -30,6 +30,7 @@ HOURS_PER_YEAR = 8760.0
 _NUM = r"[-+]?(?:\d[\d_,]*\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _COUNT_RE = re.compile(rf"^\s*({_NUM})\s*([kKMBGTPEZY]?)\s*$")
 _DURATION_RE = re.compile(rf"^\s*({_NUM})\s*([A-Za-z]*)\s*$")
+_GROUPED = re.compile(r"^[-+]?\d{1,3}(,\d{3})+(\.\d*)?([eE][-+]?\d+)?$")
 _FLOP_TAIL = re.compile(r"\s*(flop/s|flops|flop)\s*$", re.IGNORECASE)
 
 
@@ -50,14 +51,17 @@ def parse_count(value: object, what: str = "a number such as 110M, 1.5B, 2T or 3
     if isinstance(value, bool):
         raise ValueError(f"expected {what}, got {_describe(value)}")
     if isinstance(value, (int, float)):
-        return _finite(float(value), value, what)
+        try:
+            return _finite(float(value), value, what)
+        except OverflowError:
+            raise ValueError(f"expected {what}, got a number too large to use") from None
     if isinstance(value, str):
         m = _COUNT_RE.match(value)
-        if m:
+        if m and ("," not in m.group(1) or _GROUPED.match(m.group(1))):
             digits = m.group(1).replace("_", "").replace(",", "")
             try:
                 return _finite(float(digits) * SUFFIX[m.group(2)], value, what)
-            except ValueError:
+            except (ValueError, OverflowError):
                 pass
     raise ValueError(f"expected {what}, got {_describe(value)}")
 
@@ -98,19 +102,19 @@ def parse_duration_h(value: object) -> float:
     if isinstance(value, str):
         m = _DURATION_RE.match(value)
         if m:
-            unit = m.group(2) or "h"
-            if unit in HOURS_PER_UNIT or unit.lower() in HOURS_PER_UNIT:
-                factor = HOURS_PER_UNIT.get(unit, HOURS_PER_UNIT.get(unit.lower()))
-                digits = m.group(1).replace("_", "").replace(",", "")
-                try:
-                    return _finite(float(digits) * factor, value, what)
-                except ValueError:
-                    pass
-            elif unit:
+            number, unit = m.group(1), m.group(2) or "h"
+            # case does not matter ('3 D', '2 Hours') except for 'M', which could mean minutes or months
+            key = unit if unit in HOURS_PER_UNIT or unit == "M" else unit.lower()
+            if key not in HOURS_PER_UNIT:
                 raise ValueError(
                     f"expected {what}, got {_describe(value)} (unknown unit {unit!r}; "
                     "use s, min, h, d, w, mo or y)"
                 )
+            if "," not in number or _GROUPED.match(number):
+                try:
+                    return _finite(float(number.replace("_", "").replace(",", "")) * HOURS_PER_UNIT[key], value, what)
+                except ValueError:
+                    pass
     raise ValueError(f"expected {what}, got {_describe(value)}")
 
 
@@ -133,28 +137,34 @@ def hours_between(start: date, end: date) -> float:
     return (end - start).days * 24.0
 
 
+def _sig3(a: float) -> float:
+    """a rounded to 3 significant digits, so the unit is chosen after rounding (999,999 -> 1.00M)."""
+    return float(f"{a:.3g}")
+
+
 def format_usd(x: float) -> str:
-    """1234567 -> '$1.23M', 2500 -> '$2.50k', 12.3 -> '$12.30'."""
+    """1234567 -> '$1.23M', 2500 -> '$2.50k', 123456 -> '$123k', 12.3 -> '$12.30'."""
     if x is None or not math.isfinite(x):
         return "n/a"
     sign = "-" if x < 0 else ""
     a = abs(x)
-    for div, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if a >= div:
-            return f"{sign}${a / div:.3g}{suffix}" if a / div >= 100 else f"{sign}${a / div:.2f}{suffix}"
+    r = _sig3(a)
+    for div, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if r >= div:
+            v = r / div
+            return f"{sign}${v:.0f}{suffix}" if v >= 100 else f"{sign}${v:.2f}{suffix}"
     return f"{sign}${a:.2f}"
 
 
 def format_count(x: float) -> str:
-    """3.1e22 -> '3.10e+22', 1.5e9 -> '1.5B' style for readable tables."""
+    """1.5e9 -> '1.5B', 2500 -> '2.5k', 3.1e22 -> '3.1e+22' (beyond T, scientific)."""
     if x is None or not math.isfinite(x):
         return "n/a"
-    a = abs(x)
+    r = _sig3(abs(x))
+    sign = "-" if x < 0 else ""
     for div, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if a >= div and a < div * 1e3:
-            return f"{x / div:.3g}{suffix}"
-    if a >= 1e15:
-        return f"{x:.3g}"
+        if div <= r < div * 1e3:
+            return f"{sign}{r / div:.3g}{suffix}"
     return f"{x:.3g}"
 
 

@@ -24,6 +24,11 @@ POSITIVE = Bounds(lo=0.0, lo_strict=True)
 COUNT = Bounds(lo=0.0, integer=True)
 
 
+ONE_OF = "dist: expected one of lognormal, pert, triangular, uniform, normal, choice, poisson"
+MEDIAN = "the median of this distribution"
+LOGNORMAL_NEEDS = "dist lognormal needs either p5 and p95, or median and sigma"
+
+
 def dist(raw, parser=parse_plain, bounds=FREE) -> Dist:
     return parse_dist(raw, parser, bounds)
 
@@ -106,7 +111,8 @@ def test_pert_lambda_changes_spread_not_mean_for_symmetric_mode():
     narrow = dist({"dist": "pert", "min": 0, "mode": 5, "max": 10, "lambda": 8}).frozen()
     wide = dist({"dist": "pert", "min": 0, "mode": 5, "max": 10, "lambda": 2}).frozen()
     assert narrow.mean() == pytest.approx(5) and wide.mean() == pytest.approx(5)
-    # Beta(a, a) variance on [0, 10] = 100 / (4 (2a + 1)); lambda=8 -> a=5 -> 100/44; lambda=2 -> a=2 -> 100/20
+    # Beta(a, a) variance on [0, 10] = 100 / (4 (2a + 1));
+    # lambda=8 -> a=5 -> 100/44; lambda=2 -> a=2 -> 100/20
     assert narrow.var() == pytest.approx(100 / 44)
     assert wide.var() == pytest.approx(100 / 20)
 
@@ -121,9 +127,11 @@ def _triangular_median(a, c, b):
 
 def test_triangular_median_hand_computed():
     # mode 8 >= midpoint 5: median = 0 + sqrt(10 * 8 / 2) = sqrt(40) = 6.3246
-    assert dist({"dist": "triangular", "min": 0, "mode": 8, "max": 10}).median() == pytest.approx(math.sqrt(40))
+    d = dist({"dist": "triangular", "min": 0, "mode": 8, "max": 10})
+    assert d.median() == pytest.approx(math.sqrt(40))
     # mode 1 < midpoint 5: median = 10 - sqrt(10 * 9 / 2) = 10 - sqrt(45) = 3.2918
-    assert dist({"dist": "triangular", "min": 0, "mode": 1, "max": 10}).median() == pytest.approx(10 - math.sqrt(45))
+    d = dist({"dist": "triangular", "min": 0, "mode": 1, "max": 10})
+    assert d.median() == pytest.approx(10 - math.sqrt(45))
 
 
 @settings(max_examples=60, deadline=None)
@@ -176,11 +184,6 @@ def test_truncated_normal_stays_within_field_bounds(mean, sd):
     assert np.all(np.diff(x) >= -1e-12)  # ppf is monotone
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: normal with explicit min/max wider than the field's Bounds is accepted and its ppf leaves "
-    "the field's range (min/max are not checked against Bounds for kind normal, and replace the field limits)",
-)
 def test_normal_explicit_limits_outside_field_bounds_rejected_or_clamped():
     raw = {"dist": "normal", "mean": 0.4, "sd": 0.3, "min": -1, "max": 2}
     try:
@@ -200,10 +203,6 @@ def test_poisson_median_hand_computed():
     assert d.ppf(0.42) == 2.0 and d.ppf(0.43) == 3.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Dist.ppf(0) for poisson returns -1 (scipy rv_discrete convention a-1), below the field's lo=0",
-)
 def test_poisson_ppf_zero_within_bounds():
     d = dist({"dist": "poisson", "mean": 3}, parse_plain, COUNT)
     assert d.ppf(0.0) == 0.0
@@ -242,21 +241,13 @@ def test_choice_weighted_median_property(vals, data):
     assert d.median() == expected
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: choice ppf/median follow the order values are listed in, not their numeric order: "
-    "values [30, 10, 20] give median 10 (true median 20) and ppf is not monotone",
-)
 def test_choice_median_of_unsorted_values():
     d = dist({"dist": "choice", "values": [30, 10, 20]})
     assert d.median() == 20.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: choice ppf(0) indexes values[-1] (rv_discrete.ppf(0) == -1), returning the LAST value",
-)
 def test_choice_ppf_zero_is_smallest_value():
+    # scipy's rv_discrete.ppf(0) is -1; indexing values[-1] would give the LAST value
     d = dist({"dist": "choice", "values": [1, 2, 3]})
     assert d.ppf(0.0) == 1.0
 
@@ -282,7 +273,7 @@ def test_clip_flag_is_stored():
     assert dist({"dist": "uniform", "min": 0, "max": 1}).clip is False
 
 
-# --------------------------------------------------------------------------- ppf vectorised, nominal, describe
+# --------------------------------------------------------------------------- ppf, nominal, describe
 @pytest.mark.parametrize(
     "raw",
     [
@@ -324,47 +315,87 @@ def test_describe():
 @pytest.mark.parametrize(
     "raw, bounds, message",
     [
-        ({"dist": "gauss"}, FREE, "dist: expected one of lognormal, pert, triangular, uniform, normal, choice, poisson, got 'gauss'"),
-        ({"min": 1}, FREE, "dist: expected one of lognormal, pert, triangular, uniform, normal, choice, poisson, got None"),
+        ({"dist": "gauss"}, FREE, f"{ONE_OF}, got 'gauss'"),
+        ({"min": 1}, FREE, f"{ONE_OF}, got None"),
         ({"dist": "pert", "min": 1, "max": 3}, FREE, "dist pert needs min, mode, max; missing mode"),
         ({"dist": "uniform"}, FREE, "dist uniform needs min, max; missing min, max"),
         ({"dist": "normal", "mean": 1}, FREE, "dist normal needs mean, sd; missing sd"),
         ({"dist": "poisson"}, FREE, "dist poisson needs mean; missing mean"),
-        ({"dist": "uniform", "min": 1, "max": 2, "mode": 1.5}, FREE, "unknown key 'mode' for dist uniform (expected clip, max, min, round)"),
-        ({"dist": "lognormal", "p5": 1, "p95": 2, "p50": 1.5}, FREE, "unknown key 'p50' for dist lognormal (expected clip, median, p5, p95, round, sigma)"),
+        (
+            {"dist": "uniform", "min": 1, "max": 2, "mode": 1.5},
+            FREE,
+            "unknown key 'mode' for dist uniform (expected clip, max, min, round)",
+        ),
+        (
+            {"dist": "lognormal", "p5": 1, "p95": 2, "p50": 1.5},
+            FREE,
+            "unknown key 'p50' for dist lognormal (expected clip, median, p5, p95, round, sigma)",
+        ),
         ({"dist": "uniform", "min": 3, "max": 1}, FREE, "uniform needs min < max, got min=3, max=1"),
         ({"dist": "uniform", "min": 2, "max": 2}, FREE, "uniform needs min < max, got min=2, max=2"),
         ({"dist": "lognormal", "p5": 3, "p95": 2}, FREE, "lognormal needs 0 < p5 < p95, got p5=3, p95=2"),
         ({"dist": "lognormal", "p5": 2, "p95": 2}, FREE, "lognormal needs 0 < p5 < p95, got p5=2, p95=2"),
         ({"dist": "lognormal", "p5": 0, "p95": 2}, FREE, "lognormal needs 0 < p5 < p95, got p5=0, p95=2"),
-        ({"dist": "lognormal", "p5": 1}, FREE, "dist lognormal needs either p5 and p95, or median and sigma"),
-        ({"dist": "lognormal", "p5": 1, "sigma": 1}, FREE, "dist lognormal needs either p5 and p95, or median and sigma"),
-        ({"dist": "lognormal"}, FREE, "dist lognormal needs either p5 and p95, or median and sigma"),
-        ({"dist": "pert", "min": 1, "mode": 5, "max": 3}, FREE, "pert needs min <= mode <= max and min < max, got 1, 5, 3"),
-        ({"dist": "triangular", "min": 2, "mode": 2, "max": 2}, FREE, "triangular needs min <= mode <= max and min < max, got 2, 2, 2"),
+        ({"dist": "lognormal", "p5": 1}, FREE, LOGNORMAL_NEEDS),
+        ({"dist": "lognormal", "p5": 1, "sigma": 1}, FREE, LOGNORMAL_NEEDS),
+        ({"dist": "lognormal"}, FREE, LOGNORMAL_NEEDS),
+        (
+            {"dist": "pert", "min": 1, "mode": 5, "max": 3},
+            FREE,
+            "pert needs min <= mode <= max and min < max, got 1, 5, 3",
+        ),
+        (
+            {"dist": "triangular", "min": 2, "mode": 2, "max": 2},
+            FREE,
+            "triangular needs min <= mode <= max and min < max, got 2, 2, 2",
+        ),
         ({"dist": "normal", "mean": 1, "sd": 0}, FREE, "normal needs sd > 0, got 0"),
         ({"dist": "poisson", "mean": 0}, FREE, "poisson needs mean > 0, got 0"),
         ({"dist": "choice", "values": []}, FREE, "dist choice needs a non-empty list `values`"),
         ({"dist": "choice"}, FREE, "dist choice needs a non-empty list `values`"),
-        ({"dist": "choice", "values": [1, 2, 3], "weights": [1, 2]}, FREE, "weights: expected a list of 3 numbers (one per value), got [1, 2]"),
-        ({"dist": "choice", "values": [1, 2], "weights": [0, 0]}, FREE, "weights: must be >= 0 and not all zero"),
+        (
+            {"dist": "choice", "values": [1, 2, 3], "weights": [1, 2]},
+            FREE,
+            "weights: expected a list of 3 numbers (one per value), got [1, 2]",
+        ),
+        (
+            {"dist": "choice", "values": [1, 2], "weights": [0, 0]},
+            FREE,
+            "weights: must be >= 0 and not all zero",
+        ),
         ({"dist": "choice", "values": [1, "x"]}, FREE, "values: expected a number, got 'x'"),
-        ({"dist": "choice", "values": [1, 2], "weights": [1, "heavy"]}, FREE, "weights: expected a number, got 'heavy'"),
+        (
+            {"dist": "choice", "values": [1, 2], "weights": [1, "heavy"]},
+            FREE,
+            "weights: expected a number, got 'heavy'",
+        ),
         ({"dist": "choice", "values": [-1, 2]}, Bounds(lo=0), "values: must be >= 0, got -1"),
         ({"dist": "choice", "values": [1, 2.5]}, COUNT, "values: must be a whole number, got 2.5"),
         ({"dist": "uniform", "min": "abc", "max": 2}, FREE, "min: expected a number, got 'abc'"),
-        ({"dist": "pert", "min": 0, "mode": 1, "max": 2, "lambda": "big"}, FREE, "lambda: expected a number, got 'big'"),
-        ({"dist": "uniform", "min": 0, "max": 1, "clip": "yes"}, FREE, "clip: expected true or false, got 'yes'"),
+        (
+            {"dist": "pert", "min": 0, "mode": 1, "max": 2, "lambda": "big"},
+            FREE,
+            "lambda: expected a number, got 'big'",
+        ),
+        (
+            {"dist": "uniform", "min": 0, "max": 1, "clip": "yes"},
+            FREE,
+            "clip: expected true or false, got 'yes'",
+        ),
         ({"dist": "uniform", "min": 0, "max": 1, "round": 1}, FREE, "round: expected true or false, got 1"),
         ({"dist": "uniform", "min": -1, "max": 1}, Bounds(lo=0), "min: must be >= 0, got -1"),
         ({"dist": "uniform", "min": 0, "max": 1}, POSITIVE, "min: must be > 0, got 0"),
         ({"dist": "pert", "min": 0.2, "mode": 0.5, "max": 1.5}, UNIT, "max: must be <= 1, got 1.5"),
         ({"dist": "uniform", "min": 1.5, "max": 4}, COUNT, "min: must be a whole number, got 1.5"),
-        ({"dist": "lognormal", "p5": 2, "p95": 8}, UNIT, "the median of this distribution must be <= 1, got 4"),
-        ({"dist": "normal", "mean": -5, "sd": 1}, Bounds(hi=0, hi_strict=True), None),  # median -5 < 0 is fine
+        ({"dist": "lognormal", "p5": 2, "p95": 8}, UNIT, f"{MEDIAN} must be <= 1, got 4"),
+        (
+            {"dist": "normal", "mean": -5, "sd": 1},
+            Bounds(hi=0, hi_strict=True),
+            None,
+        ),  # median -5 < 0 is fine
         ({"dist": "normal", "mean": 5, "sd": 1}, Bounds(hi=0), None),  # truncated to (-inf, 0]: median inside
-        ({"dist": "lognormal", "median": 0.5, "sigma": 1}, Bounds(lo=1), "the median of this distribution must be >= 1, got 0.5"),
-        ({"dist": "poisson", "mean": 0.5}, Bounds(lo=1), "the median of this distribution must be >= 1, got 0"),
+        ({"dist": "lognormal", "median": 0.5, "sigma": 1}, Bounds(lo=1), f"{MEDIAN} must be >= 1, got 0.5"),
+        ({"dist": "poisson", "mean": 0.5}, Bounds(lo=1), f"{MEDIAN} must be >= 1, got 0"),
     ],
 )
 def test_parse_dist_errors_name_the_sub_key(raw, bounds, message):
@@ -377,7 +408,8 @@ def test_parse_dist_errors_name_the_sub_key(raw, bounds, message):
 
 
 def test_parse_dist_field_parser_error_is_prefixed_with_sub_key():
-    with pytest.raises(ValueError, match=re.escape("p95: expected a duration such as") + r".*got '3 fortnights'"):
+    pattern = re.escape("p95: expected a duration such as") + r".*got '3 fortnights'"
+    with pytest.raises(ValueError, match=pattern):
         parse_dist({"dist": "lognormal", "p5": "1 h", "p95": "3 fortnights"}, parse_duration_h, POSITIVE)
 
 
@@ -386,15 +418,13 @@ def test_parse_dist_field_parser_error_is_prefixed_with_sub_key():
     [
         pytest.param({"dist": "pert", "min": 0, "mode": 1, "max": 2, "lambda": -1}, "-1", id="pert-lambda"),
         pytest.param({"dist": "lognormal", "median": -1, "sigma": 1}, "-1", id="lognormal-median"),
-        pytest.param({"dist": "normal", "mean": 0, "sd": 1, "min": 2, "max": 1}, "min=2", id="normal-min-max"),
-        pytest.param({"dist": "choice", "values": [1, 2], "weights": [1, -1]}, "-1", id="choice-negative-weight"),
+        pytest.param(
+            {"dist": "normal", "mean": 0, "sd": 1, "min": 2, "max": 1}, "min=2", id="normal-min-max"
+        ),
+        pytest.param(
+            {"dist": "choice", "values": [1, 2], "weights": [1, -1]}, "-1", id="choice-negative-weight"
+        ),
     ],
-)
-@pytest.mark.xfail(
-    strict=True,
-    reason="message gap: these ValueErrors state the rule but not the value found "
-    "('pert lambda must be > 0', 'lognormal needs median > 0 and sigma > 0', 'normal needs min < max', "
-    "'weights: must be >= 0 and not all zero')",
 )
 def test_parse_dist_error_states_found_value(raw, found):
     with pytest.raises(ValueError) as ei:
@@ -402,7 +432,7 @@ def test_parse_dist_error_states_found_value(raw, found):
     assert found in str(ei.value)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: an unhashable `dist` value (a YAML list) raises TypeError, not ValueError")
 def test_parse_dist_unhashable_kind_is_value_error():
+    # `dist: [uniform]` in YAML is a list: must be a ValueError, not "TypeError: unhashable type"
     with pytest.raises(ValueError, match="dist: expected one of"):
         parse_dist({"dist": ["uniform"], "min": 0, "max": 1}, parse_plain, FREE)
