@@ -150,3 +150,9 @@ class Catalog:
             return None
         in_force.sort(key=lambda p: (p.usd_per_gpu_h, p.provider))
         return in_force[(len(in_force) - 1) // 2]
+
+
+@lru_cache(maxsize=1)
+def preemption_bands() -> dict[str, float]:
+    """Named spot-interruption bands -> representative monthly interruption frequency."""
+    return {str(k): float(v) for k, v in _read("preemption_bands.yaml")["bands"].items()}

@@ -279,9 +279,16 @@ Scaling = Annotated[ConstantScaling | PerDoublingScaling, Field(discriminator="k
 
 
 class Divergence(Strict):
-    probability: Fraction01 = Field(description="Chance that a run diverges or is abandoned.")
+    probability: Fraction01 = Field(description="Chance that an attempt diverges or is abandoned.")
     at: FractionPos = Field(0.5, description="Fraction of the run done when it is abandoned.")
     rerun: bool = Field(True, description="Whether an abandoned run is started again from scratch.")
+
+    @model_validator(mode="after")
+    def _finite(self):
+        p = self.probability
+        if self.rerun and not isinstance(p, Dist) and p >= 1:
+            raise ValueError("probability must be < 1 when rerun is true (the run would never finish)")
+        return self
 
 
 class EarlyStop(Strict):
@@ -306,6 +313,30 @@ def _interval(v: Any):
 
 
 Interval = Annotated[str | float, BeforeValidator(_interval), Unit("duration (hours), `auto` or `none`")]
+
+class RunLength(Strict):
+    kind: Literal["fixed", "lognormal", "exponential"] = Field(
+        "fixed", description="fixed: every run the workload's size; lognormal: median = size, spread `sigma`; "
+        "exponential: mean = size."
+    )
+    sigma: num(units.parse_plain, "log-space sd", lo=0, uncertain=False) = Field(
+        0.0, description="lognormal only: run-to-run spread of a run's length."
+    )
+
+
+class Arrivals(Strict):
+    kind: Literal["at_once", "poisson"] = Field(
+        "at_once", description="at_once: every run is submitted when the workload is ready; poisson: one "
+        "by one, at exponential intervals."
+    )
+    mean_interval: FixedPosHours | None = Field(None, description="poisson only: mean time between submissions.")
+
+    @model_validator(mode="after")
+    def _interval(self):
+        if (self.kind == "poisson") != (self.mean_interval is not None):
+            raise ValueError("mean_interval goes with kind: poisson, and poisson needs it")
+        return self
+
 
 METHOD_K = {"full": 6.0, "full_recompute": 8.0, "lora": 4.0}
 
@@ -340,6 +371,10 @@ class Workload(Strict):
     divergence: Divergence | None = Field(None, description="Runs that go wrong partway.")
     early_stop: EarlyStop | None = Field(None, description="Sweep runs stopped early on purpose.")
     checkpoint: Checkpoint | None = Field(None, description="Overrides reliability.checkpoint.")
+    run_length: RunLength = Field(
+        default_factory=RunLength, description="How one run's length varies around the workload's size."
+    )
+    arrivals: Arrivals = Field(default_factory=Arrivals, description="When the runs are submitted.")
 
     @property
     def k(self) -> float:

@@ -1,0 +1,648 @@
+"""One replication of a whole project: a SimPy discrete-event simulation.
+
+SimPy decides only when and where things happen; the maths of a run segment (checkpoints, lost
+work, price integrals) is closed-form. Events per replication grow with runs + failures +
+preemptions (+ capacity changes and repairs): a run segment is one timeout, whatever its length;
+checkpoints and price changes are integrated, never ticked.
+
+Accounting, in accelerator-hours (GPU-h) of allocated capacity:
+  allocated = productive (progress kept) + lost (progress thrown away by an interruption or an
+  abandoned run) + overhead (restarts, checkpoint writes, preemption notice).
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import numpy as np
+import simpy
+
+from sim import rng as rngmod
+from sim.catalog import Catalog
+from sim.estimate import run_size
+from sim.loader import pool_price
+from sim.pricing import make_curve
+from sim.reliability import band_rate_per_node_h, daly_interval
+from sim.schema import Scenario
+from sim.units import hours_between
+
+INF = math.inf
+
+
+class SimulationError(Exception):
+    """A replication that cannot finish (horizon passed, or capacity that never comes)."""
+
+
+# --------------------------------------------------------------------------------------------
+# The plan: everything a replication needs, as plain numbers
+
+
+@dataclass(slots=True)
+class PoolPlan:
+    idx: int
+    name: str
+    tier: str
+    capacity0: int
+    steps: list  # [(t_h, capacity)] changes after t=0, in time order
+    node_size: int
+    curve: object
+    preempt_rate_node: float
+    notice: float
+    fallback: int
+    tdp_kw: float
+    pue: float
+    grid_kg_per_kwh: float
+    usd_per_kwh: float
+    commit: tuple  # (t0, t1) for reserved, else ()
+
+
+@dataclass(slots=True)
+class WorkloadPlan:
+    idx: int
+    name: str
+    runs: int
+    n: int
+    pools: list  # pool indices in preference order
+    length_on: dict  # pool idx -> hours of one run on that pool (uninterrupted)
+    tau_on: dict  # pool idx -> checkpoint interval (compute hours); inf = none; 0 = continuous
+    delta: float
+    restart: float
+    repair: float
+    fail_rate: float  # per run-hour (rate per GPU-h x accelerators)
+    priority: int
+    max_concurrent: float
+    earliest_h: float
+    after: list  # workload indices
+    div_p: float
+    div_at: float
+    div_rerun: bool
+    early_k: int
+    early_at: float
+    length_kind: str
+    length_sigma: float
+    arrival_interval: float  # 0 = at once
+
+
+@dataclass(slots=True)
+class Plan:
+    start: object
+    horizon_h: float
+    policy: str
+    pools: list
+    workloads: list
+    power_factor: float
+    idle_power_factor: float
+
+
+def _pool_rate(p) -> float:
+    if p.preemption is None:
+        return 0.0
+    if p.preemption.rate_per_node_h is not None:
+        return float(p.preemption.rate_per_node_h)
+    from sim.catalog import preemption_bands
+
+    return band_rate_per_node_h(preemption_bands()[p.preemption.band])
+
+
+def build_plan(scn: Scenario, catalog: Catalog) -> Plan:
+    """Turn a scenario with concrete numbers (no distributions left) into a Plan."""
+    start = scn.project.start
+    pools = []
+    names = {p.name: i for i, p in enumerate(scn.pools)}
+    for i, p in enumerate(scn.pools):
+        acc = catalog.accelerators[p.accelerator]
+        price = pool_price(p, catalog, start)
+        curve = make_curve(p.price_curve, float(price.usd_per_gpu_h), start)
+        steps = sorted((hours_between(start, c.date), int(c.count)) for c in p.capacity_changes)
+        commit = ()
+        cap0 = p.count
+        if p.pricing == "reserved":
+            t0 = hours_between(start, p.commitment_start) if p.commitment_start else 0.0
+            t1 = t0 + (p.term or 8760.0)
+            commit = (t0, t1)
+            if t0 > 0:
+                cap0 = 0
+                steps.append((t0, p.count))
+            steps.append((t1, 0))
+            steps.sort()
+        pools.append(PoolPlan(
+            idx=i, name=p.name, tier=p.pricing, capacity0=cap0, steps=steps, node_size=p.nodes_of,
+            curve=curve, preempt_rate_node=_pool_rate(p),
+            notice=float(p.preemption.notice) if p.preemption else 0.0,
+            fallback=names[p.fallback] if p.fallback else -1, tdp_kw=acc.tdp_w / 1000.0,
+            pue=float(p.pue if p.pue is not None else scn.carbon.pue),
+            grid_kg_per_kwh=float(p.grid_gco2_per_kwh if p.grid_gco2_per_kwh is not None
+                                  else scn.carbon.grid_gco2_per_kwh) / 1000.0,
+            usd_per_kwh=float(p.energy_usd_per_kwh or 0.0), commit=commit,
+        ))
+    rel = scn.reliability
+    if rel.model == "none":
+        rate_gpu = 0.0
+    elif rel.mtbf_per_gpu is not None:
+        rate_gpu = 1.0 / float(rel.mtbf_per_gpu)
+    else:
+        rate_gpu = float(rel.failure_rate_per_gpu_h or 0.0)
+    wnames = {w.name: i for i, w in enumerate(scn.workloads)}
+    workloads = []
+    for i, w in enumerate(scn.workloads):
+        usable = [names[n] for n in (w.pools if w.pools is not None else list(names))]
+        usable = [j for j in usable if max([scn.pools[j].count, *(c.count for c in scn.pools[j].capacity_changes)])
+                  >= w.accelerators]
+        length_on = {}
+        tau_on = {}
+        ck = w.checkpoint or rel.checkpoint
+        fail = rate_gpu * w.accelerators
+        for j in usable:
+            acc = catalog.accelerators[scn.pools[j].accelerator]
+            length_on[j] = run_size(w, acc)[1]
+            pl = pools[j]
+            nodes = math.ceil(w.accelerators / pl.node_size)
+            lam = fail + pl.preempt_rate_node * nodes
+            if ck.interval == "none":
+                tau_on[j] = INF
+            elif ck.interval == "auto":
+                tau_on[j] = daly_interval(float(ck.write), 1.0 / lam if lam > 0 else INF)
+            else:
+                tau_on[j] = float(ck.interval)
+        div = w.divergence
+        es = w.early_stop
+        workloads.append(WorkloadPlan(
+            idx=i, name=w.name, runs=int(w.runs), n=w.accelerators, pools=usable, length_on=length_on,
+            tau_on=tau_on, delta=float(ck.write), restart=float(rel.restart), repair=float(rel.repair),
+            fail_rate=fail, priority=w.priority,
+            max_concurrent=float(w.max_concurrent) if w.max_concurrent else INF,
+            earliest_h=hours_between(start, w.earliest_start) if w.earliest_start else 0.0,
+            after=[wnames[a] for a in w.after],
+            div_p=float(div.probability) if div else 0.0, div_at=float(div.at) if div else 1.0,
+            div_rerun=bool(div.rerun) if div else True,
+            early_k=int(round(float(es.fraction_of_runs) * int(w.runs))) if es else 0,
+            early_at=float(es.at) if es else 1.0,
+            length_kind=w.run_length.kind, length_sigma=float(w.run_length.sigma),
+            arrival_interval=float(w.arrivals.mean_interval or 0.0),
+        ))
+    return Plan(start=start, horizon_h=float(scn.simulation.horizon), policy=scn.simulation.scheduler,
+                pools=pools, workloads=workloads, power_factor=float(scn.carbon.power_factor),
+                idle_power_factor=float(scn.carbon.idle_power_factor))
+
+
+# --------------------------------------------------------------------------------------------
+# The simulation
+
+
+class _Pool:
+    __slots__ = ("p", "capacity", "free", "busy_gpu_h", "usage_cost")
+
+    def __init__(self, p: PoolPlan):
+        self.p = p
+        self.capacity = p.capacity0
+        self.free = p.capacity0
+        self.busy_gpu_h = 0.0
+        self.usage_cost = 0.0
+
+
+class _Workload:
+    __slots__ = ("w", "running", "remaining", "deps_left", "dependents", "end", "cost", "gpu_h")
+
+    def __init__(self, w: WorkloadPlan):
+        self.w = w
+        self.running = 0
+        self.remaining = w.runs
+        self.deps_left = len(set(w.after))
+        self.dependents: list = []
+        self.end = 0.0
+        self.cost = 0.0
+        self.gpu_h = 0.0
+
+
+class _Run:
+    __slots__ = ("wl", "idx", "seq", "n", "factor", "target", "diverging", "done", "pool", "alloc_t", "queued_t",
+                 "submit_t", "first_start", "end", "wait_h", "attempts", "failures", "preemptions", "reruns",
+                 "alloc_gpu_h", "productive", "lost", "overhead", "attempt_productive", "cost", "pending_restart",
+                 "fallback_next", "seg", "abandoned")
+
+    def __init__(self, wl: _Workload, idx: int, seq: int, factor: float, target: float):
+        self.wl = wl
+        self.idx = idx
+        self.seq = seq
+        self.n = wl.w.n
+        self.factor = factor
+        self.target = target
+        self.diverging = False
+        self.done = 0.0
+        self.pool = None
+        self.alloc_t = 0.0
+        self.queued_t = 0.0
+        self.submit_t = 0.0
+        self.first_start = -1.0
+        self.end = 0.0
+        self.wait_h = 0.0
+        self.attempts = 0
+        self.failures = 0
+        self.preemptions = 0
+        self.reruns = 0
+        self.alloc_gpu_h = 0.0
+        self.productive = 0.0
+        self.lost = 0.0
+        self.overhead = 0.0
+        self.attempt_productive = 0.0
+        self.cost = 0.0
+        self.pending_restart = 0.0
+        self.fallback_next = -1
+        self.seg = None
+        self.abandoned = False
+
+
+RUN_COLUMNS = ["workload", "run", "pool", "submit_h", "start_h", "end_h", "queue_wait_h", "attempts", "failures",
+               "preemptions", "reruns", "abandoned", "gpu_hours", "productive_gpu_hours", "lost_gpu_hours",
+               "overhead_gpu_hours", "cost_usd"]
+
+
+class Replication:
+    def __init__(self, plan: Plan, seed: int, replication: int):
+        self.plan = plan
+        self.env = simpy.Environment()
+        g = rngmod.generator
+        self.fail_stream = rngmod.ExpStream(g(seed, replication, "failures"))
+        self.pre_stream = rngmod.ExpStream(g(seed, replication, "preemptions"))
+        self.div_stream = rngmod.UniformStream(g(seed, replication, "divergence"))
+        self.arr_stream = rngmod.ExpStream(g(seed, replication, "arrivals"))
+        self.len_rng = g(seed, replication, "lengths")
+        self.pools = [_Pool(p) for p in plan.pools]
+        self.wls = [_Workload(w) for w in plan.workloads]
+        for wl in self.wls:
+            for d in set(wl.w.after):
+                self.wls[d].dependents.append(wl)
+        self.queue: list = []
+        self.strict = plan.policy == "fifo"
+        self.by_priority = plan.policy == "priority"
+        self.seq = 0
+        self.left = sum(w.runs for w in plan.workloads)
+        self.finished: list[_Run] = []
+        self.done_event = self.env.event()
+        self.past_horizon = False
+        self.events = 0
+
+    # -- set-up -------------------------------------------------------------------------------
+    def _make_runs(self, wl: _Workload) -> list[_Run]:
+        w = wl.w
+        if w.length_kind == "lognormal" and w.length_sigma > 0:
+            factors = np.exp(w.length_sigma * self.len_rng.standard_normal(w.runs)).tolist()
+        elif w.length_kind == "exponential":
+            factors = self.len_rng.standard_exponential(w.runs).tolist()
+        else:
+            factors = [1.0] * w.runs
+        runs = []
+        for i in range(w.runs):
+            target = w.early_at if i < w.early_k else 1.0
+            runs.append(_Run(wl, i, 0, factors[i], target))
+        return runs
+
+    def simulate(self) -> Replication:
+        env = self.env
+        if self.left == 0:
+            return self
+        for pool in self.pools:
+            for t, cap in pool.p.steps:
+                ev = env.timeout(t, value=(pool, cap))
+                ev.callbacks.append(self._capacity_change)
+        for wl in self.wls:
+            if wl.deps_left == 0:
+                self._ready(wl)
+        horizon = env.timeout(self.plan.horizon_h)
+        horizon.callbacks.append(self._horizon)
+        try:
+            env.run(until=self.done_event)
+        except RuntimeError as e:  # no events left but runs unfinished
+            raise SimulationError(
+                f"the simulation stalled at {env.now / 24:.1f} days with {self.left} runs unfinished: they can "
+                "never get capacity (a reserved commitment that ended, or capacity that dropped to zero)"
+            ) from e
+        if self.past_horizon:
+            raise SimulationError(
+                f"the simulation passed its horizon ({self.plan.horizon_h / 8760:g} years) with {self.left} runs "
+                "unfinished; the project as described cannot finish (raise simulation.horizon if it really "
+                "takes that long)"
+            )
+        return self
+
+    def _horizon(self, _ev):
+        if self.left > 0:
+            self.past_horizon = True
+            if not self.done_event.triggered:
+                self.done_event.succeed()
+
+    def _capacity_change(self, ev):
+        pool, cap = ev.value
+        pool.free += cap - pool.capacity
+        pool.capacity = cap
+        self._dispatch()
+
+    def _ready(self, wl: _Workload):
+        runs = self._make_runs(wl)
+        t0 = max(self.env.now, wl.w.earliest_h)
+        if wl.w.arrival_interval > 0:
+            t = t0
+            for r in runs:
+                t += self.arr_stream.next() * wl.w.arrival_interval
+                ev = self.env.timeout(t - self.env.now, value=[r])
+                ev.callbacks.append(self._submit)
+        elif t0 > self.env.now:
+            ev = self.env.timeout(t0 - self.env.now, value=runs)
+            ev.callbacks.append(self._submit)
+        else:
+            self._submit_runs(runs)
+
+    def _submit(self, ev):
+        self._submit_runs(ev.value)
+
+    def _submit_runs(self, runs):
+        now = self.env.now
+        for r in runs:
+            self.seq += 1
+            r.seq = self.seq
+            r.submit_t = now
+            self._enqueue(r, now)
+        self._dispatch()
+
+    def _enqueue(self, r: _Run, now: float):
+        r.queued_t = now
+        key = (-r.wl.w.priority, r.seq) if self.by_priority else (r.seq,)
+        bisect.insort(self.queue, (key, r))
+
+    # -- scheduling ---------------------------------------------------------------------------
+    def _dispatch(self):
+        q = self.queue
+        if not q:
+            return
+        pools = self.pools
+        maxfree = max(p.free for p in pools)
+        i = 0
+        while i < len(q):
+            r = q[i][1]
+            wl = r.wl
+            if r.n <= maxfree and wl.running < wl.w.max_concurrent:
+                pool = None
+                fb = r.fallback_next
+                if fb >= 0 and pools[fb].free >= r.n and fb in wl.w.length_on:
+                    pool = pools[fb]
+                else:
+                    for j in wl.w.pools:
+                        if pools[j].free >= r.n:
+                            pool = pools[j]
+                            break
+                if pool is not None:
+                    del q[i]
+                    self._allocate(r, pool)
+                    maxfree = max(p.free for p in pools)
+                    if maxfree <= 0:
+                        return
+                    continue
+            if self.strict:
+                return
+            i += 1
+
+    def _allocate(self, r: _Run, pool: _Pool):
+        now = self.env.now
+        pool.free -= r.n
+        r.pool = pool
+        r.alloc_t = now
+        r.fallback_next = -1
+        r.wl.running += 1
+        if r.first_start < 0:
+            r.first_start = now
+        r.wait_h += now - r.queued_t
+        if r.attempts == 0:  # first start: decide whether this attempt will go wrong
+            w = r.wl.w
+            r.attempts = 1
+            r.diverging = w.div_p > 0.0 and w.div_at < r.target and self.div_stream.next() < w.div_p
+        self._segment(r)
+
+    def _segment(self, r: _Run):
+        w = r.wl.w
+        pool = r.pool
+        pi = pool.p.idx
+        length = w.length_on[pi] * r.factor
+        goal = w.div_at if r.diverging else r.target
+        rem = (goal - r.done) * length
+        tau = w.tau_on[pi]
+        delta = w.delta
+        if tau == INF or tau <= 0.0 or delta <= 0.0 or rem <= tau:
+            wall = rem
+        else:
+            wall = rem + (math.ceil(rem / tau) - 1) * delta
+        restart = r.pending_restart
+        r.pending_restart = 0.0
+        e = wall
+        kind = 0  # 0 done, 1 failure, 2 preemption
+        if w.fail_rate > 0.0:
+            tf = self.fail_stream.next() / w.fail_rate
+            if tf < e:
+                e, kind = tf, 1
+        pr = pool.p.preempt_rate_node
+        if pr > 0.0:
+            tp = self.pre_stream.next() / (pr * -(-r.n // pool.p.node_size))
+            if tp < e:
+                e, kind = tp, 2
+        r.seg = (restart, e, kind, rem, length, tau, delta)
+        ev = self.env.timeout(restart + e, value=r)
+        ev.callbacks.append(self._segment_end)
+        self.events += 1
+
+    @staticmethod
+    def _progress(x: float, tau: float, delta: float) -> float:
+        if tau == INF or tau <= 0.0 or delta <= 0.0:
+            return x
+        k = math.floor(x / (tau + delta))
+        return k * tau + min(x - k * (tau + delta), tau)
+
+    def _segment_end(self, ev):
+        r: _Run = ev.value
+        restart, e, kind, rem, length, tau, delta = r.seg
+        w = r.wl.w
+        if kind == 0:
+            progress = saved = rem
+        else:
+            progress = min(self._progress(e, tau, delta), rem)
+            if tau == INF:
+                saved = 0.0
+            elif tau <= 0.0:
+                saved = progress  # continuous checkpoints (free writes, `auto`): nothing is lost
+            else:
+                saved = math.floor(e / (tau + delta)) * tau
+                notice = r.pool.p.notice if kind == 2 else 0.0
+                if notice >= delta > 0.0 and e > notice:
+                    saved = max(saved, self._progress(e - notice, tau, delta))
+                saved = min(saved, progress)
+        n = r.n
+        keep = n * saved
+        r.productive += keep
+        r.attempt_productive += keep
+        r.lost += n * (progress - saved)
+        r.overhead += n * (restart + e - progress)
+        r.alloc_gpu_h += n * (restart + e)
+        r.done += saved / length
+        if kind == 0:
+            if r.diverging:  # the attempt went wrong: everything it kept is thrown away
+                r.productive -= r.attempt_productive
+                r.lost += r.attempt_productive
+                r.attempt_productive = 0.0
+                r.done = 0.0
+                if w.div_rerun:
+                    r.reruns += 1
+                    r.attempts += 1
+                    r.diverging = w.div_at < r.target and self.div_stream.next() < w.div_p
+                    r.pending_restart = w.restart
+                    self._segment(r)
+                    return
+                r.abandoned = True
+            self._finish(r)
+        elif kind == 1:
+            r.failures += 1
+            r.attempts += 1
+            r.pending_restart = w.restart
+            if w.repair > 0.0:
+                pool = r.pool
+                pool.free -= pool.p.node_size
+                rep = self.env.timeout(w.repair, value=pool)
+                rep.callbacks.append(self._repaired)
+            self._segment(r)
+        else:
+            r.preemptions += 1
+            r.attempts += 1
+            pool = r.pool
+            self._release(r)
+            r.pending_restart = w.restart
+            r.fallback_next = pool.p.fallback
+            self._enqueue(r, self.env.now)
+            self._dispatch()
+
+    def _repaired(self, ev):
+        ev.value.free += ev.value.p.node_size
+        self._dispatch()
+
+    def _release(self, r: _Run):
+        now = self.env.now
+        pool = r.pool
+        pool.free += r.n
+        pool.busy_gpu_h += r.n * (now - r.alloc_t)
+        c = r.n * pool.p.curve.integral(r.alloc_t, now)
+        pool.usage_cost += c
+        r.cost += c
+        r.wl.running -= 1
+
+    def _finish(self, r: _Run):
+        now = self.env.now
+        self._release(r)
+        r.end = now
+        wl = r.wl
+        wl.remaining -= 1
+        wl.cost += r.cost
+        wl.gpu_h += r.alloc_gpu_h
+        self.finished.append(r)
+        self.left -= 1
+        if wl.remaining == 0:
+            wl.end = now
+            for d in wl.dependents:
+                d.deps_left -= 1
+                if d.deps_left == 0:
+                    self._ready(d)
+        if self.left == 0:
+            if not self.done_event.triggered:
+                self.done_event.succeed()
+            return
+        self._dispatch()
+
+    # -- results ------------------------------------------------------------------------------
+    def makespan_h(self) -> float:
+        return max((r.end for r in self.finished), default=0.0)
+
+    def summary(self) -> dict:
+        plan = self.plan
+        mk = self.makespan_h()
+        row: dict = {}
+        total_cost = 0.0
+        energy = co2 = idle_total = 0.0
+        for pool in self.pools:
+            p = pool.p
+            busy = pool.busy_gpu_h
+            if p.tier == "reserved":
+                t0, t1 = p.commit
+                capacity = max([p.capacity0, *(c for _, c in p.steps)])
+                cost = capacity * p.curve.integral(t0, t1)
+                idle = max(capacity * (t1 - t0) - busy, 0.0)
+                idle_draws = False
+            elif p.tier == "owned":
+                cap_h = _capacity_hours(p, mk)
+                cost = _owned_capital(p, mk)
+                idle = max(cap_h - busy, 0.0)
+                idle_draws = True
+            else:
+                cost = pool.usage_cost
+                idle = 0.0
+                idle_draws = False
+            kwh = busy * p.tdp_kw * plan.power_factor * p.pue
+            if idle_draws:
+                kwh += idle * p.tdp_kw * plan.idle_power_factor * p.pue
+            if p.tier == "owned":
+                cost += kwh * p.usd_per_kwh
+            row[f"cost_usd_pool_{p.name}"] = cost
+            total_cost += cost
+            energy += kwh
+            co2 += kwh * p.grid_kg_per_kwh
+            idle_total += idle
+        runs = self.finished
+        alloc = sum(r.alloc_gpu_h for r in runs)
+        out = {
+            "cost_usd": total_cost,
+            "gpu_hours": alloc,
+            "productive_gpu_hours": sum(r.productive for r in runs),
+            "lost_gpu_hours": sum(r.lost for r in runs),
+            "overhead_gpu_hours": sum(r.overhead for r in runs),
+            "idle_gpu_hours": idle_total,
+            "makespan_days": mk / 24.0,
+            "finish_date": (plan.start + timedelta(hours=mk)).isoformat(),
+            "energy_kwh": energy,
+            "co2_kg": co2,
+            "failures": sum(r.failures for r in runs),
+            "preemptions": sum(r.preemptions for r in runs),
+            "reruns": sum(r.reruns for r in runs),
+            "mean_queue_wait_h": (sum(r.wait_h for r in runs) / len(runs)) if runs else 0.0,
+            "events": self.events,
+        }
+        for wl in self.wls:
+            out[f"cost_usd_wl_{wl.w.name}"] = wl.cost
+        out.update(row)
+        return out
+
+    def run_rows(self) -> list[tuple]:
+        return [
+            (r.wl.w.name, r.idx, r.pool.p.name, r.submit_t, r.first_start, r.end, r.wait_h, r.attempts, r.failures,
+             r.preemptions, r.reruns, r.abandoned, r.alloc_gpu_h, r.productive, r.lost, r.overhead, r.cost)
+            for r in self.finished
+        ]
+
+
+def _over_capacity(p: PoolPlan, until: float, per_accelerator) -> float:
+    """Sum over the pool's capacity steps in [0, until] of capacity x per_accelerator(a, b)."""
+    steps = [(0.0, p.capacity0), *p.steps]
+    total = 0.0
+    for (t, cap), nxt in zip(steps, [*steps[1:], (INF, 0)], strict=True):
+        a, b = max(t, 0.0), min(nxt[0], until)
+        if b > a:
+            total += cap * per_accelerator(a, b)
+    return total
+
+
+def _capacity_hours(p: PoolPlan, until: float) -> float:
+    return _over_capacity(p, until, lambda a, b: b - a)
+
+
+def _owned_capital(p: PoolPlan, until: float) -> float:
+    return _over_capacity(p, until, p.curve.integral)
+
+
+def simulate(plan: Plan, seed: int, replication: int) -> Replication:
+    return Replication(plan, seed, replication).simulate()

@@ -1,0 +1,57 @@
+"""Failure, preemption and checkpoint maths (pure functions).
+
+Interruptions (hardware failures and spot preemptions) arrive as a Poisson process with rate
+lambda = 1/M per hour while a run computes. A run checkpoints after every `tau` hours of progress;
+writing one takes `delta` hours (the run is paused; interruptions can still strike). An
+interruption loses the progress since the last completed checkpoint.
+"""
+
+from __future__ import annotations
+
+import math
+
+HOURS_PER_MONTH = 730.0
+
+
+def band_rate_per_node_h(monthly_fraction: float) -> float:
+    """An interruption frequency per month (share of nodes interrupted) as a rate per node-hour."""
+    return -math.log1p(-monthly_fraction) / HOURS_PER_MONTH
+
+
+def young_interval(delta: float, mtti: float) -> float:
+    """Young (1974): tau = sqrt(2 delta M)."""
+    return math.sqrt(2.0 * delta * mtti)
+
+
+def daly_interval(delta: float, mtti: float) -> float:
+    """Daly (2006), higher-order optimum checkpoint interval (compute time between checkpoints):
+    tau = sqrt(2 delta M) [1 + sqrt(delta/2M)/3 + (delta/2M)/9] - delta for delta < 2M, else M."""
+    if math.isinf(mtti):
+        return math.inf
+    if delta <= 0.0:
+        return 0.0
+    if delta >= 2.0 * mtti:
+        return mtti
+    x = delta / (2.0 * mtti)
+    return math.sqrt(2.0 * delta * mtti) * (1.0 + math.sqrt(x) / 3.0 + x / 9.0) - delta
+
+
+def expected_segment_time(length: float, mtti: float, restart: float = 0.0) -> float:
+    """Expected wall time to get through `length` hours of uninterrupted work (compute plus the
+    checkpoint write that ends it) when an interruption restarts the segment from its beginning
+    and each interruption costs `restart` hours during which no interruption strikes:
+    (M + R)(e^{L/M} - 1). With R = 0 this is the per-segment term of Daly (2006)."""
+    if math.isinf(mtti):
+        return length
+    return (mtti + restart) * math.expm1(length / mtti)
+
+
+def expected_wall_time(work: float, tau: float, delta: float, mtti: float, restart: float = 0.0) -> float:
+    """Expected wall time of `work` hours of compute checkpointed every `tau` hours (writes of
+    `delta`), as trainsim's engine runs it: full segments of tau + delta, then a last segment with
+    no checkpoint after it."""
+    if math.isinf(tau) or tau >= work:
+        return expected_segment_time(work, mtti, restart)
+    full = math.ceil(work / tau) - 1
+    last = work - full * tau
+    return full * expected_segment_time(tau + delta, mtti, restart) + expected_segment_time(last, mtti, restart)
