@@ -11,8 +11,10 @@ import json
 import logging
 import os
 import sys
+import time
 import traceback
-from datetime import date
+from datetime import date, datetime
+from pathlib import Path
 
 from sim import __version__
 from sim.loader import Issue, ScenarioError, load, load_data
@@ -137,6 +139,68 @@ def cmd_estimate(a) -> int:
     return 0
 
 
+def _default_out(name: str) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("outputs") / name / stamp
+
+
+def cmd_run(a) -> int:
+    from sim import outputs
+    from sim.engine import SimulationError
+    from sim.estimate import estimate
+    from sim.montecarlo import replicate
+
+    loaded = load(a.file, variant=a.variant, sets=a.set)
+    scn = loaded.scenario
+    reps = int(a.reps) if a.reps is not None else scn.simulation.replications
+    seed = int(a.seed) if a.seed is not None else scn.simulation.seed
+    if reps < 1 or seed < 0:
+        raise ScenarioError("command line", [Issue((), "--reps must be >= 1 and --seed >= 0")])
+    out = Path(a.out) if a.out else _default_out(scn.project.name)
+    try:
+        outputs.prepare_dir(out, a.overwrite)
+    except outputs.OutputError as e:
+        raise ScenarioError("command line", [Issue(("--out",), str(e))]) from None
+    t0 = time.perf_counter()
+    rows, runs = [], []
+    try:
+        for res in replicate(loaded, seed, range(reps)):
+            rows.append(res.row)
+            runs.extend(res.runs)
+            if len(rows) % max(1, reps // 10) == 0:
+                log.info("%d/%d replications", len(rows), reps)
+    except SimulationError as e:
+        raise ScenarioError(a.file, [Issue((), f"simulation: {e}")]) from None
+    runtime = time.perf_counter() - t0
+    rep_df, run_df = outputs.tables(rows, runs)
+    names = [w.name for w in scn.workloads]
+    summary = outputs.summarize(rep_df, scn.project.name, loaded.sha256, seed, names)
+    outputs.write_parquet(out / "replications.parquet", rep_df)
+    outputs.write_parquet(out / "runs.parquet", run_df)
+    outputs.write_json(out / "summary.json", summary)
+    outputs.write_json(out / "manifest.json", {
+        "scenario_file": str(a.file), "variant": a.variant, "set": a.set, "scenario_sha256": loaded.sha256,
+        "seed": seed, "replications": reps, "package": "trainsim", "version": __version__,
+        "python": sys.version.split()[0], "runtime_s": round(runtime, 3),
+        "created": datetime.now().isoformat(timespec="seconds"), "resolved_scenario": loaded.resolved,
+    })
+    est = estimate(loaded).total
+    m = summary["metrics"]
+    print(f"{scn.project.name}: {reps} replications, seed {seed}, {runtime:.1f} s -> {out}")
+    fmt = {
+        "cost_usd": format_usd, "gpu_hours": lambda v: f"{v:,.0f}", "lost_gpu_hours": lambda v: f"{v:,.0f}",
+        "idle_gpu_hours": lambda v: f"{v:,.0f}", "makespan_days": lambda v: f"{v:,.1f} d",
+        "energy_kwh": _energy, "co2_kg": lambda v: _co2(v), "failures": lambda v: f"{v:,.1f}",
+        "preemptions": lambda v: f"{v:,.1f}", "mean_queue_wait_h": format_hours,
+    }
+    rows_out = [[k, *(f(m[k][s]) for s in ("mean", "p5", "p50", "p95"))] for k, f in fmt.items()]
+    print(table(["metric", "mean", "P5", "P50", "P95"], rows_out))
+    print(f"deterministic estimate (no queueing, failures or preemption): {format_usd(est['cost_usd'])}, "
+          f"{est['gpu_hours']:,.0f} GPU-h; simulated mean cost is "
+          f"{(m['cost_usd']['mean'] / est['cost_usd'] - 1) * 100:+.1f}% above it")
+    return 0
+
+
 def cmd_catalog(a) -> int:
     from sim.catalog import builtin
 
@@ -211,6 +275,15 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--runs", default="1", help="number of runs (default 1)")
     g.add_argument("--start", help="date the run starts, prices in force then (default today)")
     p.set_defaults(func=cmd_estimate)
+
+    p = sub.add_parser("run", help="simulate the project: many replications with queueing, failures, "
+                       "preemption, checkpoints and moving prices")
+    scenario_args(p)
+    p.add_argument("--reps", help="replications (default: simulation.replications, 1000)")
+    p.add_argument("--seed", help="root seed (default: simulation.seed, 0)")
+    p.add_argument("--out", help="result folder (default outputs/<project name>/<timestamp>/)")
+    p.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --out folder")
+    p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("catalog", help="list built-in accelerators and prices")
     p.add_argument("accelerator", nargs="*", help="only these accelerator ids")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 
 import numpy as np
@@ -261,8 +261,10 @@ RUN_COLUMNS = ["workload", "run", "pool", "submit_h", "start_h", "end_h", "queue
 
 
 class Replication:
-    def __init__(self, plan: Plan, seed: int, replication: int):
+    def __init__(self, plan: Plan, seed: int, replication: int, trace: bool = False):
         self.plan = plan
+        # (time, pool index, accelerators taken (+) or given back (-), workload, run) when tracing
+        self.trace: list | None = [] if trace else None
         self.env = simpy.Environment()
         g = rngmod.generator
         self.fail_stream = rngmod.ExpStream(g(seed, replication, "failures"))
@@ -409,6 +411,8 @@ class Replication:
         pool.free -= r.n
         r.pool = pool
         r.alloc_t = now
+        if self.trace is not None:
+            self.trace.append((now, pool.p.idx, r.n, r.wl.w.name, r.idx))
         r.fallback_next = -1
         r.wl.running += 1
         if r.first_start < 0:
@@ -527,6 +531,8 @@ class Replication:
         now = self.env.now
         pool = r.pool
         pool.free += r.n
+        if self.trace is not None:
+            self.trace.append((now, pool.p.idx, -r.n, r.wl.w.name, r.idx))
         pool.busy_gpu_h += r.n * (now - r.alloc_t)
         c = r.n * pool.p.curve.integral(r.alloc_t, now)
         pool.usage_cost += c
@@ -644,5 +650,5 @@ def _owned_capital(p: PoolPlan, until: float) -> float:
     return _over_capacity(p, until, p.curve.integral)
 
 
-def simulate(plan: Plan, seed: int, replication: int) -> Replication:
-    return Replication(plan, seed, replication).simulate()
+def simulate(plan: Plan, seed: int, replication: int, trace: bool = False) -> Replication:
+    return Replication(plan, seed, replication, trace).simulate()
