@@ -148,14 +148,15 @@ def build_plan(scn: Scenario, catalog: Catalog) -> Plan:
     wnames = {w.name: i for i, w in enumerate(scn.workloads)}
     workloads = []
     for i, w in enumerate(scn.workloads):
-        usable = [names[n] for n in (w.pools if w.pools is not None else list(names))]
-        usable = [j for j in usable if max([scn.pools[j].count, *(c.count for c in scn.pools[j].capacity_changes)])
-                  >= w.accelerators]
+        def fits(j, n=w.accelerators):
+            return max([scn.pools[j].count, *(c.count for c in scn.pools[j].capacity_changes)]) >= n
+
+        usable = [names[n] for n in (w.pools if w.pools is not None else list(names)) if fits(names[n])]
         length_on = {}
         tau_on = {}
         ck = w.checkpoint or rel.checkpoint
         fail = rate_gpu * w.accelerators
-        for j in usable:
+        for j in (j for j in range(len(scn.pools)) if fits(j)):  # fallbacks may be outside `usable`
             acc = catalog.accelerators[scn.pools[j].accelerator]
             length_on[j] = run_size(w, acc)[1]
             pl = pools[j]
@@ -193,10 +194,11 @@ def build_plan(scn: Scenario, catalog: Catalog) -> Plan:
 
 
 class _Pool:
-    __slots__ = ("p", "capacity", "free", "busy_gpu_h", "usage_cost")
+    __slots__ = ("p", "capacity", "free", "busy_gpu_h", "usage_cost", "running")
 
     def __init__(self, p: PoolPlan):
         self.p = p
+        self.running: dict = {}  # runs holding accelerators here, in start order
         self.capacity = p.capacity0
         self.free = p.capacity0
         self.busy_gpu_h = 0.0
@@ -221,7 +223,7 @@ class _Run:
     __slots__ = ("wl", "idx", "seq", "n", "factor", "target", "diverging", "done", "pool", "alloc_t", "queued_t",
                  "submit_t", "first_start", "end", "wait_h", "attempts", "failures", "preemptions", "reruns",
                  "alloc_gpu_h", "productive", "lost", "overhead", "attempt_productive", "cost", "pending_restart",
-                 "fallback_next", "seg", "abandoned")
+                 "fallback_next", "seg", "abandoned", "token")
 
     def __init__(self, wl: _Workload, idx: int, seq: int, factor: float, target: float):
         self.wl = wl
@@ -253,6 +255,7 @@ class _Run:
         self.fallback_next = -1
         self.seg = None
         self.abandoned = False
+        self.token = 0
 
 
 RUN_COLUMNS = ["workload", "run", "pool", "submit_h", "start_h", "end_h", "queue_wait_h", "attempts", "failures",
@@ -283,8 +286,6 @@ class Replication:
         self.seq = 0
         self.left = sum(w.runs for w in plan.workloads)
         self.finished: list[_Run] = []
-        self.done_event = self.env.event()
-        self.past_horizon = False
         self.events = 0
 
     # -- set-up -------------------------------------------------------------------------------
@@ -312,37 +313,38 @@ class Replication:
                 ev.callbacks.append(self._capacity_change)
         for wl in self.wls:
             if wl.deps_left == 0:
-                self._ready(wl)
-        horizon = env.timeout(self.plan.horizon_h)
-        horizon.callbacks.append(self._horizon)
-        try:
-            env.run(until=self.done_event)
-        except RuntimeError as e:  # no events left but runs unfinished
-            raise SimulationError(
-                f"the simulation stalled at {env.now / 24:.1f} days with {self.left} runs unfinished: they can "
-                "never get capacity (a reserved commitment that ended, or capacity that dropped to zero)"
-            ) from e
-        if self.past_horizon:
-            raise SimulationError(
-                f"the simulation passed its horizon ({self.plan.horizon_h / 8760:g} years) with {self.left} runs "
-                "unfinished; the project as described cannot finish (raise simulation.horizon if it really "
-                "takes that long)"
-            )
+                self._ready(wl, dispatch=False)
+        self._dispatch()
+        horizon = self.plan.horizon_h
+        step, peek = env.step, env.peek
+        while self.left > 0:
+            t = peek()
+            if t > horizon:
+                if t == INF:
+                    raise SimulationError(
+                        f"the simulation stalled at {env.now / 24:.1f} days with {self.left} runs unfinished: they "
+                        "can never get capacity (a reserved commitment that ended, or a pool that shrank for good)"
+                    )
+                raise SimulationError(
+                    f"the simulation passed its horizon ({horizon / 8760:g} years) with {self.left} runs "
+                    "unfinished; the project as described cannot finish (raise simulation.horizon if it really "
+                    "takes that long)"
+                )
+            step()
         return self
-
-    def _horizon(self, _ev):
-        if self.left > 0:
-            self.past_horizon = True
-            if not self.done_event.triggered:
-                self.done_event.succeed()
 
     def _capacity_change(self, ev):
         pool, cap = ev.value
         pool.free += cap - pool.capacity
         pool.capacity = cap
+        in_use = sum(r.n for r in pool.running)
+        while in_use > cap:  # evict the most recently started runs first
+            r = next(reversed(pool.running))
+            in_use -= r.n
+            self._evict(r)
         self._dispatch()
 
-    def _ready(self, wl: _Workload):
+    def _ready(self, wl: _Workload, dispatch: bool = True):
         runs = self._make_runs(wl)
         t0 = max(self.env.now, wl.w.earliest_h)
         if wl.w.arrival_interval > 0:
@@ -355,19 +357,20 @@ class Replication:
             ev = self.env.timeout(t0 - self.env.now, value=runs)
             ev.callbacks.append(self._submit)
         else:
-            self._submit_runs(runs)
+            self._submit_runs(runs, dispatch)
 
     def _submit(self, ev):
         self._submit_runs(ev.value)
 
-    def _submit_runs(self, runs):
+    def _submit_runs(self, runs, dispatch: bool = True):
         now = self.env.now
         for r in runs:
             self.seq += 1
             r.seq = self.seq
             r.submit_t = now
             self._enqueue(r, now)
-        self._dispatch()
+        if dispatch:
+            self._dispatch()
 
     def _enqueue(self, r: _Run, now: float):
         r.queued_t = now
@@ -409,6 +412,7 @@ class Replication:
     def _allocate(self, r: _Run, pool: _Pool):
         now = self.env.now
         pool.free -= r.n
+        pool.running[r] = None
         r.pool = pool
         r.alloc_t = now
         if self.trace is not None:
@@ -450,8 +454,9 @@ class Replication:
             tp = self.pre_stream.next() / (pr * -(-r.n // pool.p.node_size))
             if tp < e:
                 e, kind = tp, 2
-        r.seg = (restart, e, kind, rem, length, tau, delta)
-        ev = self.env.timeout(restart + e, value=r)
+        r.token += 1
+        r.seg = (restart, e, kind, rem, length, tau, delta, self.env.now)
+        ev = self.env.timeout(restart + e, value=(r, r.token))
         ev.callbacks.append(self._segment_end)
         self.events += 1
 
@@ -463,31 +468,12 @@ class Replication:
         return k * tau + min(x - k * (tau + delta), tau)
 
     def _segment_end(self, ev):
-        r: _Run = ev.value
-        restart, e, kind, rem, length, tau, delta = r.seg
+        r, token = ev.value
+        if token != r.token:  # the run was evicted before this segment ended
+            return
+        restart, e, kind, rem, length, tau, delta, _t0 = r.seg
+        self._account(r, restart, e, kind, rem, length, tau, delta, r.pool.p.notice if kind == 2 else 0.0)
         w = r.wl.w
-        if kind == 0:
-            progress = saved = rem
-        else:
-            progress = min(self._progress(e, tau, delta), rem)
-            if tau == INF:
-                saved = 0.0
-            elif tau <= 0.0:
-                saved = progress  # continuous checkpoints (free writes, `auto`): nothing is lost
-            else:
-                saved = math.floor(e / (tau + delta)) * tau
-                notice = r.pool.p.notice if kind == 2 else 0.0
-                if notice >= delta > 0.0 and e > notice:
-                    saved = max(saved, self._progress(e - notice, tau, delta))
-                saved = min(saved, progress)
-        n = r.n
-        keep = n * saved
-        r.productive += keep
-        r.attempt_productive += keep
-        r.lost += n * (progress - saved)
-        r.overhead += n * (restart + e - progress)
-        r.alloc_gpu_h += n * (restart + e)
-        r.done += saved / length
         if kind == 0:
             if r.diverging:  # the attempt went wrong: everything it kept is thrown away
                 r.productive -= r.attempt_productive
@@ -514,14 +500,52 @@ class Replication:
                 rep.callbacks.append(self._repaired)
             self._segment(r)
         else:
-            r.preemptions += 1
-            r.attempts += 1
-            pool = r.pool
-            self._release(r)
-            r.pending_restart = w.restart
-            r.fallback_next = pool.p.fallback
-            self._enqueue(r, self.env.now)
+            self._preempted(r)
             self._dispatch()
+
+    def _account(self, r: _Run, restart, e, kind, rem, length, tau, delta, notice):
+        """Book a segment that ran for `restart` + `e` hours and ended by completion (kind 0),
+        failure (1) or preemption (2): what progress was made, and what of it is kept."""
+        if kind == 0:
+            progress = saved = rem
+        else:
+            progress = min(self._progress(e, tau, delta), rem)
+            if tau == INF:
+                saved = 0.0
+            elif tau <= 0.0:
+                saved = progress  # continuous checkpoints (free writes, `auto`): nothing is lost
+            else:
+                saved = math.floor(e / (tau + delta)) * tau
+                if notice >= delta > 0.0 and e > notice:
+                    saved = max(saved, self._progress(e - notice, tau, delta))
+                saved = min(saved, progress)
+        n = r.n
+        keep = n * saved
+        r.productive += keep
+        r.attempt_productive += keep
+        r.lost += n * (progress - saved)
+        r.overhead += n * (restart + e - progress)
+        r.alloc_gpu_h += n * (restart + e)
+        r.done += saved / length
+
+    def _preempted(self, r: _Run):
+        """Give the run's accelerators back and queue it again (its fallback pool first)."""
+        r.preemptions += 1
+        r.attempts += 1
+        pool = r.pool
+        self._release(r)
+        r.pending_restart = r.wl.w.restart
+        r.fallback_next = pool.p.fallback
+        self._enqueue(r, self.env.now)
+
+    def _evict(self, r: _Run):
+        """Capacity taken away under a running run (a reservation ending, a pool shrinking): the
+        run stops now, keeps what its checkpoints saved, and queues again."""
+        restart, _e, _kind, rem, length, tau, delta, t0 = r.seg
+        elapsed = self.env.now - t0
+        r.token += 1
+        self._account(r, min(elapsed, restart), max(elapsed - restart, 0.0), 2, rem, length, tau, delta, 0.0)
+        self._preempted(r)
 
     def _repaired(self, ev):
         ev.value.free += ev.value.p.node_size
@@ -531,6 +555,7 @@ class Replication:
         now = self.env.now
         pool = r.pool
         pool.free += r.n
+        del pool.running[r]
         if self.trace is not None:
             self.trace.append((now, pool.p.idx, -r.n, r.wl.w.name, r.idx))
         pool.busy_gpu_h += r.n * (now - r.alloc_t)
@@ -554,10 +579,8 @@ class Replication:
             for d in wl.dependents:
                 d.deps_left -= 1
                 if d.deps_left == 0:
-                    self._ready(d)
+                    self._ready(d, dispatch=False)
         if self.left == 0:
-            if not self.done_event.triggered:
-                self.done_event.succeed()
             return
         self._dispatch()
 

@@ -1,0 +1,291 @@
+#!/usr/bin/env python3
+"""Speed benchmark: trainsim's engine against two plain implementations of the same model.
+
+Measures replications per second, in one run on one machine, of
+  engine   sim.montecarlo.replicate() on scenarios/bench_reference.yaml, consumed fully (records, no files)
+  cli      `sim run scenarios/bench_reference.yaml --reps N --seed S --out TMP --overwrite` through
+           sim.cli.main (loading, simulation, tables, Parquet and JSON writing), wall time
+  naive    naive(seed) from the shared reference script (one SimPy process per run)
+  heapq    heapq_limit(seed) from the shared reference script (hand-rolled event loop)
+The reference script lives outside the repository (default ../shared/bench/reference_project.py from
+the repo root) and is imported from that path, never copied. Its functions are timed over
+np.random.SeedSequence(seed).spawn(reps), exactly as its main() does.
+
+The four measurements are interleaved: --repeat rounds, the order reversed every other round, after
+one small untimed warm-up of each (imports, caches). Reported: best and median reps/s per
+implementation, the engine's speed ratios within this run, and, from the same replications, the
+engine's and the naive reference's mean makespan and GPU-hours with standard errors and their
+difference in units of the combined standard error (independent implementations with different
+random streams: expect |z| < ~3).
+
+This is a benchmark, not a test: it asserts nothing and is not collected by pytest.
+
+Usage: python benchmarks/bench_engine.py [--reps 200] [--seed 1] [--repeat 3] [--json] [--reference PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import importlib.util
+import io
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+SCENARIO = REPO / "scenarios" / "bench_reference.yaml"
+DEFAULT_REFERENCE = REPO.parent / "shared" / "bench" / "reference_project.py"
+IMPLS = ("engine", "cli", "naive", "heapq")
+WARMUP_REPS = 2
+
+
+def load_reference(path: Path):
+    if not path.is_file():
+        sys.exit(f"bench_engine: reference script not found: {path} (give --reference PATH)")
+    spec = importlib.util.spec_from_file_location("trainsim_bench_reference_project", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    for name in ("naive", "heapq_limit"):
+        if not callable(getattr(mod, name, None)):
+            sys.exit(f"bench_engine: {path} has no function {name}()")
+    return mod
+
+
+def machine() -> dict:
+    import simpy
+
+    import sim
+
+    try:
+        affinity = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        affinity = None
+    return {
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "processor": platform.processor() or None,
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "cpu_count": os.cpu_count(),
+        "cpus_usable": affinity,
+        "trainsim": getattr(sim, "__version__", None),
+        "simpy": simpy.__version__,
+        "numpy": np.__version__,
+    }
+
+
+def mean_sem(x) -> tuple[float, float]:
+    a = np.asarray(x, dtype=float)
+    return float(a.mean()), float(a.std(ddof=1) / math.sqrt(a.size)) if a.size > 1 else float("nan")
+
+
+class Bench:
+    def __init__(self, reps: int, seed: int, ref, out_dir: Path):
+        from sim.loader import load
+
+        self.reps, self.seed, self.ref, self.out_dir = reps, seed, ref, out_dir
+        self.loaded = load(SCENARIO)
+        self.results: dict[str, list] = {}  # the outputs of the last timed call of each implementation
+
+    def engine(self, reps: int) -> list[dict]:
+        from sim.montecarlo import replicate
+
+        return [res.row for res in replicate(self.loaded, self.seed, range(reps))]
+
+    def cli(self, reps: int) -> int:
+        from sim.cli import main
+
+        argv = ["run", str(SCENARIO), "--reps", str(reps), "--seed", str(self.seed), "--out", str(self.out_dir),
+                "--overwrite"]
+        with contextlib.redirect_stdout(io.StringIO()):
+            rc = main(argv)
+        if rc != 0:
+            raise RuntimeError(f"sim {' '.join(argv)} exited with {rc}")
+        return rc
+
+    def naive(self, reps: int) -> list[tuple[float, float]]:
+        return [self.ref.naive(s) for s in np.random.SeedSequence(self.seed).spawn(reps)]
+
+    def heapq(self, reps: int) -> list[tuple[float, float]]:
+        return [self.ref.heapq_limit(s) for s in np.random.SeedSequence(self.seed).spawn(reps)]
+
+    def time(self, impl: str) -> float:
+        fn = getattr(self, impl)
+        gc.collect()
+        t0 = time.perf_counter()
+        out = fn(self.reps)
+        dt = time.perf_counter() - t0
+        self.results[impl] = out
+        return dt
+
+
+def run(args) -> dict:
+    log = sys.stderr if args.json else sys.stdout
+    ref_path = Path(args.reference).resolve()
+    ref = load_reference(ref_path)
+    info = machine()
+    print(f"machine: {info['platform']}, {info['machine']}, python {info['python']} ({info['implementation']}), "
+          f"cpu_count {info['cpu_count']} (usable {info['cpus_usable']})", file=log)
+    print(f"versions: trainsim {info['trainsim']}, simpy {info['simpy']}, numpy {info['numpy']}", file=log)
+    print(f"scenario: {SCENARIO.relative_to(REPO)}; reference: {ref_path}", file=log)
+    print(f"reps {args.reps}, seed {args.seed}, {args.repeat} interleaved rounds", file=log, flush=True)
+
+    times: dict[str, list[float]] = {k: [] for k in IMPLS}
+    with tempfile.TemporaryDirectory(prefix="trainsim-bench-") as tmp:
+        b = Bench(args.reps, args.seed, ref, Path(tmp) / "out")
+        for impl in IMPLS:  # untimed warm-up: imports, first-call caches
+            getattr(b, impl)(WARMUP_REPS)
+        engine_rows_first = None
+        t_start = time.perf_counter()
+        for rnd in range(args.repeat):
+            order = IMPLS if rnd % 2 == 0 else IMPLS[::-1]
+            for impl in order:
+                dt = b.time(impl)
+                times[impl].append(dt)
+                print(f"  round {rnd + 1}/{args.repeat} {impl:<6} {dt:7.3f} s  {args.reps / dt:8.1f} reps/s",
+                      file=log, flush=True)
+            if engine_rows_first is None:
+                engine_rows_first = b.results["engine"]
+        total_s = time.perf_counter() - t_start
+        # the CLI wrote the same replications; read its table back as a consistency check
+        import pandas as pd
+
+        cli_df = pd.read_parquet(Path(tmp) / "out" / "replications.parquet")
+
+    rows = b.results["engine"]
+    naive_out, heapq_out = b.results["naive"], b.results["heapq"]
+    speed = {}
+    for impl in IMPLS:
+        rates = [args.reps / t for t in times[impl]]
+        speed[impl] = {"best_reps_per_s": max(rates), "median_reps_per_s": statistics.median(rates),
+                       "seconds": times[impl]}
+    ratios = {}
+    for other in ("naive", "heapq"):
+        ratios[f"engine/{other}"] = {
+            "best": speed["engine"]["best_reps_per_s"] / speed[other]["best_reps_per_s"],
+            "median": speed["engine"]["median_reps_per_s"] / speed[other]["median_reps_per_s"],
+            "per_round": [t_o / t_e for t_e, t_o in zip(times["engine"], times[other], strict=True)],
+        }
+    ratios["cli/engine"] = {
+        "best": speed["cli"]["best_reps_per_s"] / speed["engine"]["best_reps_per_s"],
+        "median": speed["cli"]["median_reps_per_s"] / speed["engine"]["median_reps_per_s"],
+        "per_round": [t_e / t_c for t_e, t_c in zip(times["engine"], times["cli"], strict=True)],
+    }
+
+    e_mk = [r["makespan_days"] * 24.0 for r in rows]
+    e_gh = [r["gpu_hours"] for r in rows]
+    n_mk = [o[0] for o in naive_out]
+    n_gh = [o[1] for o in naive_out]
+    agreement = {}
+    for key, e, n in (("makespan_h", e_mk, n_mk), ("gpu_hours", e_gh, n_gh)):
+        (em, es), (nm, ns) = mean_sem(e), mean_sem(n)
+        se = math.hypot(es, ns)
+        agreement[key] = {"engine_mean": em, "engine_sem": es, "naive_mean": nm, "naive_sem": ns,
+                          "diff": em - nm, "combined_se": se, "z": (em - nm) / se if se > 0 else float("nan")}
+    ev_mean, ev_sem = mean_sem([r["events"] for r in rows])
+    f_mean, f_sem = mean_sem([r["failures"] for r in rows])
+    checks = {
+        "engine_repeatable": engine_rows_first == rows,
+        # same draws in the same order; GPU-hours are summed in a different order, so compare to 1e-12
+        "naive_equals_heapq": bool(np.allclose(np.asarray(naive_out), np.asarray(heapq_out), rtol=1e-12, atol=0)),
+        "cli_equals_engine": bool(len(cli_df) == len(rows)
+                                  and np.allclose(cli_df.sort_values("replication")["gpu_hours"].to_numpy(), e_gh,
+                                                  rtol=1e-12, atol=0)),
+    }
+    return {
+        "date": datetime.now().isoformat(timespec="seconds"),
+        "command": " ".join(["python", "benchmarks/bench_engine.py", *sys.argv[1:]]),
+        "machine": info, "scenario": str(SCENARIO.relative_to(REPO)), "reference": str(ref_path),
+        "reps": args.reps, "seed": args.seed, "repeat": args.repeat, "total_timed_s": total_s,
+        "speed": speed, "ratios": ratios, "agreement": agreement,
+        "engine": {"events_per_rep_mean": ev_mean, "events_per_rep_sem": ev_sem,
+                   "events_per_rep_min": min(r["events"] for r in rows),
+                   "events_per_rep_max": max(r["events"] for r in rows),
+                   "failures_mean": f_mean, "failures_sem": f_sem},
+        "checks": checks,
+    }
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows, strict=True)]
+
+    def fmt(row):
+        return "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(row, widths,
+                                                                                                        strict=True)))
+
+    return "\n".join([fmt(headers), "  ".join("-" * w for w in widths), *(fmt(r) for r in rows)])
+
+
+def report(res: dict) -> str:
+    n = res["reps"]
+    label = {"engine": "engine (replicate, records)", "cli": "sim run end to end (+files)",
+             "naive": "reference naive (SimPy)", "heapq": "reference heapq loop"}
+    out = [f"\n{n} replications x {res['repeat']} interleaved rounds, seed {res['seed']} "
+           f"({res['total_timed_s']:.1f} s timed)\n"]
+    out.append(table(["implementation", "best reps/s", "median reps/s", "per round (s)"], [
+        [label[k], f"{s['best_reps_per_s']:.1f}", f"{s['median_reps_per_s']:.1f}",
+         " ".join(f"{t:.2f}" for t in s["seconds"])] for k, s in res["speed"].items()]))
+    out.append("")
+    out.append(table(["ratio (speed)", "best", "median", "per round"], [
+        [k, f"{r['best']:.2f}", f"{r['median']:.2f}", " ".join(f"{x:.2f}" for x in r["per_round"])]
+        for k, r in res["ratios"].items()]))
+    out.append("")
+    a = res["agreement"]
+    out.append(table(["metric (mean +- SE)", "engine", "reference naive", "difference", "diff / SE"], [
+        ["makespan (h)", f"{a['makespan_h']['engine_mean']:,.1f} +- {a['makespan_h']['engine_sem']:.1f}",
+         f"{a['makespan_h']['naive_mean']:,.1f} +- {a['makespan_h']['naive_sem']:.1f}",
+         f"{a['makespan_h']['diff']:+,.1f}", f"{a['makespan_h']['z']:+.2f}"],
+        ["GPU-hours", f"{a['gpu_hours']['engine_mean']:,.0f} +- {a['gpu_hours']['engine_sem']:,.0f}",
+         f"{a['gpu_hours']['naive_mean']:,.0f} +- {a['gpu_hours']['naive_sem']:,.0f}",
+         f"{a['gpu_hours']['diff']:+,.0f}", f"{a['gpu_hours']['z']:+.2f}"],
+    ]))
+    e = res["engine"]
+    out.append(f"\nengine: {e['events_per_rep_mean']:.1f} +- {e['events_per_rep_sem']:.1f} events per replication "
+               f"(min {e['events_per_rep_min']}, max {e['events_per_rep_max']}); "
+               f"{e['failures_mean']:.2f} +- {e['failures_sem']:.2f} failures per replication")
+    c = res["checks"]
+    out.append(f"checks: engine repeatable across rounds: {c['engine_repeatable']}; "
+               f"naive == heapq (same streams, to 1e-12): {c['naive_equals_heapq']}; "
+               f"sim run wrote the engine's replications: {c['cli_equals_engine']}")
+    bad = [k for k in ("makespan_h", "gpu_hours") if not abs(a[k]["z"]) <= 3]
+    if bad:
+        out.append(f"NOTE: engine and reference differ by more than 3 combined SE in: {', '.join(bad)}")
+    if res["ratios"]["engine/naive"]["median"] < 1:
+        out.append("NOTE: the engine is slower than the naive SimPy reference (median ratio < 1)")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--reps", type=int, default=200, help="replications per timed call (default 200)")
+    ap.add_argument("--seed", type=int, default=1, help="root seed (default 1)")
+    ap.add_argument("--repeat", type=int, default=3, help="interleaved rounds (default 3)")
+    ap.add_argument("--json", action="store_true", help="print one JSON object on stdout (progress goes to stderr)")
+    ap.add_argument("--reference", default=str(DEFAULT_REFERENCE),
+                    help="path of the reference script (default ../shared/bench/reference_project.py from the repo)")
+    args = ap.parse_args(argv)
+    if args.reps < 2 or args.repeat < 1 or args.seed < 0:
+        ap.error("--reps must be >= 2, --repeat >= 1 and --seed >= 0")
+    res = run(args)
+    text = report(res)
+    if args.json:
+        print(text, file=sys.stderr)
+        print(json.dumps(res))
+    else:
+        print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
