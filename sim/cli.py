@@ -196,8 +196,10 @@ def cmd_run(a) -> int:
     rows_out = [[k, *(f(m[k][s]) for s in ("mean", "p5", "p50", "p95"))] for k, f in fmt.items()]
     print(table(["metric", "mean", "P5", "P50", "P95"], rows_out))
     print(f"deterministic estimate (no queueing, failures or preemption): {format_usd(est['cost_usd'])}, "
-          f"{est['gpu_hours']:,.0f} GPU-h; simulated mean cost is "
-          f"{(m['cost_usd']['mean'] / est['cost_usd'] - 1) * 100:+.1f}% above it")
+          f"{est['gpu_hours']:,.0f} GPU-h.\nThe simulated mean is "
+          f"{(m['cost_usd']['mean'] / est['cost_usd'] - 1) * 100:+.1f}%"
+          " from it: queueing, failures, preemption, restarts, reruns, run-to-run spread and idle"
+          " reserved or owned capacity.")
     return 0
 
 
