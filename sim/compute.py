@@ -5,6 +5,8 @@ Pure functions of numbers (numpy arrays work too); no scenario objects, no rando
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 SECONDS_PER_HOUR = 3600.0
@@ -45,3 +47,9 @@ def energy_kwh(gpu_hours, tdp_w, power_factor=1.0, pue=1.0):
 
 def co2_kg(kwh, grid_gco2_per_kwh):
     return kwh * grid_gco2_per_kwh / 1000.0
+
+
+def early_stopped_runs(fraction: float, runs: int) -> int:
+    """How many of a workload's runs are stopped early: fraction x runs, rounded half up (the
+    estimate and the engine use the same whole number)."""
+    return int(math.floor(fraction * runs + 0.5))

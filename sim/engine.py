@@ -22,6 +22,7 @@ import simpy
 
 from sim import rng as rngmod
 from sim.catalog import Catalog
+from sim.compute import early_stopped_runs
 from sim.estimate import run_size
 from sim.loader import pool_price
 from sim.pricing import make_curve
@@ -179,7 +180,7 @@ def build_plan(scn: Scenario, catalog: Catalog) -> Plan:
             after=[wnames[a] for a in w.after],
             div_p=float(div.probability) if div else 0.0, div_at=float(div.at) if div else 1.0,
             div_rerun=bool(div.rerun) if div else True,
-            early_k=int(round(float(es.fraction_of_runs) * int(w.runs))) if es else 0,
+            early_k=early_stopped_runs(float(es.fraction_of_runs), int(w.runs)) if es else 0,
             early_at=float(es.at) if es else 1.0,
             length_kind=w.run_length.kind, length_sigma=float(w.run_length.sigma),
             arrival_interval=float(w.arrivals.mean_interval or 0.0),
@@ -307,10 +308,13 @@ class Replication:
         env = self.env
         if self.left == 0:
             return self
+        steps: dict[float, list] = {}
         for pool in self.pools:
             for t, cap in pool.p.steps:
-                ev = env.timeout(t, value=(pool, cap))
-                ev.callbacks.append(self._capacity_change)
+                steps.setdefault(t, []).append((pool, cap))
+        for t, changes in sorted(steps.items()):
+            ev = env.timeout(t, value=changes)
+            ev.callbacks.append(self._capacity_due)
         for wl in self.wls:
             if wl.deps_left == 0:
                 self._ready(wl, dispatch=False)
@@ -333,15 +337,25 @@ class Replication:
             step()
         return self
 
-    def _capacity_change(self, ev):
-        pool, cap = ev.value
-        pool.free += cap - pool.capacity
-        pool.capacity = cap
-        in_use = sum(r.n for r in pool.running)
-        while in_use > cap:  # evict the most recently started runs first
-            r = next(reversed(pool.running))
-            in_use -= r.n
-            self._evict(r)
+    def _capacity_due(self, ev):
+        """Pools change size: the new capacity counts at once (nothing new starts on capacity
+        that is going), but evictions wait until every other event due at this instant has run,
+        so that a run ending exactly as its capacity goes finishes first."""
+        for pool, cap in ev.value:
+            pool.free += cap - pool.capacity
+            pool.capacity = cap
+        later = self.env.timeout(0.0, value=ev.value)
+        later.callbacks.append(self._capacity_enforce)
+
+    def _capacity_enforce(self, ev):
+        """Evict from every pool that changed at this instant, then serve the queue once (a run
+        evicted from one pool must not land on another that is going at the same moment)."""
+        for pool, _cap in ev.value:
+            in_use = sum(r.n for r in pool.running)
+            while in_use > pool.capacity:  # evict the most recently started runs first
+                r = next(reversed(pool.running))
+                in_use -= r.n
+                self._evict(r)
         self._dispatch()
 
     def _ready(self, wl: _Workload, dispatch: bool = True):
@@ -602,7 +616,7 @@ class Replication:
                 capacity = max([p.capacity0, *(c for _, c in p.steps)])
                 cost = capacity * p.curve.integral(t0, t1)
                 idle = max(capacity * (t1 - t0) - busy, 0.0)
-                idle_draws = False
+                idle_draws = True  # dedicated capacity: its idle draw is the project's footprint
             elif p.tier == "owned":
                 cap_h = _capacity_hours(p, mk)
                 cost = _owned_capital(p, mk)

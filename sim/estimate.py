@@ -13,6 +13,7 @@ from datetime import date
 
 from sim import compute, schema
 from sim.catalog import Accelerator
+from sim.compute import early_stopped_runs
 from sim.distributions import nominal
 from sim.loader import Loaded, PoolPrice
 from sim.pricing import make_curve
@@ -116,8 +117,9 @@ def estimate(loaded: Loaded) -> Estimate:
         if pool.pricing == "owned":
             cost_run += kwh_run * pool.energy_usd_per_kwh
         eff_runs = float(w.runs)
-        if w.early_stop is not None:
-            eff_runs = w.runs * (1.0 - w.early_stop.fraction_of_runs * (1.0 - w.early_stop.at))
+        if w.early_stop is not None:  # the same whole number of runs the engine stops early
+            stopped = early_stopped_runs(w.early_stop.fraction_of_runs, int(w.runs))
+            eff_runs = w.runs - stopped * (1.0 - w.early_stop.at)
         out.append(WorkloadEstimate(
             name=w.name, runs=int(w.runs), effective_runs=eff_runs, pool=pool.name, accelerator=acc.id,
             accelerators=n, pricing=pool.pricing, price_usd_per_gpu_h=curve.at(t0), price_source=price.source,
