@@ -145,62 +145,139 @@ def _default_out(name: str) -> Path:
 
 
 def cmd_run(a) -> int:
-    from sim import outputs
-    from sim.engine import SimulationError
+    from sim import outputs, runner
     from sim.estimate import estimate
-    from sim.montecarlo import replicate
+    from sim.montecarlo import SampleError
 
+    state = None
+    if a.resume:
+        state_file = Path(a.resume) / runner.PARTS / "state.json"
+        if not state_file.exists():
+            raise ScenarioError("command line", [Issue(("--resume",), f"{a.resume}: no interrupted run to resume "
+                                                       f"(no {runner.PARTS}/state.json)")])
+        state = json.loads(state_file.read_text())
+        a.file = a.file or state.get("file")
+        a.variant = a.variant or state.get("variant")
+        a.set = a.set or state.get("set") or []
+    if not a.file:
+        raise ScenarioError("command line", [Issue((), "sim run needs a scenario FILE (or --resume DIR)")])
     loaded = load(a.file, variant=a.variant, sets=a.set)
     scn = loaded.scenario
-    reps = int(a.reps) if a.reps is not None else scn.simulation.replications
-    seed = int(a.seed) if a.seed is not None else scn.simulation.seed
-    if reps < 1 or seed < 0:
-        raise ScenarioError("command line", [Issue((), "--reps must be >= 1 and --seed >= 0")])
-    out = Path(a.out) if a.out else _default_out(scn.project.name)
     try:
-        outputs.prepare_dir(out, a.overwrite)
-    except outputs.OutputError as e:
-        raise ScenarioError("command line", [Issue(("--out",), str(e))]) from None
-    t0 = time.perf_counter()
-    rows, runs = [], []
+        seed = int(a.seed) if a.seed is not None else scn.simulation.seed
+        workers = int(a.workers) if a.workers is not None else runner.default_workers()
+        precision = float(a.precision) if a.precision is not None else None
+        reps = int(a.reps) if a.reps is not None else (100_000 if precision else scn.simulation.replications)
+    except ValueError as e:
+        raise ScenarioError("command line", [Issue((), f"expected a number: {e}")]) from None
+    if state is not None:
+        seed, reps, precision = state["seed"], state["reps"], state["precision"]
+    if reps < 1 or seed < 0 or workers < 1 or (precision is not None and not 0 < precision < 1):
+        raise ScenarioError("command line", [Issue((), "--reps and --workers must be >= 1, --seed >= 0, "
+                                                   "--precision between 0 and 1 (e.g. 0.01)")])
+    settings = runner.Settings(seed=seed, reps=reps, method=a.sampling or scn.simulation.sampling, workers=workers,
+                               backend=a.backend, scheduler=a.scheduler, strict=a.strict, precision=precision)
+    if state is not None:
+        settings.method, settings.chunk = state["method"], state["chunk"]
+    out = Path(a.resume) if a.resume else (Path(a.out) if a.out else _default_out(scn.project.name))
+    if not a.resume:
+        try:
+            outputs.prepare_dir(out, a.overwrite)
+        except outputs.OutputError as e:
+            raise ScenarioError("command line", [Issue(("--out",), str(e))]) from None
+    bar = _progress(settings.reps)
     try:
-        for res in replicate(loaded, seed, range(reps)):
-            rows.append(res.row)
-            runs.extend(res.runs)
-            if len(rows) % max(1, reps // 10) == 0:
-                log.info("%d/%d replications", len(rows), reps)
-    except SimulationError as e:
-        raise ScenarioError(a.file, [Issue((), f"simulation: {e}")]) from None
-    runtime = time.perf_counter() - t0
-    rep_df, run_df = outputs.tables(rows, runs)
-    names = [w.name for w in scn.workloads]
-    summary = outputs.summarize(rep_df, scn.project.name, loaded.sha256, seed, names)
-    outputs.write_parquet(out / "replications.parquet", rep_df)
-    outputs.write_parquet(out / "runs.parquet", run_df)
+        result = runner.execute(loaded, settings, out, progress=bar, resume=bool(a.resume),
+                                extra_state={"file": str(a.file), "variant": a.variant, "set": a.set})
+    except (runner.RunError, SampleError) as e:
+        raise ScenarioError(str(a.file), [Issue((), str(e))]) from None
+    finally:
+        bar(None, None)
+    if result.reps.empty:
+        first = result.errors[0]["error"] if result.errors else "no replication ran"
+        raise ScenarioError(str(a.file), [Issue((), f"every replication failed; the first: {first} "
+                                          f"(details in {out / runner.PARTS})")])
+    summary = runner.summarize(result, loaded, settings)
     outputs.write_json(out / "summary.json", summary)
     outputs.write_json(out / "manifest.json", {
         "scenario_file": str(a.file), "variant": a.variant, "set": a.set, "scenario_sha256": loaded.sha256,
-        "seed": seed, "replications": reps, "package": "trainsim", "version": __version__,
-        "python": sys.version.split()[0], "runtime_s": round(runtime, 3),
-        "created": datetime.now().isoformat(timespec="seconds"), "resolved_scenario": loaded.resolved,
+        "seed": seed, "replications_asked": reps, "replications": len(result.reps) + len(result.errors),
+        "sampling": settings.method, "workers": workers, "backend": settings.backend,
+        "chunk_size": settings.chunk_size(), "precision": precision, "stopped_by": result.stop_reason,
+        "resumed_chunks": result.resumed_chunks, "package": "trainsim", "version": __version__,
+        "python": sys.version.split()[0], "runtime_s": round(result.runtime_s, 3),
+        "created": datetime.now().isoformat(timespec="seconds"), "failed_replications": result.errors,
+        "resolved_scenario": loaded.resolved,
     })
-    est = estimate(loaded).total
+    runner.finish(out)
+    _print_run(scn, loaded, summary, result, out, estimate)
+    return 0
+
+
+def _progress(total: int):
+    """A progress bar with rate and ETA on a terminal; a few quiet log lines otherwise."""
+    from sim.runner import is_tty
+
+    if is_tty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, unit="rep", dynamic_ncols=True, file=sys.stderr, leave=False)
+
+        def update(done, _total):
+            if done is None:
+                bar.close()
+            else:
+                bar.update(done - bar.n)
+
+        return update
+    t0 = time.perf_counter()
+    last = [-1]
+
+    def quiet(done, total_):
+        if done is None:
+            return
+        step = done * 10 // max(total_, 1)
+        if step != last[0] and done:
+            last[0] = step
+            dt = time.perf_counter() - t0
+            log.info("%d/%d replications (%.0f/s)", done, total_, done / dt if dt > 0 else 0.0)
+
+    return quiet
+
+
+def _print_run(scn, loaded, summary, result, out, estimate) -> None:
     m = summary["metrics"]
-    print(f"{scn.project.name}: {reps} replications, seed {seed}, {runtime:.1f} s -> {out}")
+    n = summary["replications"]
+    print(f"{scn.project.name}: {n} replications ({summary['sampling']}), seed {summary['seed']}, "
+          f"{result.runtime_s:.1f} s -> {out}")
     fmt = {
         "cost_usd": format_usd, "gpu_hours": lambda v: f"{v:,.0f}", "lost_gpu_hours": lambda v: f"{v:,.0f}",
         "idle_gpu_hours": lambda v: f"{v:,.0f}", "makespan_days": lambda v: f"{v:,.1f} d",
-        "energy_kwh": _energy, "co2_kg": lambda v: _co2(v), "failures": lambda v: f"{v:,.1f}",
+        "energy_kwh": _energy, "co2_kg": _co2, "failures": lambda v: f"{v:,.1f}",
         "preemptions": lambda v: f"{v:,.1f}", "mean_queue_wait_h": format_hours,
     }
-    rows_out = [[k, *(f(m[k][s]) for s in ("mean", "p5", "p50", "p95"))] for k, f in fmt.items()]
-    print(table(["metric", "mean", "P5", "P50", "P95"], rows_out))
+    nominal = summary.get("nominal") or {}
+    rows_out = []
+    for k, f in fmt.items():
+        ci = m[k]["ci95"]["mean"]
+        rows_out.append([k, f(m[k]["mean"]), f"{f(ci[0])}..{f(ci[1])}", *(f(m[k][s]) for s in ("p5", "p50", "p95")),
+                         f(nominal[k]) if k in nominal else "-"])
+    print(table(["metric", "mean", "95% CI of mean", "P5", "P50", "P95", "nominal"], rows_out))
+    est = estimate(loaded).total
     print(f"deterministic estimate (no queueing, failures or preemption): {format_usd(est['cost_usd'])}, "
           f"{est['gpu_hours']:,.0f} GPU-h.\nThe simulated mean is "
           f"{(m['cost_usd']['mean'] / est['cost_usd'] - 1) * 100:+.1f}%"
           " from it: queueing, failures, preemption, restarts, reruns, run-to-run spread and idle"
           " reserved or owned capacity.")
-    return 0
+    if "precision" in summary:
+        p = summary["precision"]
+        how = "met" if p["met"] else "NOT met (cap reached)"
+        print(f"precision target {p['target']:.2%}: {how} after {n} replications "
+              f"(mean +-{p.get('mean_half_width_rel', float('nan')):.2%}, "
+              f"P95 +-{p.get('p95_half_width_rel', float('nan')):.2%})")
+    if result.errors:
+        print(f"WARNING: {len(result.errors)} replications failed and are left out; the first: "
+              f"{result.errors[0]['error']} (all in manifest.json)", file=sys.stderr)
 
 
 def cmd_catalog(a) -> int:
@@ -280,11 +357,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="simulate the project: many replications with queueing, failures, "
                        "preemption, checkpoints and moving prices")
-    scenario_args(p)
-    p.add_argument("--reps", help="replications (default: simulation.replications, 1000)")
-    p.add_argument("--seed", help="root seed (default: simulation.seed, 0)")
+    scenario_args(p, required=False)
+    p.add_argument("--reps", help="replications (default: simulation.replications; with --precision, the cap, "
+                   "default 100,000)")
+    p.add_argument("--seed", help="root seed (default: simulation.seed)")
     p.add_argument("--out", help="result folder (default outputs/<project name>/<timestamp>/)")
     p.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --out folder")
+    p.add_argument("--workers", help="processes (default: the machine's cores)")
+    p.add_argument("--backend", choices=["process", "dask"], default="process",
+                   help="process (default) or dask (a Dask cluster: --scheduler, or a local one)")
+    p.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://host:8786")
+    p.add_argument("--sampling", choices=["random", "lhs", "sobol"], help="overrides simulation.sampling")
+    p.add_argument("--precision", help="add replications until the 95%% CI of mean and P95 cost are within this "
+                   "relative half-width (e.g. 0.01), or --reps is reached")
+    p.add_argument("--strict", action="store_true", help="stop at the first failing replication")
+    p.add_argument("--resume", metavar="DIR", help="complete an interrupted run in DIR")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("catalog", help="list built-in accelerators and prices")

@@ -1,65 +1,197 @@
-"""Replications: sample each replication's inputs, build its plan, simulate, and hand back rows.
+"""Replications: each replication's inputs (sampled in percentile space, optionally correlated
+through a Gaussian copula, mapped through each distribution's inverse CDF), its plan, its
+simulation, and its rows.
 
-Every replication draws from its own named streams (sim.rng), so replication k gives the same
-numbers whichever order or process runs it.
+Everything a replication draws comes from its own named streams (sim.rng) or from a design fixed
+by the root seed (LHS, Sobol), so replication k gives the same numbers whichever process, worker
+count or backend runs it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+import math
+import traceback
+import warnings
+from dataclasses import dataclass, field
 
 import numpy as np
+from scipy import stats
+from scipy.stats import qmc
 
 from sim import rng as rngmod
-from sim.engine import Plan, build_plan, simulate
+from sim.engine import Plan, SimulationError, build_plan, simulate
 from sim.loader import Loaded, path_str
 from sim.schema import map_dists, nominal_scenario, uncertain_inputs
+
+NOMINAL = 2**31 - 1  # the replication index of the nominal case (every input at its median)
+DESIGN_STREAM = 2**31 - 2  # spawn key of the LHS/Sobol design
+
+
+class SampleError(ValueError):
+    """A sampled input outside its key's limits (and the distribution does not say clip)."""
 
 
 @dataclass
 class RepResult:
     replication: int
-    row: dict
+    row: dict | None
     runs: list
+    error: dict | None = None
 
 
-class Sampler:
-    """Draws one value per uncertain input per replication (plain random sampling through each
-    distribution's inverse CDF); a scenario with no uncertain input builds its plan once."""
+@dataclass
+class ChunkResult:
+    index: int
+    rows: list = field(default_factory=list)
+    runs: list = field(default_factory=list)
+    errors: list = field(default_factory=list)
 
-    def __init__(self, loaded: Loaded):
-        self.loaded = loaded
+
+def rank_to_pearson(rho_s: float) -> float:
+    """The Gaussian-copula correlation that gives Spearman rank correlation rho_s."""
+    return 2.0 * math.sin(math.pi * rho_s / 6.0)
+
+
+class Design:
+    """Uniform points (one row per replication, one column per uncertain input) and the values they
+    map to. `random` draws each replication's row from its own stream (so any number of
+    replications extends the same sequence); `lhs` and `sobol` fix a design of `size` rows from the
+    root seed (scipy.stats.qmc)."""
+
+    def __init__(self, loaded: Loaded, seed: int, method: str, size: int):
+        self.seed = int(seed)
+        self.method = method
         self.dists = uncertain_inputs(loaded.scenario)
         self.paths = list(self.dists)
+        self.names = [path_str(p) for p in self.paths]
+        d = len(self.paths)
+        self.chol = None
+        corr = loaded.scenario.correlations
+        if corr and d:
+            c = np.eye(d)
+            index = {n: i for i, n in enumerate(self.names)}
+            from sim.loader import parse_path, resolve_path
+
+            data = loaded.scenario.model_dump(mode="python", exclude={"variants"})
+            for item in corr:
+                ij = []
+                for text in item.between:
+                    concrete = resolve_path(data, parse_path(text), text)
+                    ij.append(index[path_str(concrete)])
+                i, j = ij
+                c[i, j] = c[j, i] = rank_to_pearson(float(item.rank))
+            try:
+                self.chol = np.linalg.cholesky(c)
+            except np.linalg.LinAlgError:
+                raise SampleError(
+                    "correlations: the rank correlations given are not consistent with one another (their "
+                    "matrix is not positive definite); weaken some of them"
+                ) from None
+        self.points = None
+        if d and method in ("lhs", "sobol"):
+            g = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(DESIGN_STREAM,)))
+            if method == "lhs":
+                self.points = qmc.LatinHypercube(d, seed=g).random(size)
+            else:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", UserWarning)  # balance needs 2^m points; fine here
+                    self.points = qmc.Sobol(d, scramble=True, seed=g).random(size)
+
+    def uniforms(self, k: int) -> np.ndarray:
+        d = len(self.paths)
+        if self.points is not None:
+            u = self.points[k]
+        else:
+            u = rngmod.generator(self.seed, k, "inputs").random(d)
+        if self.chol is not None:
+            u = stats.norm.cdf(self.chol @ stats.norm.ppf(np.clip(u, 1e-12, 1 - 1e-12)))
+        return u
+
+    def values(self, k: int) -> dict[tuple, float]:
+        """Sampled value per input path; a value outside its key's limits raises SampleError
+        naming the key, unless the distribution says `clip: true`."""
+        out = {}
+        for path, name, q in zip(self.paths, self.names, self.uniforms(k), strict=True):
+            d = self.dists[path]
+            v = float(d.ppf(q))
+            rule = d.bounds.check(v)
+            if rule:
+                if not d.clip:
+                    raise SampleError(f"{name}: sampled {v:g}, which {rule.replace('must be', 'is not')}"
+                                      " (add `clip: true` to its distribution to clip samples instead)")
+                v = _clip(v, d.bounds)
+            out[path] = int(round(v)) if d.bounds.integer else v
+        return out
+
+
+def _clip(v: float, b) -> float:
+    if b.lo is not None and (v <= b.lo if b.lo_strict else v < b.lo):
+        v = math.nextafter(b.lo, math.inf) if b.lo_strict else b.lo
+    if b.hi is not None and (v >= b.hi if b.hi_strict else v > b.hi):
+        v = math.nextafter(b.hi, -math.inf) if b.hi_strict else b.hi
+    return v
+
+
+class Replicator:
+    """Runs replications of one scenario; a scenario with no uncertain input builds its plan once."""
+
+    def __init__(self, loaded: Loaded, seed: int, method: str = "random", size: int = 0):
+        self.loaded = loaded
+        self.seed = int(seed)
+        self.design = Design(loaded, seed, method, size)
         self._fixed: Plan | None = None
-        if not self.dists:
+        if not self.design.paths:
             self._fixed = build_plan(nominal_scenario(loaded.scenario), loaded.catalog)
 
-    def plan(self, seed: int, replication: int) -> tuple[Plan, dict]:
+    def plan(self, k: int) -> tuple[Plan, dict]:
         if self._fixed is not None:
             return self._fixed, {}
-        u = rngmod.generator(seed, replication, "inputs").random(len(self.paths))
-        values = {p: float(self.dists[p].ppf(q)) for p, q in zip(self.paths, u, strict=True)}
-
-        def pick(d, path):
-            v = values[path]
-            return int(round(v)) if d.bounds.integer else v
-
-        scn = map_dists(self.loaded.scenario, pick)
+        values = self.design.values(k)
+        scn = map_dists(self.loaded.scenario, lambda _d, path: values[path])
         return build_plan(scn, self.loaded.catalog), {f"input:{path_str(p)}": v for p, v in values.items()}
 
+    def nominal(self) -> dict:
+        plan = build_plan(nominal_scenario(self.loaded.scenario), self.loaded.catalog)
+        return simulate(plan, self.seed, NOMINAL).summary()
 
-def replicate(loaded: Loaded, seed: int, replications: range) -> Iterator[RepResult]:
-    sampler = Sampler(loaded)
-    for k in replications:
-        plan, inputs = sampler.plan(seed, k)
-        rep = simulate(plan, seed, k)
+    def one(self, k: int, strict: bool = False) -> RepResult:
+        inputs: dict = {}
+        try:
+            plan, inputs = self.plan(k)
+            rep = simulate(plan, self.seed, k)
+        except Exception as e:  # recorded with the inputs that caused it; --strict re-raises
+            if strict:
+                raise
+            kind = "input" if isinstance(e, SampleError) else "simulation" if isinstance(e, SimulationError) else (
+                "internal")
+            err = {"replication": k, "kind": kind, "error": f"{type(e).__name__}: {e}", "inputs": inputs}
+            if kind == "internal":
+                err["traceback"] = traceback.format_exc(limit=8)
+            return RepResult(k, None, [], err)
         row = {"replication": k, **rep.summary(), **inputs}
         for wl in rep.wls:
             row[f"gpu_hours_wl_{wl.w.name}"] = wl.gpu_h
             row[f"runs_wl_{wl.w.name}"] = wl.w.runs
-        yield RepResult(k, row, [(k, *r) for r in rep.run_rows()])
+        return RepResult(k, row, [(k, *r) for r in rep.run_rows()])
+
+    def chunk(self, index: int, reps: range, strict: bool = False) -> ChunkResult:
+        out = ChunkResult(index)
+        for k in reps:
+            r = self.one(k, strict)
+            if r.error is not None:
+                out.errors.append(r.error)
+            else:
+                out.rows.append(r.row)
+                out.runs.extend(r.runs)
+        return out
+
+
+def replicate(loaded: Loaded, seed: int, replications: range, method: str = "random"):
+    """Replications one by one (serial; used by tests and the benchmark)."""
+    rep = Replicator(loaded, seed, method, max(replications, default=-1) + 1)
+    for k in replications:
+        r = rep.one(k, strict=True)
+        yield r
 
 
 STAT_KEYS = ("mean", "std", "min", "p5", "p10", "p50", "p90", "p95", "max")
@@ -75,3 +207,21 @@ def describe(x) -> dict[str, float]:
         "p5": float(q[0]), "p10": float(q[1]), "p50": float(q[2]), "p90": float(q[3]), "p95": float(q[4]),
         "max": float(a.max()),
     }
+
+
+def ci95(x) -> dict[str, list[float]]:
+    """95% confidence intervals: Student t for the mean; distribution-free order-statistic
+    intervals (binomial) for the quantiles."""
+    a = np.sort(np.asarray(x, dtype=float))
+    n = a.size
+    out: dict[str, list[float]] = {}
+    if n < 2:
+        nan = [float("nan"), float("nan")]
+        return {"mean": nan, "p50": nan, "p90": nan, "p95": nan}
+    half = stats.t.ppf(0.975, n - 1) * a.std(ddof=1) / math.sqrt(n)
+    out["mean"] = [float(a.mean() - half), float(a.mean() + half)]
+    for name, q in (("p50", 0.5), ("p90", 0.9), ("p95", 0.95)):
+        lo = int(stats.binom.ppf(0.025, n, q))  # 1-based rank of the lower bound
+        hi = int(stats.binom.ppf(0.975, n, q)) + 1
+        out[name] = [float(a[max(lo, 1) - 1]), float(a[min(hi, n) - 1])]
+    return out

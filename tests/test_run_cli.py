@@ -25,7 +25,7 @@ def test_outputs_and_their_contents(cli, write, tmp_path):
     out_dir = tmp_path / "out"
     text = MINIMAL + "reliability:\n  failure_rate_per_gpu_h: 1e-3\n  restart: 10 min\n"
     printed = run(cli, write(text), "--reps", "20", "--seed", "3", "--out", out_dir)
-    assert "20 replications, seed 3" in printed and "cost_usd" in printed
+    assert "20 replications (random), seed 3" in printed and "cost_usd" in printed
     assert sorted(p.name for p in out_dir.iterdir()) == ["manifest.json", "replications.parquet", "runs.parquet",
                                                          "summary.json"]
     reps = pd.read_parquet(out_dir / "replications.parquet")
@@ -41,7 +41,9 @@ def test_outputs_and_their_contents(cli, write, tmp_path):
     summary = json.loads((out_dir / "summary.json").read_text())
     assert summary["replications"] == 20 and summary["seed"] == 3
     for metric in ["cost_usd", "gpu_hours", "makespan_days", "energy_kwh", "co2_kg", "lost_gpu_hours"]:
-        assert set(summary["metrics"][metric]) == {"mean", "std", "min", "p5", "p10", "p50", "p90", "p95", "max"}
+        assert set(summary["metrics"][metric]) == {"mean", "std", "min", "p5", "p10", "p50", "p90", "p95", "max",
+                                                   "ci95"}
+        assert set(summary["metrics"][metric]["ci95"]) == {"mean", "p50", "p90", "p95"}
     assert summary["metrics"]["cost_usd"]["mean"] == pytest.approx(reps.cost_usd.mean())
     assert summary["metrics"]["cost_usd"]["p95"] == pytest.approx(np.percentile(reps.cost_usd, 95))
     wl = summary["workloads"]["train"]

@@ -1,0 +1,359 @@
+"""Running many replications: chunks, serial / process / Dask backends, streaming to part files,
+resume, stopping on precision, and the final result files.
+
+Replications are cut into chunks of consecutive indices. Each finished chunk is written at once
+to `<out>/.parts/` (atomically), so memory holds one chunk of per-run records at a time and an
+interrupted run can be resumed; finished results are then assembled in replication order, so the
+files are identical whatever the backend or worker count.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from sim.engine import RUN_COLUMNS
+from sim.loader import Loaded
+from sim.montecarlo import ChunkResult, Replicator, ci95, describe
+from sim.outputs import HEADLINE, write_json, write_parquet
+
+log = logging.getLogger("sim.runner")
+PARTS = ".parts"
+
+
+class RunError(Exception):
+    """A run that cannot go on (bad settings, mismatched resume, every replication failed)."""
+
+
+@dataclass
+class Settings:
+    seed: int
+    reps: int  # replications wanted (the cap when precision is set)
+    method: str = "random"
+    workers: int = 1
+    backend: str = "process"  # process | dask
+    scheduler: str | None = None
+    chunk: int = 0  # 0: chosen from reps and workers
+    strict: bool = False
+    precision: float | None = None  # relative half-width of the 95% CI of mean and P95 cost
+    min_reps: int = 100
+
+    def chunk_size(self) -> int:
+        if self.chunk:
+            return self.chunk
+        if self.precision:
+            return 50
+        return max(5, min(500, math.ceil(self.reps / (max(self.workers, 1) * 8))))
+
+
+# --------------------------------------------------------------------------------------------
+# Workers: one Replicator per process, built once
+
+
+_WORKER: dict = {}
+
+
+def _init_worker(loaded: Loaded, seed: int, method: str, size: int) -> None:
+    _WORKER["rep"] = Replicator(loaded, seed, method, size)
+
+
+def _run_chunk(args: tuple[int, int, int, bool]) -> ChunkResult:
+    index, start, stop, strict = args
+    return _WORKER["rep"].chunk(index, range(start, stop), strict)
+
+
+def _dask_chunk(loaded, seed, method, size, args):
+    key = (id(loaded), seed, method, size)
+    if _WORKER.get("key") != key:
+        _init_worker(loaded, seed, method, size)
+        _WORKER["key"] = key
+    return _run_chunk(args)
+
+
+def _chunks(settings: Settings, todo: list[int]) -> list[tuple[int, int, int, bool]]:
+    c = settings.chunk_size()
+    return [(i, i * c, min((i + 1) * c, settings.reps), settings.strict) for i in todo]
+
+
+class Backend:
+    """Where chunks run: in this process, in a pool of processes, or on a Dask cluster. `map`
+    yields results in task order."""
+
+    def __init__(self, loaded: Loaded, settings: Settings):
+        self.loaded = loaded
+        self.s = settings
+        self.ex = None
+        self.client = None
+        self.cluster = None
+        self.remote = None
+
+    def __enter__(self) -> Backend:
+        s = self.s
+        if s.backend == "dask":
+            try:
+                from distributed import Client, LocalCluster
+            except ImportError:
+                raise RunError("--backend dask needs Dask: pip install 'trainsim[dask]'") from None
+            try:
+                if s.scheduler:
+                    self.client = Client(s.scheduler, timeout="20s")
+                else:
+                    self.cluster = LocalCluster(n_workers=max(s.workers, 1), threads_per_worker=1, processes=True,
+                                                dashboard_address=None)
+                    self.client = Client(self.cluster)
+            except OSError as e:
+                raise RunError(f"cannot reach the Dask scheduler {s.scheduler}: {e}") from None
+            self.remote = self.client.scatter(self.loaded, broadcast=True)
+        elif s.workers > 1:
+            self.ex = ProcessPoolExecutor(max_workers=s.workers, initializer=_init_worker,
+                                          initargs=(self.loaded, s.seed, s.method, s.reps))
+        else:
+            _init_worker(self.loaded, s.seed, s.method, s.reps)
+        return self
+
+    def map(self, tasks: list) -> Iterator[ChunkResult]:
+        s = self.s
+        if self.client is not None:
+            futures = [self.client.submit(_dask_chunk, self.remote, s.seed, s.method, s.reps, t, pure=False)
+                       for t in tasks]
+            for f in futures:
+                yield f.result()
+        elif self.ex is not None:
+            yield from self.ex.map(_run_chunk, tasks)
+        else:
+            for t in tasks:
+                yield _run_chunk(t)
+
+    def __exit__(self, *exc) -> None:
+        if self.ex is not None:
+            self.ex.shutdown(cancel_futures=True)
+        if self.client is not None:
+            self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+
+# --------------------------------------------------------------------------------------------
+# Part files, resume, assembly
+
+
+def _atomic_json(path: Path, data) -> None:
+    write_json(path, data)
+
+
+def write_chunk(parts: Path, res: ChunkResult) -> None:
+    i = res.index
+    if res.runs:
+        write_parquet(parts / f"runs-{i:06d}.parquet", pd.DataFrame(res.runs, columns=["replication", *RUN_COLUMNS]))
+    if res.errors:
+        _atomic_json(parts / f"errors-{i:06d}.json", res.errors)
+    # written last: its presence marks the chunk complete
+    write_parquet(parts / f"reps-{i:06d}.parquet", pd.DataFrame(res.rows) if res.rows else
+                  pd.DataFrame({"replication": pd.Series([], dtype="int64")}))
+
+
+def done_chunks(parts: Path) -> set[int]:
+    return {int(p.stem.split("-")[1]) for p in parts.glob("reps-*.parquet")}
+
+
+def assemble(out: Path, parts: Path, upto: int) -> tuple[pd.DataFrame, list[dict]]:
+    """Chunks 0..upto-1 -> replications.parquet and runs.parquet (streamed), in order."""
+    frames, errors = [], []
+    writer = None
+    tmp_runs = out / ".runs.parquet.tmp"
+    try:
+        for i in range(upto):
+            f = parts / f"reps-{i:06d}.parquet"
+            df = pd.read_parquet(f)
+            if len(df):
+                frames.append(df)
+            e = parts / f"errors-{i:06d}.json"
+            if e.exists():
+                errors.extend(json.loads(e.read_text()))
+            r = parts / f"runs-{i:06d}.parquet"
+            if r.exists():
+                table = pq.read_table(r)
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp_runs, table.schema)
+                writer.write_table(table.cast(writer.schema))
+        if writer is None:
+            writer = pq.ParquetWriter(tmp_runs, pa.schema([(c, pa.string()) for c in ["replication", *RUN_COLUMNS]]))
+        writer.close()
+        writer = None
+        os.replace(tmp_runs, out / "runs.parquet")
+    finally:
+        if writer is not None:
+            writer.close()
+        tmp_runs.unlink(missing_ok=True)
+    reps = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({"replication": []})
+    reps = reps.sort_values("replication", kind="stable").reset_index(drop=True)
+    write_parquet(out / "replications.parquet", reps)
+    return reps, sorted(errors, key=lambda e: e["replication"])
+
+
+# --------------------------------------------------------------------------------------------
+# The whole run
+
+
+@dataclass
+class Outcome:
+    reps: pd.DataFrame
+    errors: list
+    nominal: dict | None
+    stop_reason: str
+    runtime_s: float
+    chunks: int
+    resumed_chunks: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+def precision_met(cost: pd.Series, target: float) -> tuple[bool, dict]:
+    a = cost.to_numpy(dtype=float)
+    if a.size < 2:
+        return False, {}
+    c = ci95(a)
+    mean, p95 = float(a.mean()), float(pd.Series(a).quantile(0.95))
+    rel_mean = (c["mean"][1] - c["mean"][0]) / 2 / abs(mean) if mean else math.inf
+    rel_p95 = max(c["p95"][1] - p95, p95 - c["p95"][0]) / abs(p95) if p95 else math.inf
+    info = {"mean_half_width_rel": rel_mean, "p95_half_width_rel": rel_p95}
+    return rel_mean <= target and rel_p95 <= target, info
+
+
+def execute(loaded: Loaded, settings: Settings, out: Path, progress: Callable[[int, int], None] | None = None,
+            resume: bool = False, extra_state: dict | None = None) -> Outcome:
+    parts = out / PARTS
+    parts.mkdir(parents=True, exist_ok=True)
+    c = settings.chunk_size()
+    n_chunks = math.ceil(settings.reps / c)
+    state = {"scenario_sha256": loaded.sha256, "seed": settings.seed, "reps": settings.reps,
+             "method": settings.method, "chunk": c, "precision": settings.precision}
+    state_file = parts / "state.json"
+    have: set[int] = set()
+    if resume:
+        if not state_file.exists():
+            raise RunError(f"{out}: nothing to resume (no {PARTS}/state.json)")
+        old = json.loads(state_file.read_text())
+        diff = [k for k in state if old.get(k) != state[k]]
+        if diff:
+            raise RunError(f"{out}: cannot resume: {', '.join(diff)} differ from the interrupted run "
+                           f"({', '.join(f'{k}={old.get(k)!r}' for k in diff)})")
+        have = {i for i in done_chunks(parts) if i < n_chunks}
+    else:
+        _atomic_json(state_file, {**state, **(extra_state or {})})
+    t0 = time.perf_counter()
+    done_reps = sum(min((i + 1) * c, settings.reps) - i * c for i in have)
+    if progress:
+        progress(done_reps, settings.reps)
+    stop_reason = "replications"
+    upto = n_chunks
+    with Backend(loaded, settings) as backend:
+        if settings.precision:
+            # chunks in order, a batch (one per worker) at a time; stop at the first chunk boundary
+            # where the precision is met, so the answer does not depend on the worker count
+            costs: list = []
+            batch = max(settings.workers, 1)
+            stop_reason = "cap"
+            for b0 in range(0, n_chunks, batch):
+                ids = list(range(b0, min(b0 + batch, n_chunks)))
+                fresh = iter(backend.map(_chunks(settings, [i for i in ids if i not in have])))
+                met = False
+                for i in ids:
+                    if i in have:
+                        df = pd.read_parquet(parts / f"reps-{i:06d}.parquet")
+                    else:
+                        res = next(fresh)
+                        write_chunk(parts, res)
+                        df = pd.DataFrame(res.rows) if res.rows else pd.DataFrame()
+                    if len(df):
+                        costs.append(df["cost_usd"])
+                    done_reps = min((i + 1) * c, settings.reps)
+                    if progress:
+                        progress(done_reps, settings.reps)
+                    if costs and done_reps >= settings.min_reps and precision_met(pd.concat(costs),
+                                                                                  settings.precision)[0]:
+                        upto, stop_reason, met = i + 1, "precision", True
+                        break
+                for _ in fresh:  # let the rest of the batch finish before leaving the backend
+                    pass
+                if met:
+                    break
+        else:
+            todo = [i for i in range(n_chunks) if i not in have]
+            for res in backend.map(_chunks(settings, todo)):
+                write_chunk(parts, res)
+                done_reps += len(res.rows) + len(res.errors)
+                if progress:
+                    progress(done_reps, settings.reps)
+    runtime = time.perf_counter() - t0
+    reps, errors = assemble(out, parts, upto)
+    if settings.strict and errors:  # pragma: no cover - strict raises inside the chunk
+        raise RunError(errors[0]["error"])
+    nominal = None
+    try:
+        nominal = Replicator(loaded, settings.seed, settings.method, settings.reps).nominal()
+    except Exception as e:  # the nominal case is reported, never fatal
+        log.warning("the nominal case failed: %s", e)
+    return Outcome(reps, errors, nominal, stop_reason, runtime, upto, len(have))
+
+
+def summarize(outcome: Outcome, loaded: Loaded, settings: Settings) -> dict:
+    reps = outcome.reps
+    scn = loaded.scenario
+    out = {
+        "scenario": scn.project.name,
+        "scenario_sha256": loaded.sha256,
+        "seed": settings.seed,
+        "replications": int(len(reps)),
+        "failed_replications": len(outcome.errors),
+        "sampling": settings.method,
+        "stopped_by": outcome.stop_reason,
+        "metrics": {},
+        "workloads": {},
+        "nominal": outcome.nominal and {m: outcome.nominal[m] for m in HEADLINE if m in outcome.nominal},
+    }
+    for m in HEADLINE:
+        if m in reps:
+            out["metrics"][m] = {**describe(reps[m]), "ci95": ci95(reps[m])}
+    for w in scn.workloads:
+        name = w.name
+        if f"cost_usd_wl_{name}" not in reps:
+            continue
+        cost, runs = reps[f"cost_usd_wl_{name}"], reps[f"runs_wl_{name}"]
+        out["workloads"][name] = {
+            "runs": describe(runs)["mean"],
+            "cost_usd": describe(cost),
+            "cost_usd_per_run": describe(cost / runs),
+            "gpu_hours": describe(reps[f"gpu_hours_wl_{name}"]),
+        }
+    if settings.precision:
+        ok, info = precision_met(reps["cost_usd"], settings.precision) if len(reps) else (False, {})
+        out["precision"] = {"target": settings.precision, "met": ok, **info}
+    return out
+
+
+def finish(out: Path) -> None:
+    shutil.rmtree(out / PARTS, ignore_errors=True)
+
+
+def default_workers() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def is_tty() -> bool:
+    return sys.stderr.isatty()
