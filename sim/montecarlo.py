@@ -97,31 +97,47 @@ class Design:
                     warnings.simplefilter("ignore", UserWarning)  # balance needs 2^m points; fine here
                     self.points = qmc.Sobol(d, scramble=True, seed=g).random(size)
 
-    def uniforms(self, k: int) -> np.ndarray:
+    def uniforms(self, ks) -> np.ndarray:
+        """Points of replications `ks` (an int gives one row), in percentile space."""
+        one = isinstance(ks, (int, np.integer))
+        ks = [int(ks)] if one else list(ks)
         d = len(self.paths)
         if self.points is not None:
-            u = self.points[k]
+            u = self.points[ks]
         else:
-            u = rngmod.generator(self.seed, k, "inputs").random(d)
+            u = np.array([rngmod.generator(self.seed, k, "inputs").random(d) for k in ks]).reshape(len(ks), d)
         if self.chol is not None:
-            u = stats.norm.cdf(self.chol @ stats.norm.ppf(np.clip(u, 1e-12, 1 - 1e-12)))
-        return u
+            u = stats.norm.cdf(stats.norm.ppf(np.clip(u, 1e-12, 1 - 1e-12)) @ self.chol.T)
+        return u[0] if one else u
+
+    def values_many(self, ks) -> list[dict[tuple, float] | SampleError]:
+        """Sampled value per input path for each replication in `ks` (one vectorised inverse CDF per
+        input); a value outside its key's limits gives a SampleError naming the key, unless the
+        distribution says `clip: true`."""
+        ks = list(ks)
+        u = self.uniforms(ks)
+        out: list = [{} for _ in ks]
+        for j, (path, name) in enumerate(zip(self.paths, self.names, strict=True)):
+            d = self.dists[path]
+            col = np.asarray(d.ppf(u[:, j]), dtype=float)
+            for i, v in enumerate(col.tolist()):
+                if isinstance(out[i], SampleError):
+                    continue
+                rule = d.bounds.check(v)
+                if rule:
+                    if not d.clip:
+                        out[i] = SampleError(f"{name}: sampled {v:g}, which {rule.replace('must be', 'is not')}"
+                                             " (add `clip: true` to its distribution to clip samples instead)")
+                        continue
+                    v = _clip(v, d.bounds)
+                out[i][path] = int(round(v)) if d.bounds.integer else v
+        return out
 
     def values(self, k: int) -> dict[tuple, float]:
-        """Sampled value per input path; a value outside its key's limits raises SampleError
-        naming the key, unless the distribution says `clip: true`."""
-        out = {}
-        for path, name, q in zip(self.paths, self.names, self.uniforms(k), strict=True):
-            d = self.dists[path]
-            v = float(d.ppf(q))
-            rule = d.bounds.check(v)
-            if rule:
-                if not d.clip:
-                    raise SampleError(f"{name}: sampled {v:g}, which {rule.replace('must be', 'is not')}"
-                                      " (add `clip: true` to its distribution to clip samples instead)")
-                v = _clip(v, d.bounds)
-            out[path] = int(round(v)) if d.bounds.integer else v
-        return out
+        v = self.values_many([k])[0]
+        if isinstance(v, SampleError):
+            raise v
+        return v
 
 
 def _clip(v: float, b) -> float:
@@ -143,10 +159,12 @@ class Replicator:
         if not self.design.paths:
             self._fixed = build_plan(nominal_scenario(loaded.scenario), loaded.catalog)
 
-    def plan(self, k: int) -> tuple[Plan, dict]:
+    def plan(self, k: int, values: dict | SampleError | None = None) -> tuple[Plan, dict]:
         if self._fixed is not None:
             return self._fixed, {}
-        values = self.design.values(k)
+        values = self.design.values_many([k])[0] if values is None else values
+        if isinstance(values, SampleError):
+            raise values
         scn = map_dists(self.loaded.scenario, lambda _d, path: values[path])
         return build_plan(scn, self.loaded.catalog), {f"input:{path_str(p)}": v for p, v in values.items()}
 
@@ -154,10 +172,10 @@ class Replicator:
         plan = build_plan(nominal_scenario(self.loaded.scenario), self.loaded.catalog)
         return simulate(plan, self.seed, NOMINAL).summary()
 
-    def one(self, k: int, strict: bool = False) -> RepResult:
+    def one(self, k: int, strict: bool = False, values=None) -> RepResult:
         inputs: dict = {}
         try:
-            plan, inputs = self.plan(k)
+            plan, inputs = self.plan(k, values)
             rep = simulate(plan, self.seed, k)
         except Exception as e:  # recorded with the inputs that caused it; --strict re-raises
             if strict:
@@ -176,8 +194,9 @@ class Replicator:
 
     def chunk(self, index: int, reps: range, strict: bool = False) -> ChunkResult:
         out = ChunkResult(index)
-        for k in reps:
-            r = self.one(k, strict)
+        values = self.design.values_many(reps) if self._fixed is None else [None] * len(reps)
+        for k, v in zip(reps, values, strict=True):
+            r = self.one(k, strict, v)
             if r.error is not None:
                 out.errors.append(r.error)
             else:

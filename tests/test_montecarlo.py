@@ -44,7 +44,7 @@ def two_inputs(rank=None, extra=""):
 def test_lhs_puts_one_point_in_every_stratum():
     n = 64
     d = Design(two_inputs(), 3, "lhs", n)
-    u = np.array([d.uniforms(k) for k in range(n)])
+    u = d.uniforms(range(n))
     for j in range(u.shape[1]):
         assert sorted(np.floor(u[:, j] * n).astype(int)) == list(range(n))
 
@@ -67,7 +67,7 @@ def test_random_design_does_not_depend_on_size():
 def test_values_follow_the_distributions():
     n = 4000
     d = Design(two_inputs(), 1, "random", n)
-    vals = np.array([list(d.values(k).values()) for k in range(n)])
+    vals = np.array([list(v.values()) for v in d.values_many(range(n))])
     tokens, mfu = vals[:, 0], vals[:, 1]
     # uniform(10B, 30B): mean 20B, sd 20B/sqrt(12); triangular(0.3, 0.4, 0.5): mean 0.4
     assert abs(tokens.mean() - 20e9) < 3 * (20e9 / math.sqrt(12)) / math.sqrt(n)
@@ -81,7 +81,7 @@ def test_values_follow_the_distributions():
 def test_realized_rank_correlation(rank, method):
     n = 3000
     d = Design(two_inputs(rank), 5, method, n)
-    vals = np.array([list(d.values(k).values()) for k in range(n)])
+    vals = np.array([list(v.values()) for v in d.values_many(range(n))])
     rho = stats.spearmanr(vals[:, 0], vals[:, 1]).statistic
     # SE of Spearman's rho ~ (1 - rho^2) / sqrt(n) (large n); 4 SE of slack for the copula approximation
     assert abs(rho - rank) < 4 * (1 - rank**2) / math.sqrt(n) + 0.01
