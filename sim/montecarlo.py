@@ -45,6 +45,7 @@ class ChunkResult:
     rows: list = field(default_factory=list)
     runs: list = field(default_factory=list)
     errors: list = field(default_factory=list)
+    written: bool = False  # its part files were written by the worker
 
 
 def rank_to_pearson(rho_s: float) -> float:

@@ -70,9 +70,16 @@ def _init_worker(loaded: Loaded, seed: int, method: str, size: int) -> None:
     _WORKER["rep"] = Replicator(loaded, seed, method, size)
 
 
-def _run_chunk(args: tuple[int, int, int, bool]) -> ChunkResult:
-    index, start, stop, strict = args
-    return _WORKER["rep"].chunk(index, range(start, stop), strict)
+def _run_chunk(args: tuple) -> ChunkResult:
+    """Run one chunk; with a parts folder (workers on this machine), write its files here, in the
+    worker, and send back only the replication rows."""
+    index, start, stop, strict, parts = args
+    res = _WORKER["rep"].chunk(index, range(start, stop), strict)
+    if parts is not None:
+        write_chunk(Path(parts), res)
+        res.runs = []
+        res.written = True
+    return res
 
 
 def _dask_chunk(loaded, seed, method, size, args):
@@ -83,9 +90,13 @@ def _dask_chunk(loaded, seed, method, size, args):
     return _run_chunk(args)
 
 
-def _chunks(settings: Settings, todo: list[int]) -> list[tuple[int, int, int, bool]]:
+def _chunks(settings: Settings, todo: list[int], parts: Path | None = None) -> list[tuple]:
+    """Tasks: (chunk index, first replication, end, strict, parts folder or None). Workers on this
+    machine write their own part files; Dask workers, maybe elsewhere, send results back."""
     c = settings.chunk_size()
-    return [(i, i * c, min((i + 1) * c, settings.reps), settings.strict) for i in todo]
+    local = settings.backend != "dask" or not settings.scheduler  # a local Dask cluster shares our disk
+    where = str(parts) if parts is not None and local else None
+    return [(i, i * c, min((i + 1) * c, settings.reps), settings.strict, where) for i in todo]
 
 
 class Backend:
@@ -112,7 +123,7 @@ class Backend:
                     self.client = Client(s.scheduler, timeout="20s")
                 else:
                     self.cluster = LocalCluster(n_workers=max(s.workers, 1), threads_per_worker=1, processes=True,
-                                                dashboard_address=None)
+                                                dashboard_address=None, silence_logs=logging.ERROR)
                     self.client = Client(self.cluster)
             except OSError as e:
                 raise RunError(f"cannot reach the Dask scheduler {s.scheduler}: {e}") from None
@@ -154,10 +165,23 @@ def _atomic_json(path: Path, data) -> None:
     write_json(path, data)
 
 
+def _atomic_table(path: Path, table: pa.Table) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def write_chunk(parts: Path, res: ChunkResult) -> None:
+    if getattr(res, "written", False):
+        return
     i = res.index
     if res.runs:
-        write_parquet(parts / f"runs-{i:06d}.parquet", pd.DataFrame(res.runs, columns=["replication", *RUN_COLUMNS]))
+        columns = list(zip(*res.runs, strict=True))
+        table = pa.table(dict(zip(["replication", *RUN_COLUMNS], columns, strict=True)))
+        _atomic_table(parts / f"runs-{i:06d}.parquet", table)
     if res.errors:
         _atomic_json(parts / f"errors-{i:06d}.json", res.errors)
     # written last: its presence marks the chunk complete
@@ -268,7 +292,7 @@ def execute(loaded: Loaded, settings: Settings, out: Path, progress: Callable[[i
             stop_reason = "cap"
             for b0 in range(0, n_chunks, batch):
                 ids = list(range(b0, min(b0 + batch, n_chunks)))
-                fresh = iter(backend.map(_chunks(settings, [i for i in ids if i not in have])))
+                fresh = iter(backend.map(_chunks(settings, [i for i in ids if i not in have], parts)))
                 met = False
                 for i in ids:
                     if i in have:
@@ -292,7 +316,7 @@ def execute(loaded: Loaded, settings: Settings, out: Path, progress: Callable[[i
                     break
         else:
             todo = [i for i in range(n_chunks) if i not in have]
-            for res in backend.map(_chunks(settings, todo)):
+            for res in backend.map(_chunks(settings, todo, parts)):
                 write_chunk(parts, res)
                 done_reps += len(res.rows) + len(res.errors)
                 if progress:

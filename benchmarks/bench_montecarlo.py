@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""Monte Carlo benchmarks (figures for the README; nothing here is a test).
+
+  parallel  replications per second of `sim run` on scenarios/bench_reference.yaml with 1 and 2
+            workers (and Dask on a local cluster), interleaved, and the speed-up
+  memory    peak resident memory of `sim run` (largest single process) for many replications of
+            scenarios/bench_reference.yaml, with the sizes of the files it wrote
+  sampling  how many replications random, LHS and Sobol sampling need for the same 95% interval on
+            mean cost of an uncertain scenario: the variance of the mean over independent seeds,
+            per method, turned into "replications needed relative to random"
+
+Usage: python benchmarks/bench_montecarlo.py parallel [--reps 2000]
+       python benchmarks/bench_montecarlo.py memory [--reps 100000]
+       python benchmarks/bench_montecarlo.py sampling [--reps 128 --seeds 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "scenarios" / "bench_reference.yaml"
+
+
+def sim_run(args: list[str]) -> float:
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "sim", "run", *args], check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t0
+
+
+def parallel(a) -> dict:
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        configs = {"1 worker": ["--workers", "1"], "2 workers": ["--workers", "2"]}
+        if a.dask:
+            configs["dask, 2 workers"] = ["--workers", "2", "--backend", "dask"]
+        times: dict[str, list[float]] = {k: [] for k in configs}
+        for r in range(a.repeat):
+            order = list(configs) if r % 2 == 0 else list(reversed(configs))
+            for name in order:
+                dt = sim_run([str(BENCH), "--reps", str(a.reps), "--seed", "1", "--out", f"{tmp}/{r}-{name}",
+                              *configs[name]])
+                times[name].append(dt)
+                print(f"  round {r + 1}: {name:16s} {dt:6.2f} s  {a.reps / dt:7.1f} reps/s", file=sys.stderr)
+        base = min(times["1 worker"])
+        for name, ts in times.items():
+            out[name] = {"best_s": min(ts), "reps_per_s": a.reps / min(ts), "speedup": base / min(ts)}
+    return out
+
+
+def memory(a) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "sim", "run", str(BENCH), "--reps", str(a.reps), "--seed", "1",
+                        "--workers", str(a.workers), "--out", f"{tmp}/out"], check=True, stdout=subprocess.DEVNULL)
+        dt = time.perf_counter() - t0
+        peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        sizes = {p.name: p.stat().st_size for p in Path(f"{tmp}/out").iterdir()}
+        import pyarrow.parquet as pq
+
+        rows = pq.ParquetFile(f"{tmp}/out/runs.parquet").metadata.num_rows
+    return {"replications": a.reps, "workers": a.workers, "seconds": dt, "peak_rss_mib_largest_process":
+            peak_kib / 1024, "run_rows": rows, "file_mib": {k: v / 2**20 for k, v in sizes.items()}}
+
+
+def sampling(a) -> dict:
+    sys.path.insert(0, str(ROOT))
+    from sim.loader import load
+    from sim.montecarlo import Replicator
+
+    loaded = load(ROOT / a.scenario)
+    out = {}
+    for method in ("random", "lhs", "sobol"):
+        means = []
+        t0 = time.perf_counter()
+        for s in range(a.seeds):
+            rep = Replicator(loaded, 1000 + s, method, a.reps)
+            res = rep.chunk(0, range(a.reps))
+            means.append(np.mean([r["cost_usd"] for r in res.rows]))
+        out[method] = {"var_of_mean": float(np.var(means, ddof=1)), "seconds": time.perf_counter() - t0}
+        print(f"  {method:6s} sd of the mean over {a.seeds} seeds: {np.std(means, ddof=1):,.0f}", file=sys.stderr)
+    for method in out:
+        # replications for the same CI half-width scale with the variance of the mean
+        out[method]["reps_needed_vs_random"] = out[method]["var_of_mean"] / out["random"]["var_of_mean"]
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="what", required=True)
+    p = sub.add_parser("parallel")
+    p.add_argument("--reps", type=int, default=2000)
+    p.add_argument("--repeat", type=int, default=2)
+    p.add_argument("--dask", action="store_true")
+    p = sub.add_parser("memory")
+    p.add_argument("--reps", type=int, default=100_000)
+    p.add_argument("--workers", type=int, default=2)
+    p = sub.add_parser("sampling")
+    p.add_argument("--scenario", default="scenarios/example_llm_project.yaml")
+    p.add_argument("--reps", type=int, default=128)
+    p.add_argument("--seeds", type=int, default=20)
+    a = ap.parse_args()
+    print(f"machine: {platform.platform()}, python {platform.python_version()}, cpus {os.cpu_count()}",
+          file=sys.stderr)
+    result = {"parallel": parallel, "memory": memory, "sampling": sampling}[a.what](a)
+    print(json.dumps({a.what: result, "args": vars(a)}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
