@@ -191,6 +191,11 @@ def cmd_run(a) -> int:
                                 extra_state={"file": str(a.file), "variant": a.variant, "set": a.set})
     except (runner.RunError, SampleError) as e:
         raise ScenarioError(str(a.file), [Issue((), str(e))]) from None
+    except KeyboardInterrupt:
+        bar(None, None)
+        print(f"interrupted; finished chunks are kept: complete the run with  sim run --resume {out}",
+              file=sys.stderr)
+        return 130
     finally:
         bar(None, None)
     if result.reps.empty:

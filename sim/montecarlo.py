@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import traceback
 import warnings
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -65,6 +66,7 @@ class Design:
         self.dists = uncertain_inputs(loaded.scenario)
         self.paths = list(self.dists)
         self.names = [path_str(p) for p in self.paths]
+        self.keys = [zlib.crc32(n.encode()) for n in self.names]  # an input's stream follows its key path
         d = len(self.paths)
         self.chol = None
         corr = loaded.scenario.correlations
@@ -105,8 +107,10 @@ class Design:
         d = len(self.paths)
         if self.points is not None:
             u = self.points[ks]
-        else:
-            u = np.array([rngmod.generator(self.seed, k, "inputs").random(d) for k in ks]).reshape(len(ks), d)
+        else:  # one stream per (replication, input): variants that add or drop inputs keep the others'
+            u = np.array([[np.random.default_rng(np.random.SeedSequence(
+                self.seed, spawn_key=(k, rngmod.STREAMS["inputs"], key))).random() for key in self.keys]
+                for k in ks]).reshape(len(ks), d)
         if self.chol is not None:
             u = stats.norm.cdf(stats.norm.ppf(np.clip(u, 1e-12, 1 - 1e-12)) @ self.chol.T)
         return u[0] if one else u

@@ -217,3 +217,29 @@ def test_resume_refuses_a_changed_scenario(cli, write, tmp_path):
     run_cmd(cli, p, "--reps", "20", "--workers", "1", "--out", out)
     code, _o, err = cli("run", "--resume", out)
     assert code == 2 and "no interrupted run to resume" in err
+
+
+def test_variants_share_random_numbers(write):
+    """Common random numbers: a variant that changes only a price sees the same inputs, failures and
+    schedule; one that adds an uncertain input keeps the other inputs' values."""
+    from sim.loader import load
+
+    text = UNCERTAIN + """\
+variants:
+  cheaper:
+    set:
+      pools[gpus].price_usd_per_gpu_h: 1.5
+  more-uncertain:
+    set:
+      pools[gpus].price_usd_per_gpu_h: {dist: uniform, min: 1.5, max: 2.5}
+"""
+    p = write(text)
+    rows = {}
+    for v in (None, "cheaper", "more-uncertain"):
+        rep = Replicator(load(p, variant=v), 12)
+        rows[v] = rep.chunk(0, range(30)).rows
+    for a, b, c in zip(rows[None], rows["cheaper"], rows["more-uncertain"], strict=True):
+        assert a["input:workloads[0].mfu"] == b["input:workloads[0].mfu"] == c["input:workloads[0].mfu"]
+        assert a["input:workloads[0].tokens"] == c["input:workloads[0].tokens"]
+        assert a["makespan_days"] == b["makespan_days"] and a["failures"] == b["failures"]
+        assert b["cost_usd"] == pytest.approx(a["cost_usd"] * 0.75)
