@@ -193,39 +193,52 @@ def done_chunks(parts: Path) -> set[int]:
     return {int(p.stem.split("-")[1]) for p in parts.glob("reps-*.parquet")}
 
 
-def assemble(out: Path, parts: Path, upto: int) -> tuple[pd.DataFrame, list[dict]]:
-    """Chunks 0..upto-1 -> replications.parquet and runs.parquet (streamed), in order."""
-    frames, errors = [], []
-    writer = None
-    tmp_runs = out / ".runs.parquet.tmp"
-    try:
-        for i in range(upto):
-            f = parts / f"reps-{i:06d}.parquet"
-            df = pd.read_parquet(f)
-            if len(df):
-                frames.append(df)
-            e = parts / f"errors-{i:06d}.json"
-            if e.exists():
-                errors.extend(json.loads(e.read_text()))
-            r = parts / f"runs-{i:06d}.parquet"
-            if r.exists():
-                table = pq.read_table(r)
-                if writer is None:
-                    writer = pq.ParquetWriter(tmp_runs, table.schema)
-                writer.write_table(table.cast(writer.schema))
-        if writer is None:
-            writer = pq.ParquetWriter(tmp_runs, pa.schema([(c, pa.string()) for c in ["replication", *RUN_COLUMNS]]))
-        writer.close()
-        writer = None
-        os.replace(tmp_runs, out / "runs.parquet")
-    finally:
-        if writer is not None:
-            writer.close()
-        tmp_runs.unlink(missing_ok=True)
-    reps = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({"replication": []})
-    reps = reps.sort_values("replication", kind="stable").reset_index(drop=True)
-    write_parquet(out / "replications.parquet", reps)
-    return reps, sorted(errors, key=lambda e: e["replication"])
+class Assembler:
+    """Builds the final files from finished chunks, in chunk order, while later chunks still run:
+    runs.parquet is streamed to a temporary file (renamed at the end); replication rows and errors
+    are small and kept."""
+
+    def __init__(self, out: Path, parts: Path):
+        self.out, self.parts = out, parts
+        self.frames: list[pd.DataFrame] = []
+        self.errors: list[dict] = []
+        self.writer = None
+        self.tmp = out / ".runs.parquet.tmp"
+        self.next = 0
+
+    def add(self, i: int, rows: list | None = None) -> pd.DataFrame:
+        assert i == self.next, "chunks are assembled in order"
+        self.next += 1
+        df = pd.DataFrame(rows) if rows is not None else pd.read_parquet(self.parts / f"reps-{i:06d}.parquet")
+        if len(df):
+            self.frames.append(df)
+        e = self.parts / f"errors-{i:06d}.json"
+        if e.exists():
+            self.errors.extend(json.loads(e.read_text()))
+        r = self.parts / f"runs-{i:06d}.parquet"
+        if r.exists():
+            table = pq.read_table(r)
+            if self.writer is None:
+                self.writer = pq.ParquetWriter(self.tmp, table.schema)
+            self.writer.write_table(table.cast(self.writer.schema))
+        return df
+
+    def close(self) -> tuple[pd.DataFrame, list[dict]]:
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.tmp, pa.schema([(c, pa.string()) for c in ["replication",
+                                                                                          *RUN_COLUMNS]]))
+        self.writer.close()
+        self.writer = None
+        os.replace(self.tmp, self.out / "runs.parquet")
+        reps = pd.concat(self.frames, ignore_index=True) if self.frames else pd.DataFrame({"replication": []})
+        reps = reps.sort_values("replication", kind="stable").reset_index(drop=True)
+        write_parquet(self.out / "replications.parquet", reps)
+        return reps, sorted(self.errors, key=lambda e: e["replication"])
+
+    def abort(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.tmp.unlink(missing_ok=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -283,46 +296,47 @@ def execute(loaded: Loaded, settings: Settings, out: Path, progress: Callable[[i
         progress(done_reps, settings.reps)
     stop_reason = "replications"
     upto = n_chunks
-    with Backend(loaded, settings) as backend:
-        if settings.precision:
-            # chunks in order, a batch (one per worker) at a time; stop at the first chunk boundary
-            # where the precision is met, so the answer does not depend on the worker count
+    asm = Assembler(out, parts)
+    try:
+        with Backend(loaded, settings) as backend:
+            # Chunks are taken in order (finished ones from an earlier attempt, fresh ones as they
+            # come back) and assembled at once. With a precision target the run stops at the first
+            # chunk boundary where it is met; fresh chunks are asked for one batch (a chunk per
+            # worker) at a time, so the stopping point does not depend on the worker count.
+            batch = max(settings.workers, 1) if settings.precision else n_chunks
             costs: list = []
-            batch = max(settings.workers, 1)
-            stop_reason = "cap"
+            if settings.precision:
+                stop_reason = "cap"
+            met = False
             for b0 in range(0, n_chunks, batch):
                 ids = list(range(b0, min(b0 + batch, n_chunks)))
                 fresh = iter(backend.map(_chunks(settings, [i for i in ids if i not in have], parts)))
-                met = False
                 for i in ids:
                     if i in have:
-                        df = pd.read_parquet(parts / f"reps-{i:06d}.parquet")
+                        df = asm.add(i)
                     else:
                         res = next(fresh)
                         write_chunk(parts, res)
-                        df = pd.DataFrame(res.rows) if res.rows else pd.DataFrame()
-                    if len(df):
-                        costs.append(df["cost_usd"])
-                    done_reps = min((i + 1) * c, settings.reps)
+                        df = asm.add(i, res.rows)
+                    done_reps = min((i + 1) * c, settings.reps)  # chunks are taken in order
                     if progress:
                         progress(done_reps, settings.reps)
-                    if costs and done_reps >= settings.min_reps and precision_met(pd.concat(costs),
-                                                                                  settings.precision)[0]:
-                        upto, stop_reason, met = i + 1, "precision", True
-                        break
+                    if settings.precision:
+                        if len(df):
+                            costs.append(df["cost_usd"])
+                        if costs and done_reps >= settings.min_reps and precision_met(
+                                pd.concat(costs), settings.precision)[0]:
+                            upto, stop_reason, met = i + 1, "precision", True
+                            break
                 for _ in fresh:  # let the rest of the batch finish before leaving the backend
                     pass
                 if met:
                     break
-        else:
-            todo = [i for i in range(n_chunks) if i not in have]
-            for res in backend.map(_chunks(settings, todo, parts)):
-                write_chunk(parts, res)
-                done_reps += len(res.rows) + len(res.errors)
-                if progress:
-                    progress(done_reps, settings.reps)
-    runtime = time.perf_counter() - t0
-    reps, errors = assemble(out, parts, upto)
+        runtime = time.perf_counter() - t0
+        reps, errors = asm.close()
+    except BaseException:
+        asm.abort()
+        raise
     if settings.strict and errors:  # pragma: no cover - strict raises inside the chunk
         raise RunError(errors[0]["error"])
     nominal = None
