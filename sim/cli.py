@@ -54,7 +54,9 @@ def _co2(kg: float) -> str:
 def cmd_validate(a) -> int:
     loaded = load(a.file, variant=a.variant, sets=a.set)
     scn = loaded.scenario
-    runs = sum(w.runs if isinstance(w.runs, int) else 0 for w in scn.workloads)
+    from sim.distributions import nominal
+
+    runs = sum(int(round(nominal(w.runs))) for w in scn.workloads)
     extra = f", {len(scn.variants)} variants" if scn.variants else ""
     print(f"{a.file}: OK: {scn.project.name}: {len(scn.pools)} pools, {len(scn.workloads)} workloads "
           f"({runs} runs{extra}), sha256 {loaded.sha256[:12]}")
