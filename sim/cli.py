@@ -276,6 +276,21 @@ def _print_run(scn, loaded, summary, result, out, estimate) -> None:
           f"{(m['cost_usd']['mean'] / est['cost_usd'] - 1) * 100:+.1f}%"
           " from it: queueing, failures, preemption, restarts, reruns, run-to-run spread and idle"
           " reserved or owned capacity.")
+    r = summary.get("risk") or {}
+    if r:
+        conf = r["budget_for_confidence"]
+        line = "budget needed for 50/80/90/95% confidence: " + " / ".join(format_usd(conf[k]) for k in conf)
+        if "p_over_budget" in r:
+            lo, hi = r["p_over_budget_ci95"]
+            line += (f"; P(cost > budget {format_usd(r['budget_usd'])}) = {r['p_over_budget']:.1%}"
+                     f" (95% CI {lo:.1%}..{hi:.1%})")
+        print(line)
+        dates = r["finish_date_at_confidence"]
+        line = "finish date at 50/80/90/95% confidence: " + " / ".join(dates.values())
+        if "p_late" in r:
+            lo, hi = r["p_late_ci95"]
+            line += f"; P(finish after {r['deadline']}) = {r['p_late']:.1%} (95% CI {lo:.1%}..{hi:.1%})"
+        print(line)
     if "precision" in summary:
         p = summary["precision"]
         how = "met" if p["met"] else "NOT met (cap reached)"

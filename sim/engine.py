@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -96,6 +97,23 @@ class Plan:
     workloads: list
     power_factor: float
     idle_power_factor: float
+    months: tuple = ()  # hours at which each calendar month starts (month 0 = project start)
+    month_labels: tuple = ()
+
+
+def month_starts(start, horizon_h: float) -> tuple[tuple[float, ...], tuple[str, ...]]:
+    """Hours since `start` at which each calendar month begins (the first is the start itself,
+    perhaps mid-month), up to the horizon, and their labels (YYYY-MM)."""
+    times, labels = [0.0], [f"{start.year:04d}-{start.month:02d}"]
+    y, m = start.year, start.month
+    while True:
+        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
+        t = hours_between(start, type(start)(y, m, 1))
+        if t > horizon_h:
+            break
+        times.append(t)
+        labels.append(f"{y:04d}-{m:02d}")
+    return tuple(times), tuple(labels)
 
 
 def _pool_rate(p) -> float:
@@ -185,9 +203,10 @@ def build_plan(scn: Scenario, catalog: Catalog) -> Plan:
             length_kind=w.run_length.kind, length_sigma=float(w.run_length.sigma),
             arrival_interval=float(w.arrivals.mean_interval or 0.0),
         ))
+    months, labels = month_starts(start, float(scn.simulation.horizon))
     return Plan(start=start, horizon_h=float(scn.simulation.horizon), policy=scn.simulation.scheduler,
                 pools=pools, workloads=workloads, power_factor=float(scn.carbon.power_factor),
-                idle_power_factor=float(scn.carbon.idle_power_factor))
+                idle_power_factor=float(scn.carbon.idle_power_factor), months=months, month_labels=labels)
 
 
 # --------------------------------------------------------------------------------------------
@@ -282,6 +301,7 @@ class Replication:
             for d in set(wl.w.after):
                 self.wls[d].dependents.append(wl)
         self.queue: list = []
+        self.spend: dict[int, float] = defaultdict(float)  # month index -> USD
         self.strict = plan.policy == "fifo"
         self.by_priority = plan.policy == "priority"
         self.seq = 0
@@ -573,10 +593,30 @@ class Replication:
         if self.trace is not None:
             self.trace.append((now, pool.p.idx, -r.n, r.wl.w.name, r.idx))
         pool.busy_gpu_h += r.n * (now - r.alloc_t)
-        c = r.n * pool.p.curve.integral(r.alloc_t, now)
+        c = self._bill(pool.p.curve, r.n, r.alloc_t, now, pool.p.tier in ("on_demand", "spot"))
         pool.usage_cost += c
         r.cost += c
         r.wl.running -= 1
+
+    def _bill(self, curve, n: float, a: float, b: float, spend: bool = True, into: dict | None = None) -> float:
+        """n x the price integral over [a, b], split by calendar month into `into` (default
+        self.spend) when this usage is what the project pays for (on-demand and spot)."""
+        if not spend:
+            return n * curve.integral(a, b)
+        into = self.spend if into is None else into
+        months = self.plan.months
+        i = bisect.bisect_right(months, a) - 1
+        total = 0.0
+        while True:
+            end = months[i + 1] if i + 1 < len(months) else INF
+            if b <= end:
+                c = n * curve.integral(a, b)
+                into[i] += c
+                return total + c
+            c = n * curve.integral(a, end)
+            into[i] += c
+            total += c
+            a, i = end, i + 1
 
     def _finish(self, r: _Run):
         now = self.env.now
@@ -608,18 +648,20 @@ class Replication:
         row: dict = {}
         total_cost = 0.0
         energy = co2 = idle_total = 0.0
+        tiers: dict[str, float] = {}
+        spend = defaultdict(float, self.spend)  # usage billed so far, plus reserved and owned below
         for pool in self.pools:
             p = pool.p
             busy = pool.busy_gpu_h
             if p.tier == "reserved":
                 t0, t1 = p.commit
                 capacity = max([p.capacity0, *(c for _, c in p.steps)])
-                cost = capacity * p.curve.integral(t0, t1)
+                cost = self._bill(p.curve, capacity, t0, t1, into=spend)
                 idle = max(capacity * (t1 - t0) - busy, 0.0)
                 idle_draws = True  # dedicated capacity: its idle draw is the project's footprint
             elif p.tier == "owned":
                 cap_h = _capacity_hours(p, mk)
-                cost = _owned_capital(p, mk)
+                cost = _over_capacity(p, mk, lambda cap, a, b, p=p: self._bill(p.curve, cap, a, b, into=spend))
                 idle = max(cap_h - busy, 0.0)
                 idle_draws = True
             else:
@@ -629,9 +671,13 @@ class Replication:
             kwh = busy * p.tdp_kw * plan.power_factor * p.pue
             if idle_draws:
                 kwh += idle * p.tdp_kw * plan.idle_power_factor * p.pue
-            if p.tier == "owned":
-                cost += kwh * p.usd_per_kwh
+            if p.tier == "owned" and kwh > 0:  # electricity, spread over months like the capacity
+                energy_cost = kwh * p.usd_per_kwh
+                rate = energy_cost / cap_h if cap_h > 0 else 0.0
+                _over_capacity(p, mk, lambda cap, a, b, rate=rate: self._bill(_FLAT, cap * rate, a, b, into=spend))
+                cost += energy_cost
             row[f"cost_usd_pool_{p.name}"] = cost
+            tiers[p.tier] = tiers.get(p.tier, 0.0) + cost
             total_cost += cost
             energy += kwh
             co2 += kwh * p.grid_kg_per_kwh
@@ -658,6 +704,10 @@ class Replication:
         for wl in self.wls:
             out[f"cost_usd_wl_{wl.w.name}"] = wl.cost
         out.update(row)
+        for tier, cost in tiers.items():
+            out[f"cost_usd_tier_{tier}"] = cost
+        for i in sorted(spend):
+            out[f"spend_usd_{plan.month_labels[i]}"] = spend[i]
         return out
 
     def run_rows(self) -> list[tuple]:
@@ -668,23 +718,30 @@ class Replication:
         ]
 
 
-def _over_capacity(p: PoolPlan, until: float, per_accelerator) -> float:
-    """Sum over the pool's capacity steps in [0, until] of capacity x per_accelerator(a, b)."""
+def _over_capacity(p: PoolPlan, until: float, per_step) -> float:
+    """Sum over the pool's capacity steps within [0, until] of per_step(capacity, a, b)."""
     steps = [(0.0, p.capacity0), *p.steps]
     total = 0.0
     for (t, cap), nxt in zip(steps, [*steps[1:], (INF, 0)], strict=True):
         a, b = max(t, 0.0), min(nxt[0], until)
         if b > a:
-            total += cap * per_accelerator(a, b)
+            total += per_step(cap, a, b)
     return total
 
 
+class _Flat:
+    """A price of 1 per hour (used to spread an amount over months)."""
+
+    @staticmethod
+    def integral(a: float, b: float) -> float:
+        return b - a
+
+
+_FLAT = _Flat()
+
+
 def _capacity_hours(p: PoolPlan, until: float) -> float:
-    return _over_capacity(p, until, lambda a, b: b - a)
-
-
-def _owned_capital(p: PoolPlan, until: float) -> float:
-    return _over_capacity(p, until, p.curve.integral)
+    return _over_capacity(p, until, lambda cap, a, b: cap * (b - a))
 
 
 def simulate(plan: Plan, seed: int, replication: int, trace: bool = False) -> Replication:

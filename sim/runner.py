@@ -21,6 +21,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -232,6 +233,9 @@ class Assembler:
         os.replace(self.tmp, self.out / "runs.parquet")
         reps = pd.concat(self.frames, ignore_index=True) if self.frames else pd.DataFrame({"replication": []})
         reps = reps.sort_values("replication", kind="stable").reset_index(drop=True)
+        months = spend_columns(reps)  # a month with no spend in a replication spent nothing
+        reps = reps[[c for c in reps.columns if c not in months] + months]
+        reps[months] = reps[months].fillna(0.0)
         write_parquet(self.out / "replications.parquet", reps)
         return reps, sorted(self.errors, key=lambda e: e["replication"])
 
@@ -379,7 +383,87 @@ def summarize(outcome: Outcome, loaded: Loaded, settings: Settings) -> dict:
     if settings.precision:
         ok, info = precision_met(reps["cost_usd"], settings.precision) if len(reps) else (False, {})
         out["precision"] = {"target": settings.precision, "met": ok, **info}
+    out["risk"] = risk(reps, scn)
+    out["spend_by_month"] = spend_by_month(reps)
+    out["breakdown"] = breakdown(reps)
     return out
+
+
+CONFIDENCES = (50, 80, 90, 95)
+
+
+def _wilson(k: int, n: int) -> list[float]:
+    """95% Wilson interval for a proportion k/n."""
+    if n == 0:
+        return [float("nan"), float("nan")]
+    z = 1.959963984540054
+    if k == 0:
+        return [0.0, min(1.0, z * z / (n + z * z))]
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return [max(0.0, centre - half), min(1.0, centre + half)]
+
+
+def risk(reps: pd.DataFrame, scn) -> dict:
+    """Budget and schedule risk: the chance of going over budget or past the deadline, and the
+    budget and finish date needed for a given confidence."""
+    from datetime import timedelta
+
+    cost = reps["cost_usd"].to_numpy(dtype=float)
+    days = reps["makespan_days"].to_numpy(dtype=float)
+    n = len(cost)
+    start = scn.project.start
+    out: dict = {
+        "budget_for_confidence": {f"p{c}": float(np.percentile(cost, c)) for c in CONFIDENCES},
+        "finish_date_at_confidence": {
+            f"p{c}": (start + timedelta(days=float(np.percentile(days, c)))).isoformat() for c in CONFIDENCES},
+    }
+    if scn.project.budget_usd is not None:
+        over = int((cost > scn.project.budget_usd).sum())
+        out["budget_usd"] = scn.project.budget_usd
+        out["p_over_budget"] = over / n
+        out["p_over_budget_ci95"] = _wilson(over, n)
+    if scn.project.deadline is not None:
+        limit_days = (scn.project.deadline - start).days + 1  # finished by the end of the deadline day
+        late = int((days > limit_days).sum())
+        out["deadline"] = scn.project.deadline.isoformat()
+        out["p_late"] = late / n
+        out["p_late_ci95"] = _wilson(late, n)
+    return out
+
+
+def spend_columns(reps: pd.DataFrame) -> list[str]:
+    return sorted(c for c in reps.columns if c.startswith("spend_usd_"))
+
+
+def spend_by_month(reps: pd.DataFrame) -> list[dict]:
+    """Per calendar month: P10/P50/P90 and mean of the spend, and of the cumulative spend."""
+    cols = spend_columns(reps)
+    if not cols:
+        return []
+    m = reps[cols].fillna(0.0).to_numpy(dtype=float)
+    cum = np.cumsum(m, axis=1)
+    out = []
+    for j, c in enumerate(cols):
+        q = np.percentile(m[:, j], [10, 50, 90])
+        qc = np.percentile(cum[:, j], [10, 50, 90])
+        out.append({"month": c.removeprefix("spend_usd_"), "mean": float(m[:, j].mean()), "p10": float(q[0]),
+                    "p50": float(q[1]), "p90": float(q[2]), "cumulative_p10": float(qc[0]),
+                    "cumulative_p50": float(qc[1]), "cumulative_p90": float(qc[2])})
+    return out
+
+
+def breakdown(reps: pd.DataFrame) -> dict:
+    """Mean cost by workload, pool and pricing tier; shares of accelerator-hours by what they did."""
+    def means(prefix: str) -> dict:
+        return {c.removeprefix(prefix): float(reps[c].mean()) for c in reps.columns if c.startswith(prefix)}
+
+    held = float((reps["gpu_hours"] + reps["idle_gpu_hours"]).sum())
+    shares = {k: (float(reps[f"{k}_gpu_hours"].sum()) / held if held else 0.0)
+              for k in ("productive", "lost", "overhead", "idle")}
+    return {"cost_usd_by_workload": means("cost_usd_wl_"), "cost_usd_by_pool": means("cost_usd_pool_"),
+            "cost_usd_by_tier": means("cost_usd_tier_"), "gpu_hours_shares": shares}
 
 
 def finish(out: Path) -> None:
