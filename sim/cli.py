@@ -149,7 +149,6 @@ def _default_out(name: str) -> Path:
 def cmd_run(a) -> int:
     from sim import outputs, runner
     from sim.estimate import estimate
-    from sim.montecarlo import SampleError
 
     state = None
     if a.resume:
@@ -187,38 +186,166 @@ def cmd_run(a) -> int:
             outputs.prepare_dir(out, a.overwrite)
         except outputs.OutputError as e:
             raise ScenarioError("command line", [Issue(("--out",), str(e))]) from None
+    result, summary = _simulate(loaded, settings, out, a.file, a.variant, a.set, resume=bool(a.resume))
+    if result is None:
+        return 130
+    _print_run(scn, loaded, summary, result, out, estimate)
+    return 0
+
+
+def _simulate(loaded, settings, out: Path, file, variant, sets, resume: bool = False):
+    """Run the replications into `out` and write summary.json and manifest.json. Returns (None,
+    None) when interrupted (the finished chunks are kept for --resume)."""
+    from sim import outputs, runner
+    from sim.montecarlo import SampleError
+
     bar = _progress(settings.reps)
     try:
-        result = runner.execute(loaded, settings, out, progress=bar, resume=bool(a.resume),
-                                extra_state={"file": str(a.file), "variant": a.variant, "set": a.set})
+        result = runner.execute(loaded, settings, out, progress=bar, resume=resume,
+                                extra_state={"file": str(file), "variant": variant, "set": sets})
     except (runner.RunError, SampleError) as e:
-        raise ScenarioError(str(a.file), [Issue((), str(e))]) from None
+        raise ScenarioError(str(file), [Issue((), str(e))]) from None
     except KeyboardInterrupt:
         bar(None, None)
         print(f"interrupted; finished chunks are kept: complete the run with  sim run --resume {out}",
               file=sys.stderr)
-        return 130
+        return None, None
     finally:
         bar(None, None)
     if result.reps.empty:
         first = result.errors[0]["error"] if result.errors else "no replication ran"
-        raise ScenarioError(str(a.file), [Issue((), f"every replication failed; the first: {first} "
-                                          f"(details in {out / runner.PARTS})")])
+        raise ScenarioError(str(file), [Issue((), f"every replication failed; the first: {first} "
+                                         f"(details in {out / runner.PARTS})")])
     summary = runner.summarize(result, loaded, settings)
     outputs.write_json(out / "summary.json", summary)
     outputs.write_json(out / "manifest.json", {
-        "scenario_file": str(a.file), "variant": a.variant, "set": a.set, "scenario_sha256": loaded.sha256,
-        "seed": seed, "replications_asked": reps, "replications": len(result.reps) + len(result.errors),
-        "sampling": settings.method, "workers": workers, "backend": settings.backend,
-        "chunk_size": settings.chunk_size(), "precision": precision, "stopped_by": result.stop_reason,
-        "resumed_chunks": result.resumed_chunks, "package": "trainsim", "version": __version__,
-        "python": sys.version.split()[0], "runtime_s": round(result.runtime_s, 3),
-        "created": datetime.now().isoformat(timespec="seconds"), "failed_replications": result.errors,
-        "resolved_scenario": loaded.resolved,
+        "scenario_file": str(file), "variant": variant, "set": sets, "scenario_sha256": loaded.sha256,
+        "seed": settings.seed, "replications_asked": settings.reps,
+        "replications": len(result.reps) + len(result.errors), "sampling": settings.method,
+        "workers": settings.workers, "backend": settings.backend, "chunk_size": settings.chunk_size(),
+        "precision": settings.precision, "stopped_by": result.stop_reason, "resumed_chunks": result.resumed_chunks,
+        "package": "trainsim", "version": __version__, "python": sys.version.split()[0],
+        "runtime_s": round(result.runtime_s, 3), "created": datetime.now().isoformat(timespec="seconds"),
+        "failed_replications": result.errors, "resolved_scenario": loaded.resolved,
     })
     runner.finish(out)
-    _print_run(scn, loaded, summary, result, out, estimate)
+    return result, summary
+
+
+def cmd_compare(a) -> int:
+    import pandas as pd
+
+    from sim import compare, outputs, runner
+
+    base = load(a.file, sets=a.set)
+    names = ["base", *base.scenario.variants]
+    if a.only:
+        wanted = [n.strip() for n in a.only.split(",") if n.strip()]
+        unknown = [n for n in wanted if n not in names]
+        if unknown:
+            raise ScenarioError(a.file, [Issue(("variants",), f"no variant named {unknown[0]!r} "
+                                               f"(base and variants: {', '.join(names)})")])
+        names = wanted
+    if len(names) < 2 and not a.sweep:
+        raise ScenarioError(a.file, [Issue(("variants",), "nothing to compare: the file defines no `variants:` "
+                                           "(add some, or use --sweep)")])
+    scn = base.scenario
+    try:
+        seed = int(a.seed) if a.seed is not None else scn.simulation.seed
+        reps = int(a.reps) if a.reps is not None else scn.simulation.replications
+        workers = int(a.workers) if a.workers is not None else runner.default_workers()
+        sweep = compare.sweep_values(a.sweep) if a.sweep else None
+    except ValueError as e:
+        raise ScenarioError("command line", [Issue((), str(e))]) from None
+    out = Path(a.out) if a.out else _default_out(f"{scn.project.name}-compare")
+    try:
+        outputs.prepare_dir(out, a.overwrite)
+    except outputs.OutputError as e:
+        raise ScenarioError("command line", [Issue(("--out",), str(e))]) from None
+
+    def run(name: str, extra_sets: list[str], folder: Path):
+        loaded = load(a.file, variant=None if name == "base" else name, sets=[*a.set, *extra_sets])
+        settings = runner.Settings(seed=seed, reps=reps, method=a.sampling or loaded.scenario.simulation.sampling,
+                                   workers=workers, backend=a.backend, scheduler=a.scheduler)
+        folder.mkdir(parents=True, exist_ok=True)
+        result, summary = _simulate(loaded, settings, folder, a.file, None if name == "base" else name,
+                                    [*a.set, *extra_sets])
+        if result is None:
+            raise KeyboardInterrupt
+        return result.reps
+
+    if sweep is None:
+        results = {n: run(n, [], out / n) for n in names}
+        report = {"scenario": scn.project.name, "seed": seed, "replications": reps,
+                  "side_by_side": compare.side_by_side(results), "pairs": compare.pairwise(results)}
+        outputs.write_json(out / "compare.json", report)
+        _print_compare(report)
+    else:
+        key, values = sweep
+        rows, pairs = [], []
+        for v in values:
+            results = {n: run(n, [f"{key}={v}"], out / f"{key}={v}" / n) for n in names}
+            for n, df in results.items():
+                rows.append({"value": v, "strategy": n, **{f"cost_usd_{k}": x for k, x in
+                                                          compare.describe(df["cost_usd"]).items()}})
+            for p in compare.pairwise(results):
+                if p["metric"] == "cost_usd":
+                    pairs.append({"value": v, **p})
+        by_pair: dict = {}
+        for p in pairs:
+            by_pair.setdefault((p["a"], p["b"]), []).append(p)
+        found = []
+        for (pa, pb), ps in by_pair.items():
+            xs = [p["value"] for p in ps]
+            found.append({"a": pa, "b": pb, "key": key,
+                          "break_even_mean": compare.break_even(xs, [p["diff_mean"] for p in ps]),
+                          "break_even_p50": compare.break_even(xs, [p["diff_p50"] for p in ps]),
+                          "band_crossing_p5": compare.break_even(xs, [p["diff_p5"] for p in ps]),
+                          "band_crossing_p95": compare.break_even(xs, [p["diff_p95"] for p in ps])})
+        outputs.write_parquet(out / "sweep.parquet", pd.DataFrame(rows))
+        report = {"scenario": scn.project.name, "seed": seed, "replications": reps, "sweep": {"key": key,
+                  "values": values}, "costs": rows, "pairs": pairs, "break_even": found}
+        outputs.write_json(out / "compare.json", report)
+        _print_sweep(report)
+    print(f"results in {out}")
     return 0
+
+
+def _print_compare(report: dict) -> None:
+    sbs = report["side_by_side"]
+    rows = []
+    for name, m in sbs.items():
+        rows.append([name, format_usd(m["cost_usd"]["mean"]), format_usd(m["cost_usd"]["p5"]),
+                     format_usd(m["cost_usd"]["p95"]), f"{m['makespan_days']['mean']:.1f} d",
+                     f"{m['makespan_days']['p95']:.1f} d", _co2(m["co2_kg"]["mean"])])
+    print(f"{report['scenario']}: {report['replications']} replications each, seed {report['seed']} "
+          "(common random numbers)")
+    print(table(["strategy", "mean cost", "P5", "P95", "mean time", "P95 time", "mean CO2"], rows))
+    rows = []
+    for p in report["pairs"]:
+        if p["metric"] != "cost_usd":
+            continue
+        rows.append([f"{p['a']} vs {p['b']}", f"{p['p_a_lower']:.1%}", format_usd(p["diff_mean"]),
+                     f"{format_usd(p['diff_mean_ci95'][0])}..{format_usd(p['diff_mean_ci95'][1])}",
+                     format_usd(p["diff_p5"]), format_usd(p["diff_p50"]), format_usd(p["diff_p95"])])
+    print(table(["pair (A vs B)", "P(A cheaper)", "mean A-B", "95% CI", "P5 A-B", "P50 A-B", "P95 A-B"], rows))
+
+
+def _print_sweep(report: dict) -> None:
+    key = report["sweep"]["key"]
+    rows = [[str(r["value"]), r["strategy"], format_usd(r["cost_usd_mean"]), format_usd(r["cost_usd_p5"]),
+             format_usd(r["cost_usd_p95"])] for r in report["costs"]]
+    print(table([key, "strategy", "mean cost", "P5", "P95"], rows, right={0, 2, 3, 4}))
+    for b in report["break_even"]:
+        def fmt(x):
+            return "none in range" if x is None else f"{x:.3g}"
+
+        if b["break_even_mean"] is None and b["band_crossing_p5"] is None and b["band_crossing_p95"] is None:
+            print(f"{b['a']} vs {b['b']}: no break-even for {key} in the range swept")
+            continue
+        print(f"{b['a']} vs {b['b']}: break-even at {key} = {fmt(b['break_even_mean'])} (mean cost difference "
+              f"crosses zero; median at {fmt(b['break_even_p50'])}); the 90% band of the paired difference "
+              f"crosses zero between {fmt(b['band_crossing_p5'])} and {fmt(b['band_crossing_p95'])}")
 
 
 def _progress(total: int):
@@ -395,6 +522,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strict", action="store_true", help="stop at the first failing replication")
     p.add_argument("--resume", metavar="DIR", help="complete an interrupted run in DIR")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("compare", help="run the base scenario and its variants with common random numbers "
+                       "and compare them; or sweep one key to find break-even points")
+    p.add_argument("file", metavar="FILE", help="scenario YAML file with `variants:`")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a key in all")
+    p.add_argument("--only", help="comma-separated strategies to run (base and variant names)")
+    p.add_argument("--sweep", metavar="KEY=START:STOP:STEP", help="run every strategy at each value of KEY")
+    p.add_argument("--reps", help="replications per strategy (default: simulation.replications)")
+    p.add_argument("--seed", help="root seed, shared by all strategies (default: simulation.seed)")
+    p.add_argument("--out", help="result folder (default outputs/<project>-compare/<timestamp>/)")
+    p.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --out folder")
+    p.add_argument("--workers", help="processes (default: the machine's cores)")
+    p.add_argument("--backend", choices=["process", "dask"], default="process")
+    p.add_argument("--scheduler", help="Dask scheduler address")
+    p.add_argument("--sampling", choices=["random", "lhs", "sobol"])
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("catalog", help="list built-in accelerators and prices")
     p.add_argument("accelerator", nargs="*", help="only these accelerator ids")

@@ -1,0 +1,78 @@
+"""Comparing strategies: the base scenario and its variants, run with the same seed so that they
+share random numbers (common random numbers), side by side and pair by pair; and sweeps of one
+key to find break-even points.
+"""
+
+from __future__ import annotations
+
+import math
+from itertools import combinations
+
+import numpy as np
+import pandas as pd
+
+from sim.montecarlo import ci95, describe
+
+__all__ = ["break_even", "describe", "pairwise", "side_by_side", "sweep_values"]
+
+METRICS = ("cost_usd", "makespan_days", "co2_kg", "gpu_hours")
+
+
+def side_by_side(results: dict[str, pd.DataFrame]) -> dict:
+    return {name: {m: describe(df[m]) for m in METRICS if m in df} for name, df in results.items()}
+
+
+def paired(a: pd.DataFrame, b: pd.DataFrame, metric: str = "cost_usd") -> dict:
+    """Replication-by-replication comparison of A and B (same seed, so replication k of both saw
+    the same random numbers where their models agree): P(A < B) and the quantiles of A - B."""
+    m = a[["replication", metric]].merge(b[["replication", metric]], on="replication", suffixes=("_a", "_b"))
+    d = (m[f"{metric}_a"] - m[f"{metric}_b"]).to_numpy(dtype=float)
+    n = len(d)
+    if n == 0:
+        return {"n": 0}
+    p = float((d < 0).mean())
+    q = np.percentile(d, [5, 50, 95])
+    return {"n": n, "p_a_lower": p, "p_a_lower_se": math.sqrt(p * (1 - p) / n), "diff_mean": float(d.mean()),
+            "diff_mean_ci95": ci95(d)["mean"], "diff_p5": float(q[0]), "diff_p50": float(q[1]),
+            "diff_p95": float(q[2])}
+
+
+def pairwise(results: dict[str, pd.DataFrame]) -> list[dict]:
+    out = []
+    for a, b in combinations(results, 2):
+        for metric in ("cost_usd", "makespan_days", "co2_kg"):
+            if metric in results[a] and metric in results[b]:
+                out.append({"a": a, "b": b, "metric": metric, **paired(results[a], results[b], metric)})
+    return out
+
+
+def sweep_values(spec: str) -> tuple[str, list[float]]:
+    """'KEY=START:STOP:STEP' -> (KEY, [START, START+STEP, ... <= STOP])."""
+    key, eq, rng = spec.partition("=")
+    parts = rng.split(":")
+    if not eq or len(parts) != 3:
+        raise ValueError(f"--sweep {spec!r}: expected KEY=START:STOP:STEP, e.g. workloads[finetune].runs=1:20:1")
+    try:
+        start, stop, step = (float(x) for x in parts)
+    except ValueError:
+        raise ValueError(f"--sweep {spec!r}: START, STOP and STEP must be numbers") from None
+    if step <= 0 or stop < start:
+        raise ValueError(f"--sweep {spec!r}: needs STEP > 0 and STOP >= START")
+    n = int(math.floor((stop - start) / step + 1e-9)) + 1
+    if n > 200:
+        raise ValueError(f"--sweep {spec!r}: {n} values; at most 200")
+    vals = [start + i * step for i in range(n)]
+    if all(float(v).is_integer() for v in vals):
+        vals = [int(v) for v in vals]
+    return key.strip(), vals
+
+
+def break_even(values: list[float], diffs: list[float]) -> float | None:
+    """The first value at which the mean difference A - B changes sign (linear interpolation)."""
+    for (x0, d0), (x1, d1) in zip(zip(values, diffs, strict=True), zip(values[1:], diffs[1:], strict=True),
+                                  strict=False):
+        if d0 == 0:
+            return float(x0)
+        if (d0 < 0) != (d1 < 0):
+            return float(x0 + (x1 - x0) * d0 / (d0 - d1))
+    return None

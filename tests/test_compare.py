@@ -1,0 +1,84 @@
+"""`sim compare`: strategies side by side with common random numbers, paired differences, and
+sweeps that find break-even points."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from sim.compare import break_even, sweep_values
+from tests.conftest import MINIMAL, SCENARIOS
+
+DECISION = """\
+project: {name: d, start: 2026-01-01}
+pools:
+  - {name: gpus, accelerator: h100, count: 64, price_usd_per_gpu_h: 2.0}
+workloads:
+  - {name: pretrain, hours_per_run: 100, accelerators: 8}
+  - {name: finetune, runs: 10, hours_per_run: 1, accelerators: 8, after: [pretrain]}
+variants:
+  public:
+    workloads:
+      - {name: finetune, runs: 10, hours_per_run: 5, accelerators: 8}
+"""
+
+
+def test_common_random_numbers_make_a_price_change_exact(cli, write, tmp_path):
+    text = MINIMAL + """\
+reliability: {failure_rate_per_gpu_h: 5e-3, restart: 10 min, checkpoint: {interval: 1 h, write: 1 min}}
+variants:
+  cheaper:
+    set:
+      pools[gpus].price_usd_per_gpu_h: 1.5
+"""
+    code, out, err = cli("compare", write(text), "--reps", "40", "--workers", "1", "--out", tmp_path / "c")
+    assert code == 0, err
+    report = json.loads((tmp_path / "c" / "compare.json").read_text())
+    base = pd.read_parquet(tmp_path / "c" / "base" / "replications.parquet")
+    cheap = pd.read_parquet(tmp_path / "c" / "cheaper" / "replications.parquet")
+    assert base.failures.sum() > 0
+    assert list(cheap.cost_usd) == pytest.approx(list(base.cost_usd * 0.75))  # same failures and schedule
+    pair = next(p for p in report["pairs"] if p["metric"] == "cost_usd")
+    assert (pair["a"], pair["b"], pair["p_a_lower"]) == ("base", "cheaper", 0.0)
+    assert pair["diff_mean"] == pytest.approx((base.cost_usd - cheap.cost_usd).mean())
+    assert "base vs cheaper" in out and "P(A cheaper)" in out
+
+
+def test_sweep_finds_the_closed_form_break_even(cli, write, tmp_path):
+    # own: 800 GPU-h of pretraining + x x 8 GPU-h; public: x x 40 GPU-h -> equal at x = 25
+    code, out, err = cli("compare", write(DECISION), "--sweep", "workloads[finetune].runs=10:40:5",
+                         "--reps", "3", "--workers", "1", "--out", tmp_path / "s")
+    assert code == 0, err
+    report = json.loads((tmp_path / "s" / "compare.json").read_text())
+    (b,) = report["break_even"]
+    assert b["break_even_mean"] == pytest.approx(25.0)
+    assert b["band_crossing_p5"] == pytest.approx(25.0) and b["band_crossing_p95"] == pytest.approx(25.0)
+    sweep = pd.read_parquet(tmp_path / "s" / "sweep.parquet")
+    assert sorted(sweep.value.unique()) == [10, 15, 20, 25, 30, 35, 40]
+    row = sweep[(sweep.value == 10) & (sweep.strategy == "public")].iloc[0]
+    assert row.cost_usd_mean == pytest.approx(10 * 40 * 2.0)
+    assert "break-even at workloads[finetune].runs = 25" in out
+
+
+def test_shipped_decision_scenario_runs(cli, tmp_path):
+    code, out, err = cli("compare", SCENARIOS / "pretrain_vs_finetune.yaml", "--reps", "20", "--workers", "1",
+                         "--out", tmp_path / "p")
+    assert code == 0, err
+    assert "public-8b-lora" in out
+
+
+def test_bad_compare_input(cli, write, tmp_path):
+    code, _o, err = cli("compare", write(MINIMAL), "--out", tmp_path / "a")
+    assert code == 2 and "nothing to compare" in err
+    code, _o, err = cli("compare", write(DECISION), "--sweep", "workloads[finetune].runs=1:x:1",
+                        "--out", tmp_path / "b")
+    assert code == 2 and "START, STOP and STEP must be numbers" in err
+    code, _o, err = cli("compare", write(DECISION), "--only", "base,nope", "--out", tmp_path / "c")
+    assert code == 2 and "no variant named 'nope'" in err
+
+
+def test_helpers():
+    assert sweep_values("a=1:2:0.5") == ("a", [1, 1.5, 2])
+    assert sweep_values("k=10:40:10") == ("k", [10, 20, 30, 40])
+    assert break_even([0, 1, 2], [2.0, 1.0, -1.0]) == pytest.approx(1.5)
+    assert break_even([0, 1], [1.0, 2.0]) is None
