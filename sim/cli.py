@@ -272,12 +272,15 @@ def cmd_compare(a) -> int:
                                     [*a.set, *extra_sets])
         if result is None:
             raise KeyboardInterrupt
+        risks[name] = summary["risk"]
         return result.reps
+
+    risks: dict = {}
 
     if sweep is None:
         results = {n: run(n, [], out / n) for n in names}
         report = {"scenario": scn.project.name, "seed": seed, "replications": reps,
-                  "side_by_side": compare.side_by_side(results), "pairs": compare.pairwise(results)}
+                  "side_by_side": compare.side_by_side(results), "risk": risks, "pairs": compare.pairwise(results)}
         outputs.write_json(out / "compare.json", report)
         _print_compare(report)
     else:
@@ -313,14 +316,19 @@ def cmd_compare(a) -> int:
 
 def _print_compare(report: dict) -> None:
     sbs = report["side_by_side"]
+    risks = report.get("risk", {})
+    extra = [k for k in ("p_over_budget", "p_late") if any(k in r for r in risks.values())]
     rows = []
     for name, m in sbs.items():
         rows.append([name, format_usd(m["cost_usd"]["mean"]), format_usd(m["cost_usd"]["p5"]),
                      format_usd(m["cost_usd"]["p95"]), f"{m['makespan_days']['mean']:.1f} d",
-                     f"{m['makespan_days']['p95']:.1f} d", _co2(m["co2_kg"]["mean"])])
+                     f"{m['makespan_days']['p95']:.1f} d", _co2(m["co2_kg"]["mean"]),
+                     *(f"{risks[name][k]:.1%}" if k in risks.get(name, {}) else "-" for k in extra)])
     print(f"{report['scenario']}: {report['replications']} replications each, seed {report['seed']} "
           "(common random numbers)")
-    print(table(["strategy", "mean cost", "P5", "P95", "mean time", "P95 time", "mean CO2"], rows))
+    labels = {"p_over_budget": "P(over budget)", "p_late": "P(late)"}
+    print(table(["strategy", "mean cost", "P5", "P95", "mean time", "P95 time", "mean CO2",
+                 *(labels[k] for k in extra)], rows))
     rows = []
     for p in report["pairs"]:
         if p["metric"] != "cost_usd":
