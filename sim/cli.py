@@ -173,6 +173,12 @@ def cmd_run(a) -> int:
         raise ScenarioError("command line", [Issue((), f"expected a number: {e}")]) from None
     if state is not None:
         seed, reps, precision = state["seed"], state["reps"], state["precision"]
+    if a.scheduler and a.backend != "dask":
+        raise ScenarioError("command line", [Issue(("--scheduler",), "goes with --backend dask")])
+    if precision is not None and (a.sampling or scn.simulation.sampling) != "random":
+        raise ScenarioError("command line", [Issue(("--precision",), "needs random sampling: an LHS or Sobol design "
+                                                   "cut short is not stratified, and its points are not independent "
+                                                   "(use --sampling random)")])
     if reps < 1 or seed < 0 or workers < 1 or (precision is not None and not 0 < precision < 1):
         raise ScenarioError("command line", [Issue((), "--reps and --workers must be >= 1, --seed >= 0, "
                                                    "--precision between 0 and 1 (e.g. 0.01)")])
@@ -197,13 +203,14 @@ def _simulate(loaded, settings, out: Path, file, variant, sets, resume: bool = F
     """Run the replications into `out` and write summary.json and manifest.json. Returns (None,
     None) when interrupted (the finished chunks are kept for --resume)."""
     from sim import outputs, runner
+    from sim.engine import SimulationError
     from sim.montecarlo import SampleError
 
     bar = _progress(settings.reps)
     try:
         result = runner.execute(loaded, settings, out, progress=bar, resume=resume,
                                 extra_state={"file": str(file), "variant": variant, "set": sets})
-    except (runner.RunError, SampleError) as e:
+    except (runner.RunError, SampleError, SimulationError) as e:  # SimulationError: with --strict
         raise ScenarioError(str(file), [Issue((), str(e))]) from None
     except KeyboardInterrupt:
         bar(None, None)
@@ -217,8 +224,9 @@ def _simulate(loaded, settings, out: Path, file, variant, sets, resume: bool = F
         raise ScenarioError(str(file), [Issue((), f"every replication failed; the first: {first} "
                                          f"(details in {out / runner.PARTS})")])
     summary = runner.summarize(result, loaded, settings)
-    outputs.write_json(out / "summary.json", summary)
-    outputs.write_json(out / "manifest.json", {
+    staged = out / runner.PARTS
+    outputs.write_json(staged / "summary.json", summary)
+    outputs.write_json(staged / "manifest.json", {
         "scenario_file": str(file), "variant": variant, "set": sets, "scenario_sha256": loaded.sha256,
         "seed": settings.seed, "replications_asked": settings.reps,
         "replications": len(result.reps) + len(result.errors), "sampling": settings.method,
@@ -402,7 +410,8 @@ def _print_run(scn, loaded, summary, result, out, estimate) -> None:
     rows_out = []
     for k, f in fmt.items():
         ci = m[k]["ci95"]["mean"]
-        rows_out.append([k, f(m[k]["mean"]), f"{f(ci[0])}..{f(ci[1])}", *(f(m[k][s]) for s in ("p5", "p50", "p95")),
+        interval = f"{f(ci[0])}..{f(ci[1])}" if None not in ci else "-"
+        rows_out.append([k, f(m[k]["mean"]), interval, *(f(m[k][s]) for s in ("p5", "p50", "p95")),
                          f(nominal[k]) if k in nominal else "-"])
     print(table(["metric", "mean", "95% CI of mean", "P5", "P50", "P95", "nominal"], rows_out))
     est = estimate(loaded).total

@@ -529,9 +529,14 @@ class Replication:
             r.pending_restart = w.restart
             if w.repair > 0.0:
                 pool = r.pool
-                pool.free -= pool.p.node_size
+                pool.free -= pool.p.node_size  # the failed node leaves the pool for its repair
                 rep = self.env.timeout(w.repair, value=pool)
                 rep.callbacks.append(self._repaired)
+                if pool.free < 0:  # no spare node to replace it: the run waits for capacity
+                    self._release(r)
+                    self._enqueue(r, self.env.now)
+                    self._dispatch()
+                    return
             self._segment(r)
         else:
             self._preempted(r)

@@ -12,6 +12,7 @@ import copy
 import difflib
 import hashlib
 import json
+import math
 import re
 import types
 import typing
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 from pydantic import BaseModel, ValidationError
 
@@ -397,6 +399,9 @@ def check(scn: schema.Scenario, catalog: Catalog) -> tuple[list[tuple[tuple, str
                 problems.append((("pools", i, "fallback"), f"no pool named {p.fallback!r} (pools: {', '.join(pools)})"))
             elif p.fallback == p.name:
                 problems.append((("pools", i, "fallback"), "a pool cannot fall back to itself"))
+        if p.pricing == "reserved" and p.capacity_changes:
+            problems.append((("pools", i, "capacity_changes"), "a reserved pool's size is its commitment; use "
+                             "another pool (or a second reservation) for capacity that changes"))
         for j, c in enumerate(p.capacity_changes):
             if c.date < scn.project.start:
                 problems.append((("pools", i, "capacity_changes", j, "date"),
@@ -431,7 +436,10 @@ def check(scn: schema.Scenario, catalog: Catalog) -> tuple[list[tuple[tuple, str
                          "dependency cycle: " + " -> ".join(cycle) + " (no workload in it could ever start)"))
 
     dists = schema.uncertain_inputs(scn)
+    seen_pairs: dict = {}
+    matrix: list = []
     for i, c in enumerate(scn.correlations):
+        pair: list = []
         for j, text in enumerate(c.between):
             try:
                 parsed = parse_path(text)
@@ -445,6 +453,26 @@ def check(scn: schema.Scenario, catalog: Catalog) -> tuple[list[tuple[tuple, str
             if concrete not in dists:
                 problems.append((("correlations", i, "between", j),
                                  f"{text} is not uncertain (give it as a distribution to correlate it)"))
+            else:
+                pair.append(concrete)
+        if len(pair) == 2:
+            if pair[0] == pair[1]:
+                problems.append((("correlations", i, "between"), "an input cannot be correlated with itself"))
+            elif frozenset(pair) in seen_pairs:
+                problems.append((("correlations", i, "between"),
+                                 f"this pair is already correlated (correlations[{seen_pairs[frozenset(pair)]}])"))
+            else:
+                seen_pairs[frozenset(pair)] = i
+                matrix.append((pair[0], pair[1], float(c.rank)))
+    if matrix and not problems:
+        names = sorted({p for a, b, _ in matrix for p in (a, b)}, key=str)
+        index = {p: k for k, p in enumerate(names)}
+        m = np.eye(len(names))
+        for a, b, r in matrix:
+            m[index[a], index[b]] = m[index[b], index[a]] = 2.0 * math.sin(math.pi * r / 6.0)
+        if np.linalg.eigvalsh(m).min() <= 1e-12:
+            problems.append((("correlations",), "these rank correlations are not consistent with one another (their "
+                             "matrix is not positive definite); weaken some of them"))
     if scn.project.deadline is not None:
         horizon_h = hours_between(scn.project.start, scn.project.deadline)
         if horizon_h > scn.simulation.horizon:

@@ -240,12 +240,12 @@ def ci95(x) -> dict[str, list[float]]:
     n = a.size
     out: dict[str, list[float]] = {}
     if n < 2:
-        nan = [float("nan"), float("nan")]
-        return {"mean": nan, "p50": nan, "p90": nan, "p95": nan}
+        return {"mean": [None, None], "p50": [None, None], "p90": [None, None], "p95": [None, None]}
     half = stats.t.ppf(0.975, n - 1) * a.std(ddof=1) / math.sqrt(n)
     out["mean"] = [float(a.mean() - half), float(a.mean() + half)]
     for name, q in (("p50", 0.5), ("p90", 0.9), ("p95", 0.95)):
         lo = int(stats.binom.ppf(0.025, n, q))  # 1-based rank of the lower bound
         hi = int(stats.binom.ppf(0.975, n, q)) + 1
-        out[name] = [float(a[max(lo, 1) - 1]), float(a[min(hi, n) - 1])]
+        # a bound whose rank falls outside the sample cannot be had from n replications: None
+        out[name] = [float(a[lo - 1]) if lo >= 1 else None, float(a[hi - 1]) if hi <= n else None]
     return out

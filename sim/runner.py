@@ -16,6 +16,7 @@ import os
 import shutil
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -84,7 +85,7 @@ def _run_chunk(args: tuple) -> ChunkResult:
 
 
 def _dask_chunk(loaded, seed, method, size, args):
-    key = (id(loaded), seed, method, size)
+    key = (loaded.sha256, seed, method, size)
     if _WORKER.get("key") != key:
         _init_worker(loaded, seed, method, size)
         _WORKER["key"] = key
@@ -126,8 +127,8 @@ class Backend:
                     self.cluster = LocalCluster(n_workers=max(s.workers, 1), threads_per_worker=1, processes=True,
                                                 dashboard_address=None, silence_logs=logging.ERROR)
                     self.client = Client(self.cluster)
-            except OSError as e:
-                raise RunError(f"cannot reach the Dask scheduler {s.scheduler}: {e}") from None
+            except (OSError, ValueError, TimeoutError) as e:
+                raise RunError(f"--scheduler {s.scheduler}: cannot reach the Dask scheduler: {e}") from None
             self.remote = self.client.scatter(self.loaded, broadcast=True)
         elif s.workers > 1:
             self.ex = ProcessPoolExecutor(max_workers=s.workers, initializer=_init_worker,
@@ -139,10 +140,23 @@ class Backend:
     def map(self, tasks: list) -> Iterator[ChunkResult]:
         s = self.s
         if self.client is not None:
-            futures = [self.client.submit(_dask_chunk, self.remote, s.seed, s.method, s.reps, t, pure=False)
-                       for t in tasks]
-            for f in futures:
-                yield f.result()
+            # a bounded window of chunks in flight; a result is dropped as soon as it is used
+            window = max(2 * max(s.workers, 1), 4)
+            pending: deque = deque()
+            todo = iter(tasks)
+            for t in todo:
+                pending.append(self.client.submit(_dask_chunk, self.remote, s.seed, s.method, s.reps, t, pure=False))
+                if len(pending) >= window:
+                    break
+            while pending:
+                f = pending.popleft()
+                res = f.result()
+                f.release()
+                nxt = next(todo, None)
+                if nxt is not None:
+                    pending.append(self.client.submit(_dask_chunk, self.remote, s.seed, s.method, s.reps, nxt,
+                                                      pure=False))
+                yield res
         elif self.ex is not None:
             yield from self.ex.map(_run_chunk, tasks)
         else:
@@ -204,7 +218,7 @@ class Assembler:
         self.frames: list[pd.DataFrame] = []
         self.errors: list[dict] = []
         self.writer = None
-        self.tmp = out / ".runs.parquet.tmp"
+        self.tmp = parts / ".runs.parquet.tmp"
         self.next = 0
 
     def add(self, i: int, rows: list | None = None) -> pd.DataFrame:
@@ -230,13 +244,13 @@ class Assembler:
                                                                                           *RUN_COLUMNS]]))
         self.writer.close()
         self.writer = None
-        os.replace(self.tmp, self.out / "runs.parquet")
+        os.replace(self.tmp, self.parts / "runs.parquet")
         reps = pd.concat(self.frames, ignore_index=True) if self.frames else pd.DataFrame({"replication": []})
         reps = reps.sort_values("replication", kind="stable").reset_index(drop=True)
         months = spend_columns(reps)  # a month with no spend in a replication spent nothing
         reps = reps[[c for c in reps.columns if c not in months] + months]
         reps[months] = reps[months].fillna(0.0)
-        write_parquet(self.out / "replications.parquet", reps)
+        write_parquet(self.parts / "replications.parquet", reps)
         return reps, sorted(self.errors, key=lambda e: e["replication"])
 
     def abort(self) -> None:
@@ -466,7 +480,14 @@ def breakdown(reps: pd.DataFrame) -> dict:
             "cost_usd_by_tier": means("cost_usd_tier_"), "gpu_hours_shares": shares}
 
 
+RESULTS = ("replications.parquet", "runs.parquet", "summary.json", "manifest.json")  # published in this order
+
+
 def finish(out: Path) -> None:
+    """Publish the finished files (written beside the parts) into the result folder, the manifest
+    last, then drop the parts: until then an interrupted run shows no final file at all."""
+    for name in RESULTS:
+        os.replace(out / PARTS / name, out / name)
     shutil.rmtree(out / PARTS, ignore_errors=True)
 
 

@@ -357,7 +357,8 @@ class Workload(Strict):
     )
     hours_per_run: PosHours | None = Field(None, description="Wall time per run on `accelerators`; instead of FLOP.")
     accelerators: FixedPosInt = Field(description="Accelerators each run needs at once (gang).")
-    pools: list[str] | None = Field(None, description="Pools it may use, in order of preference; default all.")
+    pools: list[str] | None = Field(None, min_length=1,
+                                    description="Pools it may use, in order of preference; default all.")
     mfu: FractionPos | None = Field(
         None, description="Model FLOP utilisation: achieved / peak. Needed with params/tokens or flop_per_run."
     )
