@@ -237,6 +237,9 @@ def _simulate(loaded, settings, out: Path, file, variant, sets, resume: bool = F
         "failed_replications": result.errors, "resolved_scenario": loaded.resolved,
     })
     runner.finish(out)
+    from sim import report
+
+    report.run_report(out, loaded, summary, result.reps)
     return result, summary
 
 
@@ -290,6 +293,9 @@ def cmd_compare(a) -> int:
         report = {"scenario": scn.project.name, "seed": seed, "replications": reps,
                   "side_by_side": compare.side_by_side(results), "risk": risks, "pairs": compare.pairwise(results)}
         outputs.write_json(out / "compare.json", report)
+        from sim import report as reporting
+
+        reporting.compare_report(out, report, results)
         _print_compare(report)
     else:
         key, values = sweep
@@ -358,8 +364,9 @@ def cmd_sensitivity(a) -> int:
     outputs._atomic(out / "sensitivity.csv", lambda tmp: df.to_csv(tmp, index=False))
     outputs.write_json(out / "sensitivity.json", {"scenario": scn.project.name, "seed": seed,
                                                   "replications_per_point": reps, "tornado": rows, "sobol": indices})
-    ax = sensitivity.plot_tornado(rows)
-    outputs._atomic(out / "tornado.png", lambda tmp: ax.figure.savefig(tmp, dpi=120, format="png"))
+    from sim import report
+
+    report.sensitivity_report(out, scn.project.name, rows, sensitivity.plot_tornado(rows))
     print(f"{scn.project.name}: what drives the cost ({reps} replications per point, seed {seed}) -> {out}")
     head = ["input", "P10 value", "P90 value", "mean cost at P10", "at P90", "swing"]
     body = [[r["input"], f"{r['low_value']:.4g}", f"{r['high_value']:.4g}", format_usd(r["cost_mean_at_low"]),

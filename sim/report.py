@@ -1,0 +1,250 @@
+"""Reports people read: PNG plots and a self-contained report.html (plots embedded, nothing
+fetched) plus a short report.md, written next to the data of `sim run`, `sim compare` and
+`sim sensitivity`.
+
+Plot functions take data (a DataFrame or a summary dict) and an optional matplotlib Axes and
+return the Axes.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
+
+from sim.outputs import _atomic  # noqa: E402
+from sim.units import format_usd  # noqa: E402
+
+USD = FuncFormatter(lambda x, _p: format_usd(x))
+
+
+def _axes(ax, size=(7, 4)):
+    if ax is None:
+        _fig, ax = plt.subplots(figsize=size)
+    return ax
+
+
+def plot_cost_histogram(reps, ax=None, budget: float | None = None):
+    ax = _axes(ax)
+    ax.hist(reps["cost_usd"], bins=min(40, max(10, len(reps) // 10)), color="#4f81bd", edgecolor="white")
+    if budget is not None:
+        ax.axvline(budget, color="#c0504d", linewidth=2, label=f"budget {format_usd(budget)}")
+        ax.legend()
+    ax.xaxis.set_major_formatter(USD)
+    ax.set_xlabel("project cost (USD)")
+    ax.set_ylabel("replications")
+    ax.set_title("Distribution of project cost")
+    ax.figure.tight_layout()
+    return ax
+
+
+def plot_cost_cdf(reps, ax=None, budget: float | None = None):
+    ax = _axes(ax)
+    x = np.sort(reps["cost_usd"].to_numpy(dtype=float))
+    ax.plot(x, np.arange(1, len(x) + 1) / len(x), color="#4f81bd")
+    if budget is not None:
+        ax.axvline(budget, color="#c0504d", linewidth=2, label=f"budget {format_usd(budget)}")
+        ax.legend(loc="lower right")
+    ax.xaxis.set_major_formatter(USD)
+    ax.set_xlabel("project cost (USD)")
+    ax.set_ylabel("probability cost <= x")
+    ax.set_ylim(0, 1)
+    ax.set_title("Cumulative distribution of project cost")
+    ax.figure.tight_layout()
+    return ax
+
+
+def plot_spend_fan(summary: dict, ax=None, cumulative: bool = True):
+    ax = _axes(ax)
+    months = summary.get("spend_by_month") or []
+    labels = [m["month"] for m in months]
+    pre = "cumulative_" if cumulative else ""
+    x = np.arange(len(labels))
+    p10 = [m[f"{pre}p10"] for m in months]
+    p50 = [m[f"{pre}p50"] for m in months]
+    p90 = [m[f"{pre}p90"] for m in months]
+    ax.fill_between(x, p10, p90, color="#4f81bd", alpha=0.3, label="P10 to P90")
+    ax.plot(x, p50, color="#1f3f6e", marker="o", label="P50")
+    ax.set_xticks(x, labels, rotation=45, ha="right")
+    ax.yaxis.set_major_formatter(USD)
+    ax.set_xlabel("month")
+    ax.set_ylabel("cumulative spend (USD)" if cumulative else "spend in the month (USD)")
+    ax.set_title("Spend over calendar time")
+    ax.legend(loc="upper left")
+    ax.figure.tight_layout()
+    return ax
+
+
+def plot_compare(results: dict, ax=None, metric: str = "cost_usd"):
+    ax = _axes(ax)
+    names = list(results)
+    ax.boxplot([results[n][metric].to_numpy(dtype=float) for n in names], whis=(5, 95), showfliers=False)
+    ax.set_xticks(range(1, len(names) + 1), names, rotation=15)
+    if metric == "cost_usd":
+        ax.yaxis.set_major_formatter(USD)
+        ax.set_ylabel("project cost (USD)")
+    else:
+        ax.set_ylabel(metric.replace("_", " "))
+    ax.set_title("Strategies compared (box: P25-P75, whiskers: P5-P95)")
+    ax.figure.tight_layout()
+    return ax
+
+
+def _png(ax) -> bytes:
+    buf = io.BytesIO()
+    ax.figure.savefig(buf, format="png", dpi=110)
+    plt.close(ax.figure)
+    return buf.getvalue()
+
+
+PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; color: #222; }}
+table {{ border-collapse: collapse; margin: 1rem 0; }}
+td, th {{ border: 1px solid #ccc; padding: 0.25rem 0.6rem; text-align: right; }}
+th:first-child, td:first-child {{ text-align: left; }}
+img {{ max-width: 100%; display: block; margin: 1rem 0; }}
+pre {{ background: #f6f6f6; padding: 1rem; overflow-x: auto; font-size: 0.8rem; }}
+</style></head>
+<body>
+<h1>{title}</h1>
+{body}
+<script>
+  // marks the page for checks: every image decoded and drawn?
+  window.addEventListener("load", function () {{
+    var imgs = Array.prototype.slice.call(document.images);
+    var ok = imgs.filter(function (i) {{ return i.complete && i.naturalWidth > 0; }}).length;
+    document.body.setAttribute("data-images", String(imgs.length));
+    document.body.setAttribute("data-images-ok", String(ok));
+  }});
+</script>
+</body></html>
+"""
+
+
+def table_html(head: list[str], rows: list[list[str]]) -> str:
+    h = "".join(f"<th>{html.escape(str(x))}</th>" for x in head)
+    b = "".join("<tr>" + "".join(f"<td>{html.escape(str(x))}</td>" for x in r) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{h}</tr></thead><tbody>{b}</tbody></table>"
+
+
+def table_md(head: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(str(x) for x in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def write(out: Path, title: str, sections: list[tuple[str, list[str], list[tuple[str, object]]]],
+          appendix: str | None = None) -> None:
+    """sections: (heading, [paragraph or table as (html, md) pairs...], [(png name, Axes), ...]).
+    Writes every plot as PNG, report.html with them embedded, and report.md linking them."""
+    body, md = [], [f"# {title}", ""]
+    for heading, blocks, plots in sections:
+        body.append(f"<h2>{html.escape(heading)}</h2>")
+        md += [f"## {heading}", ""]
+        for h, m in blocks:
+            body.append(h)
+            md += [m, ""]
+        for name, ax in plots:
+            data = _png(ax)
+            _atomic(out / name, lambda tmp, data=data: Path(tmp).write_bytes(data))
+            b64 = base64.b64encode(data).decode()
+            alt = html.escape(name.removesuffix(".png").replace("_", " "))
+            body.append(f'<img alt="{alt}" src="data:image/png;base64,{b64}">')
+            md += [f"![{alt}]({name})", ""]
+    if appendix:
+        body.append("<h2>Assumptions: the resolved scenario</h2><pre>" + html.escape(appendix) + "</pre>")
+        md += ["## Assumptions: the resolved scenario", "", "```yaml", appendix.rstrip(), "```", ""]
+    page = PAGE.format(title=html.escape(title), body="\n".join(body))
+    _atomic(out / "report.html", lambda tmp: Path(tmp).write_text(page, encoding="utf-8"))
+    _atomic(out / "report.md", lambda tmp: Path(tmp).write_text("\n".join(md), encoding="utf-8"))
+
+
+def _metric_rows(summary: dict) -> list[list[str]]:
+    fmt = {"cost_usd": format_usd, "gpu_hours": lambda v: f"{v:,.0f}", "lost_gpu_hours": lambda v: f"{v:,.0f}",
+           "idle_gpu_hours": lambda v: f"{v:,.0f}", "makespan_days": lambda v: f"{v:,.1f} d",
+           "energy_kwh": lambda v: f"{v / 1000:,.1f} MWh", "co2_kg": lambda v: f"{v / 1000:,.1f} t"}
+    m = summary["metrics"]
+    nominal = summary.get("nominal") or {}
+    rows = []
+    for k, f in fmt.items():
+        ci = m[k]["ci95"]["mean"]
+        rows.append([k, f(m[k]["mean"]), f"{f(ci[0])} .. {f(ci[1])}" if None not in ci else "-",
+                     f(m[k]["p5"]), f(m[k]["p50"]), f(m[k]["p95"]), f(nominal[k]) if k in nominal else "-"])
+    return rows
+
+
+def run_report(out: Path, loaded, summary: dict, reps) -> None:
+    import yaml
+
+    scn = loaded.scenario
+    head = ["metric", "mean", "95% CI of mean", "P5", "P50", "P95", "nominal"]
+    rows = _metric_rows(summary)
+    r = summary.get("risk", {})
+    conf = r.get("budget_for_confidence", {})
+    lines = [f"{summary['replications']} replications ({summary['sampling']}), seed {summary['seed']}; "
+             f"{summary.get('failed_replications', 0)} failed."]
+    if conf:
+        lines.append("Budget needed for 50/80/90/95% confidence: " + " / ".join(format_usd(v) for v in conf.values())
+                     + ".")
+    if "p_over_budget" in r:
+        lines.append(f"P(cost > budget {format_usd(r['budget_usd'])}) = {r['p_over_budget']:.1%}.")
+    dates = r.get("finish_date_at_confidence", {})
+    if dates:
+        lines.append("Finish date at 50/80/90/95% confidence: " + " / ".join(dates.values()) + ".")
+    if "p_late" in r:
+        lines.append(f"P(finish after {r['deadline']}) = {r['p_late']:.1%}.")
+    text = " ".join(lines)
+    b = summary.get("breakdown", {})
+    brows = [[f"workload {k}", format_usd(v)] for k, v in b.get("cost_usd_by_workload", {}).items()]
+    brows += [[f"pool {k}", format_usd(v)] for k, v in b.get("cost_usd_by_pool", {}).items()]
+    brows += [[f"tier {k}", format_usd(v)] for k, v in b.get("cost_usd_by_tier", {}).items()]
+    srows = [[k, f"{v:.1%}"] for k, v in b.get("gpu_hours_shares", {}).items()]
+    budget = scn.project.budget_usd
+    sections = [
+        ("Headline numbers", [(f"<p>{html.escape(text)}</p>", text),
+                              (table_html(head, rows), table_md(head, rows))], []),
+        ("Cost", [], [("cost_histogram.png", plot_cost_histogram(reps, budget=budget)),
+                      ("cost_cdf.png", plot_cost_cdf(reps, budget=budget))]),
+        ("Spend over time", [], [("spend_fan.png", plot_spend_fan(summary))]),
+        ("Where the money and the hours go",
+         [(table_html(["mean cost by", "USD"], brows), table_md(["mean cost by", "USD"], brows)),
+          (table_html(["accelerator-hours", "share"], srows), table_md(["accelerator-hours", "share"], srows))], []),
+    ]
+    write(out, f"trainsim: {scn.project.name}", sections, yaml.safe_dump(loaded.resolved, sort_keys=False))
+
+
+def compare_report(out: Path, report: dict, results: dict) -> None:
+    sbs = report["side_by_side"]
+    head = ["strategy", "mean cost", "P5", "P95", "mean time (d)", "P95 time (d)", "mean CO2 (t)"]
+    rows = [[n, format_usd(m["cost_usd"]["mean"]), format_usd(m["cost_usd"]["p5"]), format_usd(m["cost_usd"]["p95"]),
+             f"{m['makespan_days']['mean']:.1f}", f"{m['makespan_days']['p95']:.1f}",
+             f"{m['co2_kg']['mean'] / 1000:.1f}"] for n, m in sbs.items()]
+    phead = ["A vs B", "P(A cheaper)", "mean A-B", "P5 A-B", "P50 A-B", "P95 A-B"]
+    prows = [[f"{p['a']} vs {p['b']}", f"{p['p_a_lower']:.1%}", format_usd(p["diff_mean"]), format_usd(p["diff_p5"]),
+              format_usd(p["diff_p50"]), format_usd(p["diff_p95"])] for p in report["pairs"]
+             if p["metric"] == "cost_usd"]
+    sections = [
+        ("Strategies side by side", [(table_html(head, rows), table_md(head, rows))],
+         [("compare_cost.png", plot_compare(results)), ("compare_time.png", plot_compare(results,
+                                                                                          metric="makespan_days"))]),
+        ("Pairs (common random numbers)", [(table_html(phead, prows), table_md(phead, prows))], []),
+    ]
+    write(out, f"trainsim comparison: {report['scenario']}", sections)
+
+
+def sensitivity_report(out: Path, name: str, rows: list[dict], tornado_ax) -> None:
+    head = ["input", "P10 value", "P90 value", "mean cost at P10", "at P90", "swing"]
+    body = [[r["input"], f"{r['low_value']:.4g}", f"{r['high_value']:.4g}", format_usd(r["cost_mean_at_low"]),
+             format_usd(r["cost_mean_at_high"]), format_usd(r["cost_mean_swing"])] for r in rows]
+    write(out, f"trainsim sensitivity: {name}",
+          [("What drives the cost", [(table_html(head, body), table_md(head, body))], [("tornado.png", tornado_ax)])])
