@@ -295,7 +295,7 @@ def cmd_compare(a) -> int:
         outputs.write_json(out / "compare.json", report)
         from sim import report as reporting
 
-        reporting.compare_report(out, report, results)
+        reporting.compare_report(out, report, results, {"base": base.resolved, "variants": base.raw.get("variants")})
         _print_compare(report)
     else:
         key, values = sweep
@@ -366,7 +366,7 @@ def cmd_sensitivity(a) -> int:
                                                   "replications_per_point": reps, "tornado": rows, "sobol": indices})
     from sim import report
 
-    report.sensitivity_report(out, scn.project.name, rows, sensitivity.plot_tornado(rows))
+    report.sensitivity_report(out, scn.project.name, rows, sensitivity.plot_tornado(rows), loaded.resolved)
     print(f"{scn.project.name}: what drives the cost ({reps} replications per point, seed {seed}) -> {out}")
     head = ["input", "P10 value", "P90 value", "mean cost at P10", "at P90", "swing"]
     body = [[r["input"], f"{r['low_value']:.4g}", f"{r['high_value']:.4g}", format_usd(r["cost_mean_at_low"]),

@@ -92,7 +92,7 @@ def plot_compare(results: dict, ax=None, metric: str = "cost_usd"):
         ax.yaxis.set_major_formatter(USD)
         ax.set_ylabel("project cost (USD)")
     else:
-        ax.set_ylabel(metric.replace("_", " "))
+        ax.set_ylabel({"makespan_days": "time to finish (days)", "co2_kg": "CO2 (kg)"}.get(metric, metric))
     ax.set_title("Strategies compared (box: P25-P75, whiskers: P5-P95)")
     ax.figure.tight_layout()
     return ax
@@ -223,7 +223,7 @@ def run_report(out: Path, loaded, summary: dict, reps) -> None:
     write(out, f"trainsim: {scn.project.name}", sections, yaml.safe_dump(loaded.resolved, sort_keys=False))
 
 
-def compare_report(out: Path, report: dict, results: dict) -> None:
+def compare_report(out: Path, report: dict, results: dict, resolved: dict | None = None) -> None:
     sbs = report["side_by_side"]
     head = ["strategy", "mean cost", "P5", "P95", "mean time (d)", "P95 time (d)", "mean CO2 (t)"]
     rows = [[n, format_usd(m["cost_usd"]["mean"]), format_usd(m["cost_usd"]["p5"]), format_usd(m["cost_usd"]["p95"]),
@@ -239,12 +239,18 @@ def compare_report(out: Path, report: dict, results: dict) -> None:
                                                                                           metric="makespan_days"))]),
         ("Pairs (common random numbers)", [(table_html(phead, prows), table_md(phead, prows))], []),
     ]
-    write(out, f"trainsim comparison: {report['scenario']}", sections)
+    import yaml
+
+    write(out, f"trainsim comparison: {report['scenario']}", sections,
+          yaml.safe_dump(resolved, sort_keys=False) if resolved else None)
 
 
-def sensitivity_report(out: Path, name: str, rows: list[dict], tornado_ax) -> None:
+def sensitivity_report(out: Path, name: str, rows: list[dict], tornado_ax, resolved: dict | None = None) -> None:
+    import yaml
+
     head = ["input", "P10 value", "P90 value", "mean cost at P10", "at P90", "swing"]
     body = [[r["input"], f"{r['low_value']:.4g}", f"{r['high_value']:.4g}", format_usd(r["cost_mean_at_low"]),
              format_usd(r["cost_mean_at_high"]), format_usd(r["cost_mean_swing"])] for r in rows]
     write(out, f"trainsim sensitivity: {name}",
-          [("What drives the cost", [(table_html(head, body), table_md(head, body))], [("tornado.png", tornado_ax)])])
+          [("What drives the cost", [(table_html(head, body), table_md(head, body))], [("tornado.png", tornado_ax)])],
+          yaml.safe_dump(resolved, sort_keys=False) if resolved else None)
