@@ -25,9 +25,12 @@ class ExpStream:
         self._buf: list[float] = []
         self._i = 0
 
+    def _fill(self) -> list[float]:
+        return self._rng.standard_exponential(self._block).tolist()
+
     def next(self) -> float:
         if self._i >= len(self._buf):
-            self._buf = self._rng.standard_exponential(self._block).tolist()
+            self._buf = self._fill()
             self._i = 0
         x = self._buf[self._i]
         self._i += 1
@@ -35,10 +38,9 @@ class ExpStream:
 
 
 class UniformStream(ExpStream):
-    def next(self) -> float:
-        if self._i >= len(self._buf):
-            self._buf = self._rng.random(self._block).tolist()
-            self._i = 0
-        x = self._buf[self._i]
-        self._i += 1
-        return x
+    """Uniform(0, 1) variates drawn in blocks."""
+
+    __slots__ = ()
+
+    def _fill(self) -> list[float]:
+        return self._rng.random(self._block).tolist()
