@@ -18,7 +18,7 @@ from pathlib import Path
 
 from sim import __version__
 from sim.loader import Issue, ScenarioError, load, load_data
-from sim.units import format_count, format_hours, format_usd
+from sim.units import format_count, format_hours, format_kg, format_kwh, format_usd
 
 log = logging.getLogger("sim")
 
@@ -34,20 +34,6 @@ def table(headers: list[str], rows: list[list[str]], right: set[int] | None = No
 
     line = "  ".join("-" * w for w in widths)
     return "\n".join([fmt(headers), line, *(fmt(r) for r in rows)])
-
-
-def _energy(kwh: float) -> str:
-    for div, unit in ((1e6, "GWh"), (1e3, "MWh")):
-        if kwh >= div:
-            return f"{kwh / div:.3g} {unit}"
-    return f"{kwh:.3g} kWh"
-
-
-def _co2(kg: float) -> str:
-    for div, unit in ((1e6, "kt"), (1e3, "t")):
-        if kg >= div:
-            return f"{kg / div:.3g} {unit}"
-    return f"{kg:.3g} kg"
 
 
 # --- commands ----------------------------------------------------------------------------------
@@ -129,11 +115,11 @@ def cmd_estimate(a) -> int:
             w.name, runs, f"{w.accelerators} x {w.accelerator} {w.pricing}",
             format_count(w.flop_per_run) if w.flop_per_run else "-",
             f"{w.gpu_hours_per_run:,.0f}", format_hours(w.hours_per_run), f"${w.price_usd_per_gpu_h:.2f}",
-            format_usd(w.cost_usd_per_run), format_usd(w.cost_usd), _energy(w.energy_kwh), _co2(w.co2_kg),
+            format_usd(w.cost_usd_per_run), format_usd(w.cost_usd), format_kwh(w.energy_kwh), format_kg(w.co2_kg),
         ])
     t = est.total
     rows.append(["total", "", "", "", f"{t['gpu_hours']:,.0f}", "", "", "", format_usd(t["cost_usd"]),
-                 _energy(t["energy_kwh"]), _co2(t["co2_kg"])])
+                 format_kwh(t["energy_kwh"]), format_kg(t["co2_kg"])])
     print(table(["workload", "runs", "per run on", "FLOP/run", "GPU-h/run", "wall/run", "$/GPU-h", "cost/run",
                  "cost", "energy", "CO2"], rows, right=set(range(3, 11))))
     for w in est.workloads:
@@ -361,7 +347,7 @@ def cmd_sensitivity(a) -> int:
                 row[f"{o}_{k}"] = v
         table_rows.append(row)
     df = pd.DataFrame(table_rows)
-    outputs._atomic(out / "sensitivity.csv", lambda tmp: df.to_csv(tmp, index=False))
+    outputs.atomic_write(out / "sensitivity.csv", lambda tmp: df.to_csv(tmp, index=False))
     outputs.write_json(out / "sensitivity.json", {"scenario": scn.project.name, "seed": seed,
                                                   "replications_per_point": reps, "tornado": rows, "sobol": indices})
     from sim import report
@@ -392,7 +378,7 @@ def _print_compare(report: dict) -> None:
     for name, m in sbs.items():
         rows.append([name, format_usd(m["cost_usd"]["mean"]), format_usd(m["cost_usd"]["p5"]),
                      format_usd(m["cost_usd"]["p95"]), f"{m['makespan_days']['mean']:.1f} d",
-                     f"{m['makespan_days']['p95']:.1f} d", _co2(m["co2_kg"]["mean"]),
+                     f"{m['makespan_days']['p95']:.1f} d", format_kg(m["co2_kg"]["mean"]),
                      *(f"{risks[name][k]:.1%}" if k in risks.get(name, {}) else "-" for k in extra)])
     print(f"{report['scenario']}: {report['replications']} replications each, seed {report['seed']} "
           "(common random numbers)")
@@ -462,20 +448,9 @@ def _print_run(scn, loaded, summary, result, out, estimate) -> None:
     n = summary["replications"]
     print(f"{scn.project.name}: {n} replications ({summary['sampling']}), seed {summary['seed']}, "
           f"{result.runtime_s:.1f} s -> {out}")
-    fmt = {
-        "cost_usd": format_usd, "gpu_hours": lambda v: f"{v:,.0f}", "lost_gpu_hours": lambda v: f"{v:,.0f}",
-        "idle_gpu_hours": lambda v: f"{v:,.0f}", "makespan_days": lambda v: f"{v:,.1f} d",
-        "energy_kwh": _energy, "co2_kg": _co2, "failures": lambda v: f"{v:,.1f}",
-        "preemptions": lambda v: f"{v:,.1f}", "mean_queue_wait_h": format_hours,
-    }
-    nominal = summary.get("nominal") or {}
-    rows_out = []
-    for k, f in fmt.items():
-        ci = m[k]["ci95"]["mean"]
-        interval = f"{f(ci[0])}..{f(ci[1])}" if None not in ci else "-"
-        rows_out.append([k, f(m[k]["mean"]), interval, *(f(m[k][s]) for s in ("p5", "p50", "p95")),
-                         f(nominal[k]) if k in nominal else "-"])
-    print(table(["metric", "mean", "95% CI of mean", "P5", "P50", "P95", "nominal"], rows_out))
+    from sim.outputs import HEADLINE_HEAD, headline_rows
+
+    print(table(HEADLINE_HEAD, headline_rows(summary)))
     est = estimate(loaded).total
     print(f"deterministic estimate (no queueing, failures or preemption): {format_usd(est['cost_usd'])}, "
           f"{est['gpu_hours']:,.0f} GPU-h.\nThe simulated mean is "

@@ -244,3 +244,8 @@ def _plain(v: Any) -> float:
 def nominal(x: float | Dist) -> float:
     """The nominal (median) value of a field: numbers pass through, distributions give their median."""
     return x.median() if isinstance(x, Dist) else x
+
+
+def rank_to_pearson(rho_s: float) -> float:
+    """The Gaussian-copula correlation that gives Spearman rank correlation rho_s: 2 sin(pi rho_s / 6)."""
+    return 2.0 * math.sin(math.pi * rho_s / 6.0)

@@ -168,7 +168,7 @@ def build_plan(scn: Scenario, catalog: Catalog) -> Plan:
     workloads = []
     for i, w in enumerate(scn.workloads):
         def fits(j, n=w.accelerators):
-            return max([scn.pools[j].count, *(c.count for c in scn.pools[j].capacity_changes)]) >= n
+            return scn.pools[j].max_count >= n
 
         usable = [names[n] for n in (w.pools if w.pools is not None else list(names)) if fits(names[n])]
         length_on = {}

@@ -72,7 +72,7 @@ def first_fit_pool(w: schema.Workload, scn: schema.Scenario) -> schema.Pool:
     names = w.pools if w.pools is not None else [p.name for p in scn.pools]
     for n in names:
         p = scn.pool(n)
-        if max([p.count, *(c.count for c in p.capacity_changes)]) >= w.accelerators:
+        if p.max_count >= w.accelerators:
             return p
     raise AssertionError("checked by the loader")  # pragma: no cover
 

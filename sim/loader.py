@@ -12,7 +12,6 @@ import copy
 import difflib
 import hashlib
 import json
-import math
 import re
 import types
 import typing
@@ -26,7 +25,7 @@ from pydantic import BaseModel, ValidationError
 
 from sim import schema
 from sim.catalog import Catalog, builtin
-from sim.distributions import Dist
+from sim.distributions import Dist, rank_to_pearson
 from sim.units import hours_between
 
 # --------------------------------------------------------------------------------------------
@@ -361,10 +360,6 @@ def pool_price(pool: schema.Pool, catalog: Catalog, start) -> PoolPrice | str:
     return PoolPrice(p.usd_per_gpu_h, f"catalog: {p.label()}")
 
 
-def _max_capacity(pool: schema.Pool) -> int:
-    return max([pool.count, *(c.count for c in pool.capacity_changes)])
-
-
 def check(scn: schema.Scenario, catalog: Catalog) -> tuple[list[tuple[tuple, str]], dict[str, PoolPrice]]:
     problems: list[tuple[tuple, str]] = []
     prices: dict[str, PoolPrice] = {}
@@ -415,10 +410,10 @@ def check(scn: schema.Scenario, catalog: Catalog) -> tuple[list[tuple[tuple, str
                 problems.append((("workloads", i, "pools", j), f"no pool named {name!r} (pools: {', '.join(pools)})"))
         fits = [pools[n] for n in usable if n in pools]
         if fits:
-            largest = max(fits, key=_max_capacity)
-            if w.accelerators > _max_capacity(largest):
+            largest = max(fits, key=lambda p: p.max_count)
+            if w.accelerators > largest.max_count:
                 problems.append((("workloads", i, "accelerators"),
-                                 f"must be <= {_max_capacity(largest)} (largest pool it may use: {largest.name}), "
+                                 f"must be <= {largest.max_count} (largest pool it may use: {largest.name}), "
                                  f"got {w.accelerators}"))
         for j, dep in enumerate(w.after):
             if dep not in names:
@@ -438,12 +433,12 @@ def check(scn: schema.Scenario, catalog: Catalog) -> tuple[list[tuple[tuple, str
     dists = schema.uncertain_inputs(scn)
     seen_pairs: dict = {}
     matrix: list = []
+    data = scn.model_dump(mode="python", exclude={"variants"}) if scn.correlations else {}
     for i, c in enumerate(scn.correlations):
         pair: list = []
         for j, text in enumerate(c.between):
             try:
                 parsed = parse_path(text)
-                data = scn.model_dump(mode="python", exclude={"variants"})
                 concrete = resolve_path(copy.deepcopy(data), parsed, text)
                 get_path(data, concrete)
             except (ValueError, KeyError, IndexError, TypeError) as e:
@@ -469,7 +464,7 @@ def check(scn: schema.Scenario, catalog: Catalog) -> tuple[list[tuple[tuple, str
         index = {p: k for k, p in enumerate(names)}
         m = np.eye(len(names))
         for a, b, r in matrix:
-            m[index[a], index[b]] = m[index[b], index[a]] = 2.0 * math.sin(math.pi * r / 6.0)
+            m[index[a], index[b]] = m[index[b], index[a]] = rank_to_pearson(r)
         if np.linalg.eigvalsh(m).min() <= 1e-12:
             problems.append((("correlations",), "these rank correlations are not consistent with one another (their "
                              "matrix is not positive definite); weaken some of them"))
@@ -478,6 +473,14 @@ def check(scn: schema.Scenario, catalog: Catalog) -> tuple[list[tuple[tuple, str
         if horizon_h > scn.simulation.horizon:
             problems.append((("simulation", "horizon"), "must reach past project.deadline"))
     return problems, prices
+
+
+def correlation_pairs(scn: schema.Scenario) -> list[tuple[tuple, tuple, float]]:
+    """(input path, input path, rank correlation) for each entry of a validated scenario's
+    `correlations:`, with list items as indices."""
+    data = scn.model_dump(mode="python", exclude={"variants"})
+    return [(*(resolve_path(copy.deepcopy(data), parse_path(t), t) for t in c.between), float(c.rank))
+            for c in scn.correlations]
 
 
 def _find_cycle(graph: dict[str, list[str]]) -> list[str] | None:

@@ -20,8 +20,9 @@ from scipy import stats
 from scipy.stats import qmc
 
 from sim import rng as rngmod
+from sim.distributions import rank_to_pearson
 from sim.engine import Plan, SimulationError, build_plan, simulate
-from sim.loader import Loaded, path_str
+from sim.loader import Loaded, correlation_pairs, path_str
 from sim.schema import map_dists, nominal_scenario, uncertain_inputs
 
 NOMINAL = 2**31 - 1  # the replication index of the nominal case (every input at its median)
@@ -49,11 +50,6 @@ class ChunkResult:
     written: bool = False  # its part files were written by the worker
 
 
-def rank_to_pearson(rho_s: float) -> float:
-    """The Gaussian-copula correlation that gives Spearman rank correlation rho_s."""
-    return 2.0 * math.sin(math.pi * rho_s / 6.0)
-
-
 class Design:
     """Uniform points (one row per replication, one column per uncertain input) and the values they
     map to. `random` draws each replication's row from its own stream (so any number of
@@ -69,20 +65,12 @@ class Design:
         self.keys = [zlib.crc32(n.encode()) for n in self.names]  # an input's stream follows its key path
         d = len(self.paths)
         self.chol = None
-        corr = loaded.scenario.correlations
-        if corr and d:
+        pairs = correlation_pairs(loaded.scenario)
+        if pairs and d:
             c = np.eye(d)
-            index = {n: i for i, n in enumerate(self.names)}
-            from sim.loader import parse_path, resolve_path
-
-            data = loaded.scenario.model_dump(mode="python", exclude={"variants"})
-            for item in corr:
-                ij = []
-                for text in item.between:
-                    concrete = resolve_path(data, parse_path(text), text)
-                    ij.append(index[path_str(concrete)])
-                i, j = ij
-                c[i, j] = c[j, i] = rank_to_pearson(float(item.rank))
+            index = {p: i for i, p in enumerate(self.paths)}
+            for a, b, rank in pairs:
+                c[index[a], index[b]] = c[index[b], index[a]] = rank_to_pearson(rank)
             try:
                 self.chol = np.linalg.cholesky(c)
             except np.linalg.LinAlgError:

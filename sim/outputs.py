@@ -14,9 +14,41 @@ from pathlib import Path
 
 import pandas as pd
 
+from sim import units
+
 HEADLINE = ["cost_usd", "gpu_hours", "productive_gpu_hours", "lost_gpu_hours", "overhead_gpu_hours",
             "idle_gpu_hours", "makespan_days", "energy_kwh", "co2_kg", "failures", "preemptions", "reruns",
             "mean_queue_wait_h"]
+
+
+def _whole(v: float) -> str:
+    return f"{v:,.0f}"
+
+
+def _tenths(v: float) -> str:
+    return f"{v:,.1f}"
+
+
+METRIC_FORMAT = {
+    "cost_usd": units.format_usd, "gpu_hours": _whole, "lost_gpu_hours": _whole, "idle_gpu_hours": _whole,
+    "makespan_days": lambda v: f"{v:,.1f} d", "energy_kwh": units.format_kwh, "co2_kg": units.format_kg,
+    "failures": _tenths, "preemptions": _tenths, "mean_queue_wait_h": units.format_hours,
+}
+HEADLINE_HEAD = ["metric", "mean", "95% CI of mean", "P5", "P50", "P95", "nominal"]
+
+
+def headline_rows(summary: dict, metrics=tuple(METRIC_FORMAT)) -> list[list[str]]:
+    """Rows of the headline table (terminal and report): mean with its 95% interval, P5/P50/P95,
+    and the nominal case."""
+    m = summary["metrics"]
+    nominal = summary.get("nominal") or {}
+    rows = []
+    for k in metrics:
+        f = METRIC_FORMAT[k]
+        ci = m[k]["ci95"]["mean"]
+        rows.append([k, f(m[k]["mean"]), f"{f(ci[0])}..{f(ci[1])}" if None not in ci else "-",
+                     *(f(m[k][s]) for s in ("p5", "p50", "p95")), f(nominal[k]) if k in nominal else "-"])
+    return rows
 
 
 class OutputError(Exception):
@@ -40,7 +72,7 @@ def prepare_dir(path: Path, overwrite: bool) -> Path:
     return path
 
 
-def _atomic(path: Path, write) -> None:
+def atomic_write(path: Path, write) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     umask = os.umask(0)
@@ -71,8 +103,8 @@ def write_json(path: Path, data: dict) -> None:
             json.dump(_finite(data), f, indent=2, default=str, allow_nan=False)
             f.write("\n")
 
-    _atomic(path, w)
+    atomic_write(path, w)
 
 
 def write_parquet(path: Path, df: pd.DataFrame) -> None:
-    _atomic(path, lambda tmp: df.to_parquet(tmp, index=False))
+    atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))

@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
-from sim.outputs import _atomic  # noqa: E402
+from sim.outputs import HEADLINE_HEAD, atomic_write, headline_rows  # noqa: E402
 from sim.units import format_usd  # noqa: E402
 
 USD = FuncFormatter(lambda x, _p: format_usd(x))
@@ -156,7 +156,7 @@ def write(out: Path, title: str, sections: list[tuple[str, list[str], list[tuple
             md += [m, ""]
         for name, ax in plots:
             data = _png(ax)
-            _atomic(out / name, lambda tmp, data=data: Path(tmp).write_bytes(data))
+            atomic_write(out / name, lambda tmp, data=data: Path(tmp).write_bytes(data))
             b64 = base64.b64encode(data).decode()
             alt = html.escape(name.removesuffix(".png").replace("_", " "))
             body.append(f'<img alt="{alt}" src="data:image/png;base64,{b64}">')
@@ -165,30 +165,17 @@ def write(out: Path, title: str, sections: list[tuple[str, list[str], list[tuple
         body.append("<h2>Assumptions: the resolved scenario</h2><pre>" + html.escape(appendix) + "</pre>")
         md += ["## Assumptions: the resolved scenario", "", "```yaml", appendix.rstrip(), "```", ""]
     page = PAGE.format(title=html.escape(title), body="\n".join(body))
-    _atomic(out / "report.html", lambda tmp: Path(tmp).write_text(page, encoding="utf-8"))
-    _atomic(out / "report.md", lambda tmp: Path(tmp).write_text("\n".join(md), encoding="utf-8"))
-
-
-def _metric_rows(summary: dict) -> list[list[str]]:
-    fmt = {"cost_usd": format_usd, "gpu_hours": lambda v: f"{v:,.0f}", "lost_gpu_hours": lambda v: f"{v:,.0f}",
-           "idle_gpu_hours": lambda v: f"{v:,.0f}", "makespan_days": lambda v: f"{v:,.1f} d",
-           "energy_kwh": lambda v: f"{v / 1000:,.1f} MWh", "co2_kg": lambda v: f"{v / 1000:,.1f} t"}
-    m = summary["metrics"]
-    nominal = summary.get("nominal") or {}
-    rows = []
-    for k, f in fmt.items():
-        ci = m[k]["ci95"]["mean"]
-        rows.append([k, f(m[k]["mean"]), f"{f(ci[0])} .. {f(ci[1])}" if None not in ci else "-",
-                     f(m[k]["p5"]), f(m[k]["p50"]), f(m[k]["p95"]), f(nominal[k]) if k in nominal else "-"])
-    return rows
+    atomic_write(out / "report.html", lambda tmp: Path(tmp).write_text(page, encoding="utf-8"))
+    atomic_write(out / "report.md", lambda tmp: Path(tmp).write_text("\n".join(md), encoding="utf-8"))
 
 
 def run_report(out: Path, loaded, summary: dict, reps) -> None:
     import yaml
 
     scn = loaded.scenario
-    head = ["metric", "mean", "95% CI of mean", "P5", "P50", "P95", "nominal"]
-    rows = _metric_rows(summary)
+    head = HEADLINE_HEAD
+    rows = headline_rows(summary, ("cost_usd", "gpu_hours", "lost_gpu_hours", "idle_gpu_hours", "makespan_days",
+                                   "energy_kwh", "co2_kg"))
     r = summary.get("risk", {})
     conf = r.get("budget_for_confidence", {})
     lines = [f"{summary['replications']} replications ({summary['sampling']}), seed {summary['seed']}; "

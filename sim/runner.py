@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 from sim.engine import RUN_COLUMNS
 from sim.loader import Loaded
 from sim.montecarlo import ChunkResult, Replicator, ci95, describe
-from sim.outputs import HEADLINE, write_json, write_parquet
+from sim.outputs import HEADLINE, atomic_write, write_json, write_parquet
 
 log = logging.getLogger("sim.runner")
 PARTS = ".parts"
@@ -176,19 +176,6 @@ class Backend:
 # Part files, resume, assembly
 
 
-def _atomic_json(path: Path, data) -> None:
-    write_json(path, data)
-
-
-def _atomic_table(path: Path, table: pa.Table) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def write_chunk(parts: Path, res: ChunkResult) -> None:
     if getattr(res, "written", False):
         return
@@ -196,9 +183,9 @@ def write_chunk(parts: Path, res: ChunkResult) -> None:
     if res.runs:
         columns = list(zip(*res.runs, strict=True))
         table = pa.table(dict(zip(["replication", *RUN_COLUMNS], columns, strict=True)))
-        _atomic_table(parts / f"runs-{i:06d}.parquet", table)
+        atomic_write(parts / f"runs-{i:06d}.parquet", lambda tmp: pq.write_table(table, tmp))
     if res.errors:
-        _atomic_json(parts / f"errors-{i:06d}.json", res.errors)
+        write_json(parts / f"errors-{i:06d}.json", res.errors)
     # written last: its presence marks the chunk complete
     write_parquet(parts / f"reps-{i:06d}.parquet", pd.DataFrame(res.rows) if res.rows else
                   pd.DataFrame({"replication": pd.Series([], dtype="int64")}))
@@ -307,7 +294,7 @@ def execute(loaded: Loaded, settings: Settings, out: Path, progress: Callable[[i
                            f"({', '.join(f'{k}={old.get(k)!r}' for k in diff)})")
         have = {i for i in done_chunks(parts) if i < n_chunks}
     else:
-        _atomic_json(state_file, {**state, **(extra_state or {})})
+        write_json(state_file, {**state, **(extra_state or {})})
     t0 = time.perf_counter()
     done_reps = sum(min((i + 1) * c, settings.reps) - i * c for i in have)
     if progress:

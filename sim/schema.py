@@ -239,6 +239,11 @@ class Pool(Strict):
     grid_gco2_per_kwh: Intensity | None = Field(None, description="Overrides carbon.grid_gco2_per_kwh.")
 
     @property
+    def max_count(self) -> int:
+        """The most accelerators the pool ever has (a run larger than this can never run on it)."""
+        return max([self.count, *(c.count for c in self.capacity_changes)])
+
+    @property
     def nodes_of(self) -> int:
         return self.node_size if self.node_size is not None else min(8, self.count)
 

@@ -179,3 +179,19 @@ def format_hours(h: float) -> str:
     if h < 2 * HOURS_PER_YEAR:
         return f"{h / 24:.1f} d"
     return f"{h / HOURS_PER_YEAR:.1f} y"
+
+
+def format_kwh(kwh: float) -> str:
+    """Energy: '45.4 MWh', '1.06 GWh', '320 kWh'."""
+    for div, unit in ((1e6, "GWh"), (1e3, "MWh")):
+        if kwh >= div:
+            return f"{kwh / div:.3g} {unit}"
+    return f"{kwh:.3g} kWh"
+
+
+def format_kg(kg: float) -> str:
+    """Mass of CO2: '21.8 t', '1.08 kt', '512 kg'."""
+    for div, unit in ((1e6, "kt"), (1e3, "t")):
+        if kg >= div:
+            return f"{kg / div:.3g} {unit}"
+    return f"{kg:.3g} kg"
