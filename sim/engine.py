@@ -22,6 +22,7 @@ import simpy
 
 from sim import rng as rngmod
 from sim.plan import Plan, PoolPlan, WorkloadPlan, build_plan  # noqa: F401  (build_plan: re-exported)
+from sim.records import ReplicationRecord, RunRecord, WorkloadTotals
 
 INF = math.inf
 
@@ -535,6 +536,21 @@ class Replication:
         for i in sorted(spend):
             out[f"spend_usd_{plan.month_labels[i]}"] = spend[i]
         return out
+
+    def record(self) -> ReplicationRecord:
+        s = self.summary()
+        rec = ReplicationRecord(**{m: s[m] for m in ReplicationRecord.METRICS})
+        for wl in self.wls:
+            rec.workloads[wl.w.name] = WorkloadTotals(wl.w.runs, wl.cost, wl.gpu_h)
+        for k, v in s.items():
+            for prefix, into in (("cost_usd_pool_", rec.cost_usd_by_pool), ("cost_usd_tier_", rec.cost_usd_by_tier),
+                                 ("spend_usd_", rec.spend_usd_by_month)):
+                if k.startswith(prefix):
+                    into[k.removeprefix(prefix)] = v
+        return rec
+
+    def run_records(self) -> list[RunRecord]:
+        return [RunRecord(*row) for row in self.run_rows()]
 
     def run_rows(self) -> list[tuple]:
         return [
