@@ -53,3 +53,24 @@ def early_stopped_runs(fraction: float, runs: int) -> int:
     """How many of a workload's runs are stopped early: fraction x runs, rounded half up (the
     estimate and the engine use the same whole number)."""
     return int(math.floor(fraction * runs + 0.5))
+
+
+def run_size(w, acc) -> tuple[float | None, float, float]:
+    """(FLOP, wall hours, accelerator-hours) of one uninterrupted run of a workload with concrete
+    numbers (a schema.Workload) on an accelerator (a catalog.Accelerator)."""
+    n = w.accelerators
+    eff = scaling_efficiency(
+        w.scaling.kind, w.scaling.efficiency, n, getattr(w.scaling, "reference", 8)
+    )
+    if w.tokens is not None or w.flop_per_run is not None:
+        flop = w.flop_per_run if w.flop_per_run is not None else training_flop(w.params, w.tokens, w.k)
+        hours = float(hours_for_flop(flop, n, acc.peak_flop_per_s, w.mfu, eff))
+        return flop, hours, hours * n
+    if w.gpu_hours_per_run is not None:
+        gpu_h = w.gpu_hours_per_run
+        hours = gpu_h / n
+    else:
+        hours = w.hours_per_run
+        gpu_h = hours * n
+    flop = gpu_h * SECONDS_PER_HOUR * acc.peak_flop_per_s * w.mfu * eff if w.mfu is not None else None
+    return flop, hours, gpu_h

@@ -12,11 +12,10 @@ from dataclasses import asdict, dataclass
 from datetime import date
 
 from sim import compute, schema
-from sim.catalog import Accelerator
-from sim.compute import early_stopped_runs
+from sim.compute import early_stopped_runs, run_size
 from sim.distributions import nominal
-from sim.loader import Loaded, PoolPrice
-from sim.pricing import make_curve
+from sim.loader import Loaded
+from sim.pricing import PoolPrice, make_curve
 from sim.units import hours_between
 
 
@@ -75,26 +74,6 @@ def first_fit_pool(w: schema.Workload, scn: schema.Scenario) -> schema.Pool:
         if p.max_count >= w.accelerators:
             return p
     raise AssertionError("checked by the loader")  # pragma: no cover
-
-
-def run_size(w: schema.Workload, acc: Accelerator) -> tuple[float | None, float, float]:
-    """(FLOP, wall hours, accelerator-hours) of one uninterrupted run of a nominal workload."""
-    n = w.accelerators
-    eff = compute.scaling_efficiency(
-        w.scaling.kind, w.scaling.efficiency, n, getattr(w.scaling, "reference", 8)
-    )
-    if w.tokens is not None or w.flop_per_run is not None:
-        flop = w.flop_per_run if w.flop_per_run is not None else compute.training_flop(w.params, w.tokens, w.k)
-        hours = float(compute.hours_for_flop(flop, n, acc.peak_flop_per_s, w.mfu, eff))
-        return flop, hours, hours * n
-    if w.gpu_hours_per_run is not None:
-        gpu_h = w.gpu_hours_per_run
-        hours = gpu_h / n
-    else:
-        hours = w.hours_per_run
-        gpu_h = hours * n
-    flop = gpu_h * compute.SECONDS_PER_HOUR * acc.peak_flop_per_s * w.mfu * eff if w.mfu is not None else None
-    return flop, hours, gpu_h
 
 
 def estimate(loaded: Loaded) -> Estimate:

@@ -24,8 +24,10 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from sim import schema
+from sim.billing import TIERS
 from sim.catalog import Catalog, builtin
-from sim.distributions import Dist, rank_to_pearson
+from sim.distributions import rank_to_pearson
+from sim.pricing import PoolPrice, pool_price
 from sim.units import hours_between
 
 # --------------------------------------------------------------------------------------------
@@ -329,37 +331,6 @@ def _line(lines: dict, path: tuple) -> int | None:
 # Cross-reference checks (need the whole scenario and the catalog)
 
 
-@dataclass(frozen=True)
-class PoolPrice:
-    """A pool's base price per accelerator-hour (before its curve) and where it comes from."""
-
-    usd_per_gpu_h: float | Dist
-    source: str
-
-
-def pool_price(pool: schema.Pool, catalog: Catalog, start) -> PoolPrice | str:
-    """The pool's base price, or a sentence saying why there is none."""
-    if pool.price_usd_per_gpu_h is not None:
-        return PoolPrice(pool.price_usd_per_gpu_h, "given in the scenario")
-    if pool.pricing == "owned":
-        return PoolPrice(pool.purchase_usd_per_gpu / pool.lifetime,
-                         f"purchase ${pool.purchase_usd_per_gpu:,.0f} over {pool.lifetime / 8760:g} y")
-    if pool.pricing == "reserved":
-        term_y = (pool.term or 8760.0) / 8760.0
-        if abs(term_y - round(term_y)) > 1e-9 or round(term_y) not in (1, 3):
-            return f"no catalog price for a {term_y:g}-year term (catalog has 1 y and 3 y); give price_usd_per_gpu_h"
-        tier = f"reserved_{round(term_y)}y"
-    else:
-        tier = pool.pricing
-    on = pool.commitment_start or start
-    p = catalog.price(pool.accelerator, tier, pool.provider, on)
-    if p is None:
-        prov = f" from provider {pool.provider!r}" if pool.provider else ""
-        return (f"not given, and the catalog has no {tier} price for {pool.accelerator}{prov}; "
-                "give price_usd_per_gpu_h")
-    return PoolPrice(p.usd_per_gpu_h, f"catalog: {p.label()}")
-
-
 def check(scn: schema.Scenario, catalog: Catalog) -> tuple[list[tuple[tuple, str]], dict[str, PoolPrice]]:
     problems: list[tuple[tuple, str]] = []
     prices: dict[str, PoolPrice] = {}
@@ -383,7 +354,10 @@ def check(scn: schema.Scenario, catalog: Catalog) -> tuple[list[tuple[tuple, str
             problems.append((("pools", i, "accelerator"),
                              f"unknown accelerator {p.accelerator!r}{hint} (catalog: {', '.join(known)}; "
                              "or define it under `accelerators:`)"))
-        else:
+        tier_rule = TIERS[p.pricing].check(p)
+        if tier_rule:
+            problems.append((("pools", i, tier_rule[0]), tier_rule[1]))
+        elif p.accelerator in catalog.accelerators:
             price = pool_price(p, catalog, scn.project.start)
             if isinstance(price, str):
                 problems.append((("pools", i, "price_usd_per_gpu_h"), price))
@@ -394,9 +368,6 @@ def check(scn: schema.Scenario, catalog: Catalog) -> tuple[list[tuple[tuple, str
                 problems.append((("pools", i, "fallback"), f"no pool named {p.fallback!r} (pools: {', '.join(pools)})"))
             elif p.fallback == p.name:
                 problems.append((("pools", i, "fallback"), "a pool cannot fall back to itself"))
-        if p.pricing == "reserved" and p.capacity_changes:
-            problems.append((("pools", i, "capacity_changes"), "a reserved pool's size is its commitment; use "
-                             "another pool (or a second reservation) for capacity that changes"))
         for j, c in enumerate(p.capacity_changes):
             if c.date < scn.project.start:
                 problems.append((("pools", i, "capacity_changes", j, "date"),

@@ -21,8 +21,9 @@ from scipy.stats import qmc
 
 from sim import rng as rngmod
 from sim.distributions import rank_to_pearson
-from sim.engine import Plan, SimulationError, build_plan, simulate
+from sim.engine import SimulationError, simulate
 from sim.loader import Loaded, correlation_pairs, path_str
+from sim.plan import Plan, build_plan
 from sim.schema import map_dists, nominal_scenario, uncertain_inputs
 
 NOMINAL = 2**31 - 1  # the replication index of the nominal case (every input at its median)
@@ -179,11 +180,8 @@ class Replicator:
             if kind == "internal":
                 err["traceback"] = traceback.format_exc(limit=8)
             return RepResult(k, None, [], err)
-        row = {"replication": k, **rep.summary(), **inputs}
-        for wl in rep.wls:
-            row[f"gpu_hours_wl_{wl.w.name}"] = wl.gpu_h
-            row[f"runs_wl_{wl.w.name}"] = wl.w.runs
-        return RepResult(k, row, [(k, *r) for r in rep.run_rows()])
+        row = {"replication": k, **rep.record().row(inputs)}
+        return RepResult(k, row, [(k, *r) for r in rep.run_records()])
 
     def chunk(self, index: int, reps: range, strict: bool = False) -> ChunkResult:
         out = ChunkResult(index)

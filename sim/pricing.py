@@ -13,6 +13,7 @@ from datetime import date
 
 import numpy as np
 
+from sim.billing import TIERS
 from sim.units import HOURS_PER_YEAR, hours_between
 
 
@@ -98,3 +99,31 @@ def make_curve(spec, base_price: float, start: date) -> PriceCurveFn:
         return ExponentialPrice(base_price, float(spec.annual_decline), t_ref)
     times = tuple(hours_between(start, p.date) for p in spec.points)
     return PiecewisePrice(times, tuple(float(p.price_usd_per_gpu_h) for p in spec.points))
+
+
+@dataclass(frozen=True)
+class PoolPrice:
+    """A pool's base price per accelerator-hour (before its curve) and where it comes from."""
+
+    usd_per_gpu_h: object  # a number, or a distribution (sim.distributions.Dist) until sampled
+    source: str
+
+
+def pool_price(pool, catalog, start) -> PoolPrice | str:
+    """The pool's base price (from the scenario, the purchase of owned capacity, or the catalog's
+    price for its tier in force at the start), or a sentence saying why there is none."""
+    if pool.price_usd_per_gpu_h is not None:
+        return PoolPrice(pool.price_usd_per_gpu_h, "given in the scenario")
+    if pool.purchase_usd_per_gpu is not None:
+        return PoolPrice(pool.purchase_usd_per_gpu / pool.lifetime,
+                         f"purchase ${pool.purchase_usd_per_gpu:,.0f} over {pool.lifetime / 8760:g} y")
+    tier = TIERS[pool.pricing].catalog_tier_of(pool)
+    if tier.startswith("no "):
+        return tier
+    on = pool.commitment_start or start
+    p = catalog.price(pool.accelerator, tier, pool.provider, on)
+    if p is None:
+        prov = f" from provider {pool.provider!r}" if pool.provider else ""
+        return (f"not given, and the catalog has no {tier} price for {pool.accelerator}{prov}; "
+                "give price_usd_per_gpu_h")
+    return PoolPrice(p.usd_per_gpu_h, f"catalog: {p.label()}")

@@ -7,12 +7,18 @@ into columns (`append_runs`, `ReplicationRecord.row`) for Parquet.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import NamedTuple
+
+from sim.billing import PoolUse
 
 
-@dataclass(slots=True, frozen=True)
-class RunRecord:
-    """One run of a workload, from submission to its end (finished or abandoned)."""
+class RunRecord(NamedTuple):
+    """One run of a workload, from submission to its end (finished or abandoned). A NamedTuple
+    rather than a dataclass: a replication makes hundreds, and a tuple is several times cheaper to
+    make and to send between processes."""
 
     workload: str
     run: int
@@ -33,7 +39,7 @@ class RunRecord:
     cost_usd: float  # usage billed to the run (on-demand and spot; 0 on reserved or owned capacity)
 
 
-RUN_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(RunRecord))
+RUN_COLUMNS: tuple[str, ...] = RunRecord._fields
 
 
 def empty_run_columns() -> dict[str, list]:
@@ -42,9 +48,11 @@ def empty_run_columns() -> dict[str, list]:
 
 def append_runs(columns: dict[str, list], replication: int, records: list[RunRecord]) -> None:
     """Add a replication's runs to column lists (the form part files are written from)."""
+    if not records:
+        return
     columns["replication"].extend([replication] * len(records))
-    for c in RUN_COLUMNS:
-        columns[c].extend([getattr(r, c) for r in records])
+    for c, values in zip(RUN_COLUMNS, zip(*records, strict=True), strict=True):
+        columns[c].extend(values)
 
 
 @dataclass(slots=True)
@@ -100,3 +108,37 @@ class ReplicationRecord:
             out[f"gpu_hours_wl_{name}"] = w.gpu_hours
             out[f"runs_wl_{name}"] = w.runs
         return out
+
+
+def replication_record(rep) -> ReplicationRecord:
+    """A finished replication's totals (`rep`: a sim.engine.Replication): each pool billed by its
+    tier, energy and CO2, and the usage and commitments split by calendar month."""
+    plan = rep.plan
+    mk = rep.makespan_h()
+    spend = defaultdict(float, rep.spend)  # usage billed so far, plus commitments below
+    by_pool: dict[str, float] = {}
+    by_tier: dict[str, float] = {}
+    energy = co2 = idle = 0.0
+    for pool in rep.pools:
+        p = pool.p
+        use = PoolUse(p.curve, p.capacity0, p.steps, p.commit, pool.busy_gpu_h, pool.usage_cost, mk, p.tdp_kw, p.pue,
+                      p.usd_per_kwh)
+        bill = p.tier.bill(use, plan.months, plan.power_factor, plan.idle_power_factor, spend)
+        by_pool[p.name] = bill.cost_usd
+        by_tier[p.tier.name] = by_tier.get(p.tier.name, 0.0) + bill.cost_usd
+        energy += bill.kwh
+        co2 += bill.kwh * p.grid_kg_per_kwh
+        idle += bill.idle_gpu_h
+    runs = rep.finished
+    return ReplicationRecord(
+        cost_usd=sum(by_pool.values()), gpu_hours=sum(r.alloc_gpu_h for r in runs),
+        productive_gpu_hours=sum(r.productive for r in runs), lost_gpu_hours=sum(r.lost for r in runs),
+        overhead_gpu_hours=sum(r.overhead for r in runs), idle_gpu_hours=idle, makespan_days=mk / 24.0,
+        finish_date=(plan.start + timedelta(hours=mk)).isoformat(), energy_kwh=energy, co2_kg=co2,
+        failures=sum(r.failures for r in runs), preemptions=sum(r.preemptions for r in runs),
+        reruns=sum(r.reruns for r in runs),
+        mean_queue_wait_h=(sum(r.wait_h for r in runs) / len(runs)) if runs else 0.0, events=rep.events,
+        workloads={wl.w.name: WorkloadTotals(wl.w.runs, wl.cost, wl.gpu_h) for wl in rep.wls},
+        cost_usd_by_pool=by_pool, cost_usd_by_tier=by_tier,
+        spend_usd_by_month={plan.month_labels[i]: spend[i] for i in sorted(spend)},
+    )

@@ -9,8 +9,10 @@ interruption loses the progress since the last completed checkpoint.
 from __future__ import annotations
 
 import math
+from enum import IntEnum
 
 HOURS_PER_MONTH = 730.0
+INF = math.inf
 
 
 def band_rate_per_node_h(monthly_fraction: float) -> float:
@@ -55,3 +57,48 @@ def expected_wall_time(work: float, tau: float, delta: float, mtti: float, resta
     full = math.ceil(work / tau) - 1
     last = work - full * tau
     return full * expected_segment_time(tau + delta, mtti, restart) + expected_segment_time(last, mtti, restart)
+
+
+# --------------------------------------------------------------------------------------------
+# A segment of a run under a checkpoint pattern: `tau` hours of compute, then a write of `delta`
+# hours, repeated. tau = inf: no checkpoints; tau <= 0: continuous checkpoints (nothing done is
+# ever lost); delta <= 0: free writes every tau hours.
+
+
+class SegmentEnd(IntEnum):
+    """How a run segment ends."""
+
+    DONE = 0  # the work asked of it is complete
+    FAILURE = 1  # hardware or software failure: restart on the same capacity
+    PREEMPTION = 2  # capacity taken away (spot preemption, a pool shrinking): queue again
+
+
+def wall_time(work: float, tau: float, delta: float) -> float:
+    """Wall hours to do `work` compute hours with a checkpoint write after each full `tau`
+    (none after the last piece)."""
+    if tau == INF or tau <= 0.0 or delta <= 0.0 or work <= tau:
+        return work
+    return work + (math.ceil(work / tau) - 1) * delta
+
+
+def progress(x: float, tau: float, delta: float) -> float:
+    """Compute hours done after `x` wall hours of the write pattern (writes make no progress)."""
+    if tau == INF or tau <= 0.0 or delta <= 0.0:
+        return x
+    k = math.floor(x / (tau + delta))
+    return k * tau + min(x - k * (tau + delta), tau)
+
+
+def saved(x: float, done: float, tau: float, delta: float, notice: float = 0.0) -> float:
+    """Compute hours kept by checkpoints when a segment that had made `done` hours of progress is
+    interrupted after `x` wall hours: what the last completed write saved; with a warning of
+    `notice` >= delta hours (a preemption notice), a write started at the warning saves the
+    progress made until then. Continuous checkpoints (tau <= 0) keep everything."""
+    if tau == INF:
+        return 0.0
+    if tau <= 0.0:
+        return done
+    kept = math.floor(x / (tau + delta)) * tau
+    if notice >= delta > 0.0 and x > notice:
+        kept = max(kept, progress(x - notice, tau, delta))
+    return min(kept, done)

@@ -27,10 +27,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sim.engine import RUN_COLUMNS
 from sim.loader import Loaded
 from sim.montecarlo import ChunkResult, Replicator, ci95, describe
 from sim.outputs import HEADLINE, atomic_write, write_json, write_parquet
+from sim.records import RUN_COLUMNS
 
 log = logging.getLogger("sim.runner")
 PARTS = ".parts"

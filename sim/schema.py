@@ -249,20 +249,14 @@ class Pool(Strict):
 
     @model_validator(mode="after")
     def _tier_keys(self):
-        tier = self.pricing
-        if tier != "reserved" and (self.term is not None or self.commitment_start is not None):
-            raise ValueError(f"term and commitment_start apply to reserved pools only (pricing is {tier})")
-        if tier != "owned" and (self.purchase_usd_per_gpu is not None or self.energy_usd_per_kwh is not None):
-            raise ValueError(
-                f"purchase_usd_per_gpu and energy_usd_per_kwh apply to owned pools only (pricing is {tier})"
-            )
-        if tier != "spot" and self.preemption is not None:
-            raise ValueError(f"preemption applies to spot pools only (pricing is {tier})")
-        if tier == "owned":
-            if self.price_usd_per_gpu_h is None and self.purchase_usd_per_gpu is None:
-                raise ValueError("an owned pool needs purchase_usd_per_gpu (or price_usd_per_gpu_h)")
-            if self.energy_usd_per_kwh is None:
-                raise ValueError("an owned pool needs energy_usd_per_kwh (its electricity price)")
+        from sim.billing import TIERS
+
+        for tier in TIERS.values():
+            given = [k for k in tier.keys if getattr(self, k) is not None]
+            if tier.name != self.pricing and given:
+                verb = "applies" if len(tier.keys) == 1 else "apply"
+                raise ValueError(f"{' and '.join(tier.keys)} {verb} to {tier.name} pools only (pricing is "
+                                 f"{self.pricing})")
         if self.node_size is not None and self.count % self.node_size:
             raise ValueError(f"count must be a multiple of node_size ({self.node_size}), got {self.count}")
         return self

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.engine import build_plan, simulate
+from sim.engine import simulate
 from sim.loader import Loaded
+from sim.plan import build_plan
 from sim.schema import map_dists, uncertain_inputs
 
 OUTPUTS = ("cost_mean", "cost_p90", "makespan_days_mean")

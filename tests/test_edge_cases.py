@@ -4,9 +4,10 @@ import json
 
 import pytest
 
-from sim.engine import build_plan, simulate
+from sim.engine import simulate
 from sim.loader import load_data
 from sim.montecarlo import ci95
+from sim.plan import build_plan
 from sim.schema import nominal_scenario
 from tests.conftest import MINIMAL
 

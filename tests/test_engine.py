@@ -9,9 +9,10 @@ import math
 import numpy as np
 import pytest
 
-from sim.engine import SimulationError, build_plan, simulate
+from sim.engine import SimulationError, simulate
 from sim.estimate import estimate
 from sim.loader import load_data
+from sim.plan import build_plan
 from sim.reliability import daly_interval, expected_wall_time, young_interval
 from sim.schema import nominal_scenario
 
@@ -198,7 +199,7 @@ def test_auto_interval_is_the_daly_optimum():
     assert young_interval(delta, m) == pytest.approx(math.sqrt(2 * delta * m))
     # and the engine uses it: simulated mean at `auto` matches the formula at Daly's interval
     plan = plan_of(one_run(0.005, 50, "auto", delta))
-    assert plan.workloads[0].tau_on[0] == pytest.approx(tau)
+    assert plan.workloads[0].ckpt_interval_h_on[0] == pytest.approx(tau)
     wall = np.array([simulate(plan, 5, k).makespan_h() for k in range(3000)])
     assert abs(wall.mean() - expected_wall_time(50, tau, delta, m)) < 3 * sem(wall)
 
@@ -256,5 +257,5 @@ def test_band_is_turned_into_a_rate():
 
     loaded = scenario([pool("s", count=8, pricing="spot", price=1.0, preemption={"band": "5-10%"})],
                       [{"name": "w", "hours_per_run": 1, "accelerators": 8}])
-    assert plan_of(loaded).pools[0].preempt_rate_node == pytest.approx(band_rate_per_node_h(0.075))
+    assert plan_of(loaded).pools[0].preempt_rate_per_node_h == pytest.approx(band_rate_per_node_h(0.075))
     assert band_rate_per_node_h(0.075) == pytest.approx(-math.log(0.925) / 730)

@@ -27,9 +27,10 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from sim.engine import build_plan, simulate
+from sim.engine import simulate
 from sim.estimate import estimate
 from sim.loader import load_data
+from sim.plan import build_plan
 from sim.schema import nominal_scenario
 
 START = date(2026, 1, 1)
@@ -212,17 +213,17 @@ def _bounded(plan) -> bool:
     """Reject the few scenarios whose interruptions would make a run take very many events (a
     long run with no checkpoints on a busy spot pool): they test nothing more, only slowly."""
     for w in plan.workloads:
-        longest = max(w.length_on.values()) * (2.5 if w.length_kind == "lognormal" else 1.0)
+        longest = max(w.length_h_on.values()) * (2.5 if w.length_kind == "lognormal" else 1.0)
         for j in w.pools:
             p = plan.pools[j]
-            lam = w.fail_rate + p.preempt_rate_node * math.ceil(w.n / p.node_size)
-            tau = w.tau_on[j]
+            lam = w.fail_rate_per_h + p.preempt_rate_per_node_h * math.ceil(w.n / p.node_size)
+            tau = w.ckpt_interval_h_on[j]
             if tau == math.inf:
                 seg = longest  # no checkpoints: an interruption restarts the run
             elif tau <= 0.0:
                 seg = 0.0  # continuous checkpoints: nothing is ever lost
             else:
-                seg = min(tau + w.delta, longest)
+                seg = min(tau + w.write_h, longest)
             if lam * seg > 3.0 or w.runs * lam * longest * math.exp(lam * seg) > 2000:
                 return False
     return True
@@ -352,10 +353,8 @@ def test_gpu_hours_add_up_per_run_in_total_and_in_the_trace(raw, seed):
     _, _, rep = run(raw, seed)
     s = rep.summary()
     held = held_intervals(rep.trace)
-    for row in rep.run_rows():
-        r = dict(zip(["workload", "run", "pool", "submit_h", "start_h", "end_h", "queue_wait_h", "attempts",
-                      "failures", "preemptions", "reruns", "abandoned", "gpu_hours", "productive_gpu_hours",
-                      "lost_gpu_hours", "overhead_gpu_hours", "cost_usd"], row, strict=True))
+    for record in rep.run_records():
+        r = record._asdict()
         parts = (r["productive_gpu_hours"], r["lost_gpu_hours"], r["overhead_gpu_hours"])
         for x in parts:
             assert x >= -1e-9 * max(1.0, r["gpu_hours"]), r
@@ -370,7 +369,7 @@ def test_gpu_hours_add_up_per_run_in_total_and_in_the_trace(raw, seed):
         assert s[k] >= -1e-9, (k, s[k])
     traced_total = sum(n * (t1 - t0) for spans in held.values() for _, n, t0, t1 in spans)
     assert traced_total == pytest.approx(s["gpu_hours"], rel=REL)
-    assert s["gpu_hours"] == pytest.approx(sum(row[12] for row in rep.run_rows()), rel=REL)
+    assert s["gpu_hours"] == pytest.approx(sum(r.gpu_hours for r in rep.run_records()), rel=REL)
 
 
 # --------------------------------------------------------------------------------------------
@@ -583,7 +582,7 @@ def test_same_plan_seed_and_replication_give_identical_results(raw, seed, replic
     _, plan, a = run(raw, seed, replication)
     b = simulate(plan, seed, replication, trace=True)
     assert a.summary() == b.summary()
-    assert a.run_rows() == b.run_rows()
+    assert a.run_records() == b.run_records()
     assert a.trace == b.trace
     # a fresh plan from the same dict is just as good
     c = simulate(plan_of(load(raw)), seed, replication)
@@ -618,7 +617,7 @@ def test_productive_gpu_hours_of_a_run_is_its_work(raw, seed):
             assert r.productive == pytest.approx(0.0, abs=1e-9)
             continue
         target = w.early_at if r.idx < w.early_k else 1.0
-        expect = w.n * w.length_on[r.pool.p.idx] * r.factor * target
+        expect = w.n * w.length_h_on[r.pool.p.idx] * r.factor * target
         assert r.productive == pytest.approx(expect, rel=1e-9), (w.name, r.idx)
 
 

@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim.engine import build_plan, simulate
+from sim.engine import simulate
 from sim.loader import load_data
+from sim.plan import build_plan
 from sim.schema import nominal_scenario
 from tests.conftest import MINIMAL
 

@@ -1,0 +1,117 @@
+"""Interchangeable pieces of the engine, chosen by name in the scenario: the queue policy
+(`simulation.scheduler`) and the failure model (`reliability.model`).
+
+The engine asks a scheduler which queued run comes first (`key`), whether a run that cannot start
+blocks the ones behind it (`strict`), and on which pool a run starts (`choose_pool`). It asks a
+failure model when the next interruption of a run segment comes and of what kind
+(`next_interruption`). Neither knows anything of SimPy.
+
+To add a scheduler or a failure model: a class here, an entry in SCHEDULERS or FAILURE_MODELS,
+and the name in the schema's Literal (sim/schema.py).
+"""
+
+from __future__ import annotations
+
+import math
+
+from sim import rng as rngmod
+from sim.reliability import SegmentEnd
+
+INF = math.inf
+
+
+# --------------------------------------------------------------------------------------------
+# Schedulers. A run (`r`) has .seq (submission order), .n (accelerators), .wl.w (its WorkloadPlan)
+# and .fallback_next (a pool index to try first after a preemption, -1 for none); a pool has
+# .free and .p (its PoolPlan).
+
+
+class FifoBackfill:
+    """First come, first served; a run that does not fit lets later, smaller runs start
+    (greedy backfill). Each run starts on the first pool in its workload's preference list with
+    room, or on its pool's fallback first after a preemption."""
+
+    name = "fifo_backfill"
+    strict = False
+
+    @staticmethod
+    def key(r) -> tuple:
+        return (r.seq,)
+
+    @staticmethod
+    def choose_pool(r, pools: list):
+        fb = r.fallback_next
+        w = r.wl.w
+        if fb >= 0 and pools[fb].free >= r.n and fb in w.length_h_on:
+            return pools[fb]
+        for j in w.pools:
+            if pools[j].free >= r.n:
+                return pools[j]
+        return None
+
+
+class Fifo(FifoBackfill):
+    """Strict first come, first served: nothing starts ahead of a run that is waiting."""
+
+    name = "fifo"
+    strict = True
+
+
+class Priority(FifoBackfill):
+    """Higher `priority` first, then submission order; with backfill."""
+
+    name = "priority"
+
+    @staticmethod
+    def key(r) -> tuple:
+        return (-r.wl.w.priority, r.seq)
+
+
+SCHEDULERS = {s.name: s for s in (FifoBackfill(), Fifo(), Priority())}
+
+
+# --------------------------------------------------------------------------------------------
+# Failure models
+
+
+class ExponentialInterruptions:
+    """Hardware failures at a constant rate per run-hour (the workload's rate per accelerator-hour
+    x its accelerators) and spot preemptions at a constant rate per node-hour of the pool: two
+    independent Poisson processes, each with its own random stream.
+
+    The time to the next interruption is drawn afresh at the start of every segment (after each
+    restart, preemption or eviction). That is exact only because the exponential distribution is
+    memoryless: the time already spent without a failure says nothing about the time still to
+    come. A model with a non-constant hazard (Weibull, wear-out, infant mortality) must keep
+    each run's (or node's) age and draw conditionally on it instead.
+    """
+
+    name = "exponential"
+
+    def __init__(self, seed: int, replication: int):
+        self.failures = rngmod.ExpStream(rngmod.generator(seed, replication, "failures"))
+        self.preemptions = rngmod.ExpStream(rngmod.generator(seed, replication, "preemptions"))
+
+    def next_interruption(self, r, pool) -> tuple[float, SegmentEnd]:
+        """Hours from now (the segment's start) to the next interruption of run `r` on `pool`, and
+        its kind; (inf, DONE) when nothing can interrupt it. A failure wins a tie."""
+        t, kind = INF, SegmentEnd.DONE
+        rate = r.wl.w.fail_rate_per_h
+        if rate > 0.0:
+            t, kind = self.failures.next() / rate, SegmentEnd.FAILURE
+        p = pool.p
+        pr = p.preempt_rate_per_node_h
+        if pr > 0.0:
+            tp = self.preemptions.next() / (pr * -(-r.n // p.node_size))
+            if tp < t:
+                t, kind = tp, SegmentEnd.PREEMPTION
+        return t, kind
+
+
+class NoFailures(ExponentialInterruptions):
+    """No hardware failures (the plan's failure rate is 0); spot preemption still applies."""
+
+    name = "none"
+
+
+FAILURE_MODELS = {m.name: m for m in (ExponentialInterruptions, NoFailures)}
