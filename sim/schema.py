@@ -20,6 +20,8 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
 
 from sim import units
+from sim.billing import TIERS
+from sim.policies import FAILURE_MODELS, SCHEDULERS
 from sim.distributions import Bounds, Dist, parse_dist
 
 
@@ -210,7 +212,7 @@ class Pool(Strict):
     node_size: FixedPosInt | None = Field(
         None, description="Accelerators per node (failure, preemption unit); default min(8, count)."
     )
-    pricing: Literal["on_demand", "spot", "reserved", "owned"] = Field(
+    pricing: Literal[tuple(TIERS)] = Field(  # the tiers of sim/billing.py
         "on_demand", description="on_demand and spot bill busy hours; reserved bills the commitment; "
         "owned amortizes a purchase."
     )
@@ -249,8 +251,6 @@ class Pool(Strict):
 
     @model_validator(mode="after")
     def _tier_keys(self):
-        from sim.billing import TIERS
-
         for tier in TIERS.values():
             given = [k for k in tier.keys if getattr(self, k) is not None]
             if tier.name != self.pricing and given:
@@ -402,7 +402,7 @@ class Workload(Strict):
 
 # --- reliability, carbon, simulation -----------------------------------------------------------
 class Reliability(Strict):
-    model: Literal["exponential", "none"] = Field(
+    model: Literal[tuple(FAILURE_MODELS)] = Field(  # the models of sim/policies.py
         "exponential", description="Failure model: exponential times between failures, or none."
     )
     failure_rate_per_gpu_h: Rate | None = Field(
@@ -445,7 +445,7 @@ class Simulation(Strict):
         0, description="Root seed of every random stream."
     )
     sampling: Literal["random", "lhs", "sobol"] = Field("random", description="How uncertain inputs are drawn.")
-    scheduler: Literal["fifo_backfill", "fifo", "priority"] = Field(
+    scheduler: Literal[tuple(SCHEDULERS)] = Field(  # the policies of sim/policies.py
         "fifo_backfill", description="Queue policy."
     )
     horizon: FixedPosHours = Field(438000.0, description="Give up on a replication after this long (default 50 y).")

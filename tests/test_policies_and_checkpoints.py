@@ -1,0 +1,95 @@
+"""Checkpoint maths (pure), the failure model and the scheduler plug-ins."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace as NS
+
+import numpy as np
+import pytest
+
+from sim.policies import FAILURE_MODELS, SCHEDULERS
+from sim.reliability import SegmentEnd, progress, saved, wall_time
+
+INF = math.inf
+
+
+@pytest.mark.parametrize(("work", "tau", "delta", "expect"), [
+    (10.0, 3.0, 0.5, 10.0 + 3 * 0.5),  # writes after 3, 6, 9; none after the last piece
+    (9.0, 3.0, 0.5, 9.0 + 2 * 0.5),  # a whole number of intervals: no write at the very end
+    (2.0, 3.0, 0.5, 2.0),  # shorter than one interval
+    (10.0, INF, 0.5, 10.0),  # no checkpoints
+    (10.0, 0.0, 0.5, 10.0),  # continuous (free) checkpoints
+    (10.0, 3.0, 0.0, 10.0),  # free writes
+])
+def test_wall_time_closed_form(work, tau, delta, expect):
+    assert wall_time(work, tau, delta) == pytest.approx(expect)
+
+
+def test_progress_stops_during_writes_and_inverts_wall_time():
+    tau, delta = 3.0, 0.5
+    assert progress(3.0, tau, delta) == 3.0
+    assert progress(3.25, tau, delta) == 3.0  # writing
+    assert progress(3.5, tau, delta) == 3.0
+    assert progress(4.5, tau, delta) == pytest.approx(4.0)
+    for work in np.linspace(0.1, 20.0, 37):
+        assert progress(wall_time(work, tau, delta), tau, delta) == pytest.approx(work)
+
+
+def test_saved_is_the_last_completed_write_or_what_a_notice_saves():
+    tau, delta = 3.0, 0.5
+    x = 5.0  # one write done (at 3.0..3.5), 1.5 h of progress since
+    done = progress(x, tau, delta)
+    assert done == pytest.approx(4.5)
+    assert saved(x, done, tau, delta) == 3.0
+    assert saved(x, done, INF, delta) == 0.0  # no checkpoints: all lost
+    assert saved(x, done, 0.0, delta) == done  # continuous: nothing lost
+    # a 1 h notice lets a write start at 4.0 and save the progress made by then (3.5 h)
+    assert saved(x, done, tau, delta, notice=1.0) == pytest.approx(progress(4.0, tau, delta))
+    # a notice shorter than a write saves nothing more
+    assert saved(x, done, tau, delta, notice=0.25) == 3.0
+
+
+def _run(n=16, fail=0.0):
+    return NS(n=n, wl=NS(w=NS(fail_rate_per_h=fail)))
+
+
+def _pool(rate=0.0, node=8):
+    return NS(p=NS(preempt_rate_per_node_h=rate, node_size=node))
+
+
+def test_exponential_interruptions_have_the_summed_rate_and_split_by_rate():
+    model = FAILURE_MODELS["exponential"](seed=3, replication=0)
+    fail, pre, nodes = 0.02, 0.005, 2
+    draws = [model.next_interruption(_run(16, fail), _pool(pre, 8)) for _ in range(20000)]
+    t = np.array([d[0] for d in draws])
+    rate = fail + pre * nodes
+    se = t.std(ddof=1) / math.sqrt(t.size)
+    assert abs(t.mean() - 1 / rate) < 4 * se
+    share = np.mean([d[1] == SegmentEnd.FAILURE for d in draws])
+    p = fail / rate
+    assert abs(share - p) < 4 * math.sqrt(p * (1 - p) / len(draws))
+
+
+def test_no_interruption_without_rates_and_streams_untouched():
+    model = FAILURE_MODELS["none"](seed=3, replication=0)
+    assert model.next_interruption(_run(), _pool()) == (INF, SegmentEnd.DONE)
+    assert model.failures._i == 0 and model.preemptions._i == 0  # nothing drawn
+
+
+def test_scheduler_keys_and_pool_choice():
+    w_hi = NS(priority=5, pools=[0, 1], length_h_on={0: 1.0, 1: 1.0, 2: 1.0})
+    w_lo = NS(priority=0, pools=[0, 1], length_h_on={0: 1.0, 1: 1.0})
+    a = NS(seq=1, n=8, wl=NS(w=w_lo), fallback_next=-1)
+    b = NS(seq=2, n=8, wl=NS(w=w_hi), fallback_next=-1)
+    assert sorted([b, a], key=SCHEDULERS["fifo_backfill"].key) == [a, b]
+    assert sorted([a, b], key=SCHEDULERS["priority"].key) == [b, a]
+    assert SCHEDULERS["fifo"].strict and not SCHEDULERS["fifo_backfill"].strict
+    pools = [NS(free=4), NS(free=8), NS(free=64)]
+    choose = SCHEDULERS["fifo_backfill"].choose_pool
+    assert choose(a, pools) is pools[1]  # first pool in preference order with room
+    b.fallback_next = 2
+    assert choose(b, pools) is pools[2]  # after a preemption, its fallback first
+    a.fallback_next = 2
+    assert choose(a, pools) is pools[1]  # a fallback the run cannot use is ignored
+    assert choose(NS(n=128, wl=NS(w=w_lo), fallback_next=-1), pools) is None
