@@ -21,8 +21,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSeriali
 
 from sim import units
 from sim.billing import TIERS
-from sim.policies import FAILURE_MODELS, SCHEDULERS
 from sim.distributions import Bounds, Dist, parse_dist
+from sim.policies import FAILURE_MODELS, SCHEDULERS
 
 
 @dataclass(frozen=True)
