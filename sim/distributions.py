@@ -133,6 +133,26 @@ class Dist:
 
 def parse_dist(raw: dict, parser: Callable[[Any], float], bounds: Bounds) -> Dist:
     """Check a `{dist: ...}` mapping and return a Dist. Raises ValueError naming the sub-key."""
+    kind = _check_keys(raw)
+    params = _convert_params(raw, kind, parser)
+    flags = _read_flags(raw)
+    values: tuple[float, ...] = ()
+    weights: tuple[float, ...] = ()
+    if kind == "choice":
+        values, weights = _parse_choice(raw, parser, bounds)
+    else:
+        _CHECKS[kind](kind, params)
+    _check_limits(params, bounds)
+    d = Dist(kind, params, values, weights, flags.get("clip", False), flags.get("round", False), bounds)
+    med = d.median()
+    rule = bounds.check(med)
+    if rule:
+        raise ValueError(f"the median of this distribution {rule}, got {med:g}")
+    return d
+
+
+def _check_keys(raw: dict) -> str:
+    """The distribution kind, after checking `dist` and that no key is unknown or missing."""
     kind = raw.get("dist")
     if not isinstance(kind, str) or kind not in KINDS:
         raise ValueError(f"dist: expected one of {', '.join(KINDS)}, got {kind!r}")
@@ -148,7 +168,12 @@ def parse_dist(raw: dict, parser: Callable[[Any], float], bounds: Bounds) -> Dis
     missing = [k for k in required if k not in raw]
     if missing:
         raise ValueError(f"dist {kind} needs {', '.join(required)}; missing {', '.join(missing)}")
+    return kind
 
+
+def _convert_params(raw: dict, kind: str, parser: Callable[[Any], float]) -> dict[str, float]:
+    """The numeric parameters given, in internal units (unitless ones as plain numbers)."""
+    required, optional = KINDS[kind]
     params: dict[str, float] = {}
     for k in (*required, *optional):
         if k in raw:
@@ -157,82 +182,110 @@ def parse_dist(raw: dict, parser: Callable[[Any], float], bounds: Bounds) -> Dis
                 params[k] = float(conv(raw[k]))
             except ValueError as e:
                 raise ValueError(f"{k}: {e}") from None
+    return params
+
+
+def _read_flags(raw: dict) -> dict[str, bool]:
     flags = {}
     for k in FLAGS:
         if k in raw:
             if not isinstance(raw[k], bool):
                 raise ValueError(f"{k}: expected true or false, got {raw[k]!r}")
             flags[k] = raw[k]
+    return flags
 
-    values: tuple[float, ...] = ()
-    weights: tuple[float, ...] = ()
-    if kind == "lognormal":
-        has_q = "p5" in params or "p95" in params
-        has_m = "median" in params or "sigma" in params
-        if has_q == has_m or (has_q and len({"p5", "p95"} & params.keys()) != 2) or (
-            has_m and len({"median", "sigma"} & params.keys()) != 2
-        ):
-            raise ValueError("dist lognormal needs either p5 and p95, or median and sigma")
-        if has_q:
-            if not 0 < params["p5"] < params["p95"]:
-                raise ValueError(f"lognormal needs 0 < p5 < p95, got p5={params['p5']:g}, p95={params['p95']:g}")
-        elif params["median"] <= 0 or params["sigma"] <= 0:
-            raise ValueError(f"lognormal needs median > 0 and sigma > 0, got median={params['median']:g}, "
-                             f"sigma={params['sigma']:g}")
-    elif kind in ("pert", "triangular"):
-        lo, mode, hi = params["min"], params["mode"], params["max"]
-        if not (lo <= mode <= hi and lo < hi):
-            raise ValueError(f"{kind} needs min <= mode <= max and min < max, got {lo:g}, {mode:g}, {hi:g}")
-        if params.get("lambda", 4.0) <= 0:
-            raise ValueError(f"pert lambda must be > 0, got {params['lambda']:g}")
-    elif kind == "uniform":
-        if not params["min"] < params["max"]:
-            raise ValueError(f"uniform needs min < max, got min={params['min']:g}, max={params['max']:g}")
-    elif kind == "normal":
-        if params["sd"] <= 0:
-            raise ValueError(f"normal needs sd > 0, got {params['sd']:g}")
-        if "min" in params and "max" in params and not params["min"] < params["max"]:
-            raise ValueError(f"normal needs min < max, got min={params['min']:g}, max={params['max']:g}")
-    elif kind == "poisson":
-        if params["mean"] <= 0:
-            raise ValueError(f"poisson needs mean > 0, got {params['mean']:g}")
-    elif kind == "choice":
-        vals = raw.get("values")
-        if not isinstance(vals, list) or not vals:
-            raise ValueError("dist choice needs a non-empty list `values`")
-        try:
-            values = tuple(float(parser(v)) for v in vals)
-        except ValueError as e:
-            raise ValueError(f"values: {e}") from None
-        w = raw.get("weights", [1.0] * len(vals))
-        if not isinstance(w, list) or len(w) != len(vals):
-            raise ValueError(f"weights: expected a list of {len(vals)} numbers (one per value), got {w!r}")
-        try:
-            weights = tuple(_plain(x) for x in w)
-        except ValueError as e:
-            raise ValueError(f"weights: {e}") from None
-        order = sorted(range(len(values)), key=lambda i: values[i])  # ppf must rise with q
-        values = tuple(values[i] for i in order)
-        weights = tuple(weights[i] for i in order)
-        if any(x < 0 for x in weights) or sum(weights) <= 0:
-            raise ValueError(f"weights: must be >= 0 and not all zero, got {list(weights)}")
-        for v in values:
-            rule = bounds.check(v)
-            if rule:
-                raise ValueError(f"values: {rule}, got {v:g}")
 
-    # Explicit limits of bounded distributions must respect the field's own limits.
+# -- one parameter check per kind (choice is parsed by _parse_choice) -------------------------
+
+
+def _check_lognormal(kind: str, params: dict[str, float]) -> None:
+    has_q = "p5" in params or "p95" in params
+    has_m = "median" in params or "sigma" in params
+    if has_q == has_m or (has_q and len({"p5", "p95"} & params.keys()) != 2) or (
+        has_m and len({"median", "sigma"} & params.keys()) != 2
+    ):
+        raise ValueError("dist lognormal needs either p5 and p95, or median and sigma")
+    if has_q:
+        if not 0 < params["p5"] < params["p95"]:
+            raise ValueError(f"lognormal needs 0 < p5 < p95, got p5={params['p5']:g}, p95={params['p95']:g}")
+    elif params["median"] <= 0 or params["sigma"] <= 0:
+        raise ValueError(f"lognormal needs median > 0 and sigma > 0, got median={params['median']:g}, "
+                         f"sigma={params['sigma']:g}")
+
+
+def _check_three_point(kind: str, params: dict[str, float]) -> None:
+    """pert and triangular."""
+    lo, mode, hi = params["min"], params["mode"], params["max"]
+    if not (lo <= mode <= hi and lo < hi):
+        raise ValueError(f"{kind} needs min <= mode <= max and min < max, got {lo:g}, {mode:g}, {hi:g}")
+    if params.get("lambda", 4.0) <= 0:
+        raise ValueError(f"pert lambda must be > 0, got {params['lambda']:g}")
+
+
+def _check_uniform(kind: str, params: dict[str, float]) -> None:
+    if not params["min"] < params["max"]:
+        raise ValueError(f"uniform needs min < max, got min={params['min']:g}, max={params['max']:g}")
+
+
+def _check_normal(kind: str, params: dict[str, float]) -> None:
+    if params["sd"] <= 0:
+        raise ValueError(f"normal needs sd > 0, got {params['sd']:g}")
+    if "min" in params and "max" in params and not params["min"] < params["max"]:
+        raise ValueError(f"normal needs min < max, got min={params['min']:g}, max={params['max']:g}")
+
+
+def _check_poisson(kind: str, params: dict[str, float]) -> None:
+    if params["mean"] <= 0:
+        raise ValueError(f"poisson needs mean > 0, got {params['mean']:g}")
+
+
+_CHECKS: dict[str, Callable[[str, dict[str, float]], None]] = {
+    "lognormal": _check_lognormal,
+    "pert": _check_three_point,
+    "triangular": _check_three_point,
+    "uniform": _check_uniform,
+    "normal": _check_normal,
+    "poisson": _check_poisson,
+}
+
+
+def _parse_choice(
+    raw: dict, parser: Callable[[Any], float], bounds: Bounds
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The `values` and `weights` of a choice, sorted by value (ppf must rise with q)."""
+    vals = raw.get("values")
+    if not isinstance(vals, list) or not vals:
+        raise ValueError("dist choice needs a non-empty list `values`")
+    try:
+        values = tuple(float(parser(v)) for v in vals)
+    except ValueError as e:
+        raise ValueError(f"values: {e}") from None
+    w = raw.get("weights", [1.0] * len(vals))
+    if not isinstance(w, list) or len(w) != len(vals):
+        raise ValueError(f"weights: expected a list of {len(vals)} numbers (one per value), got {w!r}")
+    try:
+        weights = tuple(_plain(x) for x in w)
+    except ValueError as e:
+        raise ValueError(f"weights: {e}") from None
+    order = sorted(range(len(values)), key=lambda i: values[i])  # ppf must rise with q
+    values = tuple(values[i] for i in order)
+    weights = tuple(weights[i] for i in order)
+    if any(x < 0 for x in weights) or sum(weights) <= 0:
+        raise ValueError(f"weights: must be >= 0 and not all zero, got {list(weights)}")
+    for v in values:
+        rule = bounds.check(v)
+        if rule:
+            raise ValueError(f"values: {rule}, got {v:g}")
+    return values, weights
+
+
+def _check_limits(params: dict[str, float], bounds: Bounds) -> None:
+    """Explicit limits of bounded distributions must respect the field's own limits."""
     for k in ("min", "max"):
         if k in params:
             rule = bounds.check(params[k])
             if rule:
                 raise ValueError(f"{k}: {rule}, got {params[k]:g}")
-    d = Dist(kind, params, values, weights, flags.get("clip", False), flags.get("round", False), bounds)
-    med = d.median()
-    rule = bounds.check(med)
-    if rule:
-        raise ValueError(f"the median of this distribution {rule}, got {med:g}")
-    return d
 
 
 def _plain(v: Any) -> float:

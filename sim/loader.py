@@ -331,96 +331,120 @@ def _line(lines: dict, path: tuple) -> int | None:
 # Cross-reference checks (need the whole scenario and the catalog)
 
 
+Problems = list[tuple[tuple, str]]
+
+
 def check(scn: schema.Scenario, catalog: Catalog) -> tuple[list[tuple[tuple, str]], dict[str, PoolPrice]]:
-    problems: list[tuple[tuple, str]] = []
+    problems: Problems = []
     prices: dict[str, PoolPrice] = {}
-
-    def dupes(items, section):
-        seen: dict[str, int] = {}
-        for i, it in enumerate(items):
-            if it.name in seen:
-                problems.append(((section, i, "name"), f"duplicate name {it.name!r} (also {section}[{seen[it.name]}])"))
-            seen.setdefault(it.name, i)
-
-    dupes(scn.pools, "pools")
-    dupes(scn.workloads, "workloads")
+    _check_dupes(scn.pools, "pools", problems)
+    _check_dupes(scn.workloads, "workloads", problems)
     pools = {p.name: p for p in scn.pools}
-    known = sorted(catalog.accelerators)
-
     for i, p in enumerate(scn.pools):
-        if p.accelerator not in catalog.accelerators:
-            close = difflib.get_close_matches(p.accelerator, known, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            problems.append((("pools", i, "accelerator"),
-                             f"unknown accelerator {p.accelerator!r}{hint} (catalog: {', '.join(known)}; "
-                             "or define it under `accelerators:`)"))
-        tier_rule = TIERS[p.pricing].check(p)
-        if tier_rule:
-            problems.append((("pools", i, tier_rule[0]), tier_rule[1]))
-        elif p.accelerator in catalog.accelerators:
-            price = pool_price(p, catalog, scn.project.start)
-            if isinstance(price, str):
-                problems.append((("pools", i, "price_usd_per_gpu_h"), price))
-            else:
-                prices[p.name] = price
-        if p.fallback is not None:
-            if p.fallback not in pools:
-                problems.append((("pools", i, "fallback"), f"no pool named {p.fallback!r} (pools: {', '.join(pools)})"))
-            elif p.fallback == p.name:
-                problems.append((("pools", i, "fallback"), "a pool cannot fall back to itself"))
-        for j, c in enumerate(p.capacity_changes):
-            if c.date < scn.project.start:
-                problems.append((("pools", i, "capacity_changes", j, "date"),
-                                 f"must be on or after project.start ({scn.project.start}), got {c.date}"))
-
+        _check_pool(scn, catalog, i, p, pools, problems, prices)
     names = {w.name: i for i, w in enumerate(scn.workloads)}
     for i, w in enumerate(scn.workloads):
-        usable = w.pools if w.pools is not None else list(pools)
-        for j, name in enumerate(w.pools or []):
-            if name not in pools:
-                problems.append((("workloads", i, "pools", j), f"no pool named {name!r} (pools: {', '.join(pools)})"))
-        fits = [pools[n] for n in usable if n in pools]
-        if fits:
-            largest = max(fits, key=lambda p: p.max_count)
-            if w.accelerators > largest.max_count:
-                problems.append((("workloads", i, "accelerators"),
-                                 f"must be <= {largest.max_count} (largest pool it may use: {largest.name}), "
-                                 f"got {w.accelerators}"))
-        for j, dep in enumerate(w.after):
-            if dep not in names:
-                problems.append((("workloads", i, "after", j),
-                                 f"no workload named {dep!r} (workloads: {', '.join(names)})"))
-            elif dep == w.name:
-                problems.append((("workloads", i, "after", j), "a workload cannot wait for itself"))
-        if w.earliest_start is not None and w.earliest_start < scn.project.start:
-            problems.append((("workloads", i, "earliest_start"),
-                             f"must be on or after project.start ({scn.project.start}), got {w.earliest_start}"))
+        _check_workload(scn, i, w, pools, names, problems)
+    _check_cycle(scn, names, problems)
+    _check_correlations(scn, problems)
+    _check_deadline(scn, problems)
+    return problems, prices
 
+
+def _check_dupes(items, section: str, problems: Problems) -> None:
+    seen: dict[str, int] = {}
+    for i, it in enumerate(items):
+        if it.name in seen:
+            problems.append(((section, i, "name"), f"duplicate name {it.name!r} (also {section}[{seen[it.name]}])"))
+        seen.setdefault(it.name, i)
+
+
+# -- pools -------------------------------------------------------------------------------------
+
+
+def _check_pool(scn: schema.Scenario, catalog: Catalog, i: int, p, pools: dict, problems: Problems,
+                prices: dict[str, PoolPrice]) -> None:
+    """Pool i: its accelerator, pricing tier and price, fallback, and capacity changes."""
+    if p.accelerator not in catalog.accelerators:
+        known = sorted(catalog.accelerators)
+        close = difflib.get_close_matches(p.accelerator, known, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        problems.append((("pools", i, "accelerator"),
+                         f"unknown accelerator {p.accelerator!r}{hint} (catalog: {', '.join(known)}; "
+                         "or define it under `accelerators:`)"))
+    _check_pool_price(scn, catalog, i, p, problems, prices)
+    if p.fallback is not None:
+        if p.fallback not in pools:
+            problems.append((("pools", i, "fallback"), f"no pool named {p.fallback!r} (pools: {', '.join(pools)})"))
+        elif p.fallback == p.name:
+            problems.append((("pools", i, "fallback"), "a pool cannot fall back to itself"))
+    for j, c in enumerate(p.capacity_changes):
+        if c.date < scn.project.start:
+            problems.append((("pools", i, "capacity_changes", j, "date"),
+                             f"must be on or after project.start ({scn.project.start}), got {c.date}"))
+
+
+def _check_pool_price(scn: schema.Scenario, catalog: Catalog, i: int, p, problems: Problems,
+                      prices: dict[str, PoolPrice]) -> None:
+    """The pricing tier's own rule, then (for a known accelerator) the price, kept in `prices`."""
+    tier_rule = TIERS[p.pricing].check(p)
+    if tier_rule:
+        problems.append((("pools", i, tier_rule[0]), tier_rule[1]))
+    elif p.accelerator in catalog.accelerators:
+        price = pool_price(p, catalog, scn.project.start)
+        if isinstance(price, str):
+            problems.append((("pools", i, "price_usd_per_gpu_h"), price))
+        else:
+            prices[p.name] = price
+
+
+# -- workloads ---------------------------------------------------------------------------------
+
+
+def _check_workload(scn: schema.Scenario, i: int, w, pools: dict, names: dict[str, int],
+                    problems: Problems) -> None:
+    """Workload i: its pools, whether it fits the largest of them, `after`, and earliest_start."""
+    usable = w.pools if w.pools is not None else list(pools)
+    for j, name in enumerate(w.pools or []):
+        if name not in pools:
+            problems.append((("workloads", i, "pools", j), f"no pool named {name!r} (pools: {', '.join(pools)})"))
+    fits = [pools[n] for n in usable if n in pools]
+    if fits:
+        largest = max(fits, key=lambda p: p.max_count)
+        if w.accelerators > largest.max_count:
+            problems.append((("workloads", i, "accelerators"),
+                             f"must be <= {largest.max_count} (largest pool it may use: {largest.name}), "
+                             f"got {w.accelerators}"))
+    for j, dep in enumerate(w.after):
+        if dep not in names:
+            problems.append((("workloads", i, "after", j),
+                             f"no workload named {dep!r} (workloads: {', '.join(names)})"))
+        elif dep == w.name:
+            problems.append((("workloads", i, "after", j), "a workload cannot wait for itself"))
+    if w.earliest_start is not None and w.earliest_start < scn.project.start:
+        problems.append((("workloads", i, "earliest_start"),
+                         f"must be on or after project.start ({scn.project.start}), got {w.earliest_start}"))
+
+
+def _check_cycle(scn: schema.Scenario, names: dict[str, int], problems: Problems) -> None:
     cycle = _find_cycle({w.name: [d for d in w.after if d in names and d != w.name] for w in scn.workloads})
     if cycle:
         problems.append((("workloads", names[cycle[0]], "after"),
                          "dependency cycle: " + " -> ".join(cycle) + " (no workload in it could ever start)"))
 
+
+# -- correlations ------------------------------------------------------------------------------
+
+
+def _check_correlations(scn: schema.Scenario, problems: Problems) -> None:
+    """Each entry names two distinct uncertain inputs, no pair twice; then, if nothing else is
+    wrong so far, the whole set must be consistent."""
     dists = schema.uncertain_inputs(scn)
     seen_pairs: dict = {}
     matrix: list = []
     data = scn.model_dump(mode="python", exclude={"variants"}) if scn.correlations else {}
     for i, c in enumerate(scn.correlations):
-        pair: list = []
-        for j, text in enumerate(c.between):
-            try:
-                parsed = parse_path(text)
-                concrete = resolve_path(copy.deepcopy(data), parsed, text)
-                get_path(data, concrete)
-            except (ValueError, KeyError, IndexError, TypeError) as e:
-                msg = str(e) if isinstance(e, ValueError) else f"{text}: no such key"
-                problems.append((("correlations", i, "between", j), msg))
-                continue
-            if concrete not in dists:
-                problems.append((("correlations", i, "between", j),
-                                 f"{text} is not uncertain (give it as a distribution to correlate it)"))
-            else:
-                pair.append(concrete)
+        pair = _correlation_inputs(i, c, data, dists, problems)
         if len(pair) == 2:
             if pair[0] == pair[1]:
                 problems.append((("correlations", i, "between"), "an input cannot be correlated with itself"))
@@ -431,19 +455,45 @@ def check(scn: schema.Scenario, catalog: Catalog) -> tuple[list[tuple[tuple, str
                 seen_pairs[frozenset(pair)] = i
                 matrix.append((pair[0], pair[1], float(c.rank)))
     if matrix and not problems:
-        names = sorted({p for a, b, _ in matrix for p in (a, b)}, key=str)
-        index = {p: k for k, p in enumerate(names)}
-        m = np.eye(len(names))
-        for a, b, r in matrix:
-            m[index[a], index[b]] = m[index[b], index[a]] = rank_to_pearson(r)
-        if np.linalg.eigvalsh(m).min() <= 1e-12:
-            problems.append((("correlations",), "these rank correlations are not consistent with one another (their "
-                             "matrix is not positive definite); weaken some of them"))
+        _check_correlation_matrix(matrix, problems)
+
+
+def _correlation_inputs(i: int, c, data: dict, dists, problems: Problems) -> list:
+    """The concrete paths of correlations[i].between that resolve to uncertain inputs."""
+    pair: list = []
+    for j, text in enumerate(c.between):
+        try:
+            parsed = parse_path(text)
+            concrete = resolve_path(copy.deepcopy(data), parsed, text)
+            get_path(data, concrete)
+        except (ValueError, KeyError, IndexError, TypeError) as e:
+            msg = str(e) if isinstance(e, ValueError) else f"{text}: no such key"
+            problems.append((("correlations", i, "between", j), msg))
+            continue
+        if concrete not in dists:
+            problems.append((("correlations", i, "between", j),
+                             f"{text} is not uncertain (give it as a distribution to correlate it)"))
+        else:
+            pair.append(concrete)
+    return pair
+
+
+def _check_correlation_matrix(matrix: list, problems: Problems) -> None:
+    names = sorted({p for a, b, _ in matrix for p in (a, b)}, key=str)
+    index = {p: k for k, p in enumerate(names)}
+    m = np.eye(len(names))
+    for a, b, r in matrix:
+        m[index[a], index[b]] = m[index[b], index[a]] = rank_to_pearson(r)
+    if np.linalg.eigvalsh(m).min() <= 1e-12:
+        problems.append((("correlations",), "these rank correlations are not consistent with one another (their "
+                         "matrix is not positive definite); weaken some of them"))
+
+
+def _check_deadline(scn: schema.Scenario, problems: Problems) -> None:
     if scn.project.deadline is not None:
         horizon_h = hours_between(scn.project.start, scn.project.deadline)
         if horizon_h > scn.simulation.horizon:
             problems.append((("simulation", "horizon"), "must reach past project.deadline"))
-    return problems, prices
 
 
 def correlation_pairs(scn: schema.Scenario) -> list[tuple[tuple, tuple, float]]:
@@ -455,28 +505,34 @@ def correlation_pairs(scn: schema.Scenario) -> list[tuple[tuple, tuple, float]]:
 
 
 def _find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
-    color: dict[str, int] = {}
-    stack: list[str] = []
-
-    def visit(n: str) -> list[str] | None:
-        color[n] = 1
-        stack.append(n)
-        for m in graph.get(n, []):
-            if color.get(m) == 1:
-                return stack[stack.index(m):] + [m]
-            if color.get(m) is None:
-                found = visit(m)
-                if found:
-                    return found
-        stack.pop()
-        color[n] = 2
-        return None
-
+    """The first dependency cycle a depth-first search meets (starting from each node in turn,
+    following edges in order), as [a, b, ..., a]; None when there is none."""
+    color: dict[str, int] = {}  # absent: unseen, 1: on the current path, 2: done
     for n in graph:
         if color.get(n) is None:
-            found = visit(n)
+            found = _cycle_from(n, graph, color)
             if found:
                 return found
+    return None
+
+
+def _cycle_from(root: str, graph: dict[str, list[str]], color: dict[str, int]) -> list[str] | None:
+    """Depth-first search from root with an explicit stack (no recursion limit on long chains)."""
+    path = [root]
+    edges = [iter(graph.get(root, []))]
+    color[root] = 1
+    while edges:
+        for m in edges[-1]:
+            if color.get(m) == 1:
+                return path[path.index(m):] + [m]
+            if color.get(m) is None:
+                color[m] = 1
+                path.append(m)
+                edges.append(iter(graph.get(m, [])))
+                break
+        else:
+            color[path.pop()] = 2
+            edges.pop()
     return None
 
 
