@@ -11,7 +11,7 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
-from sim.montecarlo import ci95, describe
+from sim.stats import ci95, describe
 
 __all__ = ["break_even", "describe", "pairwise", "side_by_side", "sweep_values"]
 

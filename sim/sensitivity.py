@@ -11,6 +11,7 @@ import numpy as np
 
 from sim.engine import build_plan, simulate
 from sim.loader import Loaded
+from sim.montecarlo import input_label
 from sim.schema import map_dists, uncertain_inputs
 
 OUTPUTS = ("cost_mean", "cost_p90", "makespan_days_mean")
@@ -35,26 +36,6 @@ def _value(d, q: float) -> float:
     return v
 
 
-def label(loaded: Loaded, path: tuple) -> str:
-    """A key path with list items by name where they have one: workloads[pretrain].mfu."""
-    scn = loaded.scenario
-    named = []
-    for i, el in enumerate(path):
-        if isinstance(el, int) and i > 0 and path[i - 1] in ("workloads", "pools"):
-            named.append(("name", getattr(scn, path[i - 1])[el].name))
-        else:
-            named.append(el)
-    text = ""
-    for el in named:
-        if isinstance(el, tuple):
-            text += f"[{el[1]}]"
-        elif isinstance(el, int):
-            text += f"[{el}]"
-        else:
-            text += f".{el}" if text else el
-    return text
-
-
 def tornado(loaded: Loaded, seed: int, reps: int, low: float = 0.1, high: float = 0.9) -> list[dict]:
     dists = uncertain_inputs(loaded.scenario)
     medians = {p: _value(d, 0.5) for p, d in dists.items()}
@@ -64,7 +45,7 @@ def tornado(loaded: Loaded, seed: int, reps: int, low: float = 0.1, high: float 
         lo_v, hi_v = _value(d, low), _value(d, high)
         lo = _evaluate(loaded, {**medians, path: lo_v}, seed, reps)
         hi = _evaluate(loaded, {**medians, path: hi_v}, seed, reps)
-        row = {"input": label(loaded, path), "low_value": lo_v, "high_value": hi_v}
+        row = {"input": input_label(loaded.scenario, path), "low_value": lo_v, "high_value": hi_v}
         for o in OUTPUTS:
             row[f"{o}_base"] = base[o]
             row[f"{o}_at_low"] = lo[o]
@@ -82,7 +63,7 @@ def sobol_indices(loaded: Loaded, seed: int, reps: int, n: int) -> dict:
 
     dists = uncertain_inputs(loaded.scenario)
     paths = list(dists)
-    names = [label(loaded, p) for p in paths]
+    names = [input_label(loaded.scenario, p) for p in paths]
     if len(paths) < 2:
         return {}
     problem = {"num_vars": len(paths), "names": names, "bounds": [[0.0, 1.0]] * len(paths)}
