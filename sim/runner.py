@@ -70,14 +70,27 @@ _WORKER: dict = {}
 
 
 def _init_worker(loaded: Loaded, seed: int, method: str, size: int) -> None:
-    _WORKER["rep"] = Replicator(loaded, seed, method, size)
+    """Remember what this process works on; its Replicator is built when first needed."""
+    _WORKER["args"] = (loaded, seed, method, size)
+    _WORKER["rep"] = None
+
+
+def worker_loaded() -> Loaded:
+    """The scenario this worker process was started with (for task functions other than chunks)."""
+    return _WORKER["args"][0]
+
+
+def _replicator() -> Replicator:
+    if _WORKER["rep"] is None:
+        _WORKER["rep"] = Replicator(*_WORKER["args"])
+    return _WORKER["rep"]
 
 
 def _run_chunk(args: tuple) -> ChunkResult:
     """Run one chunk; with a parts folder (workers on this machine), write its files here, in the
     worker, and send back only the replication rows."""
     index, start, stop, strict, parts = args
-    res = _WORKER["rep"].chunk(index, range(start, stop), strict)
+    res = _replicator().chunk(index, range(start, stop), strict)
     if parts is not None:
         write_chunk(Path(parts), res)
         res.runs = {}
@@ -85,12 +98,12 @@ def _run_chunk(args: tuple) -> ChunkResult:
     return res
 
 
-def _dask_chunk(loaded, seed, method, size, args):
+def _dask_call(fn: Callable, loaded, seed, method, size, args):
     key = (loaded.sha256, seed, method, size)
     if _WORKER.get("key") != key:
         _init_worker(loaded, seed, method, size)
         _WORKER["key"] = key
-    return _run_chunk(args)
+    return fn(args)
 
 
 def _chunks(settings: Settings, todo: list[int], parts: Path | None = None) -> list[tuple]:
@@ -138,31 +151,39 @@ class Backend:
             _init_worker(self.loaded, s.seed, s.method, s.reps)
         return self
 
-    def map(self, tasks: list) -> Iterator[ChunkResult]:
-        s = self.s
+    def map(self, tasks: list, fn: Callable = _run_chunk) -> Iterator:
+        """fn(task) for each task, in task order; `fn` must be a module-level function (it is sent
+        to other processes), and may read this run's scenario with worker_loaded()."""
         if self.client is not None:
-            # a bounded window of chunks in flight; a result is dropped as soon as it is used
-            window = max(2 * max(s.workers, 1), 4)
-            pending: deque = deque()
-            todo = iter(tasks)
-            for t in todo:
-                pending.append(self.client.submit(_dask_chunk, self.remote, s.seed, s.method, s.reps, t, pure=False))
-                if len(pending) >= window:
-                    break
-            while pending:
-                f = pending.popleft()
-                res = f.result()
-                f.release()
-                nxt = next(todo, None)
-                if nxt is not None:
-                    pending.append(self.client.submit(_dask_chunk, self.remote, s.seed, s.method, s.reps, nxt,
-                                                      pure=False))
-                yield res
+            yield from self._dask_map(tasks, fn)
         elif self.ex is not None:
-            yield from self.ex.map(_run_chunk, tasks)
+            yield from self.ex.map(fn, tasks)
         else:
             for t in tasks:
-                yield _run_chunk(t)
+                yield fn(t)
+
+    def _dask_map(self, tasks: list, fn: Callable) -> Iterator:
+        """A bounded window of tasks in flight; a result is dropped as soon as it is used."""
+        s = self.s
+        window = max(2 * max(s.workers, 1), 4)
+        pending: deque = deque()
+        todo = iter(tasks)
+
+        def submit(t):
+            pending.append(self.client.submit(_dask_call, fn, self.remote, s.seed, s.method, s.reps, t, pure=False))
+
+        for t in todo:
+            submit(t)
+            if len(pending) >= window:
+                break
+        while pending:
+            f = pending.popleft()
+            res = f.result()
+            f.release()
+            nxt = next(todo, None)
+            if nxt is not None:
+                submit(nxt)
+            yield res
 
     def __exit__(self, *exc) -> None:
         if self.ex is not None:
