@@ -208,28 +208,25 @@ def cmd_catalog(a) -> int:
 
 
 # --- parser ------------------------------------------------------------------------------------
-def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="sim", description="Forecast the cost and duration of a deep-learning "
-                                 "training project from a YAML scenario.")
-    ap.add_argument("--version", action="version", version=f"trainsim {__version__}")
-    ap.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
-    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+def _scenario_args(p, required: bool = True) -> None:
+    p.add_argument("file", nargs=None if required else "?", metavar="FILE", help="scenario YAML file")
+    p.add_argument("--variant", help="apply the named variant from the file's `variants:`")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a key, e.g. --set workloads[pretrain].mfu=0.35 (repeatable)")
 
-    def scenario_args(p, required=True):
-        p.add_argument("file", nargs=None if required else "?", metavar="FILE", help="scenario YAML file")
-        p.add_argument("--variant", help="apply the named variant from the file's `variants:`")
-        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                       help="override a key, e.g. --set workloads[pretrain].mfu=0.35 (repeatable)")
 
+def _add_validate(sub) -> None:
     p = sub.add_parser("validate", help="check a scenario file")
-    scenario_args(p)
+    _scenario_args(p)
     p.set_defaults(func=cmd_validate)
 
+
+def _add_estimate(sub) -> None:
     p = sub.add_parser("estimate", help="deterministic cost estimate (no queueing, failures or preemption)",
                        description="Deterministic estimate per workload and in total. Give a FILE, or describe "
                        "one run on the command line: sim estimate --params 7B --tokens 2T --accelerator h100 "
                        "--count 512 --pricing on_demand")
-    scenario_args(p, required=False)
+    _scenario_args(p, required=False)
     p.add_argument("--json", action="store_true", help="print JSON")
     g = p.add_argument_group("one-line form (no FILE)")
     g.add_argument("--params", help="model parameters, e.g. 7B")
@@ -247,9 +244,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--start", help="date the run starts, prices in force then (default today)")
     p.set_defaults(func=cmd_estimate)
 
+
+def _add_run(sub) -> None:
     p = sub.add_parser("run", help="simulate the project: many replications with queueing, failures, "
                        "preemption, checkpoints and moving prices")
-    scenario_args(p, required=False)
+    _scenario_args(p, required=False)
     p.add_argument("--reps", help="replications (default: simulation.replications; with --precision, the cap, "
                    "default 100,000)")
     p.add_argument("--seed", help="root seed (default: simulation.seed)")
@@ -266,6 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="DIR", help="complete an interrupted run in DIR")
     p.set_defaults(func=cmd_run)
 
+
+def _add_compare(sub) -> None:
     p = sub.add_parser("compare", help="run the base scenario and its variants with common random numbers "
                        "and compare them; or sweep one key to find break-even points")
     p.add_argument("file", metavar="FILE", help="scenario YAML file with `variants:`")
@@ -282,9 +283,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sampling", choices=["random", "lhs", "sobol"])
     p.set_defaults(func=cmd_compare)
 
+
+def _add_sensitivity(sub) -> None:
     p = sub.add_parser("sensitivity", help="which uncertain inputs drive cost and time: tornado and Sobol "
                        "indices")
-    scenario_args(p)
+    _scenario_args(p)
     p.add_argument("--reps", default="20", help="replications per evaluation point (default 20)")
     p.add_argument("--n", default="64", help="Saltelli base sample size, a power of two (default 64)")
     p.add_argument("--seed", help="root seed (default: simulation.seed)")
@@ -296,11 +299,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheduler", help="Dask scheduler address")
     p.set_defaults(func=cmd_sensitivity)
 
+
+def _add_catalog(sub) -> None:
     p = sub.add_parser("catalog", help="list built-in accelerators and prices")
     p.add_argument("accelerator", nargs="*", help="only these accelerator ids")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--sources", action="store_true", help="print the source of every figure")
     p.set_defaults(func=cmd_catalog)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="sim", description="Forecast the cost and duration of a deep-learning "
+                                 "training project from a YAML scenario.")
+    ap.add_argument("--version", action="version", version=f"trainsim {__version__}")
+    ap.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_validate(sub)
+    _add_estimate(sub)
+    _add_run(sub)
+    _add_compare(sub)
+    _add_sensitivity(sub)
+    _add_catalog(sub)
     return ap
 
 

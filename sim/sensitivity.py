@@ -174,8 +174,6 @@ def tornado_rows(points: pd.DataFrame) -> list[dict]:
 def sobol_from_points(points: pd.DataFrame, names: list[str], seed: int, reps: int) -> dict:
     """First- and total-order Sobol indices with 95% confidence half-widths, from SALib, for each
     output; the Sobol points must be in the Saltelli sample's order."""
-    from SALib.analyze import sobol as sobol_analyze
-
     s = points[points["kind"] == "sobol"]
     if s.empty or len(names) < 2:
         return {}
@@ -189,10 +187,24 @@ def sobol_from_points(points: pd.DataFrame, names: list[str], seed: int, reps: i
         if np.ptp(y) == 0:
             result[o] = {nm: {"S1": 0.0, "S1_conf": 0.0, "ST": 0.0, "ST_conf": 0.0} for nm in names}
             continue
-        si = sobol_analyze.analyze(problem, y, calc_second_order=False, seed=seed, print_to_console=False)
+        si = _analyze(problem, y, seed)
         result[o] = {nm: {"S1": float(si["S1"][i]), "S1_conf": float(si["S1_conf"][i]), "ST": float(si["ST"][i]),
                           "ST_conf": float(si["ST_conf"][i])} for i, nm in enumerate(names)}
     return {"points": int(len(s)), "replications_per_point": reps, "indices": result}
+
+
+def _analyze(problem: dict, y: np.ndarray, seed: int) -> dict:
+    """SALib's Sobol analysis; its bootstrap intervals follow `seed`. (SALib ignores a seed of 0 and
+    draws from NumPy's global generator: that generator is seeded with 0 here, and restored after,
+    so that a stored run re-analysed gives the same intervals.)"""
+    from SALib.analyze import sobol as sobol_analyze
+
+    state = np.random.get_state()
+    try:
+        np.random.seed(seed)
+        return sobol_analyze.analyze(problem, y, calc_second_order=False, seed=seed, print_to_console=False)
+    finally:
+        np.random.set_state(state)
 
 
 def analyse_points(points: pd.DataFrame, meta: dict) -> Analysis:
