@@ -264,8 +264,7 @@ def resume(folder: str | Path, workers: int | None = None, backend: str = "proce
     scenario, seed, replications and sampling are the interrupted run's."""
     import json
 
-    folder = Path(folder)
-    state_file = folder / runner.PARTS / "state.json"
+    state_file = Path(folder) / runner.PARTS / "state.json"
     if not state_file.exists():
         raise SettingsError("--resume", f"{folder}: no interrupted run to resume (no {runner.PARTS}/state.json)")
     state = json.loads(state_file.read_text())
@@ -273,7 +272,7 @@ def resume(folder: str | Path, workers: int | None = None, backend: str = "proce
     settings = run_settings(loaded.scenario, state["reps"], state["seed"], workers, backend, scheduler,
                             state["method"], state["precision"], strict)
     settings.chunk = state["chunk"]
-    return simulate_into(loaded, settings, folder, resume=True, progress=progress)
+    return simulate_into(loaded, settings, Path(folder), resume=True, progress=progress)
 
 
 # --------------------------------------------------------------------------------------------
@@ -333,7 +332,7 @@ def _strategies(scenario: ScenarioLike, only: Sequence[str] | None, sets: Sequen
                 options: dict, progress: Progress | None) -> _Strategies:
     base = _loaded(scenario, None, sets)
     names = ["base", *base.scenario.variants]
-    if only:
+    if only is not None:
         unknown = [n for n in only if n not in names]
         if unknown:
             raise ScenarioError(str(base.file), [Issue(("variants",), f"no variant named {unknown[0]!r} "
