@@ -11,9 +11,9 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
-from sim.montecarlo import ci95, describe
+from sim.stats import ci95, describe
 
-__all__ = ["break_even", "describe", "pairwise", "side_by_side", "sweep_values"]
+__all__ = ["break_even", "break_evens", "describe", "pairwise", "side_by_side", "sweep_point", "sweep_values"]
 
 METRICS = ("cost_usd", "makespan_days", "co2_kg", "gpu_hours")
 
@@ -76,3 +76,28 @@ def break_even(values: list[float], diffs: list[float]) -> float | None:
         if (d0 < 0) != (d1 < 0):
             return float(x0 + (x1 - x0) * d0 / (d0 - d1))
     return None
+
+
+def sweep_point(value: float, results: dict[str, pd.DataFrame]) -> tuple[list[dict], list[dict]]:
+    """At one swept value: each strategy's cost statistics, and each pair's paired cost difference."""
+    rows = [{"value": value, "strategy": n, **{f"cost_usd_{k}": x for k, x in describe(df["cost_usd"]).items()}}
+            for n, df in results.items()]
+    pairs = [{"value": value, **p} for p in pairwise(results) if p["metric"] == "cost_usd"]
+    return rows, pairs
+
+
+def break_evens(key: str, pairs: list[dict]) -> list[dict]:
+    """Per pair of strategies, where over the swept values the mean, the median, the 5th and the
+    95th percentile of the paired cost difference cross zero."""
+    by_pair: dict = {}
+    for p in pairs:
+        by_pair.setdefault((p["a"], p["b"]), []).append(p)
+    found = []
+    for (a, b), ps in by_pair.items():
+        xs = [p["value"] for p in ps]
+        found.append({"a": a, "b": b, "key": key,
+                      "break_even_mean": break_even(xs, [p["diff_mean"] for p in ps]),
+                      "break_even_p50": break_even(xs, [p["diff_p50"] for p in ps]),
+                      "band_crossing_p5": break_even(xs, [p["diff_p5"] for p in ps]),
+                      "band_crossing_p95": break_even(xs, [p["diff_p95"] for p in ps])})
+    return found

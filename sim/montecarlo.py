@@ -24,7 +24,9 @@ from sim.distributions import rank_to_pearson
 from sim.engine import SimulationError, simulate
 from sim.loader import Loaded, correlation_pairs, path_str
 from sim.plan import Plan, build_plan
-from sim.schema import map_dists, nominal_scenario, uncertain_inputs
+from sim.records import RunRecord, append_runs, empty_run_columns
+from sim.schema import Scenario, map_dists, nominal_scenario, uncertain_inputs
+from sim.stats import ci95, describe  # noqa: F401  (re-exported: statistics live in sim.stats)
 
 NOMINAL = 2**31 - 1  # the replication index of the nominal case (every input at its median)
 DESIGN_STREAM = 2**31 - 2  # spawn key of the LHS/Sobol design
@@ -38,7 +40,7 @@ class SampleError(ValueError):
 class RepResult:
     replication: int
     row: dict | None
-    runs: list
+    runs: list[RunRecord]
     error: dict | None = None
 
 
@@ -46,9 +48,24 @@ class RepResult:
 class ChunkResult:
     index: int
     rows: list = field(default_factory=list)
-    runs: list = field(default_factory=list)
+    runs: dict[str, list] = field(default_factory=empty_run_columns)  # columns of runs.parquet
     errors: list = field(default_factory=list)
     written: bool = False  # its part files were written by the worker
+
+
+def input_label(scn: Scenario, path: tuple) -> str:
+    """An input's key path with list items by name where they have one: workloads[pretrain].mfu.
+    The one place inputs are named in outputs (replication columns, errors, sensitivity); the random
+    stream of an input stays keyed by its index path (Design.keys)."""
+    text = ""
+    for i, el in enumerate(path):
+        if isinstance(el, int) and i > 0 and path[i - 1] in ("workloads", "pools"):
+            text += f"[{getattr(scn, path[i - 1])[el].name}]"
+        elif isinstance(el, int):
+            text += f"[{el}]"
+        else:
+            text += f".{el}" if text else el
+    return text
 
 
 class Design:
@@ -62,8 +79,11 @@ class Design:
         self.method = method
         self.dists = uncertain_inputs(loaded.scenario)
         self.paths = list(self.dists)
-        self.names = [path_str(p) for p in self.paths]
-        self.keys = [zlib.crc32(n.encode()) for n in self.names]  # an input's stream follows its key path
+        # an input's stream follows its index path (workloads[0].mfu), kept so that sampled numbers do
+        # not change; outputs name it by workload or pool name (workloads[pretrain].mfu)
+        self.keys = [zlib.crc32(path_str(p).encode()) for p in self.paths]
+        self.names = [input_label(loaded.scenario, p) for p in self.paths]
+        self.label = dict(zip(self.paths, self.names, strict=True))
         d = len(self.paths)
         self.chol = None
         pairs = correlation_pairs(loaded.scenario)
@@ -160,11 +180,11 @@ class Replicator:
         if isinstance(values, SampleError):
             raise values
         scn = map_dists(self.loaded.scenario, lambda _d, path: values[path])
-        return build_plan(scn, self.loaded.catalog), {f"input:{path_str(p)}": v for p, v in values.items()}
+        return build_plan(scn, self.loaded.catalog), {f"input:{self.design.label[p]}": v for p, v in values.items()}
 
     def nominal(self) -> dict:
         plan = build_plan(nominal_scenario(self.loaded.scenario), self.loaded.catalog)
-        return simulate(plan, self.seed, NOMINAL).summary()
+        return simulate(plan, self.seed, NOMINAL).record().row()
 
     def one(self, k: int, strict: bool = False, values=None) -> RepResult:
         inputs: dict = {}
@@ -180,8 +200,7 @@ class Replicator:
             if kind == "internal":
                 err["traceback"] = traceback.format_exc(limit=8)
             return RepResult(k, None, [], err)
-        row = {"replication": k, **rep.record().row(inputs)}
-        return RepResult(k, row, [(k, *r) for r in rep.run_records()])
+        return RepResult(k, {"replication": k, **rep.record().row(inputs)}, rep.run_records())
 
     def chunk(self, index: int, reps: range, strict: bool = False) -> ChunkResult:
         out = ChunkResult(index)
@@ -192,7 +211,7 @@ class Replicator:
                 out.errors.append(r.error)
             else:
                 out.rows.append(r.row)
-                out.runs.extend(r.runs)
+                append_runs(out.runs, k, r.runs)
         return out
 
 
@@ -202,36 +221,3 @@ def replicate(loaded: Loaded, seed: int, replications: range, method: str = "ran
     for k in replications:
         r = rep.one(k, strict=True)
         yield r
-
-
-STAT_KEYS = ("mean", "std", "min", "p5", "p10", "p50", "p90", "p95", "max")
-
-
-def describe(x) -> dict[str, float]:
-    a = np.asarray(x, dtype=float)
-    if a.size == 0:
-        return dict.fromkeys(STAT_KEYS, float("nan"))
-    q = np.percentile(a, [5, 10, 50, 90, 95])
-    return {
-        "mean": float(a.mean()), "std": float(a.std(ddof=1)) if a.size > 1 else 0.0, "min": float(a.min()),
-        "p5": float(q[0]), "p10": float(q[1]), "p50": float(q[2]), "p90": float(q[3]), "p95": float(q[4]),
-        "max": float(a.max()),
-    }
-
-
-def ci95(x) -> dict[str, list[float]]:
-    """95% confidence intervals: Student t for the mean; distribution-free order-statistic
-    intervals (binomial) for the quantiles."""
-    a = np.sort(np.asarray(x, dtype=float))
-    n = a.size
-    out: dict[str, list[float]] = {}
-    if n < 2:
-        return {"mean": [None, None], "p50": [None, None], "p90": [None, None], "p95": [None, None]}
-    half = stats.t.ppf(0.975, n - 1) * a.std(ddof=1) / math.sqrt(n)
-    out["mean"] = [float(a.mean() - half), float(a.mean() + half)]
-    for name, q in (("p50", 0.5), ("p90", 0.9), ("p95", 0.95)):
-        lo = int(stats.binom.ppf(0.025, n, q))  # 1-based rank of the lower bound
-        hi = int(stats.binom.ppf(0.975, n, q)) + 1
-        # a bound whose rank falls outside the sample cannot be had from n replications: None
-        out[name] = [float(a[lo - 1]) if lo >= 1 else None, float(a[hi - 1]) if hi <= n else None]
-    return out

@@ -22,15 +22,16 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sim.loader import Loaded
-from sim.montecarlo import ChunkResult, Replicator, ci95, describe
-from sim.outputs import HEADLINE, atomic_write, write_json, write_parquet
+from sim.montecarlo import ChunkResult, Replicator
+from sim.outputs import atomic_write, write_json, write_parquet
 from sim.records import RUN_COLUMNS
+from sim.stats import precision_met, spend_columns
+from sim.stats import summarize as summarize_stats
 
 log = logging.getLogger("sim.runner")
 PARTS = ".parts"
@@ -69,27 +70,40 @@ _WORKER: dict = {}
 
 
 def _init_worker(loaded: Loaded, seed: int, method: str, size: int) -> None:
-    _WORKER["rep"] = Replicator(loaded, seed, method, size)
+    """Remember what this process works on; its Replicator is built when first needed."""
+    _WORKER["args"] = (loaded, seed, method, size)
+    _WORKER["rep"] = None
+
+
+def worker_loaded() -> Loaded:
+    """The scenario this worker process was started with (for task functions other than chunks)."""
+    return _WORKER["args"][0]
+
+
+def _replicator() -> Replicator:
+    if _WORKER["rep"] is None:
+        _WORKER["rep"] = Replicator(*_WORKER["args"])
+    return _WORKER["rep"]
 
 
 def _run_chunk(args: tuple) -> ChunkResult:
     """Run one chunk; with a parts folder (workers on this machine), write its files here, in the
     worker, and send back only the replication rows."""
     index, start, stop, strict, parts = args
-    res = _WORKER["rep"].chunk(index, range(start, stop), strict)
+    res = _replicator().chunk(index, range(start, stop), strict)
     if parts is not None:
         write_chunk(Path(parts), res)
-        res.runs = []
+        res.runs = {}
         res.written = True
     return res
 
 
-def _dask_chunk(loaded, seed, method, size, args):
+def _dask_call(fn: Callable, loaded, seed, method, size, args):
     key = (loaded.sha256, seed, method, size)
     if _WORKER.get("key") != key:
         _init_worker(loaded, seed, method, size)
         _WORKER["key"] = key
-    return _run_chunk(args)
+    return fn(args)
 
 
 def _chunks(settings: Settings, todo: list[int], parts: Path | None = None) -> list[tuple]:
@@ -137,31 +151,39 @@ class Backend:
             _init_worker(self.loaded, s.seed, s.method, s.reps)
         return self
 
-    def map(self, tasks: list) -> Iterator[ChunkResult]:
-        s = self.s
+    def map(self, tasks: list, fn: Callable = _run_chunk) -> Iterator:
+        """fn(task) for each task, in task order; `fn` must be a module-level function (it is sent
+        to other processes), and may read this run's scenario with worker_loaded()."""
         if self.client is not None:
-            # a bounded window of chunks in flight; a result is dropped as soon as it is used
-            window = max(2 * max(s.workers, 1), 4)
-            pending: deque = deque()
-            todo = iter(tasks)
-            for t in todo:
-                pending.append(self.client.submit(_dask_chunk, self.remote, s.seed, s.method, s.reps, t, pure=False))
-                if len(pending) >= window:
-                    break
-            while pending:
-                f = pending.popleft()
-                res = f.result()
-                f.release()
-                nxt = next(todo, None)
-                if nxt is not None:
-                    pending.append(self.client.submit(_dask_chunk, self.remote, s.seed, s.method, s.reps, nxt,
-                                                      pure=False))
-                yield res
+            yield from self._dask_map(tasks, fn)
         elif self.ex is not None:
-            yield from self.ex.map(_run_chunk, tasks)
+            yield from self.ex.map(fn, tasks)
         else:
             for t in tasks:
-                yield _run_chunk(t)
+                yield fn(t)
+
+    def _dask_map(self, tasks: list, fn: Callable) -> Iterator:
+        """A bounded window of tasks in flight; a result is dropped as soon as it is used."""
+        s = self.s
+        window = max(2 * max(s.workers, 1), 4)
+        pending: deque = deque()
+        todo = iter(tasks)
+
+        def submit(t):
+            pending.append(self.client.submit(_dask_call, fn, self.remote, s.seed, s.method, s.reps, t, pure=False))
+
+        for t in todo:
+            submit(t)
+            if len(pending) >= window:
+                break
+        while pending:
+            f = pending.popleft()
+            res = f.result()
+            f.release()
+            nxt = next(todo, None)
+            if nxt is not None:
+                submit(nxt)
+            yield res
 
     def __exit__(self, *exc) -> None:
         if self.ex is not None:
@@ -180,9 +202,8 @@ def write_chunk(parts: Path, res: ChunkResult) -> None:
     if getattr(res, "written", False):
         return
     i = res.index
-    if res.runs:
-        columns = list(zip(*res.runs, strict=True))
-        table = pa.table(dict(zip(["replication", *RUN_COLUMNS], columns, strict=True)))
+    if res.runs and res.runs["replication"]:
+        table = pa.table(res.runs)
         atomic_write(parts / f"runs-{i:06d}.parquet", lambda tmp: pq.write_table(table, tmp))
     if res.errors:
         write_json(parts / f"errors-{i:06d}.json", res.errors)
@@ -262,81 +283,126 @@ class Outcome:
     extra: dict = field(default_factory=dict)
 
 
-def precision_met(cost: pd.Series, target: float) -> tuple[bool, dict]:
-    a = cost.to_numpy(dtype=float)
-    if a.size < 2:
-        return False, {}
-    c = ci95(a)
-    mean, p95 = float(a.mean()), float(pd.Series(a).quantile(0.95))
-    rel_mean = (c["mean"][1] - c["mean"][0]) / 2 / abs(mean) if mean else math.inf
-    rel_p95 = max(c["p95"][1] - p95, p95 - c["p95"][0]) / abs(p95) if p95 else math.inf
-    info = {"mean_half_width_rel": rel_mean, "p95_half_width_rel": rel_p95}
-    return rel_mean <= target and rel_p95 <= target, info
+class PrecisionStop:
+    """The precision stopping rule, applied chunk by chunk: stop at the first chunk boundary where
+    the 95% intervals of mean and P95 cost are within the target (and at least `min_reps` ran)."""
+
+    def __init__(self, settings: Settings):
+        self.target = settings.precision
+        self.min_reps = settings.min_reps
+        self.costs: list[pd.Series] = []
+
+    def reached(self, df: pd.DataFrame, done_reps: int) -> bool:
+        if not self.target:
+            return False
+        if len(df):
+            self.costs.append(df["cost_usd"])
+        return bool(self.costs) and done_reps >= self.min_reps and precision_met(pd.concat(self.costs),
+                                                                                  self.target)[0]
+
+
+@dataclass
+class _Pass:
+    """What one pass over the chunks needs: where part files go, what is already done, and where
+    finished chunks are assembled."""
+
+    settings: Settings
+    parts: Path
+    have: set[int]
+    asm: Assembler
+    progress: Callable[[int, int], None] | None
+    stop: PrecisionStop
+
+    def take(self, i: int, fresh: Iterator[ChunkResult]) -> bool:
+        """Assemble chunk i (from disk if an earlier attempt finished it, else the next fresh
+        result); True when the precision target is met with it."""
+        if i in self.have:
+            df = self.asm.add(i)
+        else:
+            res = next(fresh)
+            write_chunk(self.parts, res)
+            df = self.asm.add(i, res.rows)
+        s = self.settings
+        done_reps = min((i + 1) * s.chunk_size(), s.reps)  # chunks are taken in order
+        if self.progress:
+            self.progress(done_reps, s.reps)
+        return self.stop.reached(df, done_reps)
+
+
+def _resume_state(loaded: Loaded, settings: Settings, out: Path, resume: bool, extra_state: dict | None) -> set[int]:
+    """Check an interrupted run's state against these settings and return its finished chunks;
+    or, for a fresh run, write the state a later --resume checks against."""
+    parts = out / PARTS
+    state = {"scenario_sha256": loaded.sha256, "seed": settings.seed, "reps": settings.reps,
+             "method": settings.method, "chunk": settings.chunk_size(), "precision": settings.precision}
+    state_file = parts / "state.json"
+    if not resume:
+        write_json(state_file, {**state, **(extra_state or {})})
+        return set()
+    if not state_file.exists():
+        raise RunError(f"{out}: nothing to resume (no {PARTS}/state.json)")
+    old = json.loads(state_file.read_text())
+    diff = [k for k in state if old.get(k) != state[k]]
+    if diff:
+        raise RunError(f"{out}: cannot resume: {', '.join(diff)} differ from the interrupted run "
+                       f"({', '.join(f'{k}={old.get(k)!r}' for k in diff)})")
+    n_chunks = math.ceil(settings.reps / settings.chunk_size())
+    return {i for i in done_chunks(parts) if i < n_chunks}
+
+
+def _run_batch(backend: Backend, run: _Pass, ids: list[int]) -> int | None:
+    """Chunks `ids` in order; the chunk at which the precision target is met, or None. The whole
+    batch is let finish before returning, so that nothing is left running in the backend."""
+    todo = [i for i in ids if i not in run.have]
+    fresh = iter(backend.map(_chunks(run.settings, todo, run.parts)))
+    met = None
+    for i in ids:
+        if run.take(i, fresh):
+            met = i
+            break
+    for _ in fresh:
+        pass
+    return met
+
+
+def _run_chunks(backend: Backend, run: _Pass) -> tuple[int, str]:
+    """Every chunk, in order: (chunks assembled, why the run stopped). With a precision target,
+    fresh chunks are asked for one batch (a chunk per worker) at a time, so the stopping point does
+    not depend on the worker count."""
+    s = run.settings
+    n_chunks = math.ceil(s.reps / s.chunk_size())
+    batch = max(s.workers, 1) if s.precision else n_chunks
+    for b0 in range(0, n_chunks, batch):
+        met = _run_batch(backend, run, list(range(b0, min(b0 + batch, n_chunks))))
+        if met is not None:
+            return met + 1, "precision"
+    return n_chunks, "cap" if s.precision else "replications"
+
+
+def _nominal(loaded: Loaded, settings: Settings) -> dict | None:
+    try:
+        return Replicator(loaded, settings.seed, settings.method, settings.reps).nominal()
+    except Exception as e:  # the nominal case is reported, never fatal
+        log.warning("the nominal case failed: %s", e)
+        return None
 
 
 def execute(loaded: Loaded, settings: Settings, out: Path, progress: Callable[[int, int], None] | None = None,
             resume: bool = False, extra_state: dict | None = None) -> Outcome:
+    """Run (or complete, with `resume`) every replication into `out/.parts`, streaming each
+    finished chunk to its part files, and assemble replications.parquet and runs.parquet there."""
     parts = out / PARTS
     parts.mkdir(parents=True, exist_ok=True)
-    c = settings.chunk_size()
-    n_chunks = math.ceil(settings.reps / c)
-    state = {"scenario_sha256": loaded.sha256, "seed": settings.seed, "reps": settings.reps,
-             "method": settings.method, "chunk": c, "precision": settings.precision}
-    state_file = parts / "state.json"
-    have: set[int] = set()
-    if resume:
-        if not state_file.exists():
-            raise RunError(f"{out}: nothing to resume (no {PARTS}/state.json)")
-        old = json.loads(state_file.read_text())
-        diff = [k for k in state if old.get(k) != state[k]]
-        if diff:
-            raise RunError(f"{out}: cannot resume: {', '.join(diff)} differ from the interrupted run "
-                           f"({', '.join(f'{k}={old.get(k)!r}' for k in diff)})")
-        have = {i for i in done_chunks(parts) if i < n_chunks}
-    else:
-        write_json(state_file, {**state, **(extra_state or {})})
+    have = _resume_state(loaded, settings, out, resume, extra_state)
     t0 = time.perf_counter()
-    done_reps = sum(min((i + 1) * c, settings.reps) - i * c for i in have)
+    c = settings.chunk_size()
     if progress:
-        progress(done_reps, settings.reps)
-    stop_reason = "replications"
-    upto = n_chunks
+        progress(sum(min((i + 1) * c, settings.reps) - i * c for i in have), settings.reps)
     asm = Assembler(out, parts)
     try:
         with Backend(loaded, settings) as backend:
-            # Chunks are taken in order (finished ones from an earlier attempt, fresh ones as they
-            # come back) and assembled at once. With a precision target the run stops at the first
-            # chunk boundary where it is met; fresh chunks are asked for one batch (a chunk per
-            # worker) at a time, so the stopping point does not depend on the worker count.
-            batch = max(settings.workers, 1) if settings.precision else n_chunks
-            costs: list = []
-            if settings.precision:
-                stop_reason = "cap"
-            met = False
-            for b0 in range(0, n_chunks, batch):
-                ids = list(range(b0, min(b0 + batch, n_chunks)))
-                fresh = iter(backend.map(_chunks(settings, [i for i in ids if i not in have], parts)))
-                for i in ids:
-                    if i in have:
-                        df = asm.add(i)
-                    else:
-                        res = next(fresh)
-                        write_chunk(parts, res)
-                        df = asm.add(i, res.rows)
-                    done_reps = min((i + 1) * c, settings.reps)  # chunks are taken in order
-                    if progress:
-                        progress(done_reps, settings.reps)
-                    if settings.precision:
-                        if len(df):
-                            costs.append(df["cost_usd"])
-                        if costs and done_reps >= settings.min_reps and precision_met(
-                                pd.concat(costs), settings.precision)[0]:
-                            upto, stop_reason, met = i + 1, "precision", True
-                            break
-                for _ in fresh:  # let the rest of the batch finish before leaving the backend
-                    pass
-                if met:
-                    break
+            upto, stop_reason = _run_chunks(backend, _Pass(settings, parts, have, asm, progress,
+                                                           PrecisionStop(settings)))
         runtime = time.perf_counter() - t0
         reps, errors = asm.close()
     except BaseException:
@@ -344,127 +410,15 @@ def execute(loaded: Loaded, settings: Settings, out: Path, progress: Callable[[i
         raise
     if settings.strict and errors:  # pragma: no cover - strict raises inside the chunk
         raise RunError(errors[0]["error"])
-    nominal = None
-    try:
-        nominal = Replicator(loaded, settings.seed, settings.method, settings.reps).nominal()
-    except Exception as e:  # the nominal case is reported, never fatal
-        log.warning("the nominal case failed: %s", e)
-    return Outcome(reps, errors, nominal, stop_reason, runtime, upto, len(have))
+    return Outcome(reps, errors, _nominal(loaded, settings), stop_reason, runtime, upto, len(have))
 
 
 def summarize(outcome: Outcome, loaded: Loaded, settings: Settings) -> dict:
-    reps = outcome.reps
-    scn = loaded.scenario
-    out = {
-        "scenario": scn.project.name,
-        "scenario_sha256": loaded.sha256,
-        "seed": settings.seed,
-        "replications": int(len(reps)),
-        "failed_replications": len(outcome.errors),
-        "sampling": settings.method,
-        "stopped_by": outcome.stop_reason,
-        "metrics": {},
-        "workloads": {},
-        "nominal": outcome.nominal and {m: outcome.nominal[m] for m in HEADLINE if m in outcome.nominal},
-    }
-    for m in HEADLINE:
-        if m in reps:
-            out["metrics"][m] = {**describe(reps[m]), "ci95": ci95(reps[m])}
-    for w in scn.workloads:
-        name = w.name
-        if f"cost_usd_wl_{name}" not in reps:
-            continue
-        cost, runs = reps[f"cost_usd_wl_{name}"], reps[f"runs_wl_{name}"]
-        out["workloads"][name] = {
-            "runs": describe(runs)["mean"],
-            "cost_usd": describe(cost),
-            "cost_usd_per_run": describe(cost / runs),
-            "gpu_hours": describe(reps[f"gpu_hours_wl_{name}"]),
-        }
-    if settings.precision:
-        ok, info = precision_met(reps["cost_usd"], settings.precision) if len(reps) else (False, {})
-        out["precision"] = {"target": settings.precision, "met": ok, **info}
-    out["risk"] = risk(reps, scn)
-    out["spend_by_month"] = spend_by_month(reps)
-    out["breakdown"] = breakdown(reps)
-    return out
-
-
-CONFIDENCES = (50, 80, 90, 95)
-
-
-def _wilson(k: int, n: int) -> list[float]:
-    """95% Wilson interval for a proportion k/n."""
-    if n == 0:
-        return [float("nan"), float("nan")]
-    z = 1.959963984540054
-    if k == 0:
-        return [0.0, min(1.0, z * z / (n + z * z))]
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return [max(0.0, centre - half), min(1.0, centre + half)]
-
-
-def risk(reps: pd.DataFrame, scn) -> dict:
-    """Budget and schedule risk: the chance of going over budget or past the deadline, and the
-    budget and finish date needed for a given confidence."""
-    from datetime import timedelta
-
-    cost = reps["cost_usd"].to_numpy(dtype=float)
-    days = reps["makespan_days"].to_numpy(dtype=float)
-    n = len(cost)
-    start = scn.project.start
-    out: dict = {
-        "budget_for_confidence": {f"p{c}": float(np.percentile(cost, c)) for c in CONFIDENCES},
-        "finish_date_at_confidence": {
-            f"p{c}": (start + timedelta(days=float(np.percentile(days, c)))).isoformat() for c in CONFIDENCES},
-    }
-    if scn.project.budget_usd is not None:
-        over = int((cost > scn.project.budget_usd).sum())
-        out["budget_usd"] = scn.project.budget_usd
-        out["p_over_budget"] = over / n
-        out["p_over_budget_ci95"] = _wilson(over, n)
-    if scn.project.deadline is not None:
-        limit_days = (scn.project.deadline - start).days + 1  # finished by the end of the deadline day
-        late = int((days > limit_days).sum())
-        out["deadline"] = scn.project.deadline.isoformat()
-        out["p_late"] = late / n
-        out["p_late_ci95"] = _wilson(late, n)
-    return out
-
-
-def spend_columns(reps: pd.DataFrame) -> list[str]:
-    return sorted(c for c in reps.columns if c.startswith("spend_usd_"))
-
-
-def spend_by_month(reps: pd.DataFrame) -> list[dict]:
-    """Per calendar month: P10/P50/P90 and mean of the spend, and of the cumulative spend."""
-    cols = spend_columns(reps)
-    if not cols:
-        return []
-    m = reps[cols].fillna(0.0).to_numpy(dtype=float)
-    cum = np.cumsum(m, axis=1)
-    out = []
-    for j, c in enumerate(cols):
-        q = np.percentile(m[:, j], [10, 50, 90])
-        qc = np.percentile(cum[:, j], [10, 50, 90])
-        out.append({"month": c.removeprefix("spend_usd_"), "mean": float(m[:, j].mean()), "p10": float(q[0]),
-                    "p50": float(q[1]), "p90": float(q[2]), "cumulative_p10": float(qc[0]),
-                    "cumulative_p50": float(qc[1]), "cumulative_p90": float(qc[2])})
-    return out
-
-
-def breakdown(reps: pd.DataFrame) -> dict:
-    """Mean cost by workload, pool and pricing tier; shares of accelerator-hours by what they did."""
-    def means(prefix: str) -> dict:
-        return {c.removeprefix(prefix): float(reps[c].mean()) for c in reps.columns if c.startswith(prefix)}
-
-    held = float((reps["gpu_hours"] + reps["idle_gpu_hours"]).sum())
-    shares = {k: (float(reps[f"{k}_gpu_hours"].sum()) / held if held else 0.0)
-              for k in ("productive", "lost", "overhead", "idle")}
-    return {"cost_usd_by_workload": means("cost_usd_wl_"), "cost_usd_by_pool": means("cost_usd_pool_"),
-            "cost_usd_by_tier": means("cost_usd_tier_"), "gpu_hours_shares": shares}
+    """summary.json of a finished run (the statistics are sim.stats.summarize)."""
+    head = {"scenario": loaded.scenario.project.name, "scenario_sha256": loaded.sha256, "seed": settings.seed,
+            "replications": int(len(outcome.reps)), "failed_replications": len(outcome.errors),
+            "sampling": settings.method, "stopped_by": outcome.stop_reason}
+    return summarize_stats(outcome.reps, loaded.scenario, head, outcome.nominal, settings.precision)
 
 
 RESULTS = ("replications.parquet", "runs.parquet", "summary.json", "manifest.json")  # published in this order

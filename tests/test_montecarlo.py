@@ -160,17 +160,17 @@ def test_out_of_range_samples_are_recorded_and_the_rest_go_on(cli, write, tmp_pa
     manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
     failed = manifest["failed_replications"]
     assert 5 < len(failed) < 50  # P(lognormal > 1) here is about 4.6%... 10%
-    assert all("workloads[0].mfu: sampled" in f["error"] and "is not <= 1" in f["error"] for f in failed)
+    assert all("workloads[train].mfu: sampled" in f["error"] and "is not <= 1" in f["error"] for f in failed)
     reps = pd.read_parquet(tmp_path / "a" / "replications.parquet")
     assert len(reps) + len(failed) == 200
     assert set(reps.replication).isdisjoint(f["replication"] for f in failed)
     clipped = text.replace("p95: 0.99}", "p95: 0.99, clip: true}")
     run_cmd(cli, write(clipped, "c.yaml"), "--reps", "200", "--workers", "1", "--out", tmp_path / "c")
     reps = pd.read_parquet(tmp_path / "c" / "replications.parquet")
-    assert len(reps) == 200 and reps["input:workloads[0].mfu"].max() == 1.0
+    assert len(reps) == 200 and reps["input:workloads[train].mfu"].max() == 1.0
     code, _out, err = cli("run", write(text, "s.yaml"), "--reps", "200", "--workers", "1", "--strict",
                           "--out", tmp_path / "s")
-    assert code == 2 and "workloads[0].mfu: sampled" in err
+    assert code == 2 and "workloads[train].mfu: sampled" in err
 
 
 def test_precision_stops_when_met_and_does_not_depend_on_workers(cli, write, tmp_path):
@@ -239,7 +239,7 @@ variants:
         rep = Replicator(load(p, variant=v), 12)
         rows[v] = rep.chunk(0, range(30)).rows
     for a, b, c in zip(rows[None], rows["cheaper"], rows["more-uncertain"], strict=True):
-        assert a["input:workloads[0].mfu"] == b["input:workloads[0].mfu"] == c["input:workloads[0].mfu"]
-        assert a["input:workloads[0].tokens"] == c["input:workloads[0].tokens"]
+        assert a["input:workloads[train].mfu"] == b["input:workloads[train].mfu"] == c["input:workloads[train].mfu"]
+        assert a["input:workloads[train].tokens"] == c["input:workloads[train].tokens"]
         assert a["makespan_days"] == b["makespan_days"] and a["failures"] == b["failures"]
         assert b["cost_usd"] == pytest.approx(a["cost_usd"] * 0.75)

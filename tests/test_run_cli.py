@@ -82,7 +82,7 @@ def test_uncertain_inputs_are_sampled_and_recorded(cli, write, tmp_path):
     p = write(MINIMAL.replace("mfu: 0.4", "mfu: {dist: uniform, min: 0.3, max: 0.5}"))
     run(cli, p, "--reps", "50", "--out", tmp_path / "u")
     reps = pd.read_parquet(tmp_path / "u" / "replications.parquet")
-    mfu = reps["input:workloads[0].mfu"]
+    mfu = reps["input:workloads[train].mfu"]
     assert mfu.between(0.3, 0.5).all() and mfu.nunique() == 50
     assert np.corrcoef(mfu, reps.cost_usd)[0, 1] < -0.9  # higher MFU, cheaper
 

@@ -1,0 +1,477 @@
+"""The Python API: everything `sim` does, for notebooks and scripts, with the same files and numbers
+as the command line (the CLI only parses arguments and prints what these functions return).
+
+    import sim
+    r = sim.run("scenarios/uncertain_pretrain.yaml", reps=100, seed=1)
+    r.replications          # one row per replication (replications.parquet)
+    r.runs                  # one row per run per replication (runs.parquet)
+    r.summary               # summary.json as a dict
+    r.report("my-report")   # report.html, report.md and plots
+
+`scenario` arguments take a path (str or Path) or a scenario already loaded with `load`.
+
+Output folders: with `out=FOLDER` a function writes its files there, as the CLI does (a non-empty
+folder is refused unless `overwrite=True`). With `out=None` (the default) it runs in a temporary
+folder that is removed afterwards: the results are returned in memory (replications and runs as
+DataFrames, summary and manifest as dicts) and no report is drawn (call `Result.report(path)`).
+`out=DEFAULT` picks the CLI's default, `outputs/<project>/<timestamp>/` (`-compare` or
+`-sensitivity` after the project's name for those).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+
+from sim import __version__, outputs, runner
+from sim import compare as comparing
+from sim import sensitivity as sens
+from sim.engine import SimulationError
+from sim.loader import Issue, Loaded, ScenarioError, load_data
+from sim.loader import load as _load_file
+from sim.montecarlo import SampleError
+from sim.runner import RunError, Settings
+from sim.schema import uncertain_inputs
+
+log = logging.getLogger("sim.api")
+
+ScenarioLike = str | Path | Loaded
+Progress = Callable[[int | None, int | None], None]  # (done, total); (None, None) when a run ends
+
+__all__ = ["DEFAULT", "Comparison", "Result", "RunError", "RunInterrupted", "ScenarioError", "SensitivityResult",
+           "SettingsError", "SweepResult", "analyse", "compare", "default_out", "estimate", "load", "resume", "run",
+           "sensitivity", "sweep"]
+
+
+class SettingsError(RunError):
+    """A setting out of range, or settings that do not go together. `option` is the CLI flag it
+    comes from (e.g. "--precision"), or None."""
+
+    def __init__(self, option: str | None, message: str):
+        self.option, self.message = option, message
+        super().__init__(f"{option}: {message}" if option else message)
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run: its finished chunks are kept in `out` for `resume(out)`."""
+
+    def __init__(self, out: Path):
+        self.out = out
+        super().__init__(str(out))
+
+
+# --------------------------------------------------------------------------------------------
+# Scenarios and the deterministic estimate
+
+
+def load(path: str | Path, variant: str | None = None, sets: Sequence[str] = ()) -> Loaded:
+    """Read and check a scenario file; `variant` applies one of its `variants:`, `sets` overrides
+    keys ("workloads[pretrain].mfu=0.35")."""
+    return _load_file(path, variant=variant, sets=list(sets))
+
+
+def _loaded(scenario: ScenarioLike, variant: str | None = None, sets: Sequence[str] = ()) -> Loaded:
+    """A loaded scenario; a Loaded given with a variant or sets has them applied on top."""
+    if isinstance(scenario, Loaded):
+        if variant is None and not sets:
+            return scenario
+        return load_data(scenario.raw, scenario.file, variant=variant, sets=[*scenario.sets, *sets])
+    return load(scenario, variant, sets)
+
+
+def estimate(scenario: ScenarioLike) -> pd.DataFrame:
+    """The deterministic estimate (no queueing, failures or preemption), one row per workload;
+    the totals are in `.attrs["total"]`."""
+    from sim.estimate import estimate as _estimate
+
+    est = _estimate(_loaded(scenario))
+    df = pd.DataFrame([asdict(w) for w in est.workloads])
+    df.attrs["total"] = est.total
+    return df
+
+
+# --------------------------------------------------------------------------------------------
+# Output folders
+
+
+def default_out(name: str) -> Path:
+    """outputs/<name>/<timestamp>/, the CLI's default result folder."""
+    return Path("outputs") / name / datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+class _Default:
+    def __repr__(self) -> str:
+        return "DEFAULT"
+
+
+DEFAULT = _Default()  # out=DEFAULT: the CLI's default folder, outputs/<project>[-what]/<timestamp>/
+
+
+def _out(out: str | Path | None | _Default, loaded: Loaded, suffix: str = "") -> str | Path | None:
+    return default_out(loaded.scenario.project.name + suffix) if out is DEFAULT else out
+
+
+def prepare_out(out: str | Path, overwrite: bool = False) -> Path:
+    try:
+        return outputs.prepare_dir(Path(out), overwrite)
+    except outputs.OutputError as e:
+        raise SettingsError("--out", str(e)) from None
+
+
+@contextmanager
+def _folder(out: str | Path | None, overwrite: bool) -> Iterator[tuple[Path, bool]]:
+    """(folder, kept): `out` prepared, or a temporary folder removed at the end."""
+    if out is not None:
+        yield prepare_out(out, overwrite), True
+        return
+    tmp = Path(tempfile.mkdtemp(prefix="trainsim-"))
+    try:
+        yield tmp, False
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------------------------
+# sim run
+
+
+@dataclass
+class Result:
+    """A finished `run`: the replications and per-run records, summary.json and manifest.json."""
+
+    loaded: Loaded
+    replications: pd.DataFrame
+    summary: dict
+    manifest: dict
+    errors: list[dict]  # failed replications (also in manifest.json)
+    runtime_s: float
+    out: Path | None  # the result folder, None when run with out=None
+    _runs: pd.DataFrame | None = field(default=None, repr=False)
+
+    @property
+    def runs(self) -> pd.DataFrame:
+        """One row per run per replication (read from runs.parquet when the folder is kept)."""
+        if self._runs is None:
+            self._runs = pd.read_parquet(self.out / "runs.parquet")
+        return self._runs
+
+    def report(self, path: str | Path) -> Path:
+        """Write report.html, report.md and the PNG plots into `path`."""
+        from sim import report
+
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        report.run_report(path, self.loaded, self.summary, self.replications)
+        return path
+
+
+def run_settings(scn, reps: int | None = None, seed: int | None = None, workers: int | None = None,
+                 backend: str = "process", scheduler: str | None = None, sampling: str | None = None,
+                 precision: float | None = None, strict: bool = False) -> Settings:
+    """Settings of a run, defaults from the scenario's `simulation:`, checked."""
+    seed = seed if seed is not None else scn.simulation.seed
+    workers = workers if workers is not None else runner.default_workers()
+    reps = reps if reps is not None else (100_000 if precision else scn.simulation.replications)
+    method = sampling or scn.simulation.sampling
+    if scheduler and backend != "dask":
+        raise SettingsError("--scheduler", "goes with --backend dask")
+    if precision is not None and method != "random":
+        raise SettingsError("--precision", "needs random sampling: an LHS or Sobol design cut short is not "
+                            "stratified, and its points are not independent (use --sampling random)")
+    if reps < 1 or seed < 0 or workers < 1 or (precision is not None and not 0 < precision < 1):
+        raise SettingsError(None, "--reps and --workers must be >= 1, --seed >= 0, --precision between 0 and 1 "
+                            "(e.g. 0.01)")
+    return Settings(seed=seed, reps=reps, method=method, workers=workers, backend=backend, scheduler=scheduler,
+                    strict=strict, precision=precision)
+
+
+def _manifest(loaded: Loaded, settings: Settings, outcome: runner.Outcome) -> dict:
+    return {
+        "scenario_file": str(loaded.file), "variant": loaded.variant, "set": loaded.sets,
+        "scenario_sha256": loaded.sha256, "seed": settings.seed, "replications_asked": settings.reps,
+        "replications": len(outcome.reps) + len(outcome.errors), "sampling": settings.method,
+        "workers": settings.workers, "backend": settings.backend, "chunk_size": settings.chunk_size(),
+        "precision": settings.precision, "stopped_by": outcome.stop_reason, "resumed_chunks": outcome.resumed_chunks,
+        "package": "trainsim", "version": __version__, "python": sys.version.split()[0],
+        "runtime_s": round(outcome.runtime_s, 3), "created": datetime.now().isoformat(timespec="seconds"),
+        "failed_replications": outcome.errors, "resolved_scenario": loaded.resolved,
+    }
+
+
+def _execute(loaded: Loaded, settings: Settings, out: Path, resume: bool, progress: Progress | None) -> runner.Outcome:
+    state = {"file": str(loaded.file), "variant": loaded.variant, "set": loaded.sets}
+    try:
+        return runner.execute(loaded, settings, out, progress=progress, resume=resume, extra_state=state)
+    except (RunError, SampleError, SimulationError) as e:  # SimulationError: with strict
+        raise ScenarioError(str(loaded.file), [Issue((), str(e))]) from None
+    except KeyboardInterrupt:
+        raise RunInterrupted(out) from None
+    finally:
+        if progress:
+            progress(None, None)
+
+
+def simulate_into(loaded: Loaded, settings: Settings, out: Path, resume: bool = False,
+                  progress: Progress | None = None, keep: bool = True) -> Result:
+    """Run the replications into the folder `out` and publish replications.parquet, runs.parquet,
+    summary.json, manifest.json and (when `keep`) the report. Ctrl-C raises RunInterrupted, the
+    finished chunks kept for resume."""
+    outcome = _execute(loaded, settings, out, resume, progress)
+    if outcome.reps.empty:
+        first = outcome.errors[0]["error"] if outcome.errors else "no replication ran"
+        raise ScenarioError(str(loaded.file), [Issue((), f"every replication failed; the first: {first} "
+                                                     f"(details in {out / runner.PARTS})")])
+    summary = runner.summarize(outcome, loaded, settings)
+    manifest = _manifest(loaded, settings, outcome)
+    outputs.write_json(out / runner.PARTS / "summary.json", summary)
+    outputs.write_json(out / runner.PARTS / "manifest.json", manifest)
+    runner.finish(out)
+    result = Result(loaded, outcome.reps, summary, manifest, outcome.errors, outcome.runtime_s, out if keep else None)
+    if keep:
+        result.report(out)
+    else:
+        result._runs = pd.read_parquet(out / "runs.parquet")
+    return result
+
+
+def run(scenario: ScenarioLike, reps: int | None = None, seed: int | None = None,
+        out: str | Path | _Default | None = None, workers: int | None = None, backend: str = "process",
+        scheduler: str | None = None, sampling: str | None = None, precision: float | None = None,
+        strict: bool = False, overwrite: bool = False, variant: str | None = None, sets: Sequence[str] = (),
+        progress: Progress | None = None) -> Result:
+    """Simulate the project `reps` times (default `simulation.replications`; with `precision`, the
+    cap, default 100,000) and return the results; with `out`, also write the result files there.
+    Defaults as in `sim run`, except `out` (see the module's docstring)."""
+    loaded = _loaded(scenario, variant, sets)
+    settings = run_settings(loaded.scenario, reps, seed, workers, backend, scheduler, sampling, precision, strict)
+    with _folder(_out(out, loaded), overwrite) as (folder, keep):
+        return simulate_into(loaded, settings, folder, progress=progress, keep=keep)
+
+
+def resume(folder: str | Path, workers: int | None = None, backend: str = "process", scheduler: str | None = None,
+           strict: bool = False, progress: Progress | None = None, scenario: ScenarioLike | None = None,
+           variant: str | None = None, sets: Sequence[str] = ()) -> Result:
+    """Complete an interrupted run in `folder`, computing only its missing replications; the
+    scenario, seed, replications and sampling are the interrupted run's."""
+    import json
+
+    state_file = Path(folder) / runner.PARTS / "state.json"
+    if not state_file.exists():
+        raise SettingsError("--resume", f"{folder}: no interrupted run to resume (no {runner.PARTS}/state.json)")
+    state = json.loads(state_file.read_text())
+    loaded = _loaded(scenario or state.get("file"), variant or state.get("variant"), sets or state.get("set") or [])
+    settings = run_settings(loaded.scenario, state["reps"], state["seed"], workers, backend, scheduler,
+                            state["method"], state["precision"], strict)
+    settings.chunk = state["chunk"]
+    return simulate_into(loaded, settings, Path(folder), resume=True, progress=progress)
+
+
+# --------------------------------------------------------------------------------------------
+# sim compare
+
+
+@dataclass
+class Comparison:
+    """compare.json as `report`, and each strategy's replications."""
+
+    report: dict
+    results: dict[str, pd.DataFrame]
+    out: Path | None
+
+
+@dataclass
+class SweepResult:
+    """compare.json of a sweep as `report` (costs, pairs and break-even points), and sweep.parquet
+    as `table`."""
+
+    report: dict
+    table: pd.DataFrame
+    out: Path | None
+
+
+@dataclass
+class _Strategies:
+    """The base scenario and its variants, each run with the same seed (common random numbers)."""
+
+    scenario: ScenarioLike
+    base: Loaded
+    names: list[str]
+    sets: list[str]
+    options: dict
+    progress: Progress | None
+    risks: dict = field(default_factory=dict)
+
+    def run(self, name: str, extra_sets: list[str], folder: Path) -> pd.DataFrame:
+        variant = None if name == "base" else name
+        if isinstance(self.scenario, Loaded):
+            loaded = _loaded(self.scenario, variant, extra_sets)
+        else:
+            loaded = load(self.scenario, variant, [*self.sets, *extra_sets])
+        o = self.options
+        settings = Settings(seed=o["seed"], reps=o["reps"], method=o["sampling"] or loaded.scenario.simulation.sampling,
+                            workers=o["workers"], backend=o["backend"], scheduler=o["scheduler"])
+        folder.mkdir(parents=True, exist_ok=True)
+        result = simulate_into(loaded, settings, folder, progress=self.progress)
+        self.risks[name] = result.summary["risk"]
+        return result.replications
+
+    def run_all(self, folder: Path, extra_sets: Sequence[str] = ()) -> dict[str, pd.DataFrame]:
+        return {n: self.run(n, list(extra_sets), folder / n) for n in self.names}
+
+
+def _strategies(scenario: ScenarioLike, only: Sequence[str] | None, sets: Sequence[str], need_two: bool,
+                options: dict, progress: Progress | None) -> _Strategies:
+    base = _loaded(scenario, None, sets)
+    names = ["base", *base.scenario.variants]
+    if only is not None:
+        unknown = [n for n in only if n not in names]
+        if unknown:
+            raise ScenarioError(str(base.file), [Issue(("variants",), f"no variant named {unknown[0]!r} "
+                                                       f"(base and variants: {', '.join(names)})")])
+        names = list(only)
+    if len(names) < 2 and need_two:
+        raise ScenarioError(str(base.file), [Issue(("variants",), "nothing to compare: the file defines no "
+                                                   "`variants:` (add some, or use --sweep)")])
+    scn = base.scenario
+    options = {**options, "seed": options["seed"] if options["seed"] is not None else scn.simulation.seed,
+               "reps": options["reps"] if options["reps"] is not None else scn.simulation.replications,
+               "workers": options["workers"] if options["workers"] is not None else runner.default_workers()}
+    return _Strategies(scenario, base, names, list(sets), options, progress)
+
+
+def _compare_options(reps, seed, workers, backend, scheduler, sampling) -> dict:
+    return {"reps": reps, "seed": seed, "workers": workers, "backend": backend, "scheduler": scheduler,
+            "sampling": sampling}
+
+
+def compare(scenario: ScenarioLike, only: Sequence[str] | None = None, reps: int | None = None,
+            seed: int | None = None, out: str | Path | _Default | None = None, workers: int | None = None,
+            backend: str = "process", scheduler: str | None = None, sampling: str | None = None,
+            overwrite: bool = False, sets: Sequence[str] = (), progress: Progress | None = None) -> Comparison:
+    """Run the base scenario and its variants (or the strategies in `only`) with the same seed and
+    compare them side by side and pair by pair. Each strategy's result folder is kept under `out`,
+    with compare.json and a report."""
+    s = _strategies(scenario, only, sets, True, _compare_options(reps, seed, workers, backend, scheduler, sampling),
+                    progress)
+    with _folder(_out(out, s.base, "-compare"), overwrite) as (folder, keep):
+        results = s.run_all(folder)
+        report = {"scenario": s.base.scenario.project.name, "seed": s.options["seed"],
+                  "replications": s.options["reps"], "side_by_side": comparing.side_by_side(results), "risk": s.risks,
+                  "pairs": comparing.pairwise(results)}
+        outputs.write_json(folder / "compare.json", report)
+        from sim import report as reporting
+
+        reporting.compare_report(folder, report, results, {"base": s.base.resolved,
+                                                            "variants": s.base.raw.get("variants")})
+        return Comparison(report, results, folder if keep else None)
+
+
+def sweep(scenario: ScenarioLike, key: str, values: Sequence[float] | str, only: Sequence[str] | None = None,
+          reps: int | None = None, seed: int | None = None, out: str | Path | _Default | None = None,
+          workers: int | None = None, backend: str = "process", scheduler: str | None = None,
+          sampling: str | None = None, overwrite: bool = False, sets: Sequence[str] = (),
+          progress: Progress | None = None) -> SweepResult:
+    """Run every strategy at each value of `key` (a list, or "START:STOP:STEP") and find the
+    break-even points of each pair: where the mean paired cost difference crosses zero, and where
+    the band between its 5th and 95th percentiles does."""
+    if isinstance(values, str):
+        try:
+            key, values = comparing.sweep_values(f"{key}={values}")
+        except ValueError as e:
+            raise SettingsError(None, str(e)) from None
+    s = _strategies(scenario, only, sets, False, _compare_options(reps, seed, workers, backend, scheduler, sampling),
+                    progress)
+    with _folder(_out(out, s.base, "-compare"), overwrite) as (folder, keep):
+        rows, pairs = [], []
+        for v in values:
+            results = s.run_all(folder / f"{key}={v}", [f"{key}={v}"])
+            r, p = comparing.sweep_point(v, results)
+            rows += r
+            pairs += p
+        table = pd.DataFrame(rows)
+        outputs.write_parquet(folder / "sweep.parquet", table)
+        report = {"scenario": s.base.scenario.project.name, "seed": s.options["seed"],
+                  "replications": s.options["reps"], "sweep": {"key": key, "values": list(values)}, "costs": rows,
+                  "pairs": pairs, "break_even": comparing.break_evens(key, pairs)}
+        outputs.write_json(folder / "compare.json", report)
+        return SweepResult(report, table, folder if keep else None)
+
+
+# --------------------------------------------------------------------------------------------
+# sim sensitivity
+
+
+@dataclass
+class SensitivityResult:
+    """The tornado rows, the Sobol indices (or {}), sensitivity.csv as `table`, and the evaluated
+    points (points.parquet) they were computed from."""
+
+    tornado: list[dict]
+    sobol: dict
+    table: pd.DataFrame
+    points: pd.DataFrame
+    meta: dict
+    failed: list[dict]
+    out: Path | None
+
+
+def _write_sensitivity(folder: Path, analysis: sens.Analysis, points: pd.DataFrame, resolved: dict | None,
+                       report: bool) -> SensitivityResult:
+    meta = analysis.meta
+    df = sens.table(analysis)
+    outputs.atomic_write(folder / "sensitivity.csv", lambda tmp: df.to_csv(tmp, index=False))
+    data = {"scenario": meta["scenario"], "seed": meta["seed"], "replications_per_point": meta["reps"],
+            "tornado": analysis.tornado, "sobol": analysis.sobol}
+    if analysis.failed:
+        data["failed_points"] = analysis.failed
+    outputs.write_json(folder / "sensitivity.json", data)
+    if report:
+        from sim import report as reporting
+
+        reporting.sensitivity_report(folder, meta["scenario"], analysis.tornado, sens.plot_tornado(analysis.tornado),
+                                     resolved)
+    return SensitivityResult(analysis.tornado, analysis.sobol, df, points, meta, analysis.failed, folder)
+
+
+def sensitivity(scenario: ScenarioLike, reps: int = 20, n: int = 64, seed: int | None = None, sobol: bool = True,
+                out: str | Path | _Default | None = None, overwrite: bool = False, workers: int | None = None,
+                backend: str = "process", scheduler: str | None = None, variant: str | None = None,
+                sets: Sequence[str] = ()) -> SensitivityResult:
+    """Which uncertain inputs drive cost and time: the tornado (each input at its P10 and P90, the
+    others at their medians) and Sobol indices (Saltelli sample of base size `n`), every point
+    `reps` replications with the same seed. The evaluated points are kept (points.parquet,
+    points.json) so that `analyse(out)` can recompute the indices without simulating."""
+    loaded = _loaded(scenario, variant, sets)
+    if not uncertain_inputs(loaded.scenario):
+        raise ScenarioError(str(loaded.file), [Issue((), "no uncertain inputs: give some keys as distributions "
+                                                     "(e.g. mfu: {dist: pert, min: 0.3, mode: 0.4, max: 0.5})")])
+    seed = seed if seed is not None else loaded.scenario.simulation.seed
+    if reps < 1 or n < 2 or n & (n - 1):
+        raise SettingsError(None, "--reps must be >= 1 and --n a power of two >= 2")
+    workers = workers if workers is not None else runner.default_workers()
+    with _folder(_out(out, loaded, "-sensitivity"), overwrite) as (folder, keep):
+        points, meta = sens.run_points(loaded, seed, reps, n, sobol=sobol, workers=workers, backend=backend,
+                                       scheduler=scheduler)
+        meta["resolved_scenario"] = loaded.resolved
+        sens.save(folder, points, meta)
+        result = _write_sensitivity(folder, sens.analyse_points(points, meta), points, loaded.resolved, keep)
+        result.out = folder if keep else None
+        return result
+
+
+def analyse(folder: str | Path, report: bool = True) -> SensitivityResult:
+    """Re-analyse a stored sensitivity run (its points.parquet and points.json): recompute the
+    tornado and Sobol indices and rewrite sensitivity.csv, sensitivity.json and the report."""
+    folder = Path(folder)
+    analysis = sens.analyse(folder)
+    points = pd.read_parquet(folder / sens.POINTS)
+    return _write_sensitivity(folder, analysis, points, analysis.meta.get("resolved_scenario"), report)

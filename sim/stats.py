@@ -1,0 +1,173 @@
+"""Statistics of replication results, in one place: descriptive statistics and 95% intervals,
+budget and schedule risk (with Wilson intervals), spend by calendar month, the cost breakdown,
+the precision stopping rule, and the summary.json they make up.
+
+Pure functions of arrays and DataFrames: no files, no simulation.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+from sim.outputs import HEADLINE
+
+STAT_KEYS = ("mean", "std", "min", "p5", "p10", "p50", "p90", "p95", "max")
+CONFIDENCES = (50, 80, 90, 95)
+Z95 = 1.959963984540054
+
+
+def describe(x) -> dict[str, float]:
+    a = np.asarray(x, dtype=float)
+    if a.size == 0:
+        return dict.fromkeys(STAT_KEYS, float("nan"))
+    q = np.percentile(a, [5, 10, 50, 90, 95])
+    return {
+        "mean": float(a.mean()), "std": float(a.std(ddof=1)) if a.size > 1 else 0.0, "min": float(a.min()),
+        "p5": float(q[0]), "p10": float(q[1]), "p50": float(q[2]), "p90": float(q[3]), "p95": float(q[4]),
+        "max": float(a.max()),
+    }
+
+
+def ci95(x) -> dict[str, list[float]]:
+    """95% confidence intervals: Student t for the mean; distribution-free order-statistic
+    intervals (binomial) for the quantiles."""
+    a = np.sort(np.asarray(x, dtype=float))
+    n = a.size
+    out: dict[str, list[float]] = {}
+    if n < 2:
+        return {"mean": [None, None], "p50": [None, None], "p90": [None, None], "p95": [None, None]}
+    half = sps.t.ppf(0.975, n - 1) * a.std(ddof=1) / math.sqrt(n)
+    out["mean"] = [float(a.mean() - half), float(a.mean() + half)]
+    for name, q in (("p50", 0.5), ("p90", 0.9), ("p95", 0.95)):
+        lo = int(sps.binom.ppf(0.025, n, q))  # 1-based rank of the lower bound
+        hi = int(sps.binom.ppf(0.975, n, q)) + 1
+        # a bound whose rank falls outside the sample cannot be had from n replications: None
+        out[name] = [float(a[lo - 1]) if lo >= 1 else None, float(a[hi - 1]) if hi <= n else None]
+    return out
+
+
+def wilson(k: int, n: int) -> list[float]:
+    """95% Wilson interval for a proportion k/n."""
+    if n == 0:
+        return [float("nan"), float("nan")]
+    z = Z95
+    if k == 0:
+        return [0.0, min(1.0, z * z / (n + z * z))]
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return [max(0.0, centre - half), min(1.0, centre + half)]
+
+
+def precision_met(cost: pd.Series, target: float) -> tuple[bool, dict]:
+    """Whether the 95% intervals of mean and P95 cost are both within `target` (relative
+    half-width), and those half-widths."""
+    a = cost.to_numpy(dtype=float)
+    if a.size < 2:
+        return False, {}
+    c = ci95(a)
+    mean, p95 = float(a.mean()), float(pd.Series(a).quantile(0.95))
+    rel_mean = (c["mean"][1] - c["mean"][0]) / 2 / abs(mean) if mean else math.inf
+    rel_p95 = max(c["p95"][1] - p95, p95 - c["p95"][0]) / abs(p95) if p95 else math.inf
+    info = {"mean_half_width_rel": rel_mean, "p95_half_width_rel": rel_p95}
+    return rel_mean <= target and rel_p95 <= target, info
+
+
+def risk(reps: pd.DataFrame, scn) -> dict:
+    """Budget and schedule risk: the chance of going over budget or past the deadline, and the
+    budget and finish date needed for a given confidence."""
+    cost = reps["cost_usd"].to_numpy(dtype=float)
+    days = reps["makespan_days"].to_numpy(dtype=float)
+    n = len(cost)
+    start = scn.project.start
+    out: dict = {
+        "budget_for_confidence": {f"p{c}": float(np.percentile(cost, c)) for c in CONFIDENCES},
+        "finish_date_at_confidence": {
+            f"p{c}": (start + timedelta(days=float(np.percentile(days, c)))).isoformat() for c in CONFIDENCES},
+    }
+    if scn.project.budget_usd is not None:
+        over = int((cost > scn.project.budget_usd).sum())
+        out["budget_usd"] = scn.project.budget_usd
+        out["p_over_budget"] = over / n
+        out["p_over_budget_ci95"] = wilson(over, n)
+    if scn.project.deadline is not None:
+        limit_days = (scn.project.deadline - start).days + 1  # finished by the end of the deadline day
+        late = int((days > limit_days).sum())
+        out["deadline"] = scn.project.deadline.isoformat()
+        out["p_late"] = late / n
+        out["p_late_ci95"] = wilson(late, n)
+    return out
+
+
+def spend_columns(reps: pd.DataFrame) -> list[str]:
+    return sorted(c for c in reps.columns if c.startswith("spend_usd_"))
+
+
+def spend_by_month(reps: pd.DataFrame) -> list[dict]:
+    """Per calendar month: P10/P50/P90 and mean of the spend, and of the cumulative spend."""
+    cols = spend_columns(reps)
+    if not cols:
+        return []
+    m = reps[cols].fillna(0.0).to_numpy(dtype=float)
+    cum = np.cumsum(m, axis=1)
+    out = []
+    for j, c in enumerate(cols):
+        q = np.percentile(m[:, j], [10, 50, 90])
+        qc = np.percentile(cum[:, j], [10, 50, 90])
+        out.append({"month": c.removeprefix("spend_usd_"), "mean": float(m[:, j].mean()), "p10": float(q[0]),
+                    "p50": float(q[1]), "p90": float(q[2]), "cumulative_p10": float(qc[0]),
+                    "cumulative_p50": float(qc[1]), "cumulative_p90": float(qc[2])})
+    return out
+
+
+def breakdown(reps: pd.DataFrame) -> dict:
+    """Mean cost by workload, pool and pricing tier; shares of accelerator-hours by what they did."""
+    def means(prefix: str) -> dict:
+        return {c.removeprefix(prefix): float(reps[c].mean()) for c in reps.columns if c.startswith(prefix)}
+
+    held = float((reps["gpu_hours"] + reps["idle_gpu_hours"]).sum())
+    shares = {k: (float(reps[f"{k}_gpu_hours"].sum()) / held if held else 0.0)
+              for k in ("productive", "lost", "overhead", "idle")}
+    return {"cost_usd_by_workload": means("cost_usd_wl_"), "cost_usd_by_pool": means("cost_usd_pool_"),
+            "cost_usd_by_tier": means("cost_usd_tier_"), "gpu_hours_shares": shares}
+
+
+def workload_stats(reps: pd.DataFrame, names: list[str]) -> dict[str, dict]:
+    """Per workload: runs, cost, cost per run and accelerator-hours."""
+    out = {}
+    for name in names:
+        if f"cost_usd_wl_{name}" not in reps:
+            continue
+        cost, runs = reps[f"cost_usd_wl_{name}"], reps[f"runs_wl_{name}"]
+        out[name] = {
+            "runs": describe(runs)["mean"],
+            "cost_usd": describe(cost),
+            "cost_usd_per_run": describe(cost / runs),
+            "gpu_hours": describe(reps[f"gpu_hours_wl_{name}"]),
+        }
+    return out
+
+
+def summarize(reps: pd.DataFrame, scn, head: dict[str, Any], nominal: dict | None,
+              precision: float | None = None) -> dict:
+    """summary.json: `head` (scenario, seed, counts...), then the statistics of every headline
+    metric, per workload, the nominal case, precision, risk, spend by month and breakdown."""
+    out = {**head, "metrics": {}, "workloads": {},
+           "nominal": nominal and {m: nominal[m] for m in HEADLINE if m in nominal}}
+    for m in HEADLINE:
+        if m in reps:
+            out["metrics"][m] = {**describe(reps[m]), "ci95": ci95(reps[m])}
+    out["workloads"] = workload_stats(reps, [w.name for w in scn.workloads])
+    if precision:
+        ok, info = precision_met(reps["cost_usd"], precision) if len(reps) else (False, {})
+        out["precision"] = {"target": precision, "met": ok, **info}
+    out["risk"] = risk(reps, scn)
+    out["spend_by_month"] = spend_by_month(reps)
+    out["breakdown"] = breakdown(reps)
+    return out
