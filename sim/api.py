@@ -33,8 +33,8 @@ from pathlib import Path
 import pandas as pd
 
 from sim import __version__, outputs, runner
-from sim import compare as comparing
-from sim import sensitivity as sens
+from sim import comparison as comparing
+from sim import sensitivity_analysis as sens
 from sim.engine import SimulationError
 from sim.loader import Issue, Loaded, ScenarioError, load_data
 from sim.loader import load as _load_file
@@ -91,7 +91,7 @@ def _loaded(scenario: ScenarioLike, variant: str | None = None, sets: Sequence[s
 def estimate(scenario: ScenarioLike) -> pd.DataFrame:
     """The deterministic estimate (no queueing, failures or preemption), one row per workload;
     the totals are in `.attrs["total"]`."""
-    from sim.estimate import estimate as _estimate
+    from sim.deterministic import estimate as _estimate
 
     est = _estimate(_loaded(scenario))
     df = pd.DataFrame([asdict(w) for w in est.workloads])

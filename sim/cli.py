@@ -78,7 +78,7 @@ def _one_liner(a):
 
 
 def cmd_estimate(a) -> int:
-    from sim.estimate import estimate
+    from sim.deterministic import estimate
 
     if a.file:
         flags = [f for f in ("params", "tokens", "accelerator", "count", "flop", "gpu_hours") if getattr(a, f)]
@@ -110,7 +110,7 @@ def _resume_hint(e) -> None:
 
 def cmd_run(a) -> int:
     from sim import api
-    from sim.estimate import estimate
+    from sim.deterministic import estimate
 
     seed, workers = _number(a.seed), _number(a.workers)
     precision, reps = _number(a.precision, float), _number(a.reps)
@@ -135,7 +135,8 @@ def cmd_run(a) -> int:
 
 
 def cmd_compare(a) -> int:
-    from sim import api, compare
+    from sim import api
+    from sim import comparison as compare
 
     only = [n.strip() for n in a.only.split(",") if n.strip()] if a.only else None
     reps, seed, workers = (_number(x, prefix="") for x in (a.reps, a.seed, a.workers))

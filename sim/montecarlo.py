@@ -26,7 +26,6 @@ from sim.loader import Loaded, correlation_pairs, path_str
 from sim.plan import Plan, build_plan
 from sim.records import RunRecord, append_runs, empty_run_columns
 from sim.schema import Scenario, map_dists, nominal_scenario, uncertain_inputs
-from sim.stats import ci95, describe  # noqa: F401  (re-exported: statistics live in sim.stats)
 
 NOMINAL = 2**31 - 1  # the replication index of the nominal case (every input at its median)
 DESIGN_STREAM = 2**31 - 2  # spawn key of the LHS/Sobol design

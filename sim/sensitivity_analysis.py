@@ -30,7 +30,7 @@ from sim.outputs import write_json, write_parquet
 from sim.plan import build_plan
 from sim.schema import map_dists, uncertain_inputs
 
-log = logging.getLogger("sim.sensitivity")
+log = logging.getLogger("sim.sensitivity_analysis")
 OUTPUTS = ("cost_mean", "cost_p90", "makespan_days_mean")
 POINTS, DESIGN = "points.parquet", "points.json"
 LOW, HIGH = 0.1, 0.9

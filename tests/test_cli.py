@@ -26,12 +26,12 @@ def test_usage_error_exit_2(cli, capsys):
 
 
 def test_internal_error_exit_1(cli, write, monkeypatch):
-    import sim.estimate
+    import sim.deterministic
 
     def boom(_loaded):
         raise RuntimeError("kaput")
 
-    monkeypatch.setattr(sim.estimate, "estimate", boom)
+    monkeypatch.setattr(sim.deterministic, "estimate", boom)
     code, _out, err = cli("estimate", write(MINIMAL))
     assert code == 1 and "internal error: RuntimeError: kaput" in err and "Traceback" not in err
 

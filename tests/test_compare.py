@@ -6,7 +6,7 @@ import json
 import pandas as pd
 import pytest
 
-from sim.compare import break_even, sweep_values
+from sim.comparison import break_even, sweep_values
 from tests.conftest import MINIMAL, SCENARIOS
 
 DECISION = """\

@@ -5,7 +5,7 @@ import re
 import pytest
 
 from sim import docgen
-from sim.estimate import estimate
+from sim.deterministic import estimate
 from sim.loader import load
 from tests.conftest import ROOT, SCENARIOS
 

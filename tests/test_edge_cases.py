@@ -6,9 +6,9 @@ import pytest
 
 from sim.engine import simulate
 from sim.loader import load_data
-from sim.montecarlo import ci95
 from sim.plan import build_plan
 from sim.schema import nominal_scenario
+from sim.stats import ci95
 from tests.conftest import MINIMAL
 
 UNC = MINIMAL.replace("mfu: 0.4", "mfu: {dist: uniform, min: 0.3, max: 0.5}").replace(

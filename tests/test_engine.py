@@ -9,8 +9,8 @@ import math
 import numpy as np
 import pytest
 
+from sim.deterministic import estimate
 from sim.engine import SimulationError, simulate
-from sim.estimate import estimate
 from sim.loader import load_data
 from sim.plan import build_plan
 from sim.reliability import daly_interval, expected_wall_time, young_interval

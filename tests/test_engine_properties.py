@@ -27,8 +27,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from sim.deterministic import estimate
 from sim.engine import simulate
-from sim.estimate import estimate
 from sim.loader import load_data
 from sim.plan import build_plan
 from sim.schema import nominal_scenario
@@ -120,19 +120,7 @@ def _checkpoint(draw) -> dict:
 
 @st.composite
 def workload_dicts(draw, i: int, pools: list[dict], *, randomness: bool = True, one_pool: bool = False) -> dict:
-    names = [p["name"] for p in pools]
-    lasting = [p["name"] for p in pools if final_capacity(p) > 0]  # p0 at least
-    if one_pool:
-        usable = [draw(st.sampled_from(lasting))]
-        w_pools: list | None = usable
-    elif draw(st.booleans()):
-        w_pools = None
-        usable = names
-    else:
-        usable = draw(st.lists(st.sampled_from(names), min_size=1, max_size=len(names), unique=True))
-        if not any(n in lasting for n in usable):
-            usable.append(draw(st.sampled_from(lasting)))
-        w_pools = usable
+    usable, w_pools = _usable_pools(draw, pools, one_pool)
     # a run must fit, for good, in a pool it may use: then every generated project can finish
     biggest = max(final_capacity(p) for p in pools if p["name"] in usable)
     w: dict = {
@@ -157,15 +145,35 @@ def workload_dicts(draw, i: int, pools: list[dict], *, randomness: bool = True, 
         w["early_stop"] = {"fraction_of_runs": draw(st.sampled_from([0.0, 0.1, 0.25, 0.3, 0.5, 0.7, 1.0])),
                            "at": draw(st.sampled_from([0.1, 0.3, 0.5, 0.9, 1.0]))}
     if randomness:
-        if draw(st.integers(0, 2)) == 0:
-            rerun = draw(st.booleans())
-            w["divergence"] = {"probability": draw(st.floats(0.0, 0.6 if rerun else 1.0).map(lambda x: round(x, 3))),
-                               "at": draw(st.sampled_from([0.1, 0.5, 0.8])), "rerun": rerun}
-        if draw(st.integers(0, 2)) == 0:
-            w["run_length"] = {"kind": "lognormal", "sigma": 0.3}
-        if draw(st.integers(0, 3)) == 0:
-            w["checkpoint"] = _checkpoint(draw)
+        _random_parts(draw, w)
     return w
+
+
+def _usable_pools(draw, pools: list[dict], one_pool: bool) -> tuple[list, list | None]:
+    """(pools a workload may use, its `pools:` key or None for all)."""
+    names = [p["name"] for p in pools]
+    lasting = [p["name"] for p in pools if final_capacity(p) > 0]  # p0 at least
+    if one_pool:
+        usable = [draw(st.sampled_from(lasting))]
+        return usable, usable
+    if draw(st.booleans()):
+        return names, None
+    usable = draw(st.lists(st.sampled_from(names), min_size=1, max_size=len(names), unique=True))
+    if not any(n in lasting for n in usable):
+        usable.append(draw(st.sampled_from(lasting)))
+    return usable, usable
+
+
+def _random_parts(draw, w: dict) -> None:
+    """Divergence, run-length spread and a checkpoint policy of the workload's own, sometimes."""
+    if draw(st.integers(0, 2)) == 0:
+        rerun = draw(st.booleans())
+        w["divergence"] = {"probability": draw(st.floats(0.0, 0.6 if rerun else 1.0).map(lambda x: round(x, 3))),
+                           "at": draw(st.sampled_from([0.1, 0.5, 0.8])), "rerun": rerun}
+    if draw(st.integers(0, 2)) == 0:
+        w["run_length"] = {"kind": "lognormal", "sigma": 0.3}
+    if draw(st.integers(0, 3)) == 0:
+        w["checkpoint"] = _checkpoint(draw)
 
 
 @st.composite

@@ -5,7 +5,7 @@ from datetime import date
 
 import pytest
 
-from sim.estimate import estimate
+from sim.deterministic import estimate
 from sim.loader import load
 from tests.conftest import MINIMAL
 

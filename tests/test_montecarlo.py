@@ -16,7 +16,8 @@ import pytest
 from scipy import stats
 
 from sim.loader import load_data
-from sim.montecarlo import Design, Replicator, ci95, rank_to_pearson
+from sim.montecarlo import Design, Replicator, rank_to_pearson
+from sim.stats import ci95
 from tests.conftest import MINIMAL, SCENARIOS
 
 UNCERTAIN = MINIMAL.replace("mfu: 0.4", "mfu: {dist: pert, min: 0.3, mode: 0.4, max: 0.5}").replace(

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from sim.loader import load, load_data
-from sim.sensitivity import sobol_indices, tornado
+from sim.sensitivity_analysis import sobol_indices, tornado
 from tests.conftest import SCENARIOS
 
 # cost = 8 GPUs x hours x $2, hours = 6 N D / (8 x 989e12 x mfu) / 3600: no failures, so exact
