@@ -44,6 +44,7 @@ variants:
     assert "base vs cheaper" in out and "P(A cheaper)" in out
 
 
+@pytest.mark.slow
 def test_sweep_finds_the_closed_form_break_even(cli, write, tmp_path):
     # own: 800 GPU-h of pretraining + x x 8 GPU-h; public: x x 40 GPU-h -> equal at x = 25
     code, out, err = cli("compare", write(DECISION), "--sweep", "workloads[finetune].runs=10:40:5",

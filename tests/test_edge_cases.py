@@ -83,7 +83,11 @@ def test_scheduler_and_precision_settings_are_checked(cli, write, tmp_path):
     assert "goes with --backend dask" in bad(cli, "run", p, "--scheduler", "tcp://x:1", "--out", tmp_path / "a")
     assert "needs random sampling" in bad(cli, "run", p, "--precision", "0.05", "--sampling", "lhs",
                                           "--out", tmp_path / "b")
-    assert "cannot reach the Dask scheduler" in bad(cli, "run", p, "--backend", "dask", "--scheduler",
+
+
+def test_an_unreachable_dask_scheduler_is_a_user_error(cli, write, tmp_path):
+    pytest.importorskip("distributed", reason="Dask is an optional extra: pip install 'trainsim[dask]'")
+    assert "cannot reach the Dask scheduler" in bad(cli, "run", write(UNC), "--backend", "dask", "--scheduler",
                                                     "notanaddress", "--reps", "2", "--out", tmp_path / "c")
 
 

@@ -213,6 +213,7 @@ def erlang_c_wait(lam, mu, c):
     return p_wait / (c * mu - lam)
 
 
+@pytest.mark.slow
 def test_mm_c_queue_waits():
     # c = 4 one-GPU servers, arrivals every 0.3125 h on average (lambda 3.2/h), exponential runs of
     # mean 1 h (mu 1/h): rho = 0.8, Erlang-C mean wait 0.7455 h

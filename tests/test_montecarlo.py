@@ -128,22 +128,34 @@ def frames(folder):
     return (pd.read_parquet(folder / "replications.parquet"), pd.read_parquet(folder / "runs.parquet"))
 
 
-def test_same_numbers_with_1_and_2_workers_and_dask(cli, write, tmp_path):
+COMMON = ["--reps", "60", "--seed", "4", "--sampling", "lhs"]
+
+
+def test_same_numbers_with_1_and_2_workers(cli, write, tmp_path):
     p = write(UNCERTAIN)
-    common = ["--reps", "60", "--seed", "4", "--sampling", "lhs"]
-    run_cmd(cli, p, *common, "--workers", "1", "--out", tmp_path / "w1")
-    run_cmd(cli, p, *common, "--workers", "2", "--out", tmp_path / "w2")
-    run_cmd(cli, p, *common, "--workers", "2", "--backend", "dask", "--out", tmp_path / "dask")
+    run_cmd(cli, p, *COMMON, "--workers", "1", "--out", tmp_path / "w1")
+    run_cmd(cli, p, *COMMON, "--workers", "2", "--out", tmp_path / "w2")
     base_reps, base_runs = frames(tmp_path / "w1")
     assert len(base_reps) == 60 and base_reps["failures"].sum() > 0
-    for other in ("w2", "dask"):
-        reps, runs = frames(tmp_path / other)
-        pd.testing.assert_frame_equal(base_reps, reps)
-        pd.testing.assert_frame_equal(base_runs, runs)
+    reps, runs = frames(tmp_path / "w2")
+    pd.testing.assert_frame_equal(base_reps, reps)
+    pd.testing.assert_frame_equal(base_runs, runs)
+    assert not (tmp_path / "w1" / ".parts").exists()
+
+
+@pytest.mark.slow
+def test_same_numbers_with_dask_as_serial(cli, write, tmp_path):
+    pytest.importorskip("distributed", reason="Dask is an optional extra: pip install 'trainsim[dask]'")
+    p = write(UNCERTAIN)
+    run_cmd(cli, p, *COMMON, "--workers", "1", "--out", tmp_path / "w1")
+    run_cmd(cli, p, *COMMON, "--workers", "2", "--backend", "dask", "--out", tmp_path / "dask")
+    base_reps, base_runs = frames(tmp_path / "w1")
+    reps, runs = frames(tmp_path / "dask")
+    pd.testing.assert_frame_equal(base_reps, reps)
+    pd.testing.assert_frame_equal(base_runs, runs)
     s1 = json.loads((tmp_path / "w1" / "summary.json").read_text())
     s2 = json.loads((tmp_path / "dask" / "summary.json").read_text())
     assert s1["metrics"] == s2["metrics"] and s1["nominal"] == s2["nominal"]
-    assert not (tmp_path / "w1" / ".parts").exists()
 
 
 def test_nominal_case_is_reported_on_its_own(cli, write, tmp_path):
@@ -174,6 +186,7 @@ def test_out_of_range_samples_are_recorded_and_the_rest_go_on(cli, write, tmp_pa
     assert code == 2 and "workloads[train].mfu: sampled" in err
 
 
+@pytest.mark.slow
 def test_precision_stops_when_met_and_does_not_depend_on_workers(cli, write, tmp_path):
     p = write(UNCERTAIN.replace("tokens: {dist: lognormal, p5: 10B, p95: 40B}",
                                 "tokens: {dist: uniform, min: 18B, max: 22B}"))
@@ -189,6 +202,7 @@ def test_precision_stops_when_met_and_does_not_depend_on_workers(cli, write, tmp
     assert s["stopped_by"] == "cap" and not s["precision"]["met"] and s["replications"] == 150
 
 
+@pytest.mark.slow
 def test_resume_after_a_kill_gives_the_same_files(cli, tmp_path):
     scenario = SCENARIOS / "bench_reference.yaml"
     args = ["--reps", "400", "--seed", "8", "--workers", "1"]

@@ -88,6 +88,7 @@ def test_uncertain_inputs_are_sampled_and_recorded(cli, write, tmp_path):
 
 
 @pytest.mark.skipif(not REFERENCE.exists(), reason="shared/bench/reference_project.py not beside the repo")
+@pytest.mark.slow
 def test_bench_reference_twin_agrees_with_the_reference_script():
     """scenarios/bench_reference.yaml against the independent plain-SimPy model it mirrors: mean
     makespan and mean GPU-hours within 3 combined standard errors over 300 replications each."""
