@@ -340,8 +340,9 @@ class Replication(_RunLife):
         if not q:
             return
         pools = self.pools
+        one = pools[0] if len(pools) == 1 else None
         choose, strict = self.scheduler.choose_pool, self.scheduler.strict
-        maxfree = max(p.free for p in pools)
+        maxfree = one.free if one else max([p.free for p in pools])
         i = 0
         while i < len(q):
             r = q[i][1]
@@ -350,7 +351,7 @@ class Replication(_RunLife):
                 if pool is not None:
                     del q[i]
                     self._allocate(r, pool)
-                    maxfree = max(p.free for p in pools)
+                    maxfree = one.free if one else max([p.free for p in pools])
                     if maxfree <= 0:
                         return
                     continue

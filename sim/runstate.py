@@ -55,14 +55,34 @@ class RunState:
                  "fallback_next", "seg", "abandoned", "token")
 
     def __init__(self, wl: WorkloadState, idx: int, factor: float, target: float):
-        self.wl, self.idx, self.seq, self.n = wl, idx, 0, wl.w.n
-        self.factor, self.target = factor, target  # run length multiplier; share of the run to do
-        self.diverging = self.abandoned = False
+        # one attribute a line: a tuple assignment builds a tuple first (this runs once per run)
+        self.wl = wl
+        self.idx = idx
+        self.seq = 0  # submission order
+        self.n = wl.w.n
+        self.factor = factor  # run length multiplier
+        self.target = target  # share of the run to do (early stopping)
+        self.diverging = False
+        self.done = 0.0  # share of the run kept so far
         self.pool: PoolState | None = None
-        self.seg: Segment | None = None
-        self.done = self.alloc_t = self.queued_t = self.submit_t = self.end = self.wait_h = 0.0
+        self.alloc_t = 0.0
+        self.queued_t = 0.0
+        self.submit_t = 0.0
         self.first_start = -1.0
-        self.attempts = self.failures = self.preemptions = self.reruns = self.token = 0
-        self.alloc_gpu_h = self.productive = self.lost = self.overhead = self.attempt_productive = 0.0
-        self.cost = self.pending_restart = 0.0
+        self.end = 0.0
+        self.wait_h = 0.0
+        self.attempts = 0
+        self.failures = 0
+        self.preemptions = 0
+        self.reruns = 0
+        self.alloc_gpu_h = 0.0
+        self.productive = 0.0
+        self.lost = 0.0
+        self.overhead = 0.0
+        self.attempt_productive = 0.0
+        self.cost = 0.0
+        self.pending_restart = 0.0
         self.fallback_next = -1
+        self.seg: Segment | None = None
+        self.abandoned = False
+        self.token = 0
