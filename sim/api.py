@@ -39,8 +39,9 @@ from sim.engine import SimulationError
 from sim.loader import Issue, Loaded, ScenarioError, load_data
 from sim.loader import load as _load_file
 from sim.montecarlo import SampleError
+from sim.plan import build_plan, progress_problem
 from sim.runner import RunError, Settings
-from sim.schema import uncertain_inputs
+from sim.schema import nominal_scenario, uncertain_inputs
 
 log = logging.getLogger("sim.api")
 
@@ -76,7 +77,19 @@ class RunInterrupted(KeyboardInterrupt):
 def load(path: str | Path, variant: str | None = None, sets: Sequence[str] = ()) -> Loaded:
     """Read and check a scenario file; `variant` applies one of its `variants:`, `sets` overrides
     keys ("workloads[pretrain].mfu=0.35")."""
-    return _load_file(path, variant=variant, sets=list(sets))
+    return feasible(_load_file(path, variant=variant, sets=list(sets)))
+
+
+def feasible(loaded: Loaded) -> Loaded:
+    """The loaded scenario, if its runs can make progress at their nominal inputs; a located
+    ScenarioError if some are interrupted so often that they could never finish."""
+    plan = build_plan(nominal_scenario(loaded.scenario), loaded.catalog)
+    problem = progress_problem(plan)
+    if problem:
+        w, p, why = problem
+        path = ("pools", p.idx, "preemption") if p.preempt_rate_per_node_h > 0 else ("reliability",)
+        raise ScenarioError(loaded.file, [Issue(path, why)])
+    return loaded
 
 
 def _loaded(scenario: ScenarioLike, variant: str | None = None, sets: Sequence[str] = ()) -> Loaded:
@@ -84,7 +97,7 @@ def _loaded(scenario: ScenarioLike, variant: str | None = None, sets: Sequence[s
     if isinstance(scenario, Loaded):
         if variant is None and not sets:
             return scenario
-        return load_data(scenario.raw, scenario.file, variant=variant, sets=[*scenario.sets, *sets])
+        return feasible(load_data(scenario.raw, scenario.file, variant=variant, sets=[*scenario.sets, *sets]))
     return load(scenario, variant, sets)
 
 

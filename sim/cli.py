@@ -24,7 +24,9 @@ log = logging.getLogger("sim")
 
 # --- commands ----------------------------------------------------------------------------------
 def cmd_validate(a) -> int:
-    loaded = load(a.file, variant=a.variant, sets=a.set)
+    from sim import api
+
+    loaded = api.load(a.file, variant=a.variant, sets=a.set)
     scn = loaded.scenario
     from sim.distributions import nominal
 

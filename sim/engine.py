@@ -1,11 +1,10 @@
 """One replication of a whole project: a SimPy discrete-event simulation.
 
-The engine decides only when and where things happen. What a segment of work costs in time under
-checkpoints (sim.reliability), when it is interrupted (a failure model, sim.policies), which run
-starts where (a scheduler, sim.policies), and what capacity is billed (sim.billing) are asked of
-other modules. Events per replication grow with runs + failures + preemptions (+ capacity
-changes and repairs): a run segment is one timeout, whatever its length; checkpoints and price
-changes are integrated, never ticked.
+The engine decides only when and where things happen; what a segment of work takes under
+checkpoints (sim.reliability), when it is interrupted and which run starts where (sim.policies),
+and what capacity costs (sim.billing) are asked of other modules. Events per replication grow with
+runs + failures + preemptions (+ capacity changes and repairs): a run segment is one timeout,
+whatever its length; checkpoints and price changes are integrated, never ticked.
 
 Accounting, in accelerator-hours (GPU-h) of allocated capacity:
   allocated = productive (progress kept) + lost (progress thrown away by an interruption or an
@@ -23,7 +22,7 @@ import simpy
 
 from sim import rng as rngmod
 from sim.billing import bill_by_month
-from sim.plan import Plan
+from sim.plan import Plan, no_progress, progress_problem
 from sim.policies import FAILURE_MODELS, SCHEDULERS
 from sim.records import ReplicationRecord, RunRecord, replication_record
 from sim.reliability import SegmentEnd, progress, saved, wall_time
@@ -83,6 +82,8 @@ class _RunLife:
         r.seg = _new(Segment, (restart, e, kind, work, length, tau, w.write_h, self.env.now))
         self.env.timeout(restart + e, value=(r, r.token)).callbacks.append(self._segment_end)
         self.events += 1
+        if self.events > self.plan.max_events:
+            self._no_progress(r)
 
     def _segment_end(self, ev):
         r, token = ev.value
@@ -239,6 +240,9 @@ class Replication(_RunLife):
         env = self.env
         if self.left == 0:
             return self
+        problem = progress_problem(self.plan)
+        if problem:
+            raise SimulationError(problem[2])
         steps: dict[float, list] = {}
         for pool in self.pools:
             for t, cap in pool.p.steps:
@@ -257,6 +261,11 @@ class Replication(_RunLife):
                 self._stuck(t)
             step()
         return self
+
+    def _no_progress(self, r: RunState):
+        raise SimulationError(f"more than {self.plan.max_events:,} run segments in one replication "
+                              f"(simulation.max_events) at {self.env.now / 24:.1f} days with {self.left} runs "
+                              f"unfinished: {no_progress(r.wl.w, r.pool.p)}")
 
     def _stuck(self, t: float):
         if t == INF:

@@ -14,11 +14,12 @@ from sim.billing import TIERS, Tier
 from sim.catalog import Catalog, preemption_bands
 from sim.compute import early_stopped_runs, run_size
 from sim.pricing import PriceCurveFn, make_curve, pool_price
-from sim.reliability import band_rate_per_node_h, daly_interval
+from sim.reliability import band_rate_per_node_h, daly_interval, expected_interruptions
 from sim.schema import Scenario
 from sim.units import hours_between
 
 INF = math.inf
+MAX_EVENTS = 2_000_000  # default guard on run segments per replication (about 10 s of simulation)
 
 
 @dataclass(slots=True)
@@ -79,6 +80,7 @@ class Plan:
     idle_power_factor: float
     months: tuple[float, ...] = ()  # hours at which each calendar month starts (month 0 = project start)
     month_labels: tuple[str, ...] = ()
+    max_events: int = MAX_EVENTS  # run segments one replication may take before it is given up
 
 
 def month_starts(start: date, horizon_h: float) -> tuple[tuple[float, ...], tuple[str, ...]]:
@@ -188,3 +190,39 @@ def build_plan(scn: Scenario, catalog: Catalog) -> Plan:
                 failure_model=scn.reliability.model, pools=pools, workloads=workloads,
                 power_factor=float(scn.carbon.power_factor), idle_power_factor=float(scn.carbon.idle_power_factor),
                 months=months, month_labels=labels)
+
+
+def interruption_rate_per_h(w: WorkloadPlan, p: PoolPlan) -> float:
+    """Failures and preemptions per hour of one run of `w` on pool `p`."""
+    return w.fail_rate_per_h + p.preempt_rate_per_node_h * math.ceil(w.n / p.node_size)
+
+
+def _span(h: float) -> str:
+    if h < 1.0 / 60.0:
+        return f"{h * 3600.0:.2g} s"
+    return f"{h * 60.0:.0f} min" if h < 1.0 else f"{h:.1f} h"
+
+
+def no_progress(w: WorkloadPlan, p: PoolPlan) -> str:
+    """Why runs of `w` on `p` cannot finish (for messages)."""
+    rate = interruption_rate_per_h(w, p)
+    if rate <= 0.0:
+        return f"runs of workload {w.name} keep starting again (divergence reruns)"
+    return (f"runs of workload {w.name} on pool {p.name} are interrupted every {_span(1.0 / rate)} on average "
+            "(failures and preemptions) and make too little progress; add checkpoints, lower the rates or use "
+            "another pool")
+
+
+def progress_problem(plan: Plan) -> tuple[WorkloadPlan, PoolPlan, str] | None:
+    """(workload, pool, why) for runs that could not finish within the plan's event guard
+    (expected restarts per run above `max_events`), or None. Seen before simulating, so an
+    impossible project fails at once instead of after millions of events."""
+    for w in plan.workloads:
+        for j in w.pools:
+            p = plan.pools[j]
+            rate = interruption_rate_per_h(w, p)
+            expect = expected_interruptions(w.length_h_on[j], w.ckpt_interval_h_on[j], w.write_h, rate)
+            if expect > plan.max_events:
+                many = f"about {expect:.3g}" if math.isfinite(expect) else "an unbounded number of"
+                return w, p, f"{no_progress(w, p)} ({many} restarts a run)"
+    return None

@@ -102,3 +102,22 @@ def saved(x: float, done: float, tau: float, delta: float, notice: float = 0.0) 
     if notice >= delta > 0.0 and x > notice:
         kept = max(kept, progress(x - notice, tau, delta))
     return min(kept, done)
+
+
+def expected_interruptions(work: float, tau: float, delta: float, rate: float) -> float:
+    """Expected interruptions before `work` compute hours are done, checkpointed every `tau` (writes
+    of `delta`), at `rate` interruptions per hour: each piece of tau + delta hours is retried until
+    it runs through, which takes e^{rate x piece} - 1 interruptions on average (rate x work with
+    continuous checkpoints, tau <= 0). inf when that overflows: the run cannot make progress."""
+    if rate <= 0.0 or work <= 0.0:
+        return 0.0
+    if tau <= 0.0:  # continuous checkpoints: nothing is lost, interruptions just arrive over the work
+        return rate * work
+    if math.isinf(tau) or tau >= work:
+        pieces, piece = 1.0, work
+    else:
+        pieces, piece = math.ceil(work / tau), tau + delta
+    try:
+        return pieces * math.expm1(rate * piece)
+    except OverflowError:
+        return INF

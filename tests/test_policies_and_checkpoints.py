@@ -93,3 +93,57 @@ def test_scheduler_keys_and_pool_choice():
     a.fallback_next = 2
     assert choose(a, pools) is pools[1]  # a fallback the run cannot use is ignored
     assert choose(NS(n=128, wl=NS(w=w_lo), fallback_next=-1), pools) is None
+
+
+def test_expected_interruptions_closed_form():
+    from sim.reliability import expected_interruptions
+
+    assert expected_interruptions(10.0, INF, 0.1, 0.2) == pytest.approx(math.expm1(2.0))
+    assert expected_interruptions(10.0, 2.0, 0.1, 0.2) == pytest.approx(5 * math.expm1(0.2 * 2.1))
+    assert expected_interruptions(10.0, 0.0, 0.1, 0.2) == pytest.approx(2.0)  # continuous: rate x work
+    assert expected_interruptions(10.0, 2.0, 0.1, 0.0) == 0.0
+    assert expected_interruptions(100.0, INF, 0.0, 1e6) == INF  # overflows: no progress possible
+
+
+def test_engine_failure_count_matches_expected_interruptions(write):
+    """No checkpoints, no restart time: a run of L hours at rate lam fails e^{lam L} - 1 times on
+    average (each attempt starts over)."""
+    from sim.engine import simulate
+    from sim.loader import load
+    from sim.plan import build_plan
+    from sim.reliability import expected_interruptions
+    from sim.schema import nominal_scenario
+
+    text = """\
+    project: {name: t, start: 2026-01-01}
+    pools: [{name: g, accelerator: h100, count: 8, price_usd_per_gpu_h: 1.0}]
+    workloads: [{name: w, runs: 1, hours_per_run: 10 h, accelerators: 8}]
+    reliability: {failure_rate_per_gpu_h: 0.01, checkpoint: {interval: none}}
+    """
+    loaded = load(write(text))
+    plan = build_plan(nominal_scenario(loaded.scenario), loaded.catalog)
+    fails = np.array([simulate(plan, 5, k).summary()["failures"] for k in range(3000)], dtype=float)
+    expect = expected_interruptions(10.0, INF, 0.0, 0.08)
+    se = fails.std(ddof=1) / math.sqrt(fails.size)
+    assert abs(fails.mean() - expect) < 4 * se, (fails.mean(), expect, se)
+
+
+def test_a_project_that_cannot_progress_is_refused_at_once(cli, write, tmp_path):
+    spot = """\
+    project: {name: t, start: 2026-01-01}
+    pools:
+      - {name: spot, accelerator: h100, count: 64, pricing: spot, price_usd_per_gpu_h: 2,
+         preemption: {rate_per_node_h: 1000000}}
+    workloads: [{name: train, runs: 2, params: 1B, tokens: 20B, accelerators: 8, mfu: 0.4}]
+    """
+    code, _out, err = cli("validate", write(spot))
+    assert code == 2 and "pools[0].preemption" in err and "interrupted every 0.0036 s" in err, err
+    hot = """\
+    project: {name: t, start: 2026-01-01}
+    pools: [{name: g, accelerator: h100, count: 8, price_usd_per_gpu_h: 2}]
+    workloads: [{name: train, runs: 2, params: 1B, tokens: 20B, accelerators: 8, mfu: 0.4}]
+    reliability: {failure_rate_per_gpu_h: 10, checkpoint: {interval: none}}
+    """
+    code, _out, err = cli("run", write(hot, "hot.yaml"), "--reps", "2", "--workers", "1", "--out", tmp_path / "o")
+    assert code == 2 and ": reliability: runs of workload train on pool g are interrupted every 45 s" in err, err
+    assert "an unbounded number of restarts" in err and not (tmp_path / "o" / "summary.json").exists()
