@@ -166,6 +166,16 @@ def cmd_compare(a) -> int:
 def cmd_sensitivity(a) -> int:
     from sim import api
 
+    if a.analyse:
+        if a.file:
+            raise ScenarioError("command line", [Issue(("--analyse",), "re-analyses a stored run; give no FILE")])
+        result = api.analyse(a.analyse)
+        m = result.meta
+        print(present.sensitivity_text(result.tornado, result.sobol, m["reps"], m["n"],
+                                       m["seed"], m["scenario"], result.out))
+        return 0
+    if not a.file:
+        raise ScenarioError("command line", [Issue((), "sim sensitivity needs a scenario FILE (or --analyse DIR)")])
     seed, reps, n, workers = _number(a.seed), _number(a.reps), _number(a.n), _number(a.workers)
     result = api.sensitivity(a.file, reps=reps, n=n, seed=seed, sobol=not a.no_sobol, out=a.out or api.DEFAULT,
                              overwrite=a.overwrite, workers=workers, backend=a.backend, scheduler=a.scheduler,
@@ -290,7 +300,8 @@ def _add_compare(sub) -> None:
 def _add_sensitivity(sub) -> None:
     p = sub.add_parser("sensitivity", help="which uncertain inputs drive cost and time: tornado and Sobol "
                        "indices")
-    _scenario_args(p)
+    _scenario_args(p, required=False)
+    p.add_argument("--analyse", metavar="DIR", help="re-analyse a stored sensitivity run in DIR (no simulation)")
     p.add_argument("--reps", default="20", help="replications per evaluation point (default 20)")
     p.add_argument("--n", default="64", help="Saltelli base sample size, a power of two (default 64)")
     p.add_argument("--seed", help="root seed (default: simulation.seed)")

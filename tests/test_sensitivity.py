@@ -59,6 +59,14 @@ def test_command_writes_table_json_and_plot(cli, tmp_path):
     assert data["sobol"]["points"] == 8 * (6 + 2)
     assert (out / "tornado.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "Sobol S1" in printed
+    # a stored run re-analysed from its points gives the same table, without simulating
+    before = (out / "sensitivity.csv").read_text()
+    (out / "sensitivity.csv").unlink()
+    code, again, err = cli("sensitivity", "--analyse", out)
+    assert code == 0, err
+    assert again == printed and (out / "sensitivity.csv").read_text() == before
+    code, _o, err = cli("sensitivity", SCENARIOS / "uncertain_pretrain.yaml", "--analyse", out)
+    assert code == 2 and "give no FILE" in err
 
 
 def test_no_uncertain_inputs_is_a_clear_error(cli, tmp_path):
