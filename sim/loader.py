@@ -12,10 +12,14 @@ import copy
 import difflib
 import hashlib
 import json
+import math
+import os
 import re
+import stat
 import types
 import typing
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +30,19 @@ from pydantic import BaseModel, ValidationError
 from sim import schema
 from sim.billing import TIERS
 from sim.catalog import Catalog, builtin
-from sim.distributions import rank_to_pearson
-from sim.pricing import PoolPrice, pool_price
+from sim.compute import run_size
+from sim.distributions import Dist, rank_to_pearson
+from sim.pricing import PoolPrice, make_curve, pool_price
 from sim.units import hours_between
+
+# Limits on what a scenario file may ask for: generous for any real project, small enough that a
+# hostile or mistaken file is refused at once instead of hanging or exhausting memory.
+MAX_FILE_BYTES = 10_000_000  # size of a scenario file
+MAX_DEPTH = 64  # nesting of mappings and lists
+MAX_NODES = 500_000  # values in the file once every alias (*name) is expanded
+MAX_RUNS = 1_000_000  # runs summed over workloads (at the P99.9 of a distribution)
+MAX_MAGNITUDE = 1e300  # FLOP, hours or USD beyond this overflow in the simulation's arithmetic
+LAST_MONTH = date(9999, 12, 1)  # the simulation must end before this month (dates stop at year 9999)
 
 # --------------------------------------------------------------------------------------------
 # Errors
@@ -78,7 +92,43 @@ def _found(v: Any) -> str:
 
 class _Loader(yaml.SafeLoader):
     """Safe YAML that refuses a key given twice in one mapping (YAML would keep the last silently).
-    Keys brought in by a merge key (`<<: *anchor`) may be overridden, as YAML intends."""
+    Keys brought in by a merge key (`<<: *anchor`) may be overridden, as YAML intends.
+
+    Composing counts nodes and nesting (so a hostile file fails fast instead of exhausting the
+    stack or memory) and notes the line where each alias is used, for the line map."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self.depth = 0
+        self.nodes = 0
+        self.alias_lines: dict[tuple, int] = {}
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise yaml.composer.ComposerError(None, None, f"too many nodes: more than {MAX_NODES:,} values in "
+                                              "one file", event.start_mark)
+        if isinstance(event, yaml.AliasEvent):
+            if isinstance(index, int):  # a list item; a mapping value's line is its key's
+                self.alias_lines[(id(parent), index)] = event.start_mark.line + 1
+            return super().compose_node(parent, index)
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise yaml.composer.ComposerError(None, None, f"nested more than {MAX_DEPTH} levels deep",
+                                                  event.start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+    def construct_object(self, node, deep=False):
+        """A value its tag cannot read (`!!int abc`, `!!bool maybe`) is a located YAML error."""
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError):
+            raise yaml.constructor.ConstructorError(
+                None, None, f"cannot read {_found(node.value)} as {node.tag}", node.start_mark) from None
 
     def construct_mapping(self, node, deep=False):
         seen: dict[Any, int] = {}
@@ -99,45 +149,158 @@ class _Loader(yaml.SafeLoader):
         """An impossible date such as 2026-13-01 stays text, so validation can say where it is."""
         try:
             return super().construct_yaml_timestamp(node)
-        except ValueError:
+        except (ValueError, AttributeError, OverflowError):
             return self.construct_scalar(node)
 
 
 _Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_yaml_timestamp)
 
 
-def _line_map(node, path: tuple = (), out: dict | None = None) -> dict[tuple, int]:
-    out = {} if out is None else out
-    out.setdefault(path, node.start_mark.line + 1)
+def _children(node) -> list:
     if isinstance(node, yaml.MappingNode):
-        for k, v in node.value:
-            key = k.value
-            out[(*path, key)] = k.start_mark.line + 1
-            _line_map(v, (*path, key), out)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, v in enumerate(node.value):
-            _line_map(v, (*path, i), out)
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _expanded_size(root) -> int | None:
+    """Nodes in the document once every alias is expanded (an alias repeats its anchored block),
+    counted without expanding (each distinct node once); None when an alias sits inside the block
+    it refers to (the document would be infinite)."""
+    size: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        if done:
+            on_path.discard(id(node))
+            size[id(node)] = 1 + sum(size[id(c)] for c in _children(node))
+            continue
+        if id(node) in size:
+            continue
+        on_path.add(id(node))
+        stack.append((node, True))
+        for c in _children(node):
+            if id(c) in on_path:
+                return None
+            if id(c) not in size:
+                stack.append((c, False))
+    return size[id(root)]
+
+
+def _check_expansion(node, file: str) -> None:
+    n = _expanded_size(node)
+    if n is None:
+        raise ScenarioError(file, [Issue((), "invalid YAML: an alias (*name) is used inside the block it refers "
+                                         "to, which would make the document infinite")])
+    if n > MAX_NODES:
+        raise ScenarioError(file, [Issue((), f"too many aliases/nodes: expanding the aliases (*name) gives {n:,} "
+                                         f"values, more than the {MAX_NODES:,} a scenario may hold; write the "
+                                         "shared blocks out or use fewer aliases")])
+
+
+def _line_map(root, alias_lines: dict | None = None) -> dict[tuple, int]:
+    """Line of every key path. A block reached again through an alias is not walked again: the
+    alias's own line stands for everything under it (`_line` falls back to it)."""
+    alias_lines = alias_lines or {}
+    out = {(): root.start_mark.line + 1}
+    walked: set[int] = set()
+    stack = [(root, ())]
+    while stack:
+        node, path = stack.pop()
+        if id(node) in walked:
+            continue
+        walked.add(id(node))
+        items: list = []
+        if isinstance(node, yaml.MappingNode):
+            items = [((*path, k.value), k.start_mark.line + 1, v) for k, v in node.value
+                     if isinstance(k, yaml.ScalarNode)]
+        elif isinstance(node, yaml.SequenceNode):
+            items = [((*path, i), alias_lines.get((id(node), i), v.start_mark.line + 1), v)
+                     for i, v in enumerate(node.value)]
+        for p, line, _ in items:
+            out.setdefault(p, line)
+        stack.extend((child, p) for p, _, child in reversed(items))
     return out
 
 
-def read_yaml(text: str, file: str) -> tuple[Any, dict[tuple, int]]:
-    loader = _Loader(text)
+def _unshare(data: Any, file: str) -> Any:
+    """A copy of `data` in which no mapping or list appears twice. YAML aliases (`*s`) and merge keys
+    (`<<: *s`) share one object between several places, so a change aimed at one (`--set`, a
+    variant's `set:`) would silently change the others."""
+    root = [data]
+    stack: list[tuple[Any, Any]] = [(root, 0)]
+    count = 0
+    while stack:
+        parent, key = stack.pop()
+        value = parent[key]
+        if isinstance(value, dict):
+            parent[key] = new = dict(value)
+            stack.extend((new, k) for k in new)
+        elif isinstance(value, list):
+            parent[key] = new = list(value)
+            stack.extend((new, i) for i in range(len(new)))
+        else:
+            continue
+        count += 1
+        if count > MAX_NODES:
+            raise ScenarioError(file, [Issue((), f"too many aliases/nodes: more than {MAX_NODES:,} mappings and "
+                                             "lists (or a structure that contains itself)")])
+    return root[0]
+
+
+def _yaml_issue(e: yaml.YAMLError, text: str) -> Issue:
+    if isinstance(e, yaml.MarkedYAMLError):
+        mark = e.problem_mark or e.context_mark
+        what = " ".join(x for x in (e.context, e.problem) if x)
+        return Issue((), f"invalid YAML: {what}", mark.line + 1 if mark else None)
+    if isinstance(e, yaml.reader.ReaderError):
+        line = text.count("\n", 0, max(e.position, 0)) + 1
+        ch = e.character if isinstance(e.character, int) else ord(str(e.character)[:1] or "?")
+        return Issue((), f"invalid YAML: the character U+{ch:04X} is not allowed in a YAML file (is it a text "
+                     "file? remove the character)", line)
+    return Issue((), f"invalid YAML: {e}")
+
+
+def _parse(text: str, file: str) -> tuple[Any, dict[tuple, int]] | None:
+    """Parse one YAML document: (data with no shared mappings or lists, line of each key path);
+    None when the text holds no document."""
+    loader = None
     try:
+        loader = _Loader(text)
         node = loader.get_single_node()
         if node is None:
-            raise ScenarioError(file, [Issue((), "the file is empty; expected a mapping with project, pools "
-                                               "and workloads")])
+            return None
+        _check_expansion(node, file)
         data = loader.construct_document(node)
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        line = mark.line + 1 if mark else None
-        what = " ".join(x for x in (e.context, e.problem) if x)
-        raise ScenarioError(file, [Issue((), f"invalid YAML: {what}", line)]) from None
+        lines = _line_map(node, loader.alias_lines)
     except yaml.YAMLError as e:
-        raise ScenarioError(file, [Issue((), f"invalid YAML: {e}")]) from None
+        raise ScenarioError(file, [_yaml_issue(e, text)]) from None
+    except RecursionError:
+        msg = f"invalid YAML: nested too deeply (at most {MAX_DEPTH} levels)"
+        raise ScenarioError(file, [Issue((), msg)]) from None
     finally:
-        loader.dispose()
-    return data, _line_map(node)
+        if loader is not None:
+            loader.dispose()
+    return _unshare(data, file), lines
+
+
+def read_yaml(text: str, file: str) -> tuple[Any, dict[tuple, int]]:
+    parsed = _parse(text, file)
+    if parsed is None:
+        raise ScenarioError(file, [Issue((), "the file is empty; expected a mapping with project, pools "
+                                           "and workloads")])
+    return parsed
+
+
+def read_value(text: str, file: str, what: str) -> Any:
+    """One YAML value given on the command line (`--set KEY=VALUE`), with the file's limits."""
+    try:
+        parsed = _parse(text, file)
+    except ScenarioError as e:
+        raise ScenarioError(file, [Issue((), f"{what}: {i.message}") for i in e.issues]) from None
+    return None if parsed is None else parsed[0]
 
 
 # --------------------------------------------------------------------------------------------
@@ -180,7 +343,7 @@ def _step(container: Any, seg: Any, text: str) -> Any:
     if isinstance(seg, int):
         if not isinstance(container, list) or not -len(container) <= seg < len(container):
             raise ValueError(f"{text}: index [{seg}] is out of range")
-        return seg
+        return seg % len(container)  # [-1] is the last item: the concrete path uses its index
     if not isinstance(container, dict):
         raise ValueError(f"{text}: {seg!r} is a key, but here there is {_found(container)}")
     return seg
@@ -348,6 +511,11 @@ def check(scn: schema.Scenario, catalog: Catalog) -> tuple[list[tuple[tuple, str
     _check_cycle(scn, names, problems)
     _check_correlations(scn, problems)
     _check_deadline(scn, problems)
+    _check_calendar(scn, problems)
+    _check_run_count(scn, problems)
+    _check_dist_ranges(scn, problems)
+    if not problems:  # the sizes need a consistent scenario (known accelerators, prices)
+        _check_magnitudes(scn, catalog, prices, problems)
     return problems, prices
 
 
@@ -378,10 +546,26 @@ def _check_pool(scn: schema.Scenario, catalog: Catalog, i: int, p, pools: dict, 
             problems.append((("pools", i, "fallback"), f"no pool named {p.fallback!r} (pools: {', '.join(pools)})"))
         elif p.fallback == p.name:
             problems.append((("pools", i, "fallback"), "a pool cannot fall back to itself"))
+    _check_capacity_changes(scn, i, p, problems)
+    commit = TIERS[p.pricing].commitment(p, scn.project.start)
+    if commit is not None and commit[1] <= 0:
+        problems.append((("pools", i, "commitment_start"),
+                         f"the commitment ({p.commitment_start} for {(p.term or 8760.0) / 8760:g} y) ends on or "
+                         f"before project.start ({scn.project.start}), so this pool would never have capacity; "
+                         "move commitment_start or drop the pool"))
+
+
+def _check_capacity_changes(scn: schema.Scenario, i: int, p, problems: Problems) -> None:
+    """Each change on or after the start, and no two on one date (which count would hold?)."""
+    first: dict[date, int] = {}
     for j, c in enumerate(p.capacity_changes):
+        where = ("pools", i, "capacity_changes", j, "date")
         if c.date < scn.project.start:
-            problems.append((("pools", i, "capacity_changes", j, "date"),
-                             f"must be on or after project.start ({scn.project.start}), got {c.date}"))
+            problems.append((where, f"must be on or after project.start ({scn.project.start}), got {c.date}"))
+        if c.date in first:
+            problems.append((where, f"same date as capacity_changes[{first[c.date]}] ({c.date}); give one change "
+                                    "per date"))
+        first.setdefault(c.date, j)
 
 
 def _check_pool_price(scn: schema.Scenario, catalog: Catalog, i: int, p, problems: Problems,
@@ -496,6 +680,136 @@ def _check_deadline(scn: schema.Scenario, problems: Problems) -> None:
             problems.append((("simulation", "horizon"), "must reach past project.deadline"))
 
 
+def _check_calendar(scn: schema.Scenario, problems: Problems) -> None:
+    """The simulated time must stay within the calendar (dates stop at year 9999)."""
+    start, horizon = scn.project.start, float(scn.simulation.horizon)
+    room = hours_between(start, LAST_MONTH)
+    if horizon < room:
+        return
+    if "horizon" in scn.simulation.model_fields_set:
+        problems.append((("simulation", "horizon"),
+                         f"project.start ({start}) + horizon ({horizon / 8760:g} y) ends after {LAST_MONTH:%Y-%m} "
+                         f"and dates stop at year 9999; make it less than {max(room, 0) / 8760:g} y"))
+    else:
+        problems.append((("project", "start"),
+                         f"with the default simulation.horizon ({horizon / 8760:g} y) the simulation would run past "
+                         f"{LAST_MONTH:%Y-%m}, and dates stop at year 9999; give simulation.horizon (less than "
+                         f"{max(room, 0) / 8760:g} y) or an earlier start"))
+
+
+def _upper(x: Any) -> float:
+    """A number, or the P99.9 of a distribution (what a sample can plausibly reach)."""
+    if not isinstance(x, Dist):
+        return float(x)
+    with np.errstate(all="ignore"):
+        return float(x.ppf(0.999))
+
+
+def _check_run_count(scn: schema.Scenario, problems: Problems) -> None:
+    """Every run is kept in memory during a replication: refuse counts that cannot fit."""
+    counts = [_upper(w.runs) for w in scn.workloads]
+    total = sum(counts)
+    if total > MAX_RUNS:
+        i = max(range(len(counts)), key=counts.__getitem__)
+        dist = " (at its P99.9)" if isinstance(scn.workloads[i].runs, Dist) else ""
+        problems.append((("workloads", i, "runs"),
+                         f"the scenario asks for {total:,.0f} runs in all (this workload {counts[i]:,.0f}{dist}); "
+                         f"at most {MAX_RUNS:,} can be simulated: model a sample of them, or fewer, larger runs"))
+
+
+def _check_dist_ranges(scn: schema.Scenario, problems: Problems) -> None:
+    """A distribution whose samples can overflow (`{dist: lognormal, median: 2, sigma: 300}`) is
+    refused where it is given."""
+    for path, d in schema.uncertain_inputs(scn).items():
+        with np.errstate(all="ignore"):
+            ends = [float(x) for x in d.ppf(np.array([0.001, 0.999]))]
+        if not all(math.isfinite(x) and abs(x) <= MAX_MAGNITUDE for x in ends):
+            problems.append((path, f"this distribution cannot be computed with: its P0.1..P99.9 range is {ends[0]:.3g} "
+                                   f"to {ends[1]:.3g} (too large, or not a number); narrow it"))
+
+
+_SLOW_WHEN_SMALL = ("mfu", "efficiency")  # inputs that lengthen a run as they get smaller
+
+
+def _worst(scn: schema.Scenario) -> schema.Scenario:
+    """The scenario with every distribution at the end that makes runs longest and dearest (P99.9,
+    or P0.1 for MFU and scaling efficiency)."""
+
+    def pick(d: Dist, path: tuple) -> float:
+        with np.errstate(all="ignore"):
+            return float(d.ppf(0.001 if path and path[-1] in _SLOW_WHEN_SMALL else 0.999))
+
+    return schema.map_dists(scn, pick)
+
+
+def _size_key(w) -> str:
+    """The size input of a workload most likely to blame for a huge run (the largest given)."""
+    given = [k for k in ("params", "tokens", "flop_per_run", "gpu_hours_per_run", "hours_per_run")
+             if getattr(w, k) is not None]
+    return max(given, key=lambda k: abs(_upper(getattr(w, k))))
+
+
+def _check_magnitudes(scn: schema.Scenario, catalog: Catalog, prices: dict[str, PoolPrice],
+                      problems: Problems) -> None:
+    """FLOP, hours and cost of one run, and price curves, must be finite numbers the simulation can
+    add up (`params: 1e308` would give an infinite cost)."""
+    worst = _worst(scn)
+    horizon = float(scn.simulation.horizon)
+    for i, p in enumerate(worst.pools):
+        if not _finite_curve(p, _upper(prices[p.name].usd_per_gpu_h), scn.project.start, horizon):
+            problems.append((("pools", i, "price_curve"),
+                             "the price this curve gives within simulation.horizon is too large to compute "
+                             "with (it overflows); check annual_decline and reference"))
+    for i, w in enumerate(worst.workloads):
+        usable = [p for p in worst.pools if (w.pools is None or p.name in w.pools) and p.max_count >= w.accelerators]
+        for p in usable:
+            acc, price = catalog.accelerators[p.accelerator], _upper(prices[p.name].usd_per_gpu_h)
+            size = _run_magnitude(w, acc, price)
+            if size:
+                problems.append((("workloads", i, _size_key(scn.workloads[i])),
+                                 f"one run on pool {p.name} would take {size}, too large to compute with; check "
+                                 "the units of this workload's size"))
+                break
+            size = _run_magnitude(w, acc, price, _length_factor(w.run_length))
+            if size:
+                problems.append((("workloads", i, "run_length", "sigma"),
+                                 f"the longest runs (P99.9 of run_length) on pool {p.name} would take {size}, too "
+                                 "large to compute with; use a smaller sigma"))
+                break
+
+
+def _finite_curve(p, price: float, start: date, horizon: float) -> bool:
+    try:
+        curve = make_curve(p.price_curve, price, start)
+        values = (curve.at(0.0), curve.at(horizon), curve.integral(0.0, horizon))
+    except (OverflowError, ZeroDivisionError, ValueError):
+        return False
+    return all(math.isfinite(v) and abs(v) <= MAX_MAGNITUDE for v in values)
+
+
+def _length_factor(rl) -> float:
+    """How much longer than its size the P99.9 run is under `run_length`."""
+    if rl.kind == "lognormal":
+        return math.exp(min(3.09 * float(rl.sigma), 700.0))
+    return 6.91 if rl.kind == "exponential" else 1.0
+
+
+def _run_magnitude(w, acc, price: float, factor: float = 1.0) -> str | None:
+    """None when one run's FLOP, hours and cost (its length x `factor`) are usable numbers, else
+    what overflows."""
+    try:
+        with np.errstate(all="ignore"):
+            flop, hours, gpu_h = run_size(w, acc)
+            flop, hours, gpu_h = (None if flop is None else flop * factor), hours * factor, gpu_h * factor
+            cost = float(gpu_h) * price * _upper(w.runs)
+    except (OverflowError, ZeroDivisionError, ValueError):
+        return "an amount that overflows"
+    for value, what in ((flop, "FLOP"), (hours, "hours"), (gpu_h, "accelerator-hours"), (cost, "USD in all")):
+        if value is not None and not (math.isfinite(float(value)) and abs(float(value)) <= MAX_MAGNITUDE):
+            return f"{float(value):.3g} {what}"
+    return None
+
+
 def correlation_pairs(scn: schema.Scenario) -> list[tuple[tuple, tuple, float]]:
     """(input path, input path, rank correlation) for each entry of a validated scenario's
     `correlations:`, with list items as indices."""
@@ -591,10 +905,10 @@ def apply_sets(raw: dict, sets: list[str], file: str) -> dict:
         key, eq, text = item.partition("=")
         if not eq:
             raise ScenarioError(file, [Issue((), f"--set {item!r}: expected KEY=VALUE, e.g. workloads[0].mfu=0.35")])
+        value = read_value(text, file, f"--set {item!r}") if text.strip() else ""
         try:
-            value = yaml.safe_load(text) if text.strip() else ""
             set_path(out, key, value)
-        except (ValueError, yaml.YAMLError) as e:
+        except ValueError as e:
             raise ScenarioError(file, [Issue((), f"--set {item!r}: {e}")]) from None
     return out
 
@@ -624,18 +938,65 @@ class Loaded:
         return hashlib.sha256(text.encode()).hexdigest()
 
 
+_KINDS = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def _not_regular(mode: int) -> str | None:
+    """Why a file of this mode cannot be a scenario (None for a regular file)."""
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "is a folder, expected a scenario .yaml file"
+    kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+    return f"is {kind}, not a regular file; give a scenario .yaml file"
+
+
+def _stat(p: Path, file: str) -> None:
+    """Refuse, before opening it, anything that is not a readable regular file of sane size (a FIFO
+    or a device would block or never end)."""
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        if p.is_symlink():
+            raise ScenarioError(file, [Issue((), f"is a symbolic link to {os.readlink(p)}, which does not exist; "
+                                             "fix the link or give the file itself")]) from None
+        raise ScenarioError(file, [Issue((), "no such file")]) from None
+    except (OSError, ValueError) as e:
+        raise ScenarioError(file, [Issue((), f"cannot read the file: {getattr(e, 'strerror', None) or e}")]) from None
+    why = _not_regular(st.st_mode)
+    if why:
+        raise ScenarioError(file, [Issue((), why)])
+    if st.st_size > MAX_FILE_BYTES:
+        raise ScenarioError(file, [Issue((), f"is {st.st_size:,} bytes; a scenario file may be at most "
+                                         f"{MAX_FILE_BYTES // 1_000_000} MB")])
+
+
+def read_text(path: str | Path, file: str) -> str:
+    """The text of a scenario file: a regular file of at most MAX_FILE_BYTES, UTF-8."""
+    p = Path(path)
+    _stat(p, file)
+    try:  # non-blocking, and checked again once open, in case the file was swapped for a FIFO meanwhile
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as f:
+            why = _not_regular(os.fstat(f.fileno()).st_mode)
+            data = b"" if why else f.read(MAX_FILE_BYTES + 1)
+    except OSError as e:
+        raise ScenarioError(file, [Issue((), f"cannot read the file: {e.strerror or e}")]) from None
+    if why or len(data) > MAX_FILE_BYTES:
+        raise ScenarioError(file, [Issue((), why or f"is larger than {MAX_FILE_BYTES // 1_000_000} MB, the most "
+                                         "a scenario file may be")])
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise ScenarioError(file, [Issue((), f"is not UTF-8 text: byte 0x{data[e.start]:02x} on this line cannot "
+                                         "be read; save the file as UTF-8", line)]) from None
+
+
 def load(path: str | Path, variant: str | None = None, sets: list[str] | None = None) -> Loaded:
     file = str(path)
-    p = Path(path)
-    if not p.exists():
-        raise ScenarioError(file, [Issue((), "no such file")])
-    if p.is_dir():
-        raise ScenarioError(file, [Issue((), "is a folder, expected a scenario .yaml file")])
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise ScenarioError(file, [Issue((), f"cannot read the file: {e}")]) from None
-    raw, lines = read_yaml(text, file)
+    raw, lines = read_yaml(read_text(path, file), file)
     return load_data(raw, file, lines, variant=variant, sets=sets or [])
 
 
@@ -646,6 +1007,7 @@ def load_data(raw: Any, file: str, lines: dict | None = None, variant: str | Non
     if not isinstance(raw, dict):
         raise ScenarioError(file, [Issue((), f"expected a mapping with project, pools and workloads at the top, "
                                          f"got {type(raw).__name__}", 1)])
+    raw = _unshare(raw, file)  # no block shared by two places (YAML aliases, or data built in Python)
     if variant:
         raw = apply_variant(raw, variant, file, lines)
     if sets:

@@ -46,15 +46,20 @@ def _finite(x: float, value: object, what: str) -> float:
     return x
 
 
+def _number(value: int | float, what: str) -> float:
+    """An int or float as a finite float (an int of 400 digits overflows a float)."""
+    try:
+        return _finite(float(value), value, what)
+    except OverflowError:
+        raise ValueError(f"expected {what}, got a number too large to use") from None
+
+
 def parse_count(value: object, what: str = "a number such as 110M, 1.5B, 2T or 3e9") -> float:
     """'110M' -> 1.1e8, '1.5B' -> 1.5e9, '2T' -> 2e12, '2,000' -> 2000, 3e9 -> 3e9."""
     if isinstance(value, bool):
         raise ValueError(f"expected {what}, got {_describe(value)}")
     if isinstance(value, (int, float)):
-        try:
-            return _finite(float(value), value, what)
-        except OverflowError:
-            raise ValueError(f"expected {what}, got a number too large to use") from None
+        return _number(value, what)
     if isinstance(value, str):
         m = _COUNT_RE.match(value)
         if m and ("," not in m.group(1) or _GROUPED.match(m.group(1))):
@@ -98,7 +103,7 @@ def parse_duration_h(value: object) -> float:
     if isinstance(value, bool):
         raise ValueError(f"expected {what}, got {_describe(value)}")
     if isinstance(value, (int, float)):
-        return _finite(float(value), value, what)
+        return _number(value, what)
     if isinstance(value, str):
         m = _DURATION_RE.match(value)
         if m:
