@@ -70,17 +70,17 @@ class _RunLife:
         length = w.length_h_on[pi] * r.factor
         work = ((w.div_at if r.diverging else r.target) - r.done) * length
         tau = w.ckpt_interval_h_on[pi]
-        e = wall_time(work, tau, w.write_h)
-        t, kind = self._next_interruption(r, pool)
-        if t < e:
-            e = t
-        else:
-            kind = DONE
         restart = r.pending_restart
         r.pending_restart = 0.0
+        live = restart + wall_time(work, tau, w.write_h)
+        t, kind = self._next_interruption(r, pool)  # it may strike during the restart too (Daly 2006)
+        if t < live:
+            live = t
+        else:
+            kind = DONE
         r.token += 1
-        r.seg = _new(Segment, (restart, e, kind, work, length, tau, w.write_h, self.env.now))
-        self.env.timeout(restart + e, value=(r, r.token)).callbacks.append(self._segment_end)
+        r.seg = _new(Segment, (restart, live, kind, work, length, tau, w.write_h, self.env.now))
+        self.env.timeout(live, value=(r, r.token)).callbacks.append(self._segment_end)
         self.events += 1
         if self.events > self.plan.max_events:
             self._no_progress(r)
@@ -90,7 +90,7 @@ class _RunLife:
         if token != r.token:  # the run was evicted before this segment ended
             return
         seg = r.seg
-        self._account(r, seg, seg.restart_h, seg.run_h, r.pool.p.notice_h if seg.end == PREEMPTION else 0.0)
+        self._account(r, seg, seg.live_h, r.pool.p.notice_h if seg.end == PREEMPTION else 0.0)
         if seg.end == DONE:
             self._completed(r)
         elif seg.end == FAILURE:
@@ -99,20 +99,22 @@ class _RunLife:
             self._preempted(r)
             self._dispatch()
 
-    def _account(self, r: RunState, seg: Segment, restart: float, e: float, notice: float):
-        """Book `restart` + `e` hours of the segment: the progress made, and what of it is kept
-        (all of it when the segment is done; what the checkpoints saved when interrupted)."""
+    def _account(self, r: RunState, seg: Segment, live: float, notice: float):
+        """Book the first `live` hours of the segment (its restart, then work): the progress made,
+        and what of it is kept (all of it when the segment is done; what the checkpoints saved
+        when interrupted; nothing when it is interrupted during its restart)."""
         if seg.end == DONE:
             prog = keep = seg.work_h
         else:
+            e = max(live - seg.restart_h, 0.0)
             prog = min(progress(e, seg.tau_h, seg.write_h), seg.work_h)
             keep = saved(e, prog, seg.tau_h, seg.write_h, notice)
         n = r.n
         r.productive += n * keep
         r.attempt_productive += n * keep
         r.lost += n * (prog - keep)
-        r.overhead += n * (restart + e - prog)
-        r.alloc_gpu_h += n * (restart + e)
+        r.overhead += n * (live - prog)
+        r.alloc_gpu_h += n * live
         r.done += keep / seg.length_h
 
     def _completed(self, r: RunState):
@@ -162,9 +164,8 @@ class _RunLife:
         """Capacity taken away under a running run (a reservation ending, a pool shrinking): the
         run stops now, keeps what its checkpoints saved, and queues again."""
         seg = r.seg._replace(end=PREEMPTION)
-        elapsed = self.env.now - seg.t0
         r.token += 1
-        self._account(r, seg, min(elapsed, seg.restart_h), max(elapsed - seg.restart_h, 0.0), 0.0)
+        self._account(r, seg, self.env.now - seg.t0, 0.0)
         self._preempted(r)
 
     def _release(self, r: RunState):

@@ -221,7 +221,7 @@ def progress_problem(plan: Plan) -> tuple[WorkloadPlan, PoolPlan, str] | None:
         for j in w.pools:
             p = plan.pools[j]
             rate = interruption_rate_per_h(w, p)
-            expect = expected_interruptions(w.length_h_on[j], w.ckpt_interval_h_on[j], w.write_h, rate)
+            expect = expected_interruptions(w.length_h_on[j], w.ckpt_interval_h_on[j], w.write_h, rate, w.restart_h)
             if expect > plan.max_events:
                 many = f"about {expect:.3g}" if math.isfinite(expect) else "an unbounded number of"
                 return w, p, f"{no_progress(w, p)} ({many} restarts a run)"

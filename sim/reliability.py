@@ -1,9 +1,10 @@
 """Failure, preemption and checkpoint maths (pure functions).
 
 Interruptions (hardware failures and spot preemptions) arrive as a Poisson process with rate
-lambda = 1/M per hour while a run computes. A run checkpoints after every `tau` hours of progress;
-writing one takes `delta` hours (the run is paused; interruptions can still strike). An
-interruption loses the progress since the last completed checkpoint.
+lambda = 1/M per hour while a run holds its accelerators: computing, writing a checkpoint or
+restarting (Daly's complete model). A run checkpoints after every `tau` hours of progress; writing
+one takes `delta` hours (the run is paused; interruptions can still strike). An interruption loses
+the progress since the last completed checkpoint; a restart it interrupts starts over.
 """
 
 from __future__ import annotations
@@ -39,19 +40,20 @@ def daly_interval(delta: float, mtti: float) -> float:
 
 
 def expected_segment_time(length: float, mtti: float, restart: float = 0.0) -> float:
-    """Expected wall time to get through `length` hours of uninterrupted work (compute plus the
-    checkpoint write that ends it) when an interruption restarts the segment from its beginning
-    and each interruption costs `restart` hours during which no interruption strikes:
-    (M + R)(e^{L/M} - 1). With R = 0 this is the per-segment term of Daly (2006)."""
+    """Expected wall time to get through `length` hours (compute plus the checkpoint write that
+    ends it), started fresh, when an interruption throws the piece away and each interruption is
+    followed by a restart of `restart` hours that interruptions can strike as well (Daly 2006,
+    the complete model): M e^{R/M} (e^{L/M} - 1). With R = 0 this is M (e^{L/M} - 1)."""
     if math.isinf(mtti):
         return length
-    return (mtti + restart) * math.expm1(length / mtti)
+    return mtti * math.exp(restart / mtti) * math.expm1(length / mtti)
 
 
 def expected_wall_time(work: float, tau: float, delta: float, mtti: float, restart: float = 0.0) -> float:
     """Expected wall time of `work` hours of compute checkpointed every `tau` hours (writes of
-    `delta`), as trainsim's engine runs it: full segments of tau + delta, then a last segment with
-    no checkpoint after it."""
+    `delta`), as trainsim's engine runs it: full pieces of tau + delta, then a last piece with no
+    checkpoint after it; each piece as in `expected_segment_time` (Daly's complete model, with
+    tau + delta written out for the last, partial piece)."""
     if math.isinf(tau) or tau >= work:
         return expected_segment_time(work, mtti, restart)
     full = math.ceil(work / tau) - 1
@@ -104,20 +106,21 @@ def saved(x: float, done: float, tau: float, delta: float, notice: float = 0.0) 
     return min(kept, done)
 
 
-def expected_interruptions(work: float, tau: float, delta: float, rate: float) -> float:
+def expected_interruptions(work: float, tau: float, delta: float, rate: float, restart: float = 0.0) -> float:
     """Expected interruptions before `work` compute hours are done, checkpointed every `tau` (writes
     of `delta`), at `rate` interruptions per hour: each piece of tau + delta hours is retried until
-    it runs through, which takes e^{rate x piece} - 1 interruptions on average (rate x work with
-    continuous checkpoints, tau <= 0). inf when that overflows: the run cannot make progress."""
+    it runs through, after a restart of `restart` hours that can be interrupted too, which takes
+    about e^{rate x (restart + piece)} - 1 interruptions (rate x work with continuous checkpoints,
+    tau <= 0). inf when that overflows: the run cannot make progress."""
     if rate <= 0.0 or work <= 0.0:
         return 0.0
-    if tau <= 0.0:  # continuous checkpoints: nothing is lost, interruptions just arrive over the work
-        return rate * work
+    if tau <= 0.0:  # continuous checkpoints: nothing is lost, interruptions arrive over the work
+        return rate * work * (math.exp(min(rate * restart, 700.0)) if restart > 0.0 else 1.0)
     if math.isinf(tau) or tau >= work:
         pieces, piece = 1.0, work
     else:
         pieces, piece = math.ceil(work / tau), tau + delta
     try:
-        return pieces * math.expm1(rate * piece)
+        return pieces * math.expm1(rate * (piece + restart))
     except OverflowError:
         return INF

@@ -36,10 +36,11 @@ class WorkloadState:
 
 
 class Segment(NamedTuple):
-    """A stretch of a run on its pool: an optional restart, then work until it ends."""
+    """A stretch of a run on its pool: an optional restart, then work until it ends (done, or
+    interrupted at any moment, during the restart included)."""
 
     restart_h: float  # restart before the work (accelerators held, no progress)
-    run_h: float  # wall hours after the restart until the segment ends
+    live_h: float  # wall hours from the segment's start (restart included) until it ends
     end: SegmentEnd
     work_h: float  # compute hours the segment was to do
     length_h: float  # compute hours of the whole run on this pool
