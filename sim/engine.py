@@ -17,20 +17,19 @@ import bisect
 import math
 from collections import defaultdict
 
-import numpy as np
 import simpy
 
 from sim import rng as rngmod
 from sim.billing import bill_by_month
-from sim.plan import Plan, no_progress, progress_problem
+from sim.plan import Plan, no_progress, not_finishing, progress_problem
 from sim.policies import FAILURE_MODELS, SCHEDULERS
-from sim.records import ReplicationRecord, RunRecord, replication_record
+from sim.records import ReplicationRecord, RunRecord, replication_record, run_records
 from sim.reliability import SegmentEnd, progress, saved, wall_time
-from sim.runstate import PoolState, RunState, Segment, WorkloadState
+from sim.runstate import PoolState, RunState, Segment, WorkloadState, length_factors
 
 INF = math.inf
 DONE, FAILURE, PREEMPTION = SegmentEnd.DONE, SegmentEnd.FAILURE, SegmentEnd.PREEMPTION
-_new = tuple.__new__  # makes a NamedTuple from a tuple without a Python-level __new__ (hot paths)
+_new = tuple.__new__  # makes a NamedTuple from a tuple without a Python-level __new__ (hot path)
 
 
 class SimulationError(Exception):
@@ -70,8 +69,8 @@ class _RunLife:
         length = w.length_h_on[pi] * r.factor
         work = ((w.div_at if r.diverging else r.target) - r.done) * length
         tau = w.ckpt_interval_h_on[pi]
-        restart = r.pending_restart
-        r.pending_restart = 0.0
+        restart = w.restart_h_on[pi] if r.restart_due else 0.0
+        r.restart_due = False
         live = restart + wall_time(work, tau, w.write_h)
         t, kind = self._next_interruption(r, pool)  # it may strike during the restart too (Daly 2006)
         if t < live:
@@ -79,7 +78,7 @@ class _RunLife:
         else:
             kind = DONE
         r.token += 1
-        r.seg = _new(Segment, (restart, live, kind, work, length, tau, w.write_h, self.env.now))
+        r.seg = _new(Segment, (0.0, restart, live, kind, work, length, tau, w.write_h, self.env.now))
         self.env.timeout(live, value=(r, r.token)).callbacks.append(self._segment_end)
         self.events += 1
         if self.events > self.plan.max_events:
@@ -90,31 +89,32 @@ class _RunLife:
         if token != r.token:  # the run was evicted before this segment ended
             return
         seg = r.seg
-        self._account(r, seg, seg.live_h, r.pool.p.notice_h if seg.end == PREEMPTION else 0.0)
-        if seg.end == DONE:
+        end = seg.end
+        self._account(r, seg, seg.live_h, r.pool.p.notice_h if end == PREEMPTION else 0.0)
+        if end == DONE:
             self._completed(r)
-        elif seg.end == FAILURE:
-            self._failed(r)
-        else:
+        elif end == PREEMPTION:
             self._preempted(r)
             self._dispatch()
+        else:
+            self._failed(r, end)
 
-    def _account(self, r: RunState, seg: Segment, live: float, notice: float):
-        """Book the first `live` hours of the segment (its restart, then work): the progress made,
+    def _account(self, r: RunState, seg: Segment, held: float, notice: float):
+        """Book `held` hours of the segment (detection, restart, then work): the progress made,
         and what of it is kept (all of it when the segment is done; what the checkpoints saved
         when interrupted; nothing when it is interrupted during its restart)."""
         if seg.end == DONE:
             prog = keep = seg.work_h
         else:
-            e = max(live - seg.restart_h, 0.0)
+            e = max(held - seg.dead_h - seg.restart_h, 0.0)
             prog = min(progress(e, seg.tau_h, seg.write_h), seg.work_h)
             keep = saved(e, prog, seg.tau_h, seg.write_h, notice)
         n = r.n
         r.productive += n * keep
         r.attempt_productive += n * keep
         r.lost += n * (prog - keep)
-        r.overhead += n * (live - prog)
-        r.alloc_gpu_h += n * live
+        r.overhead += n * (held - prog)
+        r.alloc_gpu_h += n * held
         r.done += keep / seg.length_h
 
     def _completed(self, r: RunState):
@@ -128,18 +128,39 @@ class _RunLife:
                 r.reruns += 1
                 r.attempts += 1
                 r.diverging = w.div_at < r.target and self.div_stream.next() < w.div_p
-                r.pending_restart = w.restart_h
+                r.restart_due = True
                 self._segment(r)
                 return
             r.abandoned = True
         self._finish(r)
 
-    def _failed(self, r: RunState):
+    def _failed(self, r: RunState, kind: SegmentEnd):
+        """A failure: detect it (the run holds its accelerators, makes no progress), then go on."""
         w = r.wl.w
-        r.failures += 1
+        if kind == FAILURE:
+            r.failures += 1
+        else:
+            r.job_failures += 1
         r.attempts += 1
-        r.pending_restart = w.restart_h
-        if w.repair_h > 0.0:
+        r.restart_due = True
+        if w.detect_h > 0.0:
+            r.token += 1  # a detection is a segment of its own (an eviction may end it)
+            r.seg = _new(Segment, (w.detect_h, 0.0, 0.0, kind, 0.0, 1.0, INF, 0.0, self.env.now))
+            self.env.timeout(w.detect_h, value=(r, r.token)).callbacks.append(self._detected)
+            return
+        self._recover(r, kind)
+
+    def _detected(self, ev):
+        r, token = ev.value
+        if token == r.token:
+            self._account(r, r.seg, r.seg.dead_h, 0.0)
+            self._recover(r, r.seg.end)
+
+    def _recover(self, r: RunState, kind: SegmentEnd):
+        """After a failure is noticed: a hardware failure takes its node out for repair (the run
+        waits for capacity when no spare is free); then the run restarts."""
+        w = r.wl.w
+        if kind == FAILURE and w.repair_h > 0.0:
             pool = r.pool
             pool.free -= pool.p.node_size  # the failed node leaves the pool for its repair
             self.env.timeout(w.repair_h, value=pool).callbacks.append(self._repaired)
@@ -156,7 +177,7 @@ class _RunLife:
         r.attempts += 1
         pool = r.pool
         self._release(r)
-        r.pending_restart = r.wl.w.restart_h
+        r.restart_due = True
         r.fallback_next = pool.p.fallback
         self._enqueue(r, self.env.now)
 
@@ -269,14 +290,7 @@ class Replication(_RunLife):
                               f"unfinished: {no_progress(r.wl.w, r.pool.p)}")
 
     def _stuck(self, t: float):
-        if t == INF:
-            raise SimulationError(
-                f"the simulation stalled at {self.env.now / 24:.1f} days with {self.left} runs unfinished: they "
-                "can never get capacity (a reserved commitment that ended, or a pool that shrank for good)")
-        raise SimulationError(
-            f"the simulation passed its horizon ({self.plan.horizon_h / 8760:g} years) with {self.left} runs "
-            "unfinished; the project as described cannot finish (raise simulation.horizon if it really takes that "
-            "long)")
+        raise SimulationError(not_finishing(self.plan, self.env.now, self.left, stalled=t == INF))
 
     # -- capacity -----------------------------------------------------------------------------
     def _capacity_due(self, ev):
@@ -306,12 +320,7 @@ class Replication(_RunLife):
     # -- submission and the queue ---------------------------------------------------------------
     def _make_runs(self, wl: WorkloadState) -> list[RunState]:
         w = wl.w
-        if w.length_kind == "lognormal" and w.length_sigma > 0:
-            factors = np.exp(w.length_sigma * self.len_rng.standard_normal(w.runs)).tolist()
-        elif w.length_kind == "exponential":
-            factors = self.len_rng.standard_exponential(w.runs).tolist()
-        else:
-            factors = [1.0] * w.runs
+        factors = length_factors(w.length_kind, w.length_sigma, w.runs, self.len_rng)
         return [RunState(wl, i, factors[i], w.early_at if i < w.early_k else 1.0) for i in range(w.runs)]
 
     def _ready(self, wl: WorkloadState, dispatch: bool = True):
@@ -377,9 +386,7 @@ class Replication(_RunLife):
         return replication_record(self)
 
     def run_records(self) -> list[RunRecord]:
-        return [_new(RunRecord, (r.wl.w.name, r.idx, r.pool.p.name, r.submit_t, r.first_start, r.end, r.wait_h,
-                                 r.attempts, r.failures, r.preemptions, r.reruns, r.abandoned, r.alloc_gpu_h,
-                                 r.productive, r.lost, r.overhead, r.cost)) for r in self.finished]
+        return run_records(self.finished)
 
     def summary(self) -> dict:
         """The replication's totals as flat columns (see ReplicationRecord.row)."""

@@ -14,7 +14,7 @@ from sim.billing import TIERS, Tier
 from sim.catalog import Catalog, preemption_bands
 from sim.compute import early_stopped_runs, run_size
 from sim.pricing import PriceCurveFn, make_curve, pool_price
-from sim.reliability import band_rate_per_node_h, daly_interval, expected_interruptions
+from sim.reliability import band_rate_per_node_h, daly_interval, expected_interruptions, restart_h
 from sim.schema import Scenario
 from sim.units import hours_between
 
@@ -51,9 +51,11 @@ class WorkloadPlan:
     length_h_on: dict[int, float]  # pool index -> hours of one uninterrupted run there
     ckpt_interval_h_on: dict[int, float]  # pool index -> compute hours between checkpoints; inf none, 0 continuous
     write_h: float  # checkpoint write
-    restart_h: float
+    restart_h_on: dict[int, float]  # pool index -> restart after an interruption (grows with the nodes)
+    detect_h: float  # from a failure to noticing it (no progress, accelerators held)
     repair_h: float  # a failed node is out of its pool this long
-    fail_rate_per_h: float  # failures per run-hour (per accelerator-hour x accelerators)
+    fail_rate_per_h: float  # hardware failures per run-hour (per accelerator-hour x accelerators)
+    job_fail_rate_per_h: float  # job-level failures per run-hour, whatever the size
     priority: int
     max_concurrent: float  # inf for no limit
     earliest_h: float
@@ -156,16 +158,19 @@ def _workload_plan(i: int, w, scn: Scenario, catalog: Catalog, pools: list[PoolP
     usable = [names[n] for n in (w.pools if w.pools is not None else list(names)) if fits(names[n])]
     ck = w.checkpoint or rel.checkpoint
     fail = failure_rate_per_gpu_h(rel) * w.accelerators
-    length_on, tau_on = {}, {}
+    job = float(rel.job_failure_rate_per_h or 0.0) if rel.model != "none" else 0.0
+    length_on, tau_on, restart_on = {}, {}, {}
     for j in (j for j in range(len(scn.pools)) if fits(j)):  # fallbacks may be outside `usable`
         length_on[j] = run_size(w, catalog.accelerators[scn.pools[j].accelerator])[1]
         nodes = math.ceil(w.accelerators / pools[j].node_size)
-        tau_on[j] = checkpoint_interval_h(ck, fail + pools[j].preempt_rate_per_node_h * nodes)
+        tau_on[j] = checkpoint_interval_h(ck, fail + job + pools[j].preempt_rate_per_node_h * nodes)
+        restart_on[j] = restart_h(float(rel.restart), float(rel.restart_per_node), float(rel.restart_per_doubling),
+                                  nodes)
     div, es = w.divergence, w.early_stop
     return WorkloadPlan(
         idx=i, name=w.name, runs=int(w.runs), n=w.accelerators, pools=usable, length_h_on=length_on,
-        ckpt_interval_h_on=tau_on, write_h=float(ck.write), restart_h=float(rel.restart),
-        repair_h=float(rel.repair), fail_rate_per_h=fail, priority=w.priority,
+        ckpt_interval_h_on=tau_on, write_h=float(ck.write), restart_h_on=restart_on, detect_h=float(rel.detect),
+        repair_h=float(rel.repair), fail_rate_per_h=fail, job_fail_rate_per_h=job, priority=w.priority,
         max_concurrent=float(w.max_concurrent) if w.max_concurrent else INF,
         earliest_h=hours_between(start, w.earliest_start) if w.earliest_start else 0.0,
         after=[wnames[a] for a in w.after],
@@ -193,8 +198,8 @@ def build_plan(scn: Scenario, catalog: Catalog) -> Plan:
 
 
 def interruption_rate_per_h(w: WorkloadPlan, p: PoolPlan) -> float:
-    """Failures and preemptions per hour of one run of `w` on pool `p`."""
-    return w.fail_rate_per_h + p.preempt_rate_per_node_h * math.ceil(w.n / p.node_size)
+    """Failures (hardware and job-level) and preemptions per hour of one run of `w` on pool `p`."""
+    return w.fail_rate_per_h + w.job_fail_rate_per_h + p.preempt_rate_per_node_h * math.ceil(w.n / p.node_size)
 
 
 def _span(h: float) -> str:
@@ -213,6 +218,15 @@ def no_progress(w: WorkloadPlan, p: PoolPlan) -> str:
             "another pool")
 
 
+def not_finishing(plan: Plan, now_h: float, left: int, stalled: bool) -> str:
+    """Why a replication stopped with `left` runs unfinished at `now_h` (for messages)."""
+    if stalled:
+        return (f"the simulation stalled at {now_h / 24:.1f} days with {left} runs unfinished: they can never get "
+                "capacity (a reserved commitment that ended, or a pool that shrank for good)")
+    return (f"the simulation passed its horizon ({plan.horizon_h / 8760:g} years) with {left} runs unfinished; the "
+            "project as described cannot finish (raise simulation.horizon if it really takes that long)")
+
+
 def progress_problem(plan: Plan) -> tuple[WorkloadPlan, PoolPlan, str] | None:
     """(workload, pool, why) for runs that could not finish within the plan's event guard
     (expected restarts per run above `max_events`), or None. Seen before simulating, so an
@@ -221,7 +235,8 @@ def progress_problem(plan: Plan) -> tuple[WorkloadPlan, PoolPlan, str] | None:
         for j in w.pools:
             p = plan.pools[j]
             rate = interruption_rate_per_h(w, p)
-            expect = expected_interruptions(w.length_h_on[j], w.ckpt_interval_h_on[j], w.write_h, rate, w.restart_h)
+            expect = expected_interruptions(w.length_h_on[j], w.ckpt_interval_h_on[j], w.write_h, rate,
+                                            w.restart_h_on[j])
             if expect > plan.max_events:
                 many = f"about {expect:.3g}" if math.isfinite(expect) else "an unbounded number of"
                 return w, p, f"{no_progress(w, p)} ({many} restarts a run)"

@@ -76,8 +76,9 @@ SCHEDULERS = {s.name: s for s in (FifoBackfill(), Fifo(), Priority())}
 
 class ExponentialInterruptions:
     """Hardware failures at a constant rate per run-hour (the workload's rate per accelerator-hour
-    x its accelerators) and spot preemptions at a constant rate per node-hour of the pool: two
-    independent Poisson processes, each with its own random stream.
+    x its accelerators), job-level failures at a constant rate per run-hour whatever the size, and
+    spot preemptions at a constant rate per node-hour of the pool: three independent Poisson
+    processes, each with its own random stream.
 
     The time to the next interruption is drawn afresh at the start of every segment (after each
     restart, preemption or eviction). That is exact only because the exponential distribution is
@@ -91,14 +92,22 @@ class ExponentialInterruptions:
     def __init__(self, seed: int, replication: int):
         self.failures = rngmod.ExpStream(rngmod.generator(seed, replication, "failures"))
         self.preemptions = rngmod.ExpStream(rngmod.generator(seed, replication, "preemptions"))
+        self.job_failures = rngmod.ExpStream(rngmod.generator(seed, replication, "job_failures"))
 
     def next_interruption(self, r, pool) -> tuple[float, SegmentEnd]:
         """Hours from now (the segment's start) to the next interruption of run `r` on `pool`, and
-        its kind; (inf, DONE) when nothing can interrupt it. A failure wins a tie."""
+        its kind; (inf, DONE) when nothing can interrupt it. Ties go to hardware failures, then
+        job-level failures, then preemptions. A source with a zero rate draws nothing, so adding
+        one leaves the others' random numbers as they were."""
         t, kind = INF, SegmentEnd.DONE
-        rate = r.wl.w.fail_rate_per_h
+        w = r.wl.w
+        rate = w.fail_rate_per_h
         if rate > 0.0:
             t, kind = self.failures.next() / rate, SegmentEnd.FAILURE
+        if w.job_fail_rate_per_h > 0.0:
+            tj = self.job_failures.next() / w.job_fail_rate_per_h
+            if tj < t:
+                t, kind = tj, SegmentEnd.JOB_FAILURE
         p = pool.p
         pr = p.preempt_rate_per_node_h
         if pr > 0.0:

@@ -28,7 +28,8 @@ class RunRecord(NamedTuple):
     end_h: float
     queue_wait_h: float  # all waits, first and after interruptions
     attempts: int
-    failures: int
+    failures: int  # hardware
+    job_failures: int
     preemptions: int
     reruns: int
     abandoned: bool
@@ -76,7 +77,8 @@ class ReplicationRecord:
     finish_date: str
     energy_kwh: float
     co2_kg: float
-    failures: int
+    failures: int  # hardware
+    job_failures: int
     preemptions: int
     reruns: int
     mean_queue_wait_h: float
@@ -87,8 +89,8 @@ class ReplicationRecord:
     spend_usd_by_month: dict[str, float] = field(default_factory=dict)  # YYYY-MM -> USD
 
     METRICS = ("cost_usd", "gpu_hours", "productive_gpu_hours", "lost_gpu_hours", "overhead_gpu_hours",
-               "idle_gpu_hours", "makespan_days", "finish_date", "energy_kwh", "co2_kg", "failures", "preemptions",
-               "reruns", "mean_queue_wait_h", "events")
+               "idle_gpu_hours", "makespan_days", "finish_date", "energy_kwh", "co2_kg", "failures", "job_failures",
+               "preemptions", "reruns", "mean_queue_wait_h", "events")
 
     def row(self, inputs: dict | None = None) -> dict:
         """Flat columns: metrics, cost by workload / pool / tier, spend by month, then the sampled
@@ -135,10 +137,19 @@ def replication_record(rep) -> ReplicationRecord:
         productive_gpu_hours=sum(r.productive for r in runs), lost_gpu_hours=sum(r.lost for r in runs),
         overhead_gpu_hours=sum(r.overhead for r in runs), idle_gpu_hours=idle, makespan_days=mk / 24.0,
         finish_date=(plan.start + timedelta(hours=mk)).isoformat(), energy_kwh=energy, co2_kg=co2,
-        failures=sum(r.failures for r in runs), preemptions=sum(r.preemptions for r in runs),
+        failures=sum(r.failures for r in runs), job_failures=sum(r.job_failures for r in runs),
+        preemptions=sum(r.preemptions for r in runs),
         reruns=sum(r.reruns for r in runs),
         mean_queue_wait_h=(sum(r.wait_h for r in runs) / len(runs)) if runs else 0.0, events=rep.events,
         workloads={wl.w.name: WorkloadTotals(wl.w.runs, wl.cost, wl.gpu_h) for wl in rep.wls},
         cost_usd_by_pool=by_pool, cost_usd_by_tier=by_tier,
         spend_usd_by_month={plan.month_labels[i]: spend[i] for i in sorted(spend)},
     )
+
+
+def run_records(finished: list) -> list[RunRecord]:
+    """The runs of a finished replication (sim.runstate.RunState objects) as records."""
+    new = tuple.__new__  # a NamedTuple from a tuple without its Python-level __new__ (hundreds a replication)
+    return [new(RunRecord, (r.wl.w.name, r.idx, r.pool.p.name, r.submit_t, r.first_start, r.end, r.wait_h, r.attempts,
+                            r.failures, r.job_failures, r.preemptions, r.reruns, r.abandoned, r.alloc_gpu_h,
+                            r.productive, r.lost, r.overhead, r.cost)) for r in finished]

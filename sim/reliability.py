@@ -71,8 +71,9 @@ class SegmentEnd(IntEnum):
     """How a run segment ends."""
 
     DONE = 0  # the work asked of it is complete
-    FAILURE = 1  # hardware or software failure: restart on the same capacity
+    FAILURE = 1  # hardware failure: a node is lost (repair), restart on the same capacity
     PREEMPTION = 2  # capacity taken away (spot preemption, a pool shrinking): queue again
+    JOB_FAILURE = 3  # a job-level failure (software, data loader, hang): restart, no node lost
 
 
 def wall_time(work: float, tau: float, delta: float) -> float:
@@ -124,3 +125,9 @@ def expected_interruptions(work: float, tau: float, delta: float, rate: float, r
         return pieces * math.expm1(rate * (piece + restart))
     except OverflowError:
         return INF
+
+
+def restart_h(fixed: float, per_node: float, per_doubling: float, nodes: int) -> float:
+    """Restart time of a run on `nodes` nodes: a fixed part, a part per node and a part per
+    doubling of nodes (log2), so a 2,000-node restart can take longer than a one-node one."""
+    return fixed + per_node * nodes + per_doubling * math.log2(max(nodes, 1))

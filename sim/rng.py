@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-STREAMS = {"inputs": 0, "lengths": 1, "failures": 2, "preemptions": 3, "divergence": 4, "arrivals": 5}
+STREAMS = {"inputs": 0, "lengths": 1, "failures": 2, "preemptions": 3, "divergence": 4, "arrivals": 5,
+           "job_failures": 6}
 
 
 def generator(seed: int, replication: int, stream: str) -> np.random.Generator:

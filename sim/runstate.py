@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import numpy as np
+
 from sim.plan import PoolPlan, WorkloadPlan
 from sim.reliability import SegmentEnd
 
@@ -36,11 +38,13 @@ class WorkloadState:
 
 
 class Segment(NamedTuple):
-    """A stretch of a run on its pool: an optional restart, then work until it ends (done, or
-    interrupted at any moment, during the restart included)."""
+    """A stretch of a run on its pool: detecting the failure that ended the last one, an optional
+    restart, then work until it ends (done, or interrupted at any moment after the detection,
+    during the restart included)."""
 
+    dead_h: float  # failure detection before the restart (accelerators held, nothing can happen)
     restart_h: float  # restart before the work (accelerators held, no progress)
-    live_h: float  # wall hours from the segment's start (restart included) until it ends
+    live_h: float  # wall hours after the detection (restart included) until the segment ends
     end: SegmentEnd
     work_h: float  # compute hours the segment was to do
     length_h: float  # compute hours of the whole run on this pool
@@ -52,7 +56,8 @@ class Segment(NamedTuple):
 class RunState:
     __slots__ = ("wl", "idx", "seq", "n", "factor", "target", "diverging", "done", "pool", "alloc_t", "queued_t",
                  "submit_t", "first_start", "end", "wait_h", "attempts", "failures", "preemptions", "reruns",
-                 "alloc_gpu_h", "productive", "lost", "overhead", "attempt_productive", "cost", "pending_restart",
+                 "alloc_gpu_h", "productive", "lost", "overhead", "attempt_productive", "cost", "restart_due",
+                 "job_failures",
                  "fallback_next", "seg", "abandoned", "token")
 
     def __init__(self, wl: WorkloadState, idx: int, factor: float, target: float):
@@ -82,8 +87,19 @@ class RunState:
         self.overhead = 0.0
         self.attempt_productive = 0.0
         self.cost = 0.0
-        self.pending_restart = 0.0
+        self.restart_due = False  # the next segment starts with a restart
+        self.job_failures = 0
         self.fallback_next = -1
         self.seg: Segment | None = None
         self.abandoned = False
         self.token = 0
+
+
+def length_factors(kind: str, sigma: float, runs: int, rng: np.random.Generator) -> list[float]:
+    """Each run's length as a multiple of the workload's (run-to-run spread): fixed (1),
+    lognormal with median 1, or exponential with mean 1."""
+    if kind == "lognormal" and sigma > 0:
+        return np.exp(sigma * rng.standard_normal(runs)).tolist()
+    if kind == "exponential":
+        return rng.standard_exponential(runs).tolist()
+    return [1.0] * runs

@@ -97,6 +97,7 @@ FractionPos = num(units.parse_fraction, "fraction", lo=0, hi=1, lo_strict=True)
 Decline = num(units.parse_fraction, "fraction per year", lo=-1, hi=1, hi_strict=True)
 Rate = num(units.parse_plain, "per accelerator-hour", lo=0)
 NodeRate = num(units.parse_plain, "per node-hour", lo=0)
+RunRate = num(units.parse_plain, "per run-hour", lo=0)
 PosFactor = num(units.parse_plain, "factor", lo=0, lo_strict=True)
 FixedPosFactor = num(units.parse_plain, "factor", lo=0, lo_strict=True, uncertain=False)
 Watts = num(units.parse_plain, "W", lo=0, lo_strict=True, uncertain=False)
@@ -409,7 +410,17 @@ class Reliability(Strict):
         None, description="Hardware failures per accelerator-hour (a run on n fails n times as often)."
     )
     mtbf_per_gpu: PosHours | None = Field(None, description="Mean time between failures of one accelerator.")
-    restart: Hours = Field(0.0, description="Time to restart after a failure, accelerators held.")
+    job_failure_rate_per_h: RunRate | None = Field(
+        None, description="Job-level failures per run-hour, whatever the run's size (software, data loader, "
+        "NCCL hangs, user error): small runs fail far more often than hardware explains (Kokolis et al. 2025)."
+    )
+    detect: Hours = Field(0.0, description="Time from a failure to noticing it: the run holds its accelerators "
+                          "and makes no progress.")
+    restart: Hours = Field(0.0, description="Time to restart after a failure or preemption, accelerators held; "
+                           "failures can strike during it.")
+    restart_per_node: Hours = Field(0.0, description="Added to restart for each node of the run.")
+    restart_per_doubling: Hours = Field(
+        0.0, description="Added to restart for each doubling of the run's nodes (x log2 nodes).")
     repair: Hours = Field(0.0, description="Time a failed node is out of its pool.")
     checkpoint: Checkpoint = Field(default_factory=Checkpoint, description="Checkpoint policy.")
 

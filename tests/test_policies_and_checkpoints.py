@@ -50,8 +50,8 @@ def test_saved_is_the_last_completed_write_or_what_a_notice_saves():
     assert saved(x, done, tau, delta, notice=0.25) == 3.0
 
 
-def _run(n=16, fail=0.0):
-    return NS(n=n, wl=NS(w=NS(fail_rate_per_h=fail)))
+def _run(n=16, fail=0.0, job=0.0):
+    return NS(n=n, wl=NS(w=NS(fail_rate_per_h=fail, job_fail_rate_per_h=job)))
 
 
 def _pool(rate=0.0, node=8):
@@ -71,10 +71,23 @@ def test_exponential_interruptions_have_the_summed_rate_and_split_by_rate():
     assert abs(share - p) < 4 * math.sqrt(p * (1 - p) / len(draws))
 
 
+def test_three_sources_split_by_their_rates():
+    """Kokolis et al.: job-level failures come on top of hardware ones whatever the run's size."""
+    model = FAILURE_MODELS["exponential"](seed=4, replication=1)
+    fail, job, pre = 0.01, 0.03, 0.005
+    draws = [model.next_interruption(_run(8, fail, job), _pool(pre, 8)) for _ in range(20000)]
+    total = fail + job + pre
+    t = np.array([d[0] for d in draws])
+    assert abs(t.mean() - 1 / total) < 4 * t.std(ddof=1) / math.sqrt(t.size)
+    for kind, rate in ((SegmentEnd.FAILURE, fail), (SegmentEnd.JOB_FAILURE, job), (SegmentEnd.PREEMPTION, pre)):
+        share, p = np.mean([d[1] == kind for d in draws]), rate / total
+        assert abs(share - p) < 4 * math.sqrt(p * (1 - p) / len(draws)), kind
+
+
 def test_no_interruption_without_rates_and_streams_untouched():
     model = FAILURE_MODELS["none"](seed=3, replication=0)
     assert model.next_interruption(_run(), _pool()) == (INF, SegmentEnd.DONE)
-    assert model.failures._i == 0 and model.preemptions._i == 0  # nothing drawn
+    assert model.failures._i == model.preemptions._i == model.job_failures._i == 0  # nothing drawn
 
 
 def test_scheduler_keys_and_pool_choice():
