@@ -56,6 +56,16 @@ class WorkloadPlan:
     repair_h: float  # a failed node is out of its pool this long
     fail_rate_per_h: float  # hardware failures per run-hour (per accelerator-hour x accelerators)
     job_fail_rate_per_h: float  # job-level failures per run-hour, whatever the size
+    planned_rate_per_h: float  # planned interruptions per run-hour
+    planned_down_h: float  # downtime of a planned interruption
+    spike_rate_per_h: float  # loss spikes per run-hour
+    spike_rollback_h: float  # work rolled back beyond the last checkpoint by a loss spike
+    unrecoverable_p: float  # share of hardware failures that also spoil the last checkpoint
+    lemon_fraction: float  # share of nodes that are lemons
+    lemon_multiplier: float  # their failure rate as a multiple of the base
+    straggle_p: float  # share of runs that straggle
+    straggle_slowdown: float  # median slowdown of a straggling run
+    straggle_sigma: float  # lognormal spread of the slowdown
     priority: int
     max_concurrent: float  # inf for no limit
     earliest_h: float
@@ -137,6 +147,35 @@ def _pool_plan(i: int, p, scn: Scenario, catalog: Catalog, names: dict[str, int]
     )
 
 
+def _disruptions(w, rel) -> dict:
+    """The workload's planned interruptions, loss spikes, stragglers and the reliability model's
+    unrecoverable failures and lemon nodes, as plan fields (all off when not given)."""
+    pl, ls, st, lm = rel.planned, w.loss_spike, w.stragglers, rel.lemons
+    off = rel.model == "none"
+    return {
+        "planned_rate_per_h": float(pl.rate_per_h) if pl and not off else 0.0,
+        "planned_down_h": float(pl.downtime) if pl else 0.0,
+        "spike_rate_per_h": float(ls.rate_per_h) if ls else 0.0,
+        "spike_rollback_h": float(ls.rollback) if ls else 0.0,
+        "unrecoverable_p": float(rel.unrecoverable_fraction),
+        "lemon_fraction": float(lm.fraction) if lm else 0.0,
+        "lemon_multiplier": float(lm.multiplier) if lm else 1.0,
+        "straggle_p": float(st.fraction) if st else 0.0,
+        "straggle_slowdown": float(st.slowdown) if st else 1.0,
+        "straggle_sigma": float(st.sigma) if st else 0.0,
+    }
+
+
+def _extra_rate(w, rel) -> float:
+    """Loss spikes, planned interruptions and the lemons' extra failures per run-hour, beside the
+    base failure rates (they shape `auto` checkpoints too)."""
+    spikes = float(w.loss_spike.rate_per_h) if w.loss_spike else 0.0
+    planned = float(rel.planned.rate_per_h) if rel.planned and rel.model != "none" else 0.0
+    lemons = (float(rel.lemons.fraction) * (float(rel.lemons.multiplier) - 1.0)
+              * failure_rate_per_gpu_h(rel) * w.accelerators) if rel.lemons else 0.0
+    return spikes + planned + lemons
+
+
 def checkpoint_interval_h(ck, interruptions_per_h: float) -> float:
     """Compute hours between checkpoints under a checkpoint policy: none (inf), a fixed interval,
     or `auto` (Daly's optimum for the run's interruption rate on that pool)."""
@@ -163,11 +202,12 @@ def _workload_plan(i: int, w, scn: Scenario, catalog: Catalog, pools: list[PoolP
     for j in (j for j in range(len(scn.pools)) if fits(j)):  # fallbacks may be outside `usable`
         length_on[j] = run_size(w, catalog.accelerators[scn.pools[j].accelerator])[1]
         nodes = math.ceil(w.accelerators / pools[j].node_size)
-        tau_on[j] = checkpoint_interval_h(ck, fail + job + pools[j].preempt_rate_per_node_h * nodes)
+        tau_on[j] = checkpoint_interval_h(ck, fail + job + _extra_rate(w, rel) + pools[j].preempt_rate_per_node_h
+                                          * nodes)
         restart_on[j] = restart_h(float(rel.restart), float(rel.restart_per_node), float(rel.restart_per_doubling),
                                   nodes)
     div, es = w.divergence, w.early_stop
-    return WorkloadPlan(
+    return WorkloadPlan(**_disruptions(w, rel),
         idx=i, name=w.name, runs=int(w.runs), n=w.accelerators, pools=usable, length_h_on=length_on,
         ckpt_interval_h_on=tau_on, write_h=float(ck.write), restart_h_on=restart_on, detect_h=float(rel.detect),
         repair_h=float(rel.repair), fail_rate_per_h=fail, job_fail_rate_per_h=job, priority=w.priority,
@@ -198,8 +238,11 @@ def build_plan(scn: Scenario, catalog: Catalog) -> Plan:
 
 
 def interruption_rate_per_h(w: WorkloadPlan, p: PoolPlan) -> float:
-    """Failures (hardware and job-level) and preemptions per hour of one run of `w` on pool `p`."""
-    return w.fail_rate_per_h + w.job_fail_rate_per_h + p.preempt_rate_per_node_h * math.ceil(w.n / p.node_size)
+    """Interruptions per hour of one run of `w` on pool `p` (hardware failures at the worst lemon
+    share, job-level failures, planned interruptions, loss spikes and preemptions)."""
+    hw = w.fail_rate_per_h * (1.0 + w.lemon_fraction * (w.lemon_multiplier - 1.0))
+    return (hw + w.job_fail_rate_per_h + w.planned_rate_per_h + w.spike_rate_per_h
+            + p.preempt_rate_per_node_h * math.ceil(w.n / p.node_size))
 
 
 def _span(h: float) -> str:

@@ -76,9 +76,10 @@ SCHEDULERS = {s.name: s for s in (FifoBackfill(), Fifo(), Priority())}
 
 class ExponentialInterruptions:
     """Hardware failures at a constant rate per run-hour (the workload's rate per accelerator-hour
-    x its accelerators), job-level failures at a constant rate per run-hour whatever the size, and
-    spot preemptions at a constant rate per node-hour of the pool: three independent Poisson
-    processes, each with its own random stream.
+    x its accelerators, x the run's lemon multiplier), job-level failures, planned interruptions
+    and loss spikes at constant rates per run-hour whatever the size, and spot preemptions at a
+    constant rate per node-hour of the pool: independent Poisson processes, each with its own
+    random stream.
 
     The time to the next interruption is drawn afresh at the start of every segment (after each
     restart, preemption or eviction). That is exact only because the exponential distribution is
@@ -93,6 +94,8 @@ class ExponentialInterruptions:
         self.failures = rngmod.ExpStream(rngmod.generator(seed, replication, "failures"))
         self.preemptions = rngmod.ExpStream(rngmod.generator(seed, replication, "preemptions"))
         self.job_failures = rngmod.ExpStream(rngmod.generator(seed, replication, "job_failures"))
+        self.planned = rngmod.ExpStream(rngmod.generator(seed, replication, "planned"))
+        self.spikes = rngmod.ExpStream(rngmod.generator(seed, replication, "loss_spikes"))
 
     def next_interruption(self, r, pool) -> tuple[float, SegmentEnd]:
         """Hours from now (the segment's start) to the next interruption of run `r` on `pool`, and
@@ -101,19 +104,34 @@ class ExponentialInterruptions:
         one leaves the others' random numbers as they were."""
         t, kind = INF, SegmentEnd.DONE
         w = r.wl.w
-        rate = w.fail_rate_per_h
+        rate = w.fail_rate_per_h * r.rate_mult  # lemon nodes in the run's gang raise it
         if rate > 0.0:
             t, kind = self.failures.next() / rate, SegmentEnd.FAILURE
         if w.job_fail_rate_per_h > 0.0:
             tj = self.job_failures.next() / w.job_fail_rate_per_h
             if tj < t:
                 t, kind = tj, SegmentEnd.JOB_FAILURE
+        if w.planned_rate_per_h > 0.0 or w.spike_rate_per_h > 0.0:
+            t, kind = self._rare(w, t, kind)
         p = pool.p
         pr = p.preempt_rate_per_node_h
         if pr > 0.0:
             tp = self.preemptions.next() / (pr * -(-r.n // p.node_size))
             if tp < t:
                 t, kind = tp, SegmentEnd.PREEMPTION
+        return t, kind
+
+
+    def _rare(self, w, t: float, kind: SegmentEnd) -> tuple[float, SegmentEnd]:
+        """Planned interruptions and loss spikes, when the workload has them."""
+        if w.planned_rate_per_h > 0.0:
+            tp = self.planned.next() / w.planned_rate_per_h
+            if tp < t:
+                t, kind = tp, SegmentEnd.PLANNED
+        if w.spike_rate_per_h > 0.0:
+            ts = self.spikes.next() / w.spike_rate_per_h
+            if ts < t:
+                t, kind = ts, SegmentEnd.LOSS_SPIKE
         return t, kind
 
 

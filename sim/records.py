@@ -30,13 +30,22 @@ class RunRecord(NamedTuple):
     attempts: int
     failures: int  # hardware
     job_failures: int
+    planned: int  # planned interruptions
+    loss_spikes: int
+    unrecoverable: int  # hardware failures that spoilt the last checkpoint too
     preemptions: int
     reruns: int
     abandoned: bool
     gpu_hours: float  # allocated accelerator-hours
     productive_gpu_hours: float
     lost_gpu_hours: float
-    overhead_gpu_hours: float
+    overhead_gpu_hours: float  # = down + restart + write + straggler (+ held time during a preemption notice)
+    down_gpu_hours: float  # failure detection and planned downtime
+    restart_gpu_hours: float
+    write_gpu_hours: float  # checkpoint writes
+    straggler_gpu_hours: float  # extra compute time of a straggling run
+    ettr: float  # effective training time ratio: productive / allocated
+    ckpt_interval_h: float  # checkpoint interval used on the pool it ended on (inf: none; 0: continuous)
     cost_usd: float  # usage billed to the run (on-demand and spot; 0 on reserved or owned capacity)
 
 
@@ -79,8 +88,15 @@ class ReplicationRecord:
     co2_kg: float
     failures: int  # hardware
     job_failures: int
+    planned: int
+    loss_spikes: int
     preemptions: int
     reruns: int
+    down_gpu_hours: float
+    restart_gpu_hours: float
+    write_gpu_hours: float
+    straggler_gpu_hours: float
+    ettr: float  # productive / allocated accelerator-hours over all runs
     mean_queue_wait_h: float
     events: int
     workloads: dict[str, WorkloadTotals] = field(default_factory=dict)
@@ -90,7 +106,8 @@ class ReplicationRecord:
 
     METRICS = ("cost_usd", "gpu_hours", "productive_gpu_hours", "lost_gpu_hours", "overhead_gpu_hours",
                "idle_gpu_hours", "makespan_days", "finish_date", "energy_kwh", "co2_kg", "failures", "job_failures",
-               "preemptions", "reruns", "mean_queue_wait_h", "events")
+               "planned", "loss_spikes", "preemptions", "reruns", "down_gpu_hours", "restart_gpu_hours",
+               "write_gpu_hours", "straggler_gpu_hours", "ettr", "mean_queue_wait_h", "events")
 
     def row(self, inputs: dict | None = None) -> dict:
         """Flat columns: metrics, cost by workload / pool / tier, spend by month, then the sampled
@@ -132,14 +149,13 @@ def replication_record(rep) -> ReplicationRecord:
         co2 += bill.kwh * p.grid_kg_per_kwh
         idle += bill.idle_gpu_h
     runs = rep.finished
+    alloc, productive = sum(r.alloc_gpu_h for r in runs), sum(r.productive for r in runs)
     return ReplicationRecord(
-        cost_usd=sum(by_pool.values()), gpu_hours=sum(r.alloc_gpu_h for r in runs),
-        productive_gpu_hours=sum(r.productive for r in runs), lost_gpu_hours=sum(r.lost for r in runs),
+        cost_usd=sum(by_pool.values()), gpu_hours=alloc,
+        productive_gpu_hours=productive, lost_gpu_hours=sum(r.lost for r in runs),
         overhead_gpu_hours=sum(r.overhead for r in runs), idle_gpu_hours=idle, makespan_days=mk / 24.0,
         finish_date=(plan.start + timedelta(hours=mk)).isoformat(), energy_kwh=energy, co2_kg=co2,
-        failures=sum(r.failures for r in runs), job_failures=sum(r.job_failures for r in runs),
-        preemptions=sum(r.preemptions for r in runs),
-        reruns=sum(r.reruns for r in runs),
+        **_counts(runs), ettr=productive / alloc if alloc > 0 else 1.0,
         mean_queue_wait_h=(sum(r.wait_h for r in runs) / len(runs)) if runs else 0.0, events=rep.events,
         workloads={wl.w.name: WorkloadTotals(wl.w.runs, wl.cost, wl.gpu_h) for wl in rep.wls},
         cost_usd_by_pool=by_pool, cost_usd_by_tier=by_tier,
@@ -147,9 +163,22 @@ def replication_record(rep) -> ReplicationRecord:
     )
 
 
+def _counts(runs: list) -> dict:
+    """Interruptions by kind and where the overhead went, summed over a replication's runs."""
+    out = {k: sum(getattr(r, k) for r in runs) for k in ("failures", "job_failures", "planned", "loss_spikes",
+                                                          "preemptions", "reruns")}
+    for col, attr in (("down_gpu_hours", "down_gpu_h"), ("restart_gpu_hours", "restart_gpu_h"),
+                      ("write_gpu_hours", "write_gpu_h"), ("straggler_gpu_hours", "straggler_gpu_h")):
+        out[col] = sum(getattr(r, attr) for r in runs)
+    return out
+
+
 def run_records(finished: list) -> list[RunRecord]:
     """The runs of a finished replication (sim.runstate.RunState objects) as records."""
     new = tuple.__new__  # a NamedTuple from a tuple without its Python-level __new__ (hundreds a replication)
     return [new(RunRecord, (r.wl.w.name, r.idx, r.pool.p.name, r.submit_t, r.first_start, r.end, r.wait_h, r.attempts,
-                            r.failures, r.job_failures, r.preemptions, r.reruns, r.abandoned, r.alloc_gpu_h,
-                            r.productive, r.lost, r.overhead, r.cost)) for r in finished]
+                            r.failures, r.job_failures, r.planned, r.loss_spikes, r.unrecoverable, r.preemptions,
+                            r.reruns, r.abandoned, r.alloc_gpu_h, r.productive, r.lost, r.overhead, r.down_gpu_h,
+                            r.restart_gpu_h, r.write_gpu_h, r.straggler_gpu_h,
+                            r.productive / r.alloc_gpu_h if r.alloc_gpu_h > 0 else 1.0,
+                            r.wl.w.ckpt_interval_h_on[r.pool.p.idx], r.cost)) for r in finished]

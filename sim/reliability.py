@@ -74,6 +74,8 @@ class SegmentEnd(IntEnum):
     FAILURE = 1  # hardware failure: a node is lost (repair), restart on the same capacity
     PREEMPTION = 2  # capacity taken away (spot preemption, a pool shrinking): queue again
     JOB_FAILURE = 3  # a job-level failure (software, data loader, hang): restart, no node lost
+    PLANNED = 4  # a planned interruption (maintenance, upgrade): checkpoint first, downtime, restart
+    LOSS_SPIKE = 5  # a loss spike: roll back to an earlier checkpoint, restart
 
 
 def wall_time(work: float, tau: float, delta: float) -> float:
@@ -131,3 +133,4 @@ def restart_h(fixed: float, per_node: float, per_doubling: float, nodes: int) ->
     """Restart time of a run on `nodes` nodes: a fixed part, a part per node and a part per
     doubling of nodes (log2), so a 2,000-node restart can take longer than a one-node one."""
     return fixed + per_node * nodes + per_doubling * math.log2(max(nodes, 1))
+

@@ -57,7 +57,8 @@ class RunState:
     __slots__ = ("wl", "idx", "seq", "n", "factor", "target", "diverging", "done", "pool", "alloc_t", "queued_t",
                  "submit_t", "first_start", "end", "wait_h", "attempts", "failures", "preemptions", "reruns",
                  "alloc_gpu_h", "productive", "lost", "overhead", "attempt_productive", "cost", "restart_due",
-                 "job_failures",
+                 "job_failures", "planned", "loss_spikes", "unrecoverable", "slow", "rate_mult", "down_gpu_h",
+                 "restart_gpu_h", "write_gpu_h", "straggler_gpu_h",
                  "fallback_next", "seg", "abandoned", "token")
 
     def __init__(self, wl: WorkloadState, idx: int, factor: float, target: float):
@@ -89,6 +90,15 @@ class RunState:
         self.cost = 0.0
         self.restart_due = False  # the next segment starts with a restart
         self.job_failures = 0
+        self.planned = 0
+        self.loss_spikes = 0
+        self.unrecoverable = 0
+        self.slow = 1.0  # straggler slowdown of its compute
+        self.rate_mult = 1.0  # its failure rate against the base (lemon nodes in its gang)
+        self.down_gpu_h = 0.0  # failure detection and planned downtime
+        self.restart_gpu_h = 0.0
+        self.write_gpu_h = 0.0
+        self.straggler_gpu_h = 0.0
         self.fallback_next = -1
         self.seg: Segment | None = None
         self.abandoned = False
@@ -103,3 +113,11 @@ def length_factors(kind: str, sigma: float, runs: int, rng: np.random.Generator)
     if kind == "exponential":
         return rng.standard_exponential(runs).tolist()
     return [1.0] * runs
+
+
+def straggler_slowdowns(w, rng: np.random.Generator) -> list[float]:
+    """Each run's slowdown: 1 for most; for a share `straggle_p` of runs, lognormal around the
+    median slowdown (never below 1)."""
+    hit = rng.random(w.runs) < w.straggle_p
+    factor = w.straggle_slowdown * np.exp(w.straggle_sigma * rng.standard_normal(w.runs))
+    return np.where(hit, np.maximum(factor, 1.0), 1.0).tolist()

@@ -296,6 +296,22 @@ class EarlyStop(Strict):
     at: FractionPos = Field(description="Fraction of their length at which they stop.")
 
 
+class LossSpike(Strict):
+    rate_per_h: RunRate = Field(description="Loss spikes per run-hour (the run rolls back instead of "
+                                "starting over).")
+    rollback: Hours = Field(description="Work thrown away beyond the last checkpoint when one happens.")
+
+
+class Stragglers(Strict):
+    fraction: Fraction01 = Field(description="Share of runs slowed by a straggling node or link.")
+    slowdown: num(units.parse_plain, "factor", lo=1) = Field(
+        description="Median factor on a straggling run's compute time (1.25 = 25% slower)."
+    )
+    sigma: num(units.parse_plain, "log-space sd", lo=0, uncertain=False) = Field(
+        0.0, description="Run-to-run spread of the slowdown (lognormal around the median, never below 1)."
+    )
+
+
 class Checkpoint(Strict):
     interval: Interval = Field(
         "auto", description="Time between checkpoints, `auto` (Young/Daly optimum) or `none`."
@@ -370,6 +386,10 @@ class Workload(Strict):
     max_concurrent: FixedPosInt | None = Field(None, description="Most runs of this workload at once.")
     earliest_start: Date | None = Field(None, description="No run starts before this date.")
     divergence: Divergence | None = Field(None, description="Runs that go wrong partway.")
+    loss_spike: LossSpike | None = Field(None, description="Loss spikes that roll a run back to an earlier "
+                                         "checkpoint.")
+    stragglers: Stragglers | None = Field(None, description="Runs slowed by stragglers (ByteDance, OSDI 2025: "
+                                          "42.5% of jobs straggle).")
     early_stop: EarlyStop | None = Field(None, description="Sweep runs stopped early on purpose.")
     checkpoint: Checkpoint | None = Field(None, description="Overrides reliability.checkpoint.")
     run_length: RunLength = Field(
@@ -402,6 +422,19 @@ class Workload(Strict):
 
 
 # --- reliability, carbon, simulation -----------------------------------------------------------
+class Planned(Strict):
+    rate_per_h: RunRate = Field(description="Planned interruptions (maintenance, upgrades, configuration "
+                                "changes) per run-hour; a checkpoint is taken first, so no work is lost.")
+    downtime: Hours = Field(0.0, description="Time a planned interruption holds the run (accelerators held), "
+                            "before its restart.")
+
+
+class Lemons(Strict):
+    fraction: Fraction01 = Field(description="Share of nodes that fail far more often than the rest.")
+    multiplier: num(units.parse_plain, "factor", lo=1) = Field(description="Their failure rate as a multiple of "
+                                                               "the base rate.")
+
+
 class Reliability(Strict):
     model: Literal[tuple(FAILURE_MODELS)] = Field(  # the models of sim/policies.py
         "exponential", description="Failure model: exponential times between failures, or none."
@@ -422,6 +455,12 @@ class Reliability(Strict):
     restart_per_doubling: Hours = Field(
         0.0, description="Added to restart for each doubling of the run's nodes (x log2 nodes).")
     repair: Hours = Field(0.0, description="Time a failed node is out of its pool.")
+    unrecoverable_fraction: Fraction01 = Field(
+        0.0, description="Share of hardware failures that also spoil the last checkpoint: the run rolls back "
+        "one checkpoint further.")
+    lemons: Lemons | None = Field(None, description="A share of nodes with a multiple of the base failure rate; "
+                                  "each run draws how many of its nodes are lemons when it starts.")
+    planned: Planned | None = Field(None, description="Planned interruptions, counted apart from failures.")
     checkpoint: Checkpoint = Field(default_factory=Checkpoint, description="Checkpoint policy.")
 
     @model_validator(mode="after")

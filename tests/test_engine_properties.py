@@ -164,6 +164,21 @@ def _usable_pools(draw, pools: list[dict], one_pool: bool) -> tuple[list, list |
     return usable, usable
 
 
+def _field_reliability(draw) -> dict:
+    """Sometimes: job-level failures, detection, size-dependent restarts, unrecoverable failures,
+    lemon nodes and planned interruptions."""
+    out: dict = {}
+    if draw(st.booleans()):
+        out["job_failure_rate_per_h"] = draw(st.sampled_from([0.0, 0.01, 0.05]))
+        out["detect"] = draw(st.sampled_from([0.0, 0.05, 0.3]))
+        out["restart_per_doubling"] = draw(st.sampled_from([0.0, 0.02]))
+    if draw(st.booleans()):
+        out["unrecoverable_fraction"] = draw(st.sampled_from([0.0, 0.2, 1.0]))
+        out["lemons"] = {"fraction": draw(st.sampled_from([0.0, 0.1, 0.5])), "multiplier": 5}
+        out["planned"] = {"rate_per_h": draw(st.sampled_from([0.0, 0.02])), "downtime": 0.2}
+    return out
+
+
 def _random_parts(draw, w: dict) -> None:
     """Divergence, run-length spread and a checkpoint policy of the workload's own, sometimes."""
     if draw(st.integers(0, 2)) == 0:
@@ -174,6 +189,10 @@ def _random_parts(draw, w: dict) -> None:
         w["run_length"] = {"kind": "lognormal", "sigma": 0.3}
     if draw(st.integers(0, 3)) == 0:
         w["checkpoint"] = _checkpoint(draw)
+    if draw(st.integers(0, 3)) == 0:
+        w["stragglers"] = {"fraction": draw(st.sampled_from([0.3, 1.0])), "slowdown": 1.4, "sigma": 0.2}
+    if draw(st.integers(0, 3)) == 0:
+        w["loss_spike"] = {"rate_per_h": 0.03, "rollback": draw(st.sampled_from([0.5, 3.0]))}
 
 
 @st.composite
@@ -199,6 +218,7 @@ def scenarios(draw, *, tiers=TIERS, randomness: bool = True, one_pool: bool = Fa
             "repair": draw(st.sampled_from([0.0, 0.5, 4.0])),
             "checkpoint": _checkpoint(draw),
         }
+        rel.update(_field_reliability(draw))
     else:
         rel = {"model": "none"}
     raw["reliability"] = rel

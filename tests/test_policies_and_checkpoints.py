@@ -50,8 +50,9 @@ def test_saved_is_the_last_completed_write_or_what_a_notice_saves():
     assert saved(x, done, tau, delta, notice=0.25) == 3.0
 
 
-def _run(n=16, fail=0.0, job=0.0):
-    return NS(n=n, wl=NS(w=NS(fail_rate_per_h=fail, job_fail_rate_per_h=job)))
+def _run(n=16, fail=0.0, job=0.0, planned=0.0, spikes=0.0, mult=1.0):
+    w = NS(fail_rate_per_h=fail, job_fail_rate_per_h=job, planned_rate_per_h=planned, spike_rate_per_h=spikes)
+    return NS(n=n, rate_mult=mult, wl=NS(w=w))
 
 
 def _pool(rate=0.0, node=8):

@@ -65,3 +65,71 @@ def test_restart_grows_with_nodes():
     small, big = plan.workloads
     assert small.restart_h_on[0] == pytest.approx(0.1)
     assert big.restart_h_on[0] == pytest.approx(0.1 + 0.05 * math.log2(2048))
+
+
+def test_stragglers_slow_the_compute_and_the_extra_time_is_overhead():
+    loaded = scenario([pool(count=16)], [{"name": "w", "hours_per_run": 10, "accelerators": 8, "runs": 4,
+                                          "stragglers": {"fraction": 1.0, "slowdown": 1.25}}])
+    s = simulate(plan_of(loaded), 0, 0).summary()
+    assert s["productive_gpu_hours"] == pytest.approx(4 * 8 * 10)  # the work, at nominal speed
+    assert s["straggler_gpu_hours"] == pytest.approx(4 * 8 * 10 * 0.25)
+    assert s["gpu_hours"] == pytest.approx(4 * 8 * 12.5)
+    assert s["ettr"] == pytest.approx(1 / 1.25)
+    # a share of runs: the expected slowdown is 1 + share x 0.25
+    share = scenario([pool(count=4096)], [{"name": "w", "hours_per_run": 10, "accelerators": 8, "runs": 400,
+                                           "stragglers": {"fraction": 0.4, "slowdown": 1.25}}])
+    s = simulate(plan_of(share), 1, 0).summary()
+    k = s["straggler_gpu_hours"] / (8 * 10 * 0.25)  # how many straggled: Binomial(400, 0.4)
+    assert k == pytest.approx(round(k)) and abs(k - 160) < 4 * math.sqrt(400 * 0.4 * 0.6)
+
+
+def test_planned_interruptions_lose_no_work_and_hold_their_downtime():
+    plan = run_with({"planned": {"rate_per_h": 0.05, "downtime": "1 h"}}, hours=100)
+    rows = [simulate(plan, 3, k).summary() for k in range(1500)]
+    planned = np.array([r["planned"] for r in rows], dtype=float)
+    wall = np.array([r["makespan_days"] * 24 for r in rows])
+    assert all(r["lost_gpu_hours"] == pytest.approx(0.0, abs=1e-9) for r in rows)
+    assert abs(planned.mean() - 5.0) < 3 * sem(planned)  # Poisson(0.05 x 100)
+    assert abs(wall.mean() - 100 * (1 + 0.05 * 1.0)) < 3 * sem(wall)
+    assert rows[0]["failures"] == 0 and rows[0]["down_gpu_hours"] == pytest.approx(8 * rows[0]["planned"])
+
+
+def test_loss_spikes_roll_back_and_match_the_closed_form():
+    # continuous free checkpoints: a spike at rate s throws away `rollback` hours of kept work (or
+    # all of it, early on); with rollback b small against the run, E[wall] ~ W / (1 - s b)
+    loaded = scenario([pool(count=16)], [{"name": "w", "hours_per_run": 50, "accelerators": 8,
+                                          "loss_spike": {"rate_per_h": 0.02, "rollback": "2 h"}}],
+                      {"checkpoint": {"interval": "auto", "write": 0}})
+    plan = plan_of(loaded)
+    rows = [simulate(plan, 4, k).summary() for k in range(2000)]
+    wall = np.array([r["makespan_days"] * 24 for r in rows])
+    lost = np.array([r["lost_gpu_hours"] for r in rows])
+    spikes = np.array([r["loss_spikes"] for r in rows], dtype=float)
+    assert abs(wall.mean() - 50 / (1 - 0.02 * 2)) < 3 * sem(wall) + 0.05  # early spikes lose less
+    assert np.all(lost <= 16 * spikes + 1e-6)  # a spike loses at most its rollback (8 GPUs x 2 h)
+    assert lost.mean() > 0.9 * 16 * spikes.mean()  # and all of it unless it comes in the first 2 h
+    assert all(r["gpu_hours"] == pytest.approx(r["productive_gpu_hours"] + r["lost_gpu_hours"]
+                                               + r["overhead_gpu_hours"]) for r in rows)
+
+
+def test_lemons_raise_the_mean_failure_rate_by_their_share():
+    # every node of a 1-node run is a lemon with probability 0.2, failing 6x as often:
+    # mean rate multiplier 1 + 0.2 x 5 = 2
+    plan = run_with({"failure_rate_per_gpu_h": 0.002, "lemons": {"fraction": 0.2, "multiplier": 6}}, n=8)
+    fails = np.array([simulate(plan, 6, k).summary()["failures"] for k in range(3000)], dtype=float)
+    # each start draws its gang afresh; with continuous checkpoints the exposure is the 100 h of work
+    assert abs(fails.mean() - 0.016 * 100 * 2.0) < 4 * sem(fails)
+
+
+def test_unrecoverable_failures_roll_back_one_more_checkpoint():
+    loaded = scenario([pool(count=16)], [{"name": "w", "hours_per_run": 100, "accelerators": 8}],
+                      {"failure_rate_per_gpu_h": 0.002, "unrecoverable_fraction": 1.0,
+                       "checkpoint": {"interval": "5 h", "write": 0}})
+    plan = plan_of(loaded)
+    base = scenario([pool(count=16)], [{"name": "w", "hours_per_run": 100, "accelerators": 8}],
+                    {"failure_rate_per_gpu_h": 0.002, "checkpoint": {"interval": "5 h", "write": 0}})
+    a = np.array([simulate(plan, 8, k).summary()["lost_gpu_hours"] for k in range(1500)])
+    b = np.array([simulate(plan_of(base), 8, k).summary()["lost_gpu_hours"] for k in range(1500)])
+    assert a.mean() > b.mean() + 3 * math.hypot(sem(a), sem(b))
+    runs = simulate(plan, 8, 3).run_records()
+    assert runs[0].unrecoverable == runs[0].failures

@@ -1,0 +1,246 @@
+"""A run's life on its capacity, as SimPy events: it starts as a gang on a pool, works in
+segments (one timeout each, whatever their length), is interrupted (hardware or job-level failure,
+planned interruption, loss spike, preemption, eviction), sits out the failure's detection,
+restarts, and ends. `RunLife` is the half of a replication that books where every held
+accelerator-hour went; `sim.engine.Replication` adds the clock, the capacity and the queue.
+
+Accounting, in accelerator-hours (GPU-h) of allocated capacity:
+  allocated = productive (progress kept, at the run's nominal speed) + lost (progress thrown away
+  by an interruption, a rollback or an abandoned run) + overhead (failure detection, restarts,
+  checkpoint writes, planned downtime, straggler slowdown).
+"""
+
+from __future__ import annotations
+
+import math
+
+import simpy
+
+from sim.plan import Plan
+from sim.reliability import SegmentEnd, progress, saved, wall_time
+from sim.runstate import PoolState, RunState, Segment
+
+INF = math.inf
+DONE, FAILURE, PREEMPTION = SegmentEnd.DONE, SegmentEnd.FAILURE, SegmentEnd.PREEMPTION
+JOB_FAILURE, PLANNED, LOSS_SPIKE = SegmentEnd.JOB_FAILURE, SegmentEnd.PLANNED, SegmentEnd.LOSS_SPIKE
+_new = tuple.__new__  # makes a NamedTuple from a tuple without a Python-level __new__ (hot path)
+
+
+class RunLife:
+    """Start, segments of work until done or interrupted, interruptions, release and finish.
+    Subclasses provide `env`, `plan`, the random streams and `_dispatch`, `_enqueue`,
+    `_repaired`, `_no_progress` and `_bill`."""
+
+    env: simpy.Environment
+    plan: Plan
+
+    def _allocate(self, r: RunState, pool: PoolState):
+        now = self.env.now
+        pool.free -= r.n
+        pool.running[r] = None
+        r.pool = pool
+        r.alloc_t = now
+        if self.trace is not None:
+            self.trace.append((now, pool.p.idx, r.n, r.wl.w.name, r.idx))
+        r.fallback_next = -1
+        r.wl.running += 1
+        if r.first_start < 0:
+            r.first_start = now
+        r.wait_h += now - r.queued_t
+        w = r.wl.w
+        if w.lemon_fraction > 0.0:  # the nodes it got this time: how many are lemons
+            nodes = -(-r.n // pool.p.node_size)
+            r.rate_mult = 1.0 + self.lemon_rng.binomial(nodes, w.lemon_fraction) / nodes * (w.lemon_multiplier - 1.0)
+        if r.attempts == 0:  # first start: decide whether this attempt will go wrong
+            r.attempts = 1
+            r.diverging = w.div_p > 0.0 and w.div_at < r.target and self.div_stream.next() < w.div_p
+        self._segment(r)
+
+    def _segment(self, r: RunState):
+        w = r.wl.w
+        pool = r.pool
+        pi = pool.p.idx
+        length = w.length_h_on[pi] * r.factor * r.slow
+        work = ((w.div_at if r.diverging else r.target) - r.done) * length
+        tau = w.ckpt_interval_h_on[pi]
+        restart = w.restart_h_on[pi] if r.restart_due else 0.0
+        r.restart_due = False
+        live = restart + wall_time(work, tau, w.write_h)
+        t, kind = self._next_interruption(r, pool)  # it may strike during the restart too (Daly 2006)
+        if t < live:
+            live = t
+        else:
+            kind = DONE
+        r.token += 1
+        r.seg = _new(Segment, (0.0, restart, live, kind, work, length, tau, w.write_h, self.env.now))
+        self.env.timeout(live, value=(r, r.token)).callbacks.append(self._segment_end)
+        self.events += 1
+        if self.events > self.plan.max_events:
+            self._no_progress(r)
+
+    def _segment_end(self, ev):
+        r, token = ev.value
+        if token != r.token:  # the run was evicted before this segment ended
+            return
+        seg = r.seg
+        end = seg.end
+        self._account(r, seg, seg.live_h, r.pool.p.notice_h if end == PREEMPTION else 0.0)
+        if end == DONE:
+            self._completed(r)
+        elif end == PREEMPTION:
+            self._preempted(r)
+            self._dispatch()
+        else:
+            self._interrupted(r, end)
+
+    def _account(self, r: RunState, seg: Segment, held: float, notice: float):
+        """Book `held` hours of the segment (detection, restart, then work): the progress made and
+        what of it is kept (all of it when the segment is done or stopped by a planned
+        interruption; what the checkpoints saved when interrupted; nothing during a restart)."""
+        n = r.n
+        dead = seg.dead_h if held > seg.dead_h else held
+        rs = held - dead if held - dead < seg.restart_h else seg.restart_h
+        e = held - dead - rs
+        if seg.end == DONE:
+            prog = keep = seg.work_h
+        else:
+            prog = min(progress(e, seg.tau_h, seg.write_h), seg.work_h)
+            keep = prog if seg.end == PLANNED else saved(e, prog, seg.tau_h, seg.write_h, notice)
+        nominal = keep / r.slow  # a straggler's extra time is overhead, not progress
+        r.productive += n * nominal
+        r.attempt_productive += n * nominal
+        r.straggler_gpu_h += n * (keep - nominal)
+        r.lost += n * (prog - keep)
+        r.overhead += n * (held - prog + keep - nominal)
+        r.down_gpu_h += n * dead
+        r.restart_gpu_h += n * rs
+        r.write_gpu_h += n * (e - prog if e > prog else 0.0)
+        r.alloc_gpu_h += n * held
+        r.done += keep / seg.length_h
+
+    def _roll_back(self, r: RunState, hours: float):
+        """Throw away `hours` of the run's kept work (to an earlier checkpoint): from productive to lost."""
+        seg = r.seg
+        share = min(hours / seg.length_h, r.done) if hours < INF else r.done
+        r.done -= share
+        g = r.n * share * seg.length_h / r.slow
+        r.productive -= g
+        r.attempt_productive = max(r.attempt_productive - g, 0.0)
+        r.lost += g
+
+    def _completed(self, r: RunState):
+        w = r.wl.w
+        if r.diverging:  # the attempt went wrong: everything it kept is thrown away
+            r.productive -= r.attempt_productive
+            r.lost += r.attempt_productive
+            r.attempt_productive = 0.0
+            r.done = 0.0
+            if w.div_rerun:
+                r.reruns += 1
+                r.attempts += 1
+                r.diverging = w.div_at < r.target and self.div_stream.next() < w.div_p
+                r.restart_due = True
+                self._segment(r)
+                return
+            r.abandoned = True
+        self._finish(r)
+
+    def _interrupted(self, r: RunState, kind: SegmentEnd):
+        """A failure, planned interruption or loss spike: count it, roll back what it spoils, sit
+        out its detection or downtime (the run holds its accelerators, makes no progress), go on."""
+        w = r.wl.w
+        r.attempts += 1
+        r.restart_due = True
+        dead = w.detect_h
+        if kind == FAILURE:
+            r.failures += 1
+            if w.unrecoverable_p > 0.0 and self.unrec_stream.next() < w.unrecoverable_p:
+                r.unrecoverable += 1
+                self._roll_back(r, r.seg.tau_h)  # the last checkpoint is spoilt too
+        elif kind == JOB_FAILURE:
+            r.job_failures += 1
+        elif kind == PLANNED:
+            r.planned += 1
+            dead = w.planned_down_h
+        else:
+            r.loss_spikes += 1
+            self._roll_back(r, w.spike_rollback_h)
+            dead = 0.0
+        if dead > 0.0:
+            r.token += 1  # the detection (or downtime) is a segment of its own: an eviction may end it
+            r.seg = _new(Segment, (dead, 0.0, 0.0, kind, 0.0, r.seg.length_h, INF, 0.0, self.env.now))
+            self.env.timeout(dead, value=(r, r.token)).callbacks.append(self._detected)
+            return
+        self._recover(r, kind)
+
+    def _detected(self, ev):
+        r, token = ev.value
+        if token == r.token:
+            self._account(r, r.seg, r.seg.dead_h, 0.0)
+            self._recover(r, r.seg.end)
+
+    def _recover(self, r: RunState, kind: SegmentEnd):
+        """After an interruption is dealt with: a hardware failure takes its node out for repair
+        (the run waits for capacity when no spare is free); then the run restarts."""
+        w = r.wl.w
+        if kind == FAILURE and w.repair_h > 0.0:
+            pool = r.pool
+            pool.free -= pool.p.node_size  # the failed node leaves the pool for its repair
+            self.env.timeout(w.repair_h, value=pool).callbacks.append(self._repaired)
+            if pool.free < 0:  # no spare node to replace it: the run waits for capacity
+                self._release(r)
+                self._enqueue(r, self.env.now)
+                self._dispatch()
+                return
+        self._segment(r)
+
+    def _preempted(self, r: RunState):
+        """Give the run's accelerators back and queue it again (its fallback pool first)."""
+        r.preemptions += 1
+        r.attempts += 1
+        pool = r.pool
+        self._release(r)
+        r.restart_due = True
+        r.fallback_next = pool.p.fallback
+        self._enqueue(r, self.env.now)
+
+    def _evict(self, r: RunState):
+        """Capacity taken away under a running run (a reservation ending, a pool shrinking): the
+        run stops now, keeps what its checkpoints saved, and queues again."""
+        seg = r.seg._replace(end=PREEMPTION)
+        r.token += 1
+        self._account(r, seg, self.env.now - seg.t0, 0.0)
+        self._preempted(r)
+
+    def _release(self, r: RunState):
+        now = self.env.now
+        pool = r.pool
+        pool.free += r.n
+        del pool.running[r]
+        if self.trace is not None:
+            self.trace.append((now, pool.p.idx, -r.n, r.wl.w.name, r.idx))
+        pool.busy_gpu_h += r.n * (now - r.alloc_t)
+        c = self._bill(pool.p, r.n, r.alloc_t, now)
+        pool.usage_cost += c
+        r.cost += c
+        r.wl.running -= 1
+
+    def _finish(self, r: RunState):
+        now = self.env.now
+        self._release(r)
+        r.end = now
+        wl = r.wl
+        wl.remaining -= 1
+        wl.cost += r.cost
+        wl.gpu_h += r.alloc_gpu_h
+        self.finished.append(r)
+        self.left -= 1
+        if wl.remaining == 0:
+            wl.end = now
+            for d in wl.dependents:
+                d.deps_left -= 1
+                if d.deps_left == 0:
+                    self._ready(d, dispatch=False)
+        if self.left == 0:
+            return
+        self._dispatch()
