@@ -241,10 +241,12 @@ def _bounded(plan) -> bool:
     """Reject the few scenarios whose interruptions would make a run take very many events (a
     long run with no checkpoints on a busy spot pool): they test nothing more, only slowly."""
     for w in plan.workloads:
-        longest = max(w.length_h_on.values()) * (2.5 if w.length_kind == "lognormal" else 1.0)
+        slow = w.straggle_slowdown * 2.0 if w.straggle_p > 0 else 1.0
+        longest = max(w.length_h_on.values()) * (2.5 if w.length_kind == "lognormal" else 1.0) * slow
         for j in w.pools:
             p = plan.pools[j]
-            lam = w.fail_rate_per_h + p.preempt_rate_per_node_h * math.ceil(w.n / p.node_size)
+            lam = (w.fail_rate_per_h * w.lemon_multiplier + w.job_fail_rate_per_h + w.planned_rate_per_h
+                   + w.spike_rate_per_h + p.preempt_rate_per_node_h * math.ceil(w.n / p.node_size))
             tau = w.ckpt_interval_h_on[j]
             if tau == math.inf:
                 seg = longest  # no checkpoints: an interruption restarts the run
