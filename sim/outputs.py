@@ -92,15 +92,15 @@ def _check_path(path: Path) -> None:
     try:
         str(path).encode("utf-8")
     except UnicodeEncodeError:
-        raise OutputError(f"{path!r}: the folder name is not valid UTF-8; choose another --out") from None
+        raise OutputError(f"{str(path)!r}: the folder name is not valid UTF-8; choose another --out") from None
 
 
 def prepare_dir(path: Path, overwrite: bool, lock: FolderLock | None = None) -> Path:
     """Make `path` a result folder to write into: created if needed, refused if it holds files
     (unless `overwrite`, which drops an earlier run's result files). With `lock`, the folder is
     locked for this process before anything in it is looked at or removed."""
-    _check_path(path)
     try:
+        _check_path(path)
         path.mkdir(parents=True, exist_ok=True)
         if lock is not None:
             lock.acquire(path)

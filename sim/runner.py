@@ -276,8 +276,11 @@ def write_chunk(parts: Path, res: ChunkResult) -> None:
 
 def chunk_problem(parts: Path, i: int, expected_reps: int) -> str | None:
     """Why the part files of chunk i cannot be used (missing, truncated, changed), or None."""
+    record = parts / f"chunk-{i:06d}.json"
+    if not record.exists():
+        return "was interrupted while its files were written"
     try:
-        meta = json.loads((parts / f"chunk-{i:06d}.json").read_text())
+        meta = json.loads(record.read_text())
         files = meta["files"]
         if meta["replications"] != expected_reps:
             return f"holds {meta['replications']} replications, not {expected_reps}"
