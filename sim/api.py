@@ -20,7 +20,9 @@ DataFrames, summary and manifest as dicts) and no report is drawn (call `Result.
 
 from __future__ import annotations
 
+import json
 import logging
+import secrets
 import shutil
 import sys
 import tempfile
@@ -117,8 +119,23 @@ def estimate(scenario: ScenarioLike) -> pd.DataFrame:
 
 
 def default_out(name: str) -> Path:
-    """outputs/<name>/<timestamp>/, the CLI's default result folder."""
-    return Path("outputs") / name / datetime.now().strftime("%Y%m%d-%H%M%S")
+    """outputs/<name>/<timestamp>/, the CLI's default result folder. It is created here, atomically,
+    so that two runs started in the same second each get a folder of their own (the later one with
+    a short random suffix)."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = Path("outputs") / name
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        for i in range(50):
+            path = base / (stamp if i == 0 else f"{stamp}-{secrets.token_hex(3)}")
+            try:
+                path.mkdir()
+                return path
+            except FileExistsError:
+                continue
+    except OSError as e:
+        raise SettingsError("--out", outputs.os_problem(base, e)) from None
+    raise SettingsError("--out", f"{base}: no free folder name for this run; give one with --out")  # pragma: no cover
 
 
 class _Default:
@@ -133,18 +150,20 @@ def _out(out: str | Path | None | _Default, loaded: Loaded, suffix: str = "") ->
     return default_out(loaded.scenario.project.name + suffix) if out is DEFAULT else out
 
 
-def prepare_out(out: str | Path, overwrite: bool = False) -> Path:
+def prepare_out(out: str | Path, overwrite: bool = False, lock: outputs.FolderLock | None = None) -> Path:
     try:
-        return outputs.prepare_dir(Path(out), overwrite)
+        return outputs.prepare_dir(Path(out), overwrite, lock)
     except outputs.OutputError as e:
         raise SettingsError("--out", str(e)) from None
 
 
 @contextmanager
 def _folder(out: str | Path | None, overwrite: bool) -> Iterator[tuple[Path, bool]]:
-    """(folder, kept): `out` prepared, or a temporary folder removed at the end."""
+    """(folder, kept): `out` prepared and locked for this process until the end, or a temporary
+    folder removed at the end."""
     if out is not None:
-        yield prepare_out(out, overwrite), True
+        with outputs.FolderLock() as lock:
+            yield prepare_out(out, overwrite, lock), True
         return
     tmp = Path(tempfile.mkdtemp(prefix="trainsim-"))
     try:
@@ -237,23 +256,37 @@ def simulate_into(loaded: Loaded, settings: Settings, out: Path, resume: bool = 
                   progress: Progress | None = None, keep: bool = True) -> Result:
     """Run the replications into the folder `out` and publish replications.parquet, runs.parquet,
     summary.json, manifest.json and (when `keep`) the report. Ctrl-C raises RunInterrupted, the
-    finished chunks kept for resume."""
-    outcome = _execute(loaded, settings, out, resume, progress)
-    if outcome.reps.empty:
-        first = outcome.errors[0]["error"] if outcome.errors else "no replication ran"
-        raise ScenarioError(str(loaded.file), [Issue((), f"every replication failed; the first: {first} "
-                                                     f"(details in {out / runner.PARTS})")])
-    summary = runner.summarize(outcome, loaded, settings)
-    manifest = _manifest(loaded, settings, outcome)
-    outputs.write_json(out / runner.PARTS / "summary.json", summary)
-    outputs.write_json(out / runner.PARTS / "manifest.json", manifest)
-    runner.finish(out)
+    finished chunks kept for resume; a write that fails (disk full, read-only) raises RunError
+    saying what to do, the finished chunks kept as well."""
+    then = f", then complete the run with  sim run --resume {out}" if keep else ""
+    try:
+        outcome = _execute(loaded, settings, out, resume, progress)
+        if outcome.reps.empty:
+            first = outcome.errors[0]["error"] if outcome.errors else "no replication ran"
+            raise ScenarioError(str(loaded.file), [Issue((), f"every replication failed; the first: {first} "
+                                                         f"(details in {out / runner.PARTS})")])
+        summary = runner.summarize(outcome, loaded, settings)
+        manifest = _manifest(loaded, settings, outcome)
+        outputs.write_json(out / runner.PARTS / "summary.json", summary)
+        outputs.write_json(out / runner.PARTS / "manifest.json", manifest)
+        runner.finish(out)
+    except OSError as e:
+        raise RunError(outputs.os_problem(out, e, then)) from None
     result = Result(loaded, outcome.reps, summary, manifest, outcome.errors, outcome.runtime_s, out if keep else None)
     if keep:
-        result.report(out)
+        _write_report(result)
     else:
         result._runs = pd.read_parquet(out / "runs.parquet")
     return result
+
+
+def _write_report(result: Result) -> None:
+    try:
+        result.report(result.out)
+    except OSError as e:
+        then = f", then write the report with  sim run --resume {result.out}"
+        raise RunError(f"the results are written but not the report: {outputs.os_problem(result.out, e, then)}") \
+            from None
 
 
 def run(scenario: ScenarioLike, reps: int | None = None, seed: int | None = None,
@@ -272,20 +305,60 @@ def run(scenario: ScenarioLike, reps: int | None = None, seed: int | None = None
 
 def resume(folder: str | Path, workers: int | None = None, backend: str = "process", scheduler: str | None = None,
            strict: bool = False, progress: Progress | None = None, scenario: ScenarioLike | None = None,
-           variant: str | None = None, sets: Sequence[str] = ()) -> Result:
+           variant: str | None = None, sets: Sequence[str] = (), reps: int | None = None, seed: int | None = None,
+           sampling: str | None = None, precision: float | None = None) -> Result:
     """Complete an interrupted run in `folder`, computing only its missing replications; the
-    scenario, seed, replications and sampling are the interrupted run's."""
-    import json
+    scenario, seed, replications and sampling are the interrupted run's (`reps`, `seed`,
+    `sampling` or `precision` given and different are refused). A run whose results were published
+    but whose report was not gets its report."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise SettingsError("--resume", f"{folder}: no such folder")
+    with outputs.FolderLock() as lock:
+        try:
+            lock.acquire(folder)
+        except outputs.OutputError as e:
+            raise SettingsError("--resume", str(e)) from None
+        except OSError as e:
+            raise SettingsError("--resume", outputs.os_problem(folder, e)) from None
+        if not (folder / runner.PARTS / "state.json").exists():
+            return _report_only(folder)
+        state = runner.read_state(folder)
+        _same_as_state(state, {"--reps": reps, "--seed": seed, "--sampling": sampling, "--precision": precision})
+        loaded = _loaded(scenario or state.get("file"), variant or state.get("variant"),
+                         sets or state.get("set") or [])
+        settings = run_settings(loaded.scenario, state["reps"], state["seed"], workers, backend, scheduler,
+                                state["method"], state["precision"], strict)
+        settings.chunk = state["chunk"]
+        return simulate_into(loaded, settings, folder, resume=True, progress=progress)
 
-    state_file = Path(folder) / runner.PARTS / "state.json"
-    if not state_file.exists():
+
+def _same_as_state(state: dict, given: dict) -> None:
+    keys = {"--reps": "reps", "--seed": "seed", "--sampling": "method", "--precision": "precision"}
+    for flag, value in given.items():
+        old = state[keys[flag]]
+        if value is not None and value != old:
+            raise SettingsError(flag, f"{value} differs from the interrupted run's {old}: --resume completes that "
+                                "run as it was started (leave the option out, or start a new run with another --out)")
+
+
+def _report_only(folder: Path) -> Result:
+    """A run killed while its report was written: its published results, with the report drawn."""
+    names = [*runner.RESULTS]
+    if not all((folder / n).exists() for n in names) or (folder / "report.html").exists():
         raise SettingsError("--resume", f"{folder}: no interrupted run to resume (no {runner.PARTS}/state.json)")
-    state = json.loads(state_file.read_text())
-    loaded = _loaded(scenario or state.get("file"), variant or state.get("variant"), sets or state.get("set") or [])
-    settings = run_settings(loaded.scenario, state["reps"], state["seed"], workers, backend, scheduler,
-                            state["method"], state["precision"], strict)
-    settings.chunk = state["chunk"]
-    return simulate_into(loaded, settings, Path(folder), resume=True, progress=progress)
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text())
+        summary = json.loads((folder / "summary.json").read_text())
+        reps = pd.read_parquet(folder / "replications.parquet")
+    except (OSError, ValueError) as e:
+        raise SettingsError("--resume", f"{folder}: its result files cannot be read ({e}); run it again with "
+                            "--overwrite") from None
+    loaded = feasible(load_data(manifest["resolved_scenario"], manifest["scenario_file"]))
+    result = Result(loaded, reps, summary, manifest, manifest.get("failed_replications", []),
+                    manifest.get("runtime_s", 0.0), folder)
+    _write_report(result)
+    return result
 
 
 # --------------------------------------------------------------------------------------------

@@ -120,7 +120,11 @@ def cmd_run(a) -> int:
               "progress": present.Progress()}
     try:
         if a.resume:
-            result = api.resume(a.resume, scenario=a.file, variant=a.variant, sets=a.set, **common)
+            if a.out or a.overwrite:
+                raise api.SettingsError("--out" if a.out else "--overwrite", "does not go with --resume: the run "
+                                        "is completed in the folder given to --resume")
+            result = api.resume(a.resume, scenario=a.file, variant=a.variant, sets=a.set, reps=reps, seed=seed,
+                                sampling=a.sampling, precision=precision, **common)
         elif not a.file:
             raise ScenarioError("command line", [Issue((), "sim run needs a scenario FILE (or --resume DIR)")])
         else:

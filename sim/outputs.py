@@ -6,9 +6,12 @@ non-empty result folder is never overwritten unless asked.
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
 import math
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -55,21 +58,130 @@ class OutputError(Exception):
     """A problem with the output folder (exit code 2)."""
 
 
-def prepare_dir(path: Path, overwrite: bool) -> Path:
-    if path.exists() and not path.is_dir():
-        raise OutputError(f"{path}: exists and is not a folder")
-    if path.exists() and any(path.iterdir()):
-        if not overwrite:
-            raise OutputError(f"{path}: folder exists and is not empty; choose another --out or add --overwrite")
-        # --overwrite: drop an earlier run's files, so that nothing of it is left beside the new one
-        import shutil
+RESULT_FILES = ("replications.parquet", "runs.parquet", "summary.json", "manifest.json", "compare.json",
+                "sweep.parquet")
+LOCK = ".lock"
 
-        for name in ("replications.parquet", "runs.parquet", "summary.json", "manifest.json", "compare.json",
-                     "sweep.parquet"):
-            (path / name).unlink(missing_ok=True)
-        shutil.rmtree(path / ".parts", ignore_errors=True)
-    path.mkdir(parents=True, exist_ok=True)
+
+def os_problem(path: Path | str, e: OSError, then: str = "") -> str:
+    """What went wrong writing under `path` and what to do about it (for an exit-2 message);
+    `then` follows the fix (e.g. how to complete the run afterwards)."""
+    what = e.strerror or str(e)
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"{path}: the disk is full ({what}); free some space{then or ' and try again'}"
+    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        fix = "make it writable" if then else "choose a folder you can write to with --out"
+        return f"{path}: cannot write there ({what}); {fix}{then}"
+    if e.errno == errno.ENAMETOOLONG:
+        return f"{path}: a name in the path is too long ({what}); choose a shorter --out"
+    if e.errno in (errno.ENOTDIR, errno.EEXIST):
+        return f"{path}: a part of the path is a file, not a folder ({what}); choose another --out"
+    return f"{path}: {what}; {'fix that' + then if then else 'choose another --out'}"
+
+
+def file_sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _check_path(path: Path) -> None:
+    if path.is_symlink() and not path.exists():
+        raise OutputError(f"{path}: is a symbolic link to {os.readlink(path)}, which does not exist; create its "
+                          "target or choose another --out")
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"{path}: exists and is not a folder; choose another --out")
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        raise OutputError(f"{str(path)!r}: the folder name is not valid UTF-8; choose another --out") from None
+
+
+def prepare_dir(path: Path, overwrite: bool, lock: FolderLock | None = None) -> Path:
+    """Make `path` a result folder to write into: created if needed, refused if it holds files
+    (unless `overwrite`, which drops an earlier run's result files). With `lock`, the folder is
+    locked for this process before anything in it is looked at or removed."""
+    try:
+        _check_path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        if lock is not None:
+            lock.acquire(path)
+        if any(p.name != LOCK for p in path.iterdir()):
+            if not overwrite:
+                raise OutputError(f"{path}: folder exists and is not empty; choose another --out or add --overwrite")
+            # --overwrite: drop an earlier run's files, so that nothing of it is left beside the new one
+            for name in RESULT_FILES:
+                (path / name).unlink(missing_ok=True)
+            shutil.rmtree(path / ".parts", ignore_errors=True)
+        probe = tempfile.TemporaryFile(dir=path)  # a read-only folder is refused now, not after the run
+        probe.close()
+    except OSError as e:
+        if lock is not None:
+            lock.release()
+        raise OutputError(os_problem(path, e)) from None
+    except OutputError:
+        if lock is not None:
+            lock.release()
+        raise
     return path
+
+
+class FolderLock:
+    """One writer per result folder: a POSIX lock on `<folder>/.lock`, which holds the owner's
+    pid, kept for the whole run. The kernel drops the lock when its owner dies (even by kill -9), so
+    the lock of a killed run is taken over; worker processes do not inherit it."""
+
+    _held: set[str] = set()  # folders locked by this process (a POSIX lock does not exclude its owner)
+
+    def __init__(self) -> None:
+        self.fd: int | None = None
+        self.path: Path | None = None
+
+    def acquire(self, folder: Path) -> FolderLock:
+        import fcntl
+
+        path = Path(folder) / LOCK
+        key = os.path.realpath(path)
+        for _ in range(20):
+            if key in FolderLock._held:
+                raise OutputError(f"{folder}: this process is already writing this folder; choose another --out")
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                owner = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+                os.close(fd)
+                raise OutputError(f"{folder}: another sim (pid {owner}) is writing this folder; wait for it to "
+                                  "finish, or choose another --out") from None
+            if _same_file(fd, path):  # not a lock file its owner removed while we waited for it
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+                self.fd, self.path = fd, path
+                FolderLock._held.add(key)
+                return self
+            os.close(fd)
+        raise OutputError(f"{folder}: could not lock the folder; try again")  # pragma: no cover
+
+    def release(self) -> None:
+        if self.fd is None:
+            return
+        FolderLock._held.discard(os.path.realpath(self.path))
+        self.path.unlink(missing_ok=True)  # before unlocking: a process waiting on it sees it replaced
+        os.close(self.fd)
+        self.fd = None
+
+    def __enter__(self) -> FolderLock:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return False
+    fst = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (fst.st_dev, fst.st_ino)
 
 
 def atomic_write(path: Path, write) -> None:
@@ -108,3 +220,7 @@ def write_json(path: Path, data: dict) -> None:
 
 def write_parquet(path: Path, df: pd.DataFrame) -> None:
     atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))

@@ -13,8 +13,10 @@ import json
 import logging
 import math
 import os
+import secrets
 import shutil
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -28,7 +30,7 @@ import pyarrow.parquet as pq
 
 from sim.loader import Loaded
 from sim.montecarlo import ChunkResult, Replicator
-from sim.outputs import atomic_write, write_json, write_parquet
+from sim.outputs import file_sha256, write_bytes, write_json, write_parquet
 from sim.records import RUN_COLUMNS
 from sim.stats import precision_met, spend_columns
 from sim.stats import summarize as summarize_stats
@@ -69,10 +71,34 @@ class Settings:
 _WORKER: dict = {}
 
 
-def _init_worker(loaded: Loaded, seed: int, method: str, size: int) -> None:
-    """Remember what this process works on; its Replicator is built when first needed."""
+def _init_worker(loaded: Loaded, seed: int, method: str, size: int, parent: int | None = None) -> None:
+    """Remember what this process works on; its Replicator is built when first needed. A worker
+    started by a run (`parent`) watches that process and exits when it is gone."""
     _WORKER["args"] = (loaded, seed, method, size)
     _WORKER["rep"] = None
+    if parent is not None:
+        threading.Thread(target=_watch_parent, args=(parent, os.getppid() == parent), daemon=True,
+                         name="sim-watch-parent").start()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pragma: no cover - someone else's process took the pid
+        return False
+    return True
+
+
+def _watch_parent(parent: int, is_ppid: bool, every_s: float = 0.2) -> None:
+    """Exit this worker as soon as the run that started it is gone (killed, even by kill -9), so
+    that no worker is left running and writing part files. A forked worker is re-parented when its
+    parent dies; one started by a fork server asks whether the parent pid still lives."""
+    while True:
+        time.sleep(every_s)
+        if (os.getppid() != parent) if is_ppid else not _alive(parent):
+            os._exit(1)
 
 
 def worker_loaded() -> Loaded:
@@ -115,13 +141,30 @@ def _chunks(settings: Settings, todo: list[int], parts: Path | None = None) -> l
     return [(i, i * c, min((i + 1) * c, settings.reps), settings.strict, where) for i in todo]
 
 
+def pool_size(settings: Settings, tasks: int | None = None) -> int:
+    """Worker processes to start: --workers, but no more than the chunks to run nor (on this
+    machine) than its cores; a cap is logged."""
+    n = max(settings.workers, 1)
+    if settings.backend == "dask" and settings.scheduler:
+        return n
+    cores = default_workers()
+    if n > cores:
+        log.warning("--workers %d is more than this machine's %d cores: using %d", n, cores, cores)
+        n = cores
+    if tasks is not None and n > max(tasks, 1):
+        log.info("%d chunks to run: using %d worker processes, not %d", tasks, max(tasks, 1), n)
+        n = max(tasks, 1)
+    return n
+
+
 class Backend:
     """Where chunks run: in this process, in a pool of processes, or on a Dask cluster. `map`
     yields results in task order."""
 
-    def __init__(self, loaded: Loaded, settings: Settings):
+    def __init__(self, loaded: Loaded, settings: Settings, tasks: int | None = None):
         self.loaded = loaded
         self.s = settings
+        self.n = pool_size(settings, tasks)
         self.ex = None
         self.client = None
         self.cluster = None
@@ -138,15 +181,15 @@ class Backend:
                 if s.scheduler:
                     self.client = Client(s.scheduler, timeout="20s")
                 else:
-                    self.cluster = LocalCluster(n_workers=max(s.workers, 1), threads_per_worker=1, processes=True,
+                    self.cluster = LocalCluster(n_workers=self.n, threads_per_worker=1, processes=True,
                                                 dashboard_address=None, silence_logs=logging.ERROR)
                     self.client = Client(self.cluster)
             except (OSError, ValueError, TimeoutError) as e:
                 raise RunError(f"--scheduler {s.scheduler}: cannot reach the Dask scheduler: {e}") from None
             self.remote = self.client.scatter(self.loaded, broadcast=True)
-        elif s.workers > 1:
-            self.ex = ProcessPoolExecutor(max_workers=s.workers, initializer=_init_worker,
-                                          initargs=(self.loaded, s.seed, s.method, s.reps))
+        elif self.n > 1:
+            self.ex = ProcessPoolExecutor(max_workers=self.n, initializer=_init_worker,
+                                          initargs=(self.loaded, s.seed, s.method, s.reps, os.getpid()))
         else:
             _init_worker(self.loaded, s.seed, s.method, s.reps)
         return self
@@ -198,35 +241,93 @@ class Backend:
 # Part files, resume, assembly
 
 
+ROW_GROUP = 1 << 17  # rows per row group of runs.parquet, whatever the chunk size or worker count
+
+
+def _parquet_bytes(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return sink.getvalue().to_pybytes()
+
+
 def write_chunk(parts: Path, res: ChunkResult) -> None:
+    """The part files of a finished chunk, then `chunk-<i>.json` (written last: its presence marks
+    the chunk complete), which records each part's rows, size and SHA-256 so that a resume can
+    check them."""
     if getattr(res, "written", False):
         return
     i = res.index
+    files = {}
+    reps = pd.DataFrame(res.rows) if res.rows else pd.DataFrame({"replication": pd.Series([], dtype="int64")})
+    tables = {f"reps-{i:06d}.parquet": pa.Table.from_pandas(reps, preserve_index=False)}
     if res.runs and res.runs["replication"]:
-        table = pa.table(res.runs)
-        atomic_write(parts / f"runs-{i:06d}.parquet", lambda tmp: pq.write_table(table, tmp))
+        tables[f"runs-{i:06d}.parquet"] = pa.table(res.runs)
+    for name, table in tables.items():
+        data = _parquet_bytes(table)
+        write_bytes(parts / name, data)
+        files[name] = {"rows": table.num_rows, "bytes": len(data), "sha256": file_sha256(data)}
     if res.errors:
-        write_json(parts / f"errors-{i:06d}.json", res.errors)
-    # written last: its presence marks the chunk complete
-    write_parquet(parts / f"reps-{i:06d}.parquet", pd.DataFrame(res.rows) if res.rows else
-                  pd.DataFrame({"replication": pd.Series([], dtype="int64")}))
+        data = json.dumps(res.errors, default=str).encode()
+        write_bytes(parts / f"errors-{i:06d}.json", data)
+        files[f"errors-{i:06d}.json"] = {"rows": len(res.errors), "bytes": len(data), "sha256": file_sha256(data)}
+    write_json(parts / f"chunk-{i:06d}.json", {"chunk": i, "replications": len(res.rows) + len(res.errors),
+                                               "files": files})
 
 
-def done_chunks(parts: Path) -> set[int]:
-    return {int(p.stem.split("-")[1]) for p in parts.glob("reps-*.parquet")}
+def chunk_problem(parts: Path, i: int, expected_reps: int) -> str | None:
+    """Why the part files of chunk i cannot be used (missing, truncated, changed), or None."""
+    record = parts / f"chunk-{i:06d}.json"
+    if not record.exists():
+        return "was interrupted while its files were written"
+    try:
+        meta = json.loads(record.read_text())
+        files = meta["files"]
+        if meta["replications"] != expected_reps:
+            return f"holds {meta['replications']} replications, not {expected_reps}"
+        if f"reps-{i:06d}.parquet" not in files:
+            return "lists no replication file"
+        for name, info in files.items():
+            path = parts / name
+            if not path.is_file():
+                return f"{name} is missing"
+            data = path.read_bytes()
+            if len(data) != info["bytes"] or file_sha256(data) != info["sha256"]:
+                return f"{name} is truncated or changed ({len(data)} bytes, {info['bytes']} written)"
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        return f"its record chunk-{i:06d}.json is unreadable ({e})"
+    return None
+
+
+def done_chunks(parts: Path, settings: Settings) -> set[int]:
+    """The chunks whose part files are all there and intact; any other is run again (logged)."""
+    c = settings.chunk_size()
+    n_chunks = math.ceil(settings.reps / c)
+    found = {int(p.stem.split("-")[1]) for p in parts.glob("*-*.*") if p.stem.split("-")[0] in ("chunk", "reps")
+             and p.stem.split("-")[1].isdigit()}
+    good = set()
+    for i in sorted(x for x in found if x < n_chunks):
+        why = chunk_problem(parts, i, min((i + 1) * c, settings.reps) - i * c)
+        if why is None:
+            good.add(i)
+        else:
+            log.warning("chunk %d of the interrupted run: %s; it is run again", i, why)
+    return good
 
 
 class Assembler:
     """Builds the final files from finished chunks, in chunk order, while later chunks still run:
-    runs.parquet is streamed to a temporary file (renamed at the end); replication rows and errors
-    are small and kept."""
+    runs.parquet is streamed to a temporary file of this process (renamed at the end) in row groups
+    of ROW_GROUP rows, so that its bytes do not depend on the chunk size; replication rows and
+    errors are small and kept."""
 
     def __init__(self, out: Path, parts: Path):
         self.out, self.parts = out, parts
         self.frames: list[pd.DataFrame] = []
         self.errors: list[dict] = []
         self.writer = None
-        self.tmp = parts / ".runs.parquet.tmp"
+        self.pending: list[pa.Table] = []
+        self.pending_rows = 0
+        self.tmp = parts / f".runs.parquet.{os.getpid()}-{secrets.token_hex(4)}.tmp"
         self.next = 0
 
     def add(self, i: int, rows: list | None = None) -> pd.DataFrame:
@@ -240,16 +341,30 @@ class Assembler:
             self.errors.extend(json.loads(e.read_text()))
         r = self.parts / f"runs-{i:06d}.parquet"
         if r.exists():
-            table = pq.read_table(r)
-            if self.writer is None:
-                self.writer = pq.ParquetWriter(self.tmp, table.schema)
-            self.writer.write_table(table.cast(self.writer.schema))
+            self._add_runs(pq.read_table(r))
         return df
+
+    def _add_runs(self, table: pa.Table) -> None:
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.tmp, table.schema)
+        self.pending.append(table.cast(self.writer.schema))
+        self.pending_rows += table.num_rows
+        while self.pending_rows >= ROW_GROUP:
+            self._flush(ROW_GROUP)
+
+    def _flush(self, n: int) -> None:
+        table = pa.concat_tables(self.pending).combine_chunks()
+        self.writer.write_table(table.slice(0, n), row_group_size=n)
+        rest = table.slice(n)
+        self.pending = [rest] if rest.num_rows else []
+        self.pending_rows = rest.num_rows
 
     def close(self) -> tuple[pd.DataFrame, list[dict]]:
         if self.writer is None:
             self.writer = pq.ParquetWriter(self.tmp, pa.schema([(c, pa.string()) for c in ["replication",
                                                                                           *RUN_COLUMNS]]))
+        if self.pending_rows:
+            self._flush(self.pending_rows)
         self.writer.close()
         self.writer = None
         os.replace(self.tmp, self.parts / "runs.parquet")
@@ -329,25 +444,40 @@ class _Pass:
         return self.stop.reached(df, done_reps)
 
 
+def read_state(out: Path) -> dict:
+    """The state an interrupted run left in `out/.parts/state.json`; RunError when there is none or
+    it cannot be read."""
+    state_file = out / PARTS / "state.json"
+    if not state_file.exists():
+        raise RunError(f"{out}: nothing to resume (no {PARTS}/state.json)")
+    try:
+        state = json.loads(state_file.read_text())
+        for k in ("seed", "reps", "method", "chunk", "precision"):
+            state[k]  # noqa: B018 - every key a resume needs must be there
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise RunError(f"{out}: cannot resume: {PARTS}/state.json is unreadable or incomplete ({e}); start the run "
+                       "again with the same FILE and --out, adding --overwrite") from None
+    return state
+
+
 def _resume_state(loaded: Loaded, settings: Settings, out: Path, resume: bool, extra_state: dict | None) -> set[int]:
-    """Check an interrupted run's state against these settings and return its finished chunks;
-    or, for a fresh run, write the state a later --resume checks against."""
+    """Check an interrupted run's state against these settings and return its finished chunks, each
+    checked against what was recorded when it was written; or, for a fresh run, write the state a
+    later --resume checks against."""
     parts = out / PARTS
     state = {"scenario_sha256": loaded.sha256, "seed": settings.seed, "reps": settings.reps,
              "method": settings.method, "chunk": settings.chunk_size(), "precision": settings.precision}
-    state_file = parts / "state.json"
     if not resume:
-        write_json(state_file, {**state, **(extra_state or {})})
+        write_json(parts / "state.json", {**state, **(extra_state or {})})
         return set()
-    if not state_file.exists():
-        raise RunError(f"{out}: nothing to resume (no {PARTS}/state.json)")
-    old = json.loads(state_file.read_text())
+    old = read_state(out)
     diff = [k for k in state if old.get(k) != state[k]]
     if diff:
         raise RunError(f"{out}: cannot resume: {', '.join(diff)} differ from the interrupted run "
                        f"({', '.join(f'{k}={old.get(k)!r}' for k in diff)})")
-    n_chunks = math.ceil(settings.reps / settings.chunk_size())
-    return {i for i in done_chunks(parts) if i < n_chunks}
+    for tmp in parts.glob(".*.tmp"):  # left by a writer that was killed
+        tmp.unlink(missing_ok=True)
+    return done_chunks(parts, settings)
 
 
 def _run_batch(backend: Backend, run: _Pass, ids: list[int]) -> int | None:
@@ -400,7 +530,7 @@ def execute(loaded: Loaded, settings: Settings, out: Path, progress: Callable[[i
         progress(sum(min((i + 1) * c, settings.reps) - i * c for i in have), settings.reps)
     asm = Assembler(out, parts)
     try:
-        with Backend(loaded, settings) as backend:
+        with Backend(loaded, settings, math.ceil(settings.reps / c) - len(have)) as backend:
             upto, stop_reason = _run_chunks(backend, _Pass(settings, parts, have, asm, progress,
                                                            PrecisionStop(settings)))
         runtime = time.perf_counter() - t0

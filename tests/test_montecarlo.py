@@ -211,11 +211,11 @@ def test_resume_after_a_kill_gives_the_same_files(cli, tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "sim", "run", str(scenario), *args, "--out", str(target)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 60
-    while time.time() < deadline and len(list((target / ".parts").glob("reps-*.parquet"))) < 2:
+    while time.time() < deadline and len(list((target / ".parts").glob("chunk-*.json"))) < 2:
         time.sleep(0.02)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    done = len(list((target / ".parts").glob("reps-*.parquet")))
+    done = len(list((target / ".parts").glob("chunk-*.json")))  # written last: the chunk is complete
     assert 2 <= done < 8, "the run should have been killed part-way"
     assert not (target / "summary.json").exists()
     out = run_cmd(cli, "--resume", target)
