@@ -358,6 +358,7 @@ def _report_only(folder: Path) -> Result:
     result = Result(loaded, reps, summary, manifest, manifest.get("failed_replications", []),
                     manifest.get("runtime_s", 0.0), folder)
     _write_report(result)
+    shutil.rmtree(folder / runner.PARTS, ignore_errors=True)  # killed while dropping its parts
     return result
 
 
