@@ -52,6 +52,7 @@ class Replication(RunLife):
         self.strag_rng = g(seed, replication, "stragglers")
         self.lemon_rng = g(seed, replication, "lemons")
         self.unrec_stream = rngmod.UniformStream(g(seed, replication, "unrecoverable"))
+        self.repair_rng = g(seed, replication, "repairs")
         self.pools = [PoolState(p) for p in plan.pools]
         self.wls = [WorkloadState(w) for w in plan.workloads]
         for wl in self.wls:
@@ -120,11 +121,41 @@ class Replication(RunLife):
                 self._evict(r)
         self._dispatch()
 
+    def _node_failed(self, pool: PoolState) -> bool:
+        """A node of `pool` failed: swap in a free spare (True), else the node leaves the pool
+        (False). Either way it goes for repair, if repairs are modelled, and comes back."""
+        p = pool.p
+        if p.repair_h <= 0.0:
+            return True  # replaced at once: no repair modelled
+        spare = pool.spares_free > 0
+        if spare:
+            pool.spares_free -= 1
+        else:
+            pool.free -= p.node_size
+        pool.repair_queue.append(spare)
+        self._start_repairs(pool)
+        return spare
+
+    def _start_repairs(self, pool: PoolState):
+        p = pool.p
+        while pool.repair_queue and (p.repair_crews == 0 or pool.repairing < p.repair_crews):
+            to_spares = pool.repair_queue.popleft()
+            pool.repairing += 1
+            d = p.repair_h * (math.exp(p.repair_sigma * self.repair_rng.standard_normal()) if p.repair_sigma else 1.0)
+            self.env.timeout(d, value=(pool, to_spares)).callbacks.append(self._repaired)
+
     def _repaired(self, ev):
-        ev.value.free += ev.value.p.node_size
+        pool, to_spares = ev.value
+        pool.repairing -= 1
+        if to_spares:
+            pool.spares_free += 1
+        else:
+            pool.free += pool.p.node_size
+            if pool.waiting:
+                self._node_back(pool)
+        self._start_repairs(pool)
         self._dispatch()
 
-    # -- submission and the queue ---------------------------------------------------------------
     def _make_runs(self, wl: WorkloadState) -> list[RunState]:
         w = wl.w
         factors = length_factors(w.length_kind, w.length_sigma, w.runs, self.len_rng)

@@ -23,13 +23,14 @@ from sim.runstate import PoolState, RunState, Segment
 INF = math.inf
 DONE, FAILURE, PREEMPTION = SegmentEnd.DONE, SegmentEnd.FAILURE, SegmentEnd.PREEMPTION
 JOB_FAILURE, PLANNED, LOSS_SPIKE = SegmentEnd.JOB_FAILURE, SegmentEnd.PLANNED, SegmentEnd.LOSS_SPIKE
+NODE_WAIT = SegmentEnd.NODE_WAIT
 _new = tuple.__new__  # makes a NamedTuple from a tuple without a Python-level __new__ (hot path)
 
 
 class RunLife:
     """Start, segments of work until done or interrupted, interruptions, release and finish.
-    Subclasses provide `env`, `plan`, the random streams and `_dispatch`, `_enqueue`,
-    `_repaired`, `_no_progress` and `_bill`."""
+    Subclasses provide `env`, `plan`, `pools`, the random streams and `_dispatch`, `_enqueue`,
+    `_node_failed`, `_no_progress` and `_bill`."""
 
     env: simpy.Environment
     plan: Plan
@@ -112,7 +113,10 @@ class RunLife:
         r.straggler_gpu_h += n * (keep - nominal)
         r.lost += n * (prog - keep)
         r.overhead += n * (held - prog + keep - nominal)
-        r.down_gpu_h += n * dead
+        if seg.end == NODE_WAIT:
+            r.repair_wait_gpu_h += n * dead
+        else:
+            r.down_gpu_h += n * dead
         r.restart_gpu_h += n * rs
         r.write_gpu_h += n * (e - prog if e > prog else 0.0)
         r.alloc_gpu_h += n * held
@@ -180,19 +184,32 @@ class RunLife:
             self._recover(r, r.seg.end)
 
     def _recover(self, r: RunState, kind: SegmentEnd):
-        """After an interruption is dealt with: a hardware failure takes its node out for repair
-        (the run waits for capacity when no spare is free); then the run restarts."""
-        w = r.wl.w
-        if kind == FAILURE and w.repair_h > 0.0:
-            pool = r.pool
-            pool.free -= pool.p.node_size  # the failed node leaves the pool for its repair
-            self.env.timeout(w.repair_h, value=pool).callbacks.append(self._repaired)
-            if pool.free < 0:  # no spare node to replace it: the run waits for capacity
+        """After an interruption is dealt with, the run restarts; but when a hardware failure took
+        a node that no spare and no free node replace, it moves or waits (`on_node_loss`)."""
+        pool = r.pool
+        if kind == FAILURE and not self._node_failed(pool) and pool.free < 0:
+            w = r.wl.w
+            if w.on_node_loss == "move" or (w.on_node_loss == "best" and self._room_elsewhere(r)):
                 self._release(r)
                 self._enqueue(r, self.env.now)
                 self._dispatch()
                 return
+            r.token += 1  # waits, holding its other nodes, until the pool has a node for it again
+            r.seg = _new(Segment, (INF, 0.0, 0.0, NODE_WAIT, 0.0, r.seg.length_h, INF, 0.0, self.env.now))
+            pool.waiting.append(r)
+            return
         self._segment(r)
+
+    def _node_back(self, pool: PoolState):
+        """A node came back to the pool (repaired, or freed): the first run waiting for one goes on."""
+        while pool.waiting and pool.free >= 0:
+            r = pool.waiting.pop(0)
+            self._account(r, r.seg, self.env.now - r.seg.t0, 0.0)
+            self._segment(r)
+
+    def _room_elsewhere(self, r: RunState) -> bool:
+        """Whether another pool the run may use has room for it now."""
+        return any(j != r.pool.p.idx and self.pools[j].free >= r.n for j in r.wl.w.pools)
 
     def _preempted(self, r: RunState):
         """Give the run's accelerators back and queue it again (its fallback pool first)."""
@@ -207,9 +224,13 @@ class RunLife:
     def _evict(self, r: RunState):
         """Capacity taken away under a running run (a reservation ending, a pool shrinking): the
         run stops now, keeps what its checkpoints saved, and queues again."""
-        seg = r.seg._replace(end=PREEMPTION)
+        seg = r.seg
+        if seg.end == NODE_WAIT:
+            r.pool.waiting.remove(r)
+            self._account(r, seg, self.env.now - seg.t0, 0.0)
+        else:
+            self._account(r, seg._replace(end=PREEMPTION), self.env.now - seg.t0, 0.0)
         r.token += 1
-        self._account(r, seg, self.env.now - seg.t0, 0.0)
         self._preempted(r)
 
     def _release(self, r: RunState):
@@ -224,6 +245,8 @@ class RunLife:
         pool.usage_cost += c
         r.cost += c
         r.wl.running -= 1
+        if pool.waiting:
+            self._node_back(pool)
 
     def _finish(self, r: RunState):
         now = self.env.now

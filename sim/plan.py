@@ -39,6 +39,10 @@ class PoolPlan:
     grid_kg_per_kwh: float
     usd_per_kwh: float  # electricity bought by the project (owned)
     commit: tuple[float, float] | None  # (t0_h, t1_h) of a commitment (reserved), else None
+    spares: int = 0  # hot spare nodes
+    repair_h: float = 0.0  # median repair of a failed node (0: swapped at once, no repair modelled)
+    repair_sigma: float = 0.0  # lognormal spread of a repair
+    repair_crews: int = 0  # repairs at once (0: no limit)
 
 
 @dataclass(slots=True)
@@ -53,7 +57,7 @@ class WorkloadPlan:
     write_h: float  # checkpoint write
     restart_h_on: dict[int, float]  # pool index -> restart after an interruption (grows with the nodes)
     detect_h: float  # from a failure to noticing it (no progress, accelerators held)
-    repair_h: float  # a failed node is out of its pool this long
+    on_node_loss: str  # move | wait | best
     fail_rate_per_h: float  # hardware failures per run-hour (per accelerator-hour x accelerators)
     job_fail_rate_per_h: float  # job-level failures per run-hour, whatever the size
     planned_rate_per_h: float  # planned interruptions per run-hour
@@ -143,7 +147,9 @@ def _pool_plan(i: int, p, scn: Scenario, catalog: Catalog, names: dict[str, int]
         pue=float(p.pue if p.pue is not None else scn.carbon.pue),
         grid_kg_per_kwh=float(p.grid_gco2_per_kwh if p.grid_gco2_per_kwh is not None
                               else scn.carbon.grid_gco2_per_kwh) / 1000.0,
-        usd_per_kwh=float(p.energy_usd_per_kwh or 0.0), commit=commit,
+        usd_per_kwh=float(p.energy_usd_per_kwh or 0.0), commit=commit, spares=int(p.spares),
+        repair_h=float(scn.reliability.repair), repair_sigma=float(scn.reliability.repair_sigma),
+        repair_crews=int(scn.reliability.repair_crews),
     )
 
 
@@ -210,7 +216,7 @@ def _workload_plan(i: int, w, scn: Scenario, catalog: Catalog, pools: list[PoolP
     return WorkloadPlan(**_disruptions(w, rel),
         idx=i, name=w.name, runs=int(w.runs), n=w.accelerators, pools=usable, length_h_on=length_on,
         ckpt_interval_h_on=tau_on, write_h=float(ck.write), restart_h_on=restart_on, detect_h=float(rel.detect),
-        repair_h=float(rel.repair), fail_rate_per_h=fail, job_fail_rate_per_h=job, priority=w.priority,
+        on_node_loss=w.on_node_loss, fail_rate_per_h=fail, job_fail_rate_per_h=job, priority=w.priority,
         max_concurrent=float(w.max_concurrent) if w.max_concurrent else INF,
         earliest_h=hours_between(start, w.earliest_start) if w.earliest_start else 0.0,
         after=[wnames[a] for a in w.after],

@@ -39,11 +39,12 @@ class RunRecord(NamedTuple):
     gpu_hours: float  # allocated accelerator-hours
     productive_gpu_hours: float
     lost_gpu_hours: float
-    overhead_gpu_hours: float  # = down + restart + write + straggler (+ held time during a preemption notice)
+    overhead_gpu_hours: float  # = down + restart + write + straggler + repair wait
     down_gpu_hours: float  # failure detection and planned downtime
     restart_gpu_hours: float
     write_gpu_hours: float  # checkpoint writes
     straggler_gpu_hours: float  # extra compute time of a straggling run
+    repair_wait_gpu_hours: float  # holding its other nodes while a failed one is repaired
     ettr: float  # effective training time ratio: productive / allocated
     ckpt_interval_h: float  # checkpoint interval used on the pool it ended on (inf: none; 0: continuous)
     cost_usd: float  # usage billed to the run (on-demand and spot; 0 on reserved or owned capacity)
@@ -96,6 +97,7 @@ class ReplicationRecord:
     restart_gpu_hours: float
     write_gpu_hours: float
     straggler_gpu_hours: float
+    repair_wait_gpu_hours: float
     ettr: float  # productive / allocated accelerator-hours over all runs
     mean_queue_wait_h: float
     events: int
@@ -107,7 +109,8 @@ class ReplicationRecord:
     METRICS = ("cost_usd", "gpu_hours", "productive_gpu_hours", "lost_gpu_hours", "overhead_gpu_hours",
                "idle_gpu_hours", "makespan_days", "finish_date", "energy_kwh", "co2_kg", "failures", "job_failures",
                "planned", "loss_spikes", "preemptions", "reruns", "down_gpu_hours", "restart_gpu_hours",
-               "write_gpu_hours", "straggler_gpu_hours", "ettr", "mean_queue_wait_h", "events")
+               "write_gpu_hours", "straggler_gpu_hours", "repair_wait_gpu_hours", "ettr", "mean_queue_wait_h",
+               "events")
 
     def row(self, inputs: dict | None = None) -> dict:
         """Flat columns: metrics, cost by workload / pool / tier, spend by month, then the sampled
@@ -168,7 +171,8 @@ def _counts(runs: list) -> dict:
     out = {k: sum(getattr(r, k) for r in runs) for k in ("failures", "job_failures", "planned", "loss_spikes",
                                                           "preemptions", "reruns")}
     for col, attr in (("down_gpu_hours", "down_gpu_h"), ("restart_gpu_hours", "restart_gpu_h"),
-                      ("write_gpu_hours", "write_gpu_h"), ("straggler_gpu_hours", "straggler_gpu_h")):
+                      ("write_gpu_hours", "write_gpu_h"), ("straggler_gpu_hours", "straggler_gpu_h"),
+                      ("repair_wait_gpu_hours", "repair_wait_gpu_h")):
         out[col] = sum(getattr(r, attr) for r in runs)
     return out
 
@@ -179,6 +183,6 @@ def run_records(finished: list) -> list[RunRecord]:
     return [new(RunRecord, (r.wl.w.name, r.idx, r.pool.p.name, r.submit_t, r.first_start, r.end, r.wait_h, r.attempts,
                             r.failures, r.job_failures, r.planned, r.loss_spikes, r.unrecoverable, r.preemptions,
                             r.reruns, r.abandoned, r.alloc_gpu_h, r.productive, r.lost, r.overhead, r.down_gpu_h,
-                            r.restart_gpu_h, r.write_gpu_h, r.straggler_gpu_h,
+                            r.restart_gpu_h, r.write_gpu_h, r.straggler_gpu_h, r.repair_wait_gpu_h,
                             r.productive / r.alloc_gpu_h if r.alloc_gpu_h > 0 else 1.0,
                             r.wl.w.ckpt_interval_h_on[r.pool.p.idx], r.cost)) for r in finished]

@@ -76,6 +76,7 @@ class SegmentEnd(IntEnum):
     JOB_FAILURE = 3  # a job-level failure (software, data loader, hang): restart, no node lost
     PLANNED = 4  # a planned interruption (maintenance, upgrade): checkpoint first, downtime, restart
     LOSS_SPIKE = 5  # a loss spike: roll back to an earlier checkpoint, restart
+    NODE_WAIT = 6  # (not an interruption) holding the other nodes while a failed one is repaired
 
 
 def wall_time(work: float, tau: float, delta: float) -> float:

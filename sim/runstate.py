@@ -3,6 +3,7 @@ Plain slotted classes, no behaviour (the engine, sim/engine.py, owns every chang
 
 from __future__ import annotations
 
+from collections import deque
 from typing import NamedTuple
 
 import numpy as np
@@ -12,7 +13,8 @@ from sim.reliability import SegmentEnd
 
 
 class PoolState:
-    __slots__ = ("p", "capacity", "free", "busy_gpu_h", "usage_cost", "running")
+    __slots__ = ("p", "capacity", "free", "busy_gpu_h", "usage_cost", "running", "spares_free", "repairing",
+                 "repair_queue", "waiting")
 
     def __init__(self, p: PoolPlan):
         self.p = p
@@ -21,6 +23,10 @@ class PoolState:
         self.free = p.capacity0
         self.busy_gpu_h = 0.0
         self.usage_cost = 0.0
+        self.spares_free = p.spares  # hot spare nodes on hand
+        self.repairing = 0  # repairs under way
+        self.repair_queue: deque = deque()  # failed nodes waiting for a crew: True if they go back to the spares
+        self.waiting: list = []  # runs holding their other nodes until a node comes back
 
 
 class WorkloadState:
@@ -58,7 +64,7 @@ class RunState:
                  "submit_t", "first_start", "end", "wait_h", "attempts", "failures", "preemptions", "reruns",
                  "alloc_gpu_h", "productive", "lost", "overhead", "attempt_productive", "cost", "restart_due",
                  "job_failures", "planned", "loss_spikes", "unrecoverable", "slow", "rate_mult", "down_gpu_h",
-                 "restart_gpu_h", "write_gpu_h", "straggler_gpu_h",
+                 "restart_gpu_h", "write_gpu_h", "straggler_gpu_h", "repair_wait_gpu_h",
                  "fallback_next", "seg", "abandoned", "token")
 
     def __init__(self, wl: WorkloadState, idx: int, factor: float, target: float):
@@ -99,6 +105,7 @@ class RunState:
         self.restart_gpu_h = 0.0
         self.write_gpu_h = 0.0
         self.straggler_gpu_h = 0.0
+        self.repair_wait_gpu_h = 0.0  # holding its other nodes while a failed one is repaired
         self.fallback_next = -1
         self.seg: Segment | None = None
         self.abandoned = False

@@ -85,6 +85,7 @@ def num(parser, unit: str, *, lo=None, hi=None, lo_strict=False, hi_strict=False
 PosCount = num(units.parse_count, "count", lo=0, lo_strict=True)
 RunCount = num(units.parse_count, "count", lo=1, integer=True)
 FixedPosInt = num(units.parse_count, "count", lo=1, integer=True, uncertain=False)
+FixedInt0 = num(units.parse_count, "count", lo=0, integer=True, uncertain=False)
 Flop = num(units.parse_flop, "FLOP", lo=0, lo_strict=True)
 FlopPerS = num(units.parse_flop, "FLOP/s", lo=0, lo_strict=True, uncertain=False)
 PosHours = num(units.parse_duration_h, "duration (hours)", lo=0, lo_strict=True)
@@ -235,6 +236,8 @@ class Pool(Strict):
     )
     preemption: Preemption | None = Field(None, description="Spot only: interruption rate or band, notice.")
     fallback: str | None = Field(None, description="Pool a preempted run moves to.")
+    spares: FixedInt0 = Field(0, description="Hot spare nodes: a failed node is swapped for a free spare at "
+                              "once; a repaired node goes back to the spares.")
     capacity_changes: list[CapacityChange] = Field(
         default_factory=list, description="Dated changes of the pool's size (hardware arriving)."
     )
@@ -386,6 +389,11 @@ class Workload(Strict):
     max_concurrent: FixedPosInt | None = Field(None, description="Most runs of this workload at once.")
     earliest_start: Date | None = Field(None, description="No run starts before this date.")
     divergence: Divergence | None = Field(None, description="Runs that go wrong partway.")
+    on_node_loss: Literal["move", "wait", "best"] = Field(
+        "move", description="When a failed node has no spare and its pool has no free node: move (queue "
+        "again, any pool it may use), wait (hold the rest and wait for a node), or best (move when a pool has "
+        "room for it now, else wait)."
+    )
     loss_spike: LossSpike | None = Field(None, description="Loss spikes that roll a run back to an earlier "
                                          "checkpoint.")
     stragglers: Stragglers | None = Field(None, description="Runs slowed by stragglers (ByteDance, OSDI 2025: "
@@ -454,7 +462,11 @@ class Reliability(Strict):
     restart_per_node: Hours = Field(0.0, description="Added to restart for each node of the run.")
     restart_per_doubling: Hours = Field(
         0.0, description="Added to restart for each doubling of the run's nodes (x log2 nodes).")
-    repair: Hours = Field(0.0, description="Time a failed node is out of its pool.")
+    repair: Hours = Field(0.0, description="Time a failed node is out of its pool (median, per repair).")
+    repair_sigma: num(units.parse_plain, "log-space sd", lo=0, uncertain=False) = Field(
+        0.0, description="Spread of one repair's duration (lognormal around `repair`).")
+    repair_crews: FixedInt0 = Field(0, description="Repairs a pool can run at once (0: no limit); the rest "
+                                    "wait their turn.")
     unrecoverable_fraction: Fraction01 = Field(
         0.0, description="Share of hardware failures that also spoil the last checkpoint: the run rolls back "
         "one checkpoint further.")

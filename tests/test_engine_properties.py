@@ -173,6 +173,9 @@ def _field_reliability(draw) -> dict:
         out["detect"] = draw(st.sampled_from([0.0, 0.05, 0.3]))
         out["restart_per_doubling"] = draw(st.sampled_from([0.0, 0.02]))
     if draw(st.booleans()):
+        out["repair_sigma"] = draw(st.sampled_from([0.0, 0.5]))
+        out["repair_crews"] = draw(st.sampled_from([0, 1, 2]))
+    if draw(st.booleans()):
         out["unrecoverable_fraction"] = draw(st.sampled_from([0.0, 0.2, 1.0]))
         out["lemons"] = {"fraction": draw(st.sampled_from([0.0, 0.1, 0.5])), "multiplier": 5}
         out["planned"] = {"rate_per_h": draw(st.sampled_from([0.0, 0.02])), "downtime": 0.2}
@@ -189,6 +192,8 @@ def _random_parts(draw, w: dict) -> None:
         w["run_length"] = {"kind": "lognormal", "sigma": 0.3}
     if draw(st.integers(0, 3)) == 0:
         w["checkpoint"] = _checkpoint(draw)
+    if draw(st.booleans()):
+        w["on_node_loss"] = draw(st.sampled_from(["move", "wait", "best"]))
     if draw(st.integers(0, 3)) == 0:
         w["stragglers"] = {"fraction": draw(st.sampled_from([0.3, 1.0])), "slowdown": 1.4, "sigma": 0.2}
     if draw(st.integers(0, 3)) == 0:
@@ -202,6 +207,10 @@ def scenarios(draw, *, tiers=TIERS, randomness: bool = True, one_pool: bool = Fa
     acc = "h100" if same_accelerator else None
     price = draw(_money(0.5, 5.0)) if same_price else None
     pools = [draw(pool_dicts(i, n_pools, tiers, acc, drops, price, permanent=i == 0)) for i in range(n_pools)]
+    if randomness:
+        for p in pools:
+            if draw(st.booleans()):
+                p["spares"] = draw(st.integers(0, 2))
     workloads = [draw(workload_dicts(i, pools, randomness=randomness, one_pool=one_pool))
                  for i in range(draw(st.integers(1, 4)))]
     raw: dict = {

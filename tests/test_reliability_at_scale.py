@@ -133,3 +133,62 @@ def test_unrecoverable_failures_roll_back_one_more_checkpoint():
     assert a.mean() > b.mean() + 3 * math.hypot(sem(a), sem(b))
     runs = simulate(plan, 8, 3).run_records()
     assert runs[0].unrecoverable == runs[0].failures
+
+
+def _node_loss(policy: str, spares: int = 0, pools=None, repair="5 h"):
+    pools = pools or [pool(count=8, spares=spares)]
+    return plan_of(scenario(pools, [{"name": "w", "hours_per_run": 100, "accelerators": 8, "on_node_loss": policy}],
+                            {"failure_rate_per_gpu_h": 0.001, "repair": repair,
+                             "checkpoint": {"interval": "auto", "write": 0}}))
+
+
+def test_waiting_for_a_repair_holds_the_other_nodes_for_the_repair():
+    # one 8-GPU node, no spare: every failure waits 5 h for its repair: E[wall] = W (1 + lambda x 5 h)
+    plan = _node_loss("wait")
+    rows = [simulate(plan, 5, k).summary() for k in range(2000)]
+    wall = np.array([r["makespan_days"] * 24 for r in rows])
+    assert abs(wall.mean() - 100 * (1 + 0.008 * 5)) < 3 * sem(wall)
+    for r in rows[:50]:
+        assert r["repair_wait_gpu_hours"] == pytest.approx(8 * 5 * r["failures"])
+        assert r["gpu_hours"] == pytest.approx(r["productive_gpu_hours"] + r["lost_gpu_hours"]
+                                               + r["overhead_gpu_hours"])
+
+
+def test_a_hot_spare_replaces_a_failed_node_at_once():
+    plan = _node_loss("wait", spares=1, repair="1 h")
+    rows = [simulate(plan, 5, k).summary() for k in range(500)]
+    # one spare, 1 h repairs, a failure every 125 h on average: a second failure within the hour
+    # of the first is rare; waits happen only then
+    waited = sum(r["repair_wait_gpu_hours"] > 0 for r in rows)
+    failed = sum(r["failures"] > 0 for r in rows)
+    assert failed > 200 and waited < 0.05 * failed
+    assert all(r["repair_wait_gpu_hours"] == 0 for r in rows if r["failures"] <= 1)
+
+
+def test_move_and_best_go_to_a_pool_with_room():
+    two = [pool(name="a", count=8), pool(name="b", count=8)]
+    for policy in ("move", "best"):
+        plan = _node_loss(policy, pools=two, repair="50 h")
+        for k in range(40):
+            rep = simulate(plan, 2, k)
+            s = rep.summary()
+            if policy == "move":
+                assert s["repair_wait_gpu_hours"] == 0.0  # never holds nodes for a repair
+            if s["failures"] == 1:  # moved to the other pool at once, no 50 h wait
+                assert s["repair_wait_gpu_hours"] == 0.0
+                assert rep.run_records()[0].pool == "b" and s["makespan_days"] * 24 < 100 + 1e-6
+
+
+def test_repair_crews_serve_one_node_at_a_time():
+    from sim.engine import Replication
+
+    loaded = scenario([pool(count=32)], [{"name": "w", "hours_per_run": 1, "accelerators": 8}],
+                      {"repair": "10 h", "repair_crews": 1})
+    rep = Replication(plan_of(loaded), 0, 0)
+    p = rep.pools[0]
+    assert rep._node_failed(p) is False and rep._node_failed(p) is False
+    assert p.free == 16 and p.repairing == 1 and len(p.repair_queue) == 1
+    rep.env.run(until=10.5)
+    assert p.free == 24 and p.repairing == 1  # the first is back; the second started at 10 h
+    rep.env.run(until=20.5)
+    assert p.free == 32 and p.repairing == 0
