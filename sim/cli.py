@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 import traceback
+import warnings
 from datetime import date
 
 from sim import __version__, present
@@ -72,11 +73,12 @@ def _one_liner(a):
     try:
         return load_data(raw, "command line")
     except ScenarioError as e:
-        issues = []
+        issues: dict[tuple, Issue] = {}  # one flag can set two keys (--count): each message once
         for i in e.issues:
             flag = ONE_LINER_FLAGS.get(tuple(i.path)) or ONE_LINER_FLAGS.get(tuple(i.path[:2]))
-            issues.append(Issue((flag,) if flag else i.path, i.message))
-        raise ScenarioError("command line", issues) from None
+            issue = Issue((flag,) if flag else i.path, i.message)
+            issues.setdefault((tuple(issue.path), issue.message), issue)
+        raise ScenarioError("command line", list(issues.values())) from None
 
 
 def cmd_estimate(a) -> int:
@@ -337,10 +339,46 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+NOISY = ("distributed", "tornado", "bokeh")  # a local Dask cluster's loggers: INFO lines only with -v
+
+
+class _Quiet(logging.Filter):
+    """Drops the INFO lines of a local Dask cluster (scheduler, nanny, worker) unless -v."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or not record.name.startswith(NOISY)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A Python warning (numpy's overflow or invalid value...) as one log line, without the file
+    paths and source lines Python would print (TRAINSIM_DEBUG=1 shows them)."""
+    log.warning("%s: %s (a number in this run may be inaccurate)", category.__name__, message)
+
+
+def _logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    for handler in logging.getLogger().handlers:
+        for f in [f for f in handler.filters if isinstance(f, _Quiet)]:
+            handler.removeFilter(f)
+        if not verbose:
+            handler.addFilter(_Quiet())
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = build_parser()
     a = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if a.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    _logging(a.verbose)
+    shown = warnings.showwarning
+    if not os.environ.get("TRAINSIM_DEBUG"):
+        warnings.showwarning = _show_warning
+    try:
+        return _dispatch(a)
+    finally:
+        warnings.showwarning = shown
+
+
+def _dispatch(a) -> int:
+    """Runs the command; its exit code (errors printed here)."""
     try:
         return a.func(a)
     except ScenarioError as e:
