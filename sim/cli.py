@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 import traceback
@@ -93,11 +94,24 @@ def cmd_estimate(a) -> int:
     else:
         loaded = _one_liner(a)
     est = estimate(loaded)
+    data = est.to_json()
+    _refuse_non_finite(str(loaded.file), data)
     if a.json:
-        print(json.dumps(est.to_json(), indent=2, default=str))
+        print(json.dumps(data, indent=2, default=str, allow_nan=False))
         return 0
     print(present.estimate_text(loaded.scenario.project.name, est))
     return 0
+
+
+def _refuse_non_finite(file: str, est: dict) -> None:
+    """A located ScenarioError when a number of the estimate overflowed (inf or NaN from extreme
+    inputs): never published, nor printed as JSON's non-standard Infinity."""
+    for i, (name, w) in enumerate(est["workloads"].items()):
+        for key, v in w.items():
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ScenarioError(file, [Issue(("workloads", i), f"{name}: {key} is {v}, not a finite number: an "
+                                                 "input is too large for the arithmetic (params, tokens, FLOP, "
+                                                 "accelerator-hours or price near the limits of floating point)")])
 
 
 def _number(value: str | None, kind: type = int, prefix: str = "expected a number: "):
