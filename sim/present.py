@@ -93,9 +93,14 @@ def run_text(summary: dict, runtime_s: float, out, estimate_total: dict) -> str:
         p = summary["precision"]
         how = "met" if p["met"] else "NOT met (cap reached)"
         lines.append(f"precision target {p['target']:.2%}: {how} after {n} replications "
-                     f"(mean +-{p.get('mean_half_width_rel', float('nan')):.2%}, "
-                     f"P95 +-{p.get('p95_half_width_rel', float('nan')):.2%})")
+                     f"(mean +-{_share(p.get('mean_half_width_rel'))}, P95 +-{_share(p.get('p95_half_width_rel'))})")
     return "\n".join(lines)
+
+
+def _share(x: float | None) -> str:
+    """A relative half-width as a percentage; n/a when there is none (too few replications, or a
+    mean of zero)."""
+    return f"{x:.2%}" if x is not None and math.isfinite(x) else "n/a"
 
 
 def failed_text(errors: list[dict]) -> str | None:

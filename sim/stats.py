@@ -65,6 +65,16 @@ def wilson(k: int, n: int) -> list[float]:
     return [max(0.0, centre - half), min(1.0, centre + half)]
 
 
+def _relative(half: float, ref: float) -> float:
+    """A half-width relative to `ref`: 0 when there is no spread at all (even around 0), inf when
+    `ref` is 0 or a number is not finite."""
+    if half == 0:
+        return 0.0
+    if not ref or not math.isfinite(half / ref):
+        return math.inf
+    return abs(half / ref)
+
+
 def precision_met(cost: pd.Series, target: float) -> tuple[bool, dict]:
     """Whether the 95% intervals of mean and P95 cost are both within `target` (relative
     half-width), and those half-widths."""
@@ -73,8 +83,9 @@ def precision_met(cost: pd.Series, target: float) -> tuple[bool, dict]:
         return False, {}
     c = ci95(a)
     mean, p95 = float(a.mean()), float(pd.Series(a).quantile(0.95))
-    rel_mean = (c["mean"][1] - c["mean"][0]) / 2 / abs(mean) if mean else math.inf
-    rel_p95 = max(c["p95"][1] - p95, p95 - c["p95"][0]) / abs(p95) if p95 else math.inf
+    rel_mean = _relative((c["mean"][1] - c["mean"][0]) / 2, mean)
+    lo, hi = c["p95"]  # None: a bound that too few replications cannot give (not met yet)
+    rel_p95 = _relative(max(hi - p95, p95 - lo), p95) if lo is not None and hi is not None else math.inf
     info = {"mean_half_width_rel": rel_mean, "p95_half_width_rel": rel_p95}
     return rel_mean <= target and rel_p95 <= target, info
 

@@ -102,6 +102,7 @@ ONE_LINE = {"--params": QUANTITIES, "--tokens": QUANTITIES, "--flop": ["1e21", *
             "--gpu-hours": ["100", *NUMBERS], "--price": NUMBERS, "--mfu": NUMBERS, "--runs": COUNTS,
             "--method": ["full", "lora", "x"], "--pricing": ["on_demand", "spot", "reserved", "owned", "x"],
             "--provider": ["gcp", "aws", "nope"], "--start": DATES}
+SWEEP_FLAGS = {"--reps": ["1", "2", "0", "-1", "x"], "--seed": SEEDS, "--only": ["base", "base,v1"]}
 RANDOM_FLAGS = {"--json": [], "--overwrite": [], "--strict": [], "--no-sobol": [], "--sources": [], "--bogus": [],
                 "-v": [], "--help": []}
 
@@ -125,22 +126,26 @@ def command_lines():
               st.sampled_from([[], ["--json"]])),
         estimate_one_line.flatmap(lambda a: st.sampled_from([a, [*a, "--json"]])),
         _with("estimate", _flags(ONE_LINE), _switches()),
-        _with("run", _file(), _flags({**RUN_FLAGS, **SCENARIO_FLAGS}), _switches()),
+        _with("run", _file(), _flags({**RUN_FLAGS, **SCENARIO_FLAGS}), _switches()).map(_small),
         _with("compare", _file(variants=True), _flags({**RUN_FLAGS, "--only": ["base,v1", "base", "v1,v1", ",",
-                                                                               "nope"], "--set": SETS})),
+                                                                               "nope"], "--set": SETS})).map(_small),
         _with("compare", _file(variants=True), SWEEP.map(lambda s: ["--sweep", s]),
-              _flags({"--reps": ["1", "2", "0", "-1", "x"], "--seed": SEEDS, "--only": ["base", "base,v1"]})),
+              _flags(SWEEP_FLAGS)).map(_small),
         _with("sensitivity", _file(), _flags({"--reps": COUNTS, "--n": NS, "--seed": SEEDS, "--workers": WORKERS,
-                                               "--no-sobol": [], "--out": ["s"]} | SCENARIO_FLAGS)).map(_cap_sens),
+                                               "--no-sobol": [], "--out": ["s"]} | SCENARIO_FLAGS)).map(_small),
         _with("catalog", st.lists(st.sampled_from(["h100", "a100_80gb", "nope", ""]), max_size=2),
               st.sampled_from([[], ["--json"], ["--sources"], ["--json", "--sources"]])),
     )
 
 
-def _cap_sens(argv: list[str]) -> list[str]:
-    """Sensitivity without --reps or --n would run the defaults (20 x 261 points): one example must
-    stay quick, so they are given (small) when the draw left them out."""
-    return [*argv, *([] if "--reps" in argv else ["--reps", "1"]), *([] if "--n" in argv else ["--n", "2"])]
+def _small(argv: list[str]) -> list[str]:
+    """A run without --reps would run the scenario's replications (1,000 by default), a sensitivity
+    without --n 261 points: one example must stay quick, so they are given (small) when the draw
+    left them out."""
+    extra = [] if "--reps" in argv else ["--reps", "2"]
+    if argv[0] == "sensitivity" and "--n" not in argv:
+        extra += ["--n", "2"]
+    return [*argv, *extra]
 
 
 # --- running and checking ------------------------------------------------------------------------
@@ -240,7 +245,7 @@ def route_logs() -> logging.Handler:
     return h
 
 
-@settings(max_examples=40, deadline=None, database=None, derandomize=False,
+@settings(max_examples=80, deadline=None, database=None, derandomize=False,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(argv=command_lines())
 def test_cli_fuzz(argv):

@@ -253,3 +253,20 @@ def test_api_checks_counts():
     with pytest.raises(api.SettingsError, match="--seed"):
         api.check_counts(seed=-1)
     api.check_counts(reps=1, seed=0, workers=1)
+
+
+# --- found while fuzzing: precision with too few replications for a P95 interval ---------------
+def test_precision_with_few_replications_is_not_met_and_says_n_a(cli, write, tmp_path):
+    text = MINIMAL.replace("mfu: 0.4", "mfu: {dist: uniform, min: 0.3, max: 0.5}")
+    code, out, err = cli("run", write(text), "--precision", "0.5", "--reps", "3", "--workers", "1",
+                         "--out", tmp_path / "r")
+    assert code == 0, err
+    assert "NOT met (cap reached) after 3 replications" in out and "P95 +-n/a" in out
+
+
+def test_precision_of_a_zero_cost_is_met_not_run_to_the_cap(cli, write, tmp_path):
+    text = MINIMAL.replace("price_usd_per_gpu_h: 2.0", "price_usd_per_gpu_h: 0")
+    code, out, err = cli("run", write(text), "--precision", "0.01", "--reps", "500", "--workers", "1",
+                         "--out", tmp_path / "r")
+    assert code == 0, err
+    assert "precision target 1.00%: met after" in out and "500 replications" not in out
