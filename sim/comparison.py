@@ -11,7 +11,7 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
-from sim.stats import ci95, describe
+from sim.stats import ci95, describe, moments
 
 __all__ = ["break_even", "break_evens", "describe", "pairwise", "side_by_side", "sweep_point", "sweep_values"]
 
@@ -32,7 +32,7 @@ def paired(a: pd.DataFrame, b: pd.DataFrame, metric: str = "cost_usd") -> dict:
         return {"n": 0}
     p = float((d < 0).mean())
     q = np.percentile(d, [5, 50, 95])
-    return {"n": n, "p_a_lower": p, "p_a_lower_se": math.sqrt(p * (1 - p) / n), "diff_mean": float(d.mean()),
+    return {"n": n, "p_a_lower": p, "p_a_lower_se": math.sqrt(p * (1 - p) / n), "diff_mean": moments(d)[0],
             "diff_mean_ci95": ci95(d)["mean"], "diff_p5": float(q[0]), "diff_p50": float(q[1]),
             "diff_p95": float(q[2])}
 

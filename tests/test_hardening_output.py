@@ -270,3 +270,29 @@ def test_precision_of_a_zero_cost_is_met_not_run_to_the_cap(cli, write, tmp_path
                          "--out", tmp_path / "r")
     assert code == 0, err
     assert "precision target 1.00%: met after" in out and "500 replications" not in out
+
+
+# --- found while exploring: statistics of finite but huge costs -------------------------------
+def test_statistics_of_huge_finite_values_stay_finite_and_quiet():
+    from sim.stats import ci95, describe
+
+    a = np.array([1.5e307, 1.6e307, 1.7e307, 1.2e307])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow warning either
+        d, c = describe(a), ci95(a)
+    assert d["mean"] == pytest.approx(1.5e307) and math.isfinite(d["std"]) and d["std"] > 0
+    assert all(math.isfinite(x) for x in c["mean"])
+    small = np.array([1.0, 2.0, 3.0])
+    assert describe(small)["mean"] == 2.0 and describe(small)["std"] == pytest.approx(1.0)
+    assert describe([1e200, 1e200])["std"] == 0.0  # squares of 1e200 would overflow
+
+
+def test_some_huge_replications_give_a_finite_summary(cli, write, tmp_path):
+    text = MINIMAL.replace("price_usd_per_gpu_h: 2.0", "price_usd_per_gpu_h: {dist: uniform, min: 1e305, "
+                           "max: 1.7e306}")
+    code, out, err = cli("run", write(text), "--reps", "20", "--workers", "1", "--out", tmp_path / "r")
+    assert code == 0, err
+    assert "replications failed and are left out" in err and "NonFiniteResult: cost_usd is inf" in err
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text(), parse_constant=pytest.fail)
+    assert summary["metrics"]["cost_usd"]["mean"] > 1e306
+    assert "RuntimeWarning" not in err
