@@ -59,8 +59,8 @@ def ci95(x) -> dict[str, list[float]]:
     if n < 2:
         return {"mean": [None, None], "p50": [None, None], "p90": [None, None], "p95": [None, None]}
     mean, std = moments(a)
-    half = sps.t.ppf(0.975, n - 1) * std / math.sqrt(n)
-    out["mean"] = [mean - half, mean + half]
+    half = float(sps.t.ppf(0.975, n - 1)) * std / math.sqrt(n)
+    out["mean"] = [float(mean - half), float(mean + half)]
     for name, q in (("p50", 0.5), ("p90", 0.9), ("p95", 0.95)):
         lo = int(sps.binom.ppf(0.025, n, q))  # 1-based rank of the lower bound
         hi = int(sps.binom.ppf(0.975, n, q)) + 1
@@ -89,7 +89,7 @@ def _relative(half: float, ref: float) -> float:
         return 0.0
     if not ref or not math.isfinite(half / ref):
         return math.inf
-    return abs(half / ref)
+    return float(abs(half / ref))
 
 
 def precision_met(cost: pd.Series, target: float) -> tuple[bool, dict]:
@@ -104,7 +104,7 @@ def precision_met(cost: pd.Series, target: float) -> tuple[bool, dict]:
     lo, hi = c["p95"]  # None: a bound that too few replications cannot give (not met yet)
     rel_p95 = _relative(max(hi - p95, p95 - lo), p95) if lo is not None and hi is not None else math.inf
     info = {"mean_half_width_rel": rel_mean, "p95_half_width_rel": rel_p95}
-    return rel_mean <= target and rel_p95 <= target, info
+    return bool(rel_mean <= target and rel_p95 <= target), info
 
 
 def risk(reps: pd.DataFrame, scn) -> dict:

@@ -270,6 +270,7 @@ def test_precision_of_a_zero_cost_is_met_not_run_to_the_cap(cli, write, tmp_path
                          "--out", tmp_path / "r")
     assert code == 0, err
     assert "precision target 1.00%: met after" in out and "500 replications" not in out
+    assert json.loads((tmp_path / "r" / "summary.json").read_text())["precision"]["met"] is True
 
 
 # --- found while exploring: statistics of finite but huge costs -------------------------------
