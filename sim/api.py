@@ -345,6 +345,7 @@ class _Strategies:
 MAX_REPS = 100_000_000  # replications of one run (or per strategy, or per sensitivity point)
 MAX_SENSITIVITY_N = 2**16  # Saltelli base samples
 MAX_EVALUATIONS = 10_000_000  # sensitivity points x replications per point
+MAX_SENSITIVITY_SEED = 2**32 - 1  # SALib seeds NumPy's legacy generator
 
 
 def check_counts(reps: int | None = None, seed: int | None = None, workers: int | None = None) -> None:
@@ -490,6 +491,9 @@ def check_sensitivity(inputs: int, reps: int, n: int, seed: int, workers: int | 
     if n > MAX_SENSITIVITY_N:
         raise SettingsError("--n", f"at most {MAX_SENSITIVITY_N:,} (2^16) base samples, got {n:,}")
     check_counts(None, seed, workers)
+    if seed > MAX_SENSITIVITY_SEED:
+        raise SettingsError("--seed", f"at most {MAX_SENSITIVITY_SEED:,} (2^32 - 1) for sensitivity: SALib's "
+                            f"sample and bootstrap take 32-bit seeds; got {seed}")
     points = 1 + 2 * inputs + ((inputs + 2) * n if sobol and inputs >= 2 else 0)
     if points * reps > MAX_EVALUATIONS:
         raise SettingsError(None, f"{points:,} points x {reps:,} replications = {points * reps:,} replications; at "
