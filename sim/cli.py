@@ -114,12 +114,15 @@ def _refuse_non_finite(file: str, est: dict) -> None:
                                                  "accelerator-hours or price near the limits of floating point)")])
 
 
-def _number(value: str | None, kind: type = int, prefix: str = "expected a number: "):
-    """A number given on the command line (None stays None)."""
+def _number(value: str | None, kind: type = int, flag: str | None = None):
+    """A number given on the command line as `flag` (None stays None); a message naming the flag
+    when it is not one."""
     try:
         return kind(value) if value is not None else None
-    except ValueError as e:
-        raise ScenarioError("command line", [Issue((), f"{prefix}{e}")]) from None
+    except ValueError:
+        what = "a whole number" if kind is int else "a number"
+        raise ScenarioError("command line", [Issue((flag,) if flag else (), f"expected {what}, got {value!r}")]
+                            ) from None
 
 
 def _resume_hint(e) -> None:
@@ -130,8 +133,8 @@ def cmd_run(a) -> int:
     from sim import api
     from sim.deterministic import estimate
 
-    seed, workers = _number(a.seed), _number(a.workers)
-    precision, reps = _number(a.precision, float), _number(a.reps)
+    seed, workers = _number(a.seed, flag="--seed"), _number(a.workers, flag="--workers")
+    precision, reps = _number(a.precision, float, "--precision"), _number(a.reps, flag="--reps")
     common = {"workers": workers, "backend": a.backend, "scheduler": a.scheduler, "strict": a.strict,
               "progress": present.Progress()}
     try:
@@ -157,7 +160,8 @@ def cmd_compare(a) -> int:
     from sim import comparison as compare
 
     only = [n.strip() for n in a.only.split(",") if n.strip()] if a.only else None
-    reps, seed, workers = (_number(x, prefix="") for x in (a.reps, a.seed, a.workers))
+    reps, seed, workers = (_number(x, flag=f) for x, f in ((a.reps, "--reps"), (a.seed, "--seed"),
+                                                             (a.workers, "--workers")))
     try:
         sweep = compare.sweep_values(a.sweep) if a.sweep else None
     except ValueError as e:
@@ -192,7 +196,8 @@ def cmd_sensitivity(a) -> int:
         return 0
     if not a.file:
         raise ScenarioError("command line", [Issue((), "sim sensitivity needs a scenario FILE (or --analyse DIR)")])
-    seed, reps, n, workers = _number(a.seed), _number(a.reps), _number(a.n), _number(a.workers)
+    seed, reps, n, workers = (_number(x, flag=f) for x, f in ((a.seed, "--seed"), (a.reps, "--reps"), (a.n, "--n"),
+                                                              (a.workers, "--workers")))
     result = api.sensitivity(a.file, reps=reps, n=n, seed=seed, sobol=not a.no_sobol, out=a.out or api.DEFAULT,
                              overwrite=a.overwrite, workers=workers, backend=a.backend, scheduler=a.scheduler,
                              variant=a.variant, sets=a.set)

@@ -210,6 +210,9 @@ def test_unusable_samples_are_refused_even_with_clip(v, says):
     (["sensitivity", "{u}", "--n", "65536", "--reps", "1000"], "lower --n or --reps"),
     (["sensitivity", "{u}", "--workers", "0"], "--workers"),
     (["sensitivity", "{u}", "--seed", "-3"], "--seed"),
+    (["compare", "{v}", "--reps", "x"], "--reps: expected a whole number, got 'x'"),
+    (["sensitivity", "{u}", "--n", "2.5"], "--n: expected a whole number, got '2.5'"),
+    (["run", "{m}", "--precision", "x"], "--precision: expected a number, got 'x'"),
     (["sensitivity", "{u}", "--seed", str(2**63)], "--seed: at most 4,294,967,295 (2^32 - 1) for sensitivity"),
 ])
 def test_bad_arguments_exit_2_with_a_message(cli, write, tmp_path, args, says):
