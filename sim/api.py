@@ -219,6 +219,7 @@ def run_settings(scn, reps: int | None = None, seed: int | None = None, workers:
     if precision is not None and method != "random":
         raise SettingsError("--precision", "needs random sampling: an LHS or Sobol design cut short is not "
                             "stratified, and its points are not independent (use --sampling random)")
+    check_counts(reps if reps >= 1 else None)  # above the cap: its own message
     if reps < 1 or seed < 0 or workers < 1 or (precision is not None and not 0 < precision < 1):
         raise SettingsError(None, "--reps and --workers must be >= 1, --seed >= 0, --precision between 0 and 1 "
                             "(e.g. 0.01)")
@@ -415,19 +416,46 @@ class _Strategies:
         return {n: self.run(n, list(extra_sets), folder / n) for n in self.names}
 
 
-def _strategies(scenario: ScenarioLike, only: Sequence[str] | None, sets: Sequence[str], need_two: bool,
-                options: dict, progress: Progress | None) -> _Strategies:
-    base = _loaded(scenario, None, sets)
-    names = ["base", *base.scenario.variants]
-    if only is not None:
+MAX_REPS = 100_000_000  # replications of one run (or per strategy, or per sensitivity point)
+MAX_SENSITIVITY_N = 2**16  # Saltelli base samples
+MAX_EVALUATIONS = 10_000_000  # sensitivity points x replications per point
+MAX_SENSITIVITY_SEED = 2**32 - 1  # SALib seeds NumPy's legacy generator
+
+
+def check_counts(reps: int | None = None, seed: int | None = None, workers: int | None = None) -> None:
+    """--reps, --seed and --workers in range (None: not given); a SettingsError naming the flag."""
+    if reps is not None and not 1 <= reps <= MAX_REPS:
+        raise SettingsError("--reps", f"must be a whole number from 1 to {MAX_REPS:,}, got {reps}")
+    if seed is not None and seed < 0:
+        raise SettingsError("--seed", f"must be a whole number >= 0, got {seed}")
+    if workers is not None and workers < 1:
+        raise SettingsError("--workers", f"must be a whole number >= 1, got {workers}")
+
+
+def _chosen(names: list[str], only: Sequence[str] | None, file: str, need_two: bool) -> list[str]:
+    """The strategies to run: all (base and variants), or those in `only` (each once)."""
+    if only is None:
+        chosen = names
+    else:
         unknown = [n for n in only if n not in names]
         if unknown:
-            raise ScenarioError(str(base.file), [Issue(("variants",), f"no variant named {unknown[0]!r} "
-                                                       f"(base and variants: {', '.join(names)})")])
-        names = list(only)
+            raise ScenarioError(file, [Issue(("variants",), f"no variant named {unknown[0]!r} "
+                                             f"(base and variants: {', '.join(names)})")])
+        chosen = list(dict.fromkeys(only))
     if len(names) < 2 and need_two:
-        raise ScenarioError(str(base.file), [Issue(("variants",), "nothing to compare: the file defines no "
-                                                   "`variants:` (add some, or use --sweep)")])
+        raise ScenarioError(file, [Issue(("variants",), "nothing to compare: the file defines no "
+                                         "`variants:` (add some, or use --sweep)")])
+    if only is not None and (not chosen or (len(chosen) < 2 and need_two)):
+        given = ",".join(only) or "(empty)"
+        raise SettingsError("--only", f"{given}: nothing to compare with; name at least two of: {', '.join(names)}")
+    return chosen
+
+
+def _strategies(scenario: ScenarioLike, only: Sequence[str] | None, sets: Sequence[str], need_two: bool,
+                options: dict, progress: Progress | None) -> _Strategies:
+    check_counts(options["reps"], options["seed"], options["workers"])
+    base = _loaded(scenario, None, sets)
+    names = _chosen(["base", *base.scenario.variants], only, str(base.file), need_two)
     scn = base.scenario
     options = {**options, "seed": options["seed"] if options["seed"] is not None else scn.simulation.seed,
                "reps": options["reps"] if options["reps"] is not None else scn.simulation.replications,
@@ -524,9 +552,26 @@ def _write_sensitivity(folder: Path, analysis: sens.Analysis, points: pd.DataFra
     if report:
         from sim import report as reporting
 
-        reporting.sensitivity_report(folder, meta["scenario"], analysis.tornado, sens.plot_tornado(analysis.tornado),
-                                     resolved)
+        reporting.sensitivity_report(folder, meta["scenario"], analysis.tornado,
+                                     lambda: sens.plot_tornado(analysis.tornado), resolved)
     return SensitivityResult(analysis.tornado, analysis.sobol, df, points, meta, analysis.failed, folder)
+
+
+def check_sensitivity(inputs: int, reps: int, n: int, seed: int, workers: int | None, sobol: bool) -> None:
+    """The settings of `sensitivity` in range, and the work they ask for (points x replications)
+    within MAX_EVALUATIONS."""
+    if reps < 1 or n < 2 or n & (n - 1):
+        raise SettingsError(None, "--reps must be >= 1 and --n a power of two >= 2")
+    if n > MAX_SENSITIVITY_N:
+        raise SettingsError("--n", f"at most {MAX_SENSITIVITY_N:,} (2^16) base samples, got {n:,}")
+    check_counts(None, seed, workers)
+    if seed > MAX_SENSITIVITY_SEED:
+        raise SettingsError("--seed", f"at most {MAX_SENSITIVITY_SEED:,} (2^32 - 1) for sensitivity: SALib's "
+                            f"sample and bootstrap take 32-bit seeds; got {seed}")
+    points = 1 + 2 * inputs + ((inputs + 2) * n if sobol and inputs >= 2 else 0)
+    if points * reps > MAX_EVALUATIONS:
+        raise SettingsError(None, f"{points:,} points x {reps:,} replications = {points * reps:,} replications; at "
+                            f"most {MAX_EVALUATIONS:,}: lower --n or --reps (or use --no-sobol)")
 
 
 def sensitivity(scenario: ScenarioLike, reps: int = 20, n: int = 64, seed: int | None = None, sobol: bool = True,
@@ -542,8 +587,7 @@ def sensitivity(scenario: ScenarioLike, reps: int = 20, n: int = 64, seed: int |
         raise ScenarioError(str(loaded.file), [Issue((), "no uncertain inputs: give some keys as distributions "
                                                      "(e.g. mfu: {dist: pert, min: 0.3, mode: 0.4, max: 0.5})")])
     seed = seed if seed is not None else loaded.scenario.simulation.seed
-    if reps < 1 or n < 2 or n & (n - 1):
-        raise SettingsError(None, "--reps must be >= 1 and --n a power of two >= 2")
+    check_sensitivity(len(uncertain_inputs(loaded.scenario)), reps, n, seed, workers, sobol)
     workers = workers if workers is not None else runner.default_workers()
     with _folder(_out(out, loaded, "-sensitivity"), overwrite) as (folder, keep):
         points, meta = sens.run_points(loaded, seed, reps, n, sobol=sobol, workers=workers, backend=backend,

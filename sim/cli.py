@@ -9,9 +9,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 import traceback
+import warnings
 from datetime import date
 
 from sim import __version__, present
@@ -72,11 +74,12 @@ def _one_liner(a):
     try:
         return load_data(raw, "command line")
     except ScenarioError as e:
-        issues = []
+        issues: dict[tuple, Issue] = {}  # one flag can set two keys (--count): each message once
         for i in e.issues:
             flag = ONE_LINER_FLAGS.get(tuple(i.path)) or ONE_LINER_FLAGS.get(tuple(i.path[:2]))
-            issues.append(Issue((flag,) if flag else i.path, i.message))
-        raise ScenarioError("command line", issues) from None
+            issue = Issue((flag,) if flag else i.path, i.message)
+            issues.setdefault((tuple(issue.path), issue.message), issue)
+        raise ScenarioError("command line", list(issues.values())) from None
 
 
 def cmd_estimate(a) -> int:
@@ -91,19 +94,35 @@ def cmd_estimate(a) -> int:
     else:
         loaded = _one_liner(a)
     est = estimate(loaded)
+    data = est.to_json()
+    _refuse_non_finite(str(loaded.file), data)
     if a.json:
-        print(json.dumps(est.to_json(), indent=2, default=str))
+        print(json.dumps(data, indent=2, default=str, allow_nan=False))
         return 0
     print(present.estimate_text(loaded.scenario.project.name, est))
     return 0
 
 
-def _number(value: str | None, kind: type = int, prefix: str = "expected a number: "):
-    """A number given on the command line (None stays None)."""
+def _refuse_non_finite(file: str, est: dict) -> None:
+    """A located ScenarioError when a number of the estimate overflowed (inf or NaN from extreme
+    inputs): never published, nor printed as JSON's non-standard Infinity."""
+    for i, (name, w) in enumerate(est["workloads"].items()):
+        for key, v in w.items():
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ScenarioError(file, [Issue(("workloads", i), f"{name}: {key} is {v}, not a finite number: an "
+                                                 "input is too large for the arithmetic (params, tokens, FLOP, "
+                                                 "accelerator-hours or price near the limits of floating point)")])
+
+
+def _number(value: str | None, kind: type = int, flag: str | None = None):
+    """A number given on the command line as `flag` (None stays None); a message naming the flag
+    when it is not one."""
     try:
         return kind(value) if value is not None else None
-    except ValueError as e:
-        raise ScenarioError("command line", [Issue((), f"{prefix}{e}")]) from None
+    except ValueError:
+        what = "a whole number" if kind is int else "a number"
+        raise ScenarioError("command line", [Issue((flag,) if flag else (), f"expected {what}, got {value!r}")]
+                            ) from None
 
 
 def _resume_hint(e) -> None:
@@ -114,8 +133,8 @@ def cmd_run(a) -> int:
     from sim import api
     from sim.deterministic import estimate
 
-    seed, workers = _number(a.seed), _number(a.workers)
-    precision, reps = _number(a.precision, float), _number(a.reps)
+    seed, workers = _number(a.seed, flag="--seed"), _number(a.workers, flag="--workers")
+    precision, reps = _number(a.precision, float, "--precision"), _number(a.reps, flag="--reps")
     common = {"workers": workers, "backend": a.backend, "scheduler": a.scheduler, "strict": a.strict,
               "progress": present.Progress()}
     try:
@@ -145,7 +164,8 @@ def cmd_compare(a) -> int:
     from sim import comparison as compare
 
     only = [n.strip() for n in a.only.split(",") if n.strip()] if a.only else None
-    reps, seed, workers = (_number(x, prefix="") for x in (a.reps, a.seed, a.workers))
+    reps, seed, workers = (_number(x, flag=f) for x, f in ((a.reps, "--reps"), (a.seed, "--seed"),
+                                                             (a.workers, "--workers")))
     try:
         sweep = compare.sweep_values(a.sweep) if a.sweep else None
     except ValueError as e:
@@ -180,7 +200,8 @@ def cmd_sensitivity(a) -> int:
         return 0
     if not a.file:
         raise ScenarioError("command line", [Issue((), "sim sensitivity needs a scenario FILE (or --analyse DIR)")])
-    seed, reps, n, workers = _number(a.seed), _number(a.reps), _number(a.n), _number(a.workers)
+    seed, reps, n, workers = (_number(x, flag=f) for x, f in ((a.seed, "--seed"), (a.reps, "--reps"), (a.n, "--n"),
+                                                              (a.workers, "--workers")))
     result = api.sensitivity(a.file, reps=reps, n=n, seed=seed, sobol=not a.no_sobol, out=a.out or api.DEFAULT,
                              overwrite=a.overwrite, workers=workers, backend=a.backend, scheduler=a.scheduler,
                              variant=a.variant, sets=a.set)
@@ -341,10 +362,46 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+NOISY = ("distributed", "tornado", "bokeh")  # a local Dask cluster's loggers: INFO lines only with -v
+
+
+class _Quiet(logging.Filter):
+    """Drops the INFO lines of a local Dask cluster (scheduler, nanny, worker) unless -v."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or not record.name.startswith(NOISY)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A Python warning (numpy's overflow or invalid value...) as one log line, without the file
+    paths and source lines Python would print (TRAINSIM_DEBUG=1 shows them)."""
+    log.warning("%s: %s (a number in this run may be inaccurate)", category.__name__, message)
+
+
+def _logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    for handler in logging.getLogger().handlers:
+        for f in [f for f in handler.filters if isinstance(f, _Quiet)]:
+            handler.removeFilter(f)
+        if not verbose:
+            handler.addFilter(_Quiet())
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = build_parser()
     a = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if a.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    _logging(a.verbose)
+    shown = warnings.showwarning
+    if not os.environ.get("TRAINSIM_DEBUG"):
+        warnings.showwarning = _show_warning
+    try:
+        return _dispatch(a)
+    finally:
+        warnings.showwarning = shown
+
+
+def _dispatch(a) -> int:
+    """Runs the command; its exit code (errors printed here)."""
     try:
         return a.func(a)
     except ScenarioError as e:

@@ -11,7 +11,7 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
-from sim.stats import ci95, describe
+from sim.stats import ci95, describe, moments
 
 __all__ = ["break_even", "break_evens", "describe", "pairwise", "side_by_side", "sweep_point", "sweep_values"]
 
@@ -32,7 +32,7 @@ def paired(a: pd.DataFrame, b: pd.DataFrame, metric: str = "cost_usd") -> dict:
         return {"n": 0}
     p = float((d < 0).mean())
     q = np.percentile(d, [5, 50, 95])
-    return {"n": n, "p_a_lower": p, "p_a_lower_se": math.sqrt(p * (1 - p) / n), "diff_mean": float(d.mean()),
+    return {"n": n, "p_a_lower": p, "p_a_lower_se": math.sqrt(p * (1 - p) / n), "diff_mean": moments(d)[0],
             "diff_mean_ci95": ci95(d)["mean"], "diff_p5": float(q[0]), "diff_p50": float(q[1]),
             "diff_p95": float(q[2])}
 
@@ -56,11 +56,14 @@ def sweep_values(spec: str) -> tuple[str, list[float]]:
         start, stop, step = (float(x) for x in parts)
     except ValueError:
         raise ValueError(f"--sweep {spec!r}: START, STOP and STEP must be numbers") from None
+    if not all(math.isfinite(x) for x in (start, stop, step)):
+        raise ValueError(f"--sweep {spec!r}: START, STOP and STEP must be finite numbers")
     if step <= 0 or stop < start:
         raise ValueError(f"--sweep {spec!r}: needs STEP > 0 and STOP >= START")
-    n = int(math.floor((stop - start) / step + 1e-9)) + 1
+    count = (stop - start) / step  # may overflow to inf for huge ranges or tiny steps
+    n = int(math.floor(count + 1e-9)) + 1 if count < 1e6 else math.inf
     if n > 200:
-        raise ValueError(f"--sweep {spec!r}: {n} values; at most 200")
+        raise ValueError(f"--sweep {spec!r}: {n if n < math.inf else 'too many'} values; at most 200")
     vals = [start + i * step for i in range(n)]
     if all(float(v).is_integer() for v in vals):
         vals = [int(v) for v in vals]

@@ -136,14 +136,7 @@ class Design:
             for i, v in enumerate(col.tolist()):
                 if isinstance(out[i], SampleError):
                     continue
-                rule = d.bounds.check(v)
-                if rule:
-                    if not d.clip:
-                        out[i] = SampleError(f"{name}: sampled {v:g}, which {rule.replace('must be', 'is not')}"
-                                             " (add `clip: true` to its distribution to clip samples instead)")
-                        continue
-                    v = _clip(v, d.bounds)
-                out[i][path] = int(round(v)) if d.bounds.integer else v
+                out[i] = _sampled(v, d, name, out[i], path)
         return out
 
     def values(self, k: int) -> dict[tuple, float]:
@@ -151,6 +144,49 @@ class Design:
         if isinstance(v, SampleError):
             raise v
         return v
+
+
+MAX_WHOLE = 2.0**53  # beyond this a float no longer holds every whole number
+
+
+def _unusable(v: float, b) -> str | None:
+    """Why a sampled value cannot be used whatever the key's limits: not a finite number, or a whole
+    number too large to be one exactly."""
+    if not math.isfinite(v):
+        return "is not a finite number"
+    if b.integer and abs(v) >= MAX_WHOLE:
+        return f"is too large for a whole number (at most {MAX_WHOLE:.0f})"
+    return None
+
+
+def non_finite(row: dict) -> str | None:
+    """The first metric of a replication's row that is not a finite number, as a message; None
+    when all are."""
+    for name, v in row.items():
+        if isinstance(v, float) and not math.isfinite(v):
+            return (f"{name} is {v}, not a finite number: an input is too large or too small for the "
+                    "arithmetic (a price, size or rate near the limits of floating point)")
+    return None
+
+
+class NonFiniteResult(SimulationError):
+    """A replication whose result is not a finite number (overflow from extreme inputs)."""
+
+
+def _sampled(v: float, d, name: str, values: dict, path: tuple) -> dict | SampleError:
+    """`values` with the sampled `v` of input `name` added (clipped or rounded as its key says), or
+    a SampleError naming the input when the value cannot be used."""
+    problem = _unusable(v, d.bounds)
+    if problem:
+        return SampleError(f"{name}: sampled {v:g}, which {problem} (check its distribution's parameters)")
+    rule = d.bounds.check(v)
+    if rule:
+        if not d.clip:
+            return SampleError(f"{name}: sampled {v:g}, which {rule.replace('must be', 'is not')}"
+                               " (add `clip: true` to its distribution to clip samples instead)")
+        v = _clip(v, d.bounds)
+    values[path] = int(round(v)) if d.bounds.integer else v
+    return values
 
 
 def _clip(v: float, b) -> float:
@@ -183,13 +219,23 @@ class Replicator:
 
     def nominal(self) -> dict:
         plan = build_plan(nominal_scenario(self.loaded.scenario), self.loaded.catalog)
-        return simulate(plan, self.seed, NOMINAL).record().row()
+        with np.errstate(all="ignore"):
+            row = simulate(plan, self.seed, NOMINAL).record().row()
+        problem = non_finite(row)
+        if problem:
+            raise NonFiniteResult(problem)
+        return row
 
     def one(self, k: int, strict: bool = False, values=None) -> RepResult:
         inputs: dict = {}
         try:
             plan, inputs = self.plan(k, values)
-            rep = simulate(plan, self.seed, k)
+            with np.errstate(all="ignore"):  # overflow shows as a non-finite metric, refused below
+                rep = simulate(plan, self.seed, k)
+                row = rep.record().row(inputs)
+            problem = non_finite(row)
+            if problem:
+                raise NonFiniteResult(problem)
         except Exception as e:  # recorded with the inputs that caused it; --strict re-raises
             if strict:
                 raise
@@ -199,7 +245,7 @@ class Replicator:
             if kind == "internal":
                 err["traceback"] = traceback.format_exc(limit=8)
             return RepResult(k, None, [], err)
-        return RepResult(k, {"replication": k, **rep.record().row(inputs)}, rep.run_records())
+        return RepResult(k, {"replication": k, **row}, rep.run_records())
 
     def chunk(self, index: int, reps: range, strict: bool = False) -> ChunkResult:
         out = ChunkResult(index)

@@ -4,6 +4,7 @@ function returns text (or a callback); the CLI decides where to print it."""
 from __future__ import annotations
 
 import logging
+import math
 import sys
 import time
 
@@ -62,6 +63,17 @@ def _risk_lines(r: dict) -> list[str]:
     return [line, line2]
 
 
+def relative(value: float, ref: float) -> str:
+    """How far `value` is from `ref`, in percent ("+4.2%"); in USD when a percentage has no meaning
+    (a reference of zero, or a number that is not finite)."""
+    if not (math.isfinite(value) and math.isfinite(ref)):
+        return "n/a"
+    if ref == 0 or not math.isfinite(value / ref):
+        diff = value - ref
+        return f"{'+' if diff >= 0 else '-'}{format_usd(abs(diff))}" if math.isfinite(diff) else "n/a"
+    return f"{(value / ref - 1) * 100:+.1f}%"
+
+
 def run_text(summary: dict, runtime_s: float, out, estimate_total: dict) -> str:
     """The terminal summary of `sim run`: headline table, the deterministic estimate, risk and
     precision."""
@@ -72,7 +84,7 @@ def run_text(summary: dict, runtime_s: float, out, estimate_total: dict) -> str:
              f"{runtime_s:.1f} s -> {out}", table(HEADLINE_HEAD, headline_rows(summary)),
              f"deterministic estimate (no queueing, failures or preemption): {format_usd(est['cost_usd'])}, "
              f"{est['gpu_hours']:,.0f} GPU-h.\nThe simulated mean is "
-             f"{(m['cost_usd']['mean'] / est['cost_usd'] - 1) * 100:+.1f}%"
+             f"{relative(m['cost_usd']['mean'], est['cost_usd'])}"
              " from it: queueing, failures, preemption, restarts, reruns, run-to-run spread and idle"
              " reserved or owned capacity."]
     if summary.get("risk"):
@@ -81,9 +93,14 @@ def run_text(summary: dict, runtime_s: float, out, estimate_total: dict) -> str:
         p = summary["precision"]
         how = "met" if p["met"] else "NOT met (cap reached)"
         lines.append(f"precision target {p['target']:.2%}: {how} after {n} replications "
-                     f"(mean +-{p.get('mean_half_width_rel', float('nan')):.2%}, "
-                     f"P95 +-{p.get('p95_half_width_rel', float('nan')):.2%})")
+                     f"(mean +-{_share(p.get('mean_half_width_rel'))}, P95 +-{_share(p.get('p95_half_width_rel'))})")
     return "\n".join(lines)
+
+
+def _share(x: float | None) -> str:
+    """A relative half-width as a percentage; n/a when there is none (too few replications, or a
+    mean of zero)."""
+    return f"{x:.2%}" if x is not None and math.isfinite(x) else "n/a"
 
 
 def failed_text(errors: list[dict]) -> str | None:

@@ -11,6 +11,9 @@ from __future__ import annotations
 import base64
 import html
 import io
+import logging
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import matplotlib
@@ -23,7 +26,10 @@ from matplotlib.ticker import FuncFormatter  # noqa: E402
 from sim.outputs import HEADLINE_HEAD, atomic_write, headline_rows  # noqa: E402
 from sim.units import format_usd  # noqa: E402
 
+log = logging.getLogger("sim.report")
 USD = FuncFormatter(lambda x, _p: format_usd(x))
+LIMIT = 1e300  # plotted values are clipped to +-LIMIT: spans and tick positions stay finite
+FLAT = 1e-9  # data whose spread is below this fraction of its size is drawn as one value
 
 
 def _axes(ax, size=(7, 4)):
@@ -32,33 +38,75 @@ def _axes(ax, size=(7, 4)):
     return ax
 
 
+def finite(values) -> np.ndarray:
+    """The finite values of `values` as floats, clipped to +-LIMIT (what a plot can draw)."""
+    a = np.asarray(values, dtype=float).ravel()
+    return np.clip(a[np.isfinite(a)], -LIMIT, LIMIT)
+
+
+def span(a: np.ndarray) -> tuple[float, float]:
+    """A finite range (lo < hi) that holds the finite values `a`: their own range, or, for
+    constant, nearly constant or no data, a range around their centre wide enough for bins."""
+    if a.size == 0:
+        return 0.0, 1.0
+    lo, hi = float(a.min()), float(a.max())
+    if hi - lo > FLAT * max(abs(lo), abs(hi), 1.0):
+        return lo, hi
+    centre = lo / 2 + hi / 2
+    pad = max(abs(centre) * 0.01, 1.0)
+    return centre - pad, centre + pad
+
+
+def _tidy(ax) -> None:
+    """tight_layout, which may only warn (long tick labels): never a reason to fail a plot."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ax.figure.tight_layout()
+
+
+def _no_data(ax, what: str) -> None:
+    ax.text(0.5, 0.5, f"no finite {what} to plot", ha="center", va="center", transform=ax.transAxes)
+
+
+def _budget_line(ax, budget: float | None, loc: str) -> None:
+    if budget is not None and np.isfinite(budget):
+        ax.axvline(min(max(budget, -LIMIT), LIMIT), color="#c0504d", linewidth=2,
+                   label=f"budget {format_usd(budget)}")
+        ax.legend(loc=loc)
+
+
 def plot_cost_histogram(reps, ax=None, budget: float | None = None):
     ax = _axes(ax)
-    ax.hist(reps["cost_usd"], bins=min(40, max(10, len(reps) // 10)), color="#4f81bd", edgecolor="white")
-    if budget is not None:
-        ax.axvline(budget, color="#c0504d", linewidth=2, label=f"budget {format_usd(budget)}")
-        ax.legend()
+    a = finite(reps["cost_usd"])
+    if a.size:
+        ax.hist(a, bins=min(40, max(10, len(a) // 10)), range=span(a), color="#4f81bd", edgecolor="white")
+    else:
+        _no_data(ax, "costs")
+    _budget_line(ax, budget, "best")
     ax.xaxis.set_major_formatter(USD)
     ax.set_xlabel("project cost (USD)")
     ax.set_ylabel("replications")
     ax.set_title("Distribution of project cost")
-    ax.figure.tight_layout()
+    _tidy(ax)
     return ax
 
 
 def plot_cost_cdf(reps, ax=None, budget: float | None = None):
     ax = _axes(ax)
-    x = np.sort(reps["cost_usd"].to_numpy(dtype=float))
-    ax.plot(x, np.arange(1, len(x) + 1) / len(x), color="#4f81bd")
-    if budget is not None:
-        ax.axvline(budget, color="#c0504d", linewidth=2, label=f"budget {format_usd(budget)}")
-        ax.legend(loc="lower right")
+    x = np.sort(finite(reps["cost_usd"]))
+    if x.size:
+        ax.plot(x, np.arange(1, len(x) + 1) / len(x), color="#4f81bd")
+        if span(x) != (x[0], x[-1]):  # one value: a range around it
+            ax.set_xlim(*span(x))
+    else:
+        _no_data(ax, "costs")
+    _budget_line(ax, budget, "lower right")
     ax.xaxis.set_major_formatter(USD)
     ax.set_xlabel("project cost (USD)")
     ax.set_ylabel("probability cost <= x")
     ax.set_ylim(0, 1)
     ax.set_title("Cumulative distribution of project cost")
-    ax.figure.tight_layout()
+    _tidy(ax)
     return ax
 
 
@@ -68,9 +116,9 @@ def plot_spend_fan(summary: dict, ax=None, cumulative: bool = True):
     labels = [m["month"] for m in months]
     pre = "cumulative_" if cumulative else ""
     x = np.arange(len(labels))
-    p10 = [m[f"{pre}p10"] for m in months]
-    p50 = [m[f"{pre}p50"] for m in months]
-    p90 = [m[f"{pre}p90"] for m in months]
+    p10, p50, p90 = (_drawable([m.get(f"{pre}{q}") for m in months]) for q in ("p10", "p50", "p90"))
+    if not np.isfinite(np.concatenate([p10, p50, p90])).any():
+        _no_data(ax, "spend")
     ax.fill_between(x, p10, p90, color="#4f81bd", alpha=0.3, label="P10 to P90")
     ax.plot(x, p50, color="#1f3f6e", marker="o", label="P50")
     ax.set_xticks(x, labels, rotation=45, ha="right")
@@ -79,30 +127,59 @@ def plot_spend_fan(summary: dict, ax=None, cumulative: bool = True):
     ax.set_ylabel("cumulative spend (USD)" if cumulative else "spend in the month (USD)")
     ax.set_title("Spend over calendar time")
     ax.legend(loc="upper left")
-    ax.figure.tight_layout()
+    _tidy(ax)
     return ax
+
+
+def _drawable(values) -> np.ndarray:
+    """Values as floats for a line: missing or non-finite ones are gaps (NaN), the others clipped."""
+    a = np.array([np.nan if v is None else v for v in values], dtype=float)
+    a[~np.isfinite(a)] = np.nan
+    return np.clip(a, -LIMIT, LIMIT)
 
 
 def plot_compare(results: dict, ax=None, metric: str = "cost_usd"):
     ax = _axes(ax)
     names = list(results)
-    ax.boxplot([results[n][metric].to_numpy(dtype=float) for n in names], whis=(5, 95), showfliers=False)
-    ax.set_xticks(range(1, len(names) + 1), names, rotation=15)
+    data = [finite(results[n][metric]) if metric in results[n] else finite([]) for n in names]
+    if names:
+        ax.boxplot(data, whis=(5, 95), showfliers=False)
+        ax.set_xticks(range(1, len(names) + 1), names, rotation=15)
+    if not any(d.size for d in data):
+        _no_data(ax, "results")
     if metric == "cost_usd":
         ax.yaxis.set_major_formatter(USD)
         ax.set_ylabel("project cost (USD)")
     else:
         ax.set_ylabel({"makespan_days": "time to finish (days)", "co2_kg": "CO2 (kg)"}.get(metric, metric))
     ax.set_title("Strategies compared (box: P25-P75, whiskers: P5-P95)")
-    ax.figure.tight_layout()
+    _tidy(ax)
     return ax
 
 
 def _png(ax) -> bytes:
     buf = io.BytesIO()
-    ax.figure.savefig(buf, format="png", dpi=110)
-    plt.close(ax.figure)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ax.figure.savefig(buf, format="png", dpi=110)
+    finally:
+        plt.close(ax.figure)
     return buf.getvalue()
+
+
+Plot = Callable[[], object]  # draws a plot and returns its Axes
+
+
+def _drawn(name: str, plot) -> bytes | None:
+    """The PNG of a plot (an Axes, or a function that draws one); None, with a warning, when
+    drawing fails: a report without that plot rather than a failed run."""
+    try:
+        return _png(plot() if callable(plot) else plot)
+    except Exception as e:  # an unforeseen failure of matplotlib or of the data: skip that plot
+        log.warning("plot %s left out of the report: %s: %s", name, type(e).__name__, e)
+        plt.close("all")
+        return None
 
 
 PAGE = """<!DOCTYPE html>
@@ -145,8 +222,9 @@ def table_md(head: list[str], rows: list[list[str]]) -> str:
 
 def write(out: Path, title: str, sections: list[tuple[str, list[str], list[tuple[str, object]]]],
           appendix: str | None = None) -> None:
-    """sections: (heading, [paragraph or table as (html, md) pairs...], [(png name, Axes), ...]).
-    Writes every plot as PNG, report.html with them embedded, and report.md linking them."""
+    """sections: (heading, [paragraph or table as (html, md) pairs...], [(png name, Axes or a
+    function that draws one), ...]). Writes every plot as PNG, report.html with them embedded, and
+    report.md linking them; a plot that cannot be drawn is left out with a warning."""
     body, md = [], [f"# {title}", ""]
     for heading, blocks, plots in sections:
         body.append(f"<h2>{html.escape(heading)}</h2>")
@@ -154,8 +232,10 @@ def write(out: Path, title: str, sections: list[tuple[str, list[str], list[tuple
         for h, m in blocks:
             body.append(h)
             md += [m, ""]
-        for name, ax in plots:
-            data = _png(ax)
+        for name, plot in plots:
+            data = _drawn(name, plot)
+            if data is None:
+                continue
             atomic_write(out / name, lambda tmp, data=data: Path(tmp).write_bytes(data))
             b64 = base64.b64encode(data).decode()
             alt = html.escape(name.removesuffix(".png").replace("_", " "))
@@ -200,9 +280,9 @@ def run_report(out: Path, loaded, summary: dict, reps) -> None:
     sections = [
         ("Headline numbers", [(f"<p>{html.escape(text)}</p>", text),
                               (table_html(head, rows), table_md(head, rows))], []),
-        ("Cost", [], [("cost_histogram.png", plot_cost_histogram(reps, budget=budget)),
-                      ("cost_cdf.png", plot_cost_cdf(reps, budget=budget))]),
-        ("Spend over time", [], [("spend_fan.png", plot_spend_fan(summary))]),
+        ("Cost", [], [("cost_histogram.png", lambda: plot_cost_histogram(reps, budget=budget)),
+                      ("cost_cdf.png", lambda: plot_cost_cdf(reps, budget=budget))]),
+        ("Spend over time", [], [("spend_fan.png", lambda: plot_spend_fan(summary))]),
         ("Where the money and the hours go",
          [(table_html(["mean cost by", "USD"], brows), table_md(["mean cost by", "USD"], brows)),
           (table_html(["accelerator-hours", "share"], srows), table_md(["accelerator-hours", "share"], srows))], []),
@@ -222,8 +302,8 @@ def compare_report(out: Path, report: dict, results: dict, resolved: dict | None
              if p["metric"] == "cost_usd"]
     sections = [
         ("Strategies side by side", [(table_html(head, rows), table_md(head, rows))],
-         [("compare_cost.png", plot_compare(results)), ("compare_time.png", plot_compare(results,
-                                                                                          metric="makespan_days"))]),
+         [("compare_cost.png", lambda: plot_compare(results)),
+          ("compare_time.png", lambda: plot_compare(results, metric="makespan_days"))]),
         ("Pairs (common random numbers)", [(table_html(phead, prows), table_md(phead, prows))], []),
     ]
     import yaml
@@ -232,12 +312,13 @@ def compare_report(out: Path, report: dict, results: dict, resolved: dict | None
           yaml.safe_dump(resolved, sort_keys=False) if resolved else None)
 
 
-def sensitivity_report(out: Path, name: str, rows: list[dict], tornado_ax, resolved: dict | None = None) -> None:
+def sensitivity_report(out: Path, name: str, rows: list[dict], tornado, resolved: dict | None = None) -> None:
+    """`tornado`: its Axes, or a function that draws it."""
     import yaml
 
     head = ["input", "P10 value", "P90 value", "mean cost at P10", "at P90", "swing"]
     body = [[r["input"], f"{r['low_value']:.4g}", f"{r['high_value']:.4g}", format_usd(r["cost_mean_at_low"]),
              format_usd(r["cost_mean_at_high"]), format_usd(r["cost_mean_swing"])] for r in rows]
     write(out, f"trainsim sensitivity: {name}",
-          [("What drives the cost", [(table_html(head, body), table_md(head, body))], [("tornado.png", tornado_ax)])],
+          [("What drives the cost", [(table_html(head, body), table_md(head, body))], [("tornado.png", tornado)])],
           yaml.safe_dump(resolved, sort_keys=False) if resolved else None)

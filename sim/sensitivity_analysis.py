@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +26,7 @@ import pandas as pd
 
 from sim.engine import simulate
 from sim.loader import Loaded
-from sim.montecarlo import input_label
+from sim.montecarlo import NonFiniteResult, input_label, non_finite
 from sim.outputs import write_json, write_parquet
 from sim.plan import build_plan
 from sim.schema import map_dists, uncertain_inputs
@@ -40,10 +41,15 @@ def _evaluate(loaded: Loaded, values: dict, seed: int, reps: int) -> dict[str, f
     """Outputs at one point: every uncertain input fixed at `values`, `reps` replications."""
     scn = map_dists(loaded.scenario, lambda d, path: int(round(values[path])) if d.bounds.integer else values[path])
     plan = build_plan(scn, loaded.catalog)
-    recs = [simulate(plan, seed, k).record() for k in range(reps)]
-    cost = np.array([r.cost_usd for r in recs])
-    return {"cost_mean": float(cost.mean()), "cost_p90": float(np.percentile(cost, 90)),
-            "makespan_days_mean": float(np.mean([r.makespan_days for r in recs]))}
+    with np.errstate(all="ignore"):  # overflow shows as a non-finite output, refused below
+        recs = [simulate(plan, seed, k).record() for k in range(reps)]
+        cost = np.array([r.cost_usd for r in recs])
+        out = {"cost_mean": float(cost.mean()), "cost_p90": float(np.percentile(cost, 90)),
+               "makespan_days_mean": float(np.mean([r.makespan_days for r in recs]))}
+    problem = non_finite(out)
+    if problem:
+        raise NonFiniteResult(problem)
+    return out
 
 
 def _value(d, q: float) -> float:
@@ -259,8 +265,15 @@ def sobol_indices(loaded: Loaded, seed: int, reps: int, n: int, workers: int = 1
     return sobol_from_points(points, meta["inputs"], seed, reps)
 
 
+def _bar_value(x, limit: float = 1e300) -> float:
+    """A bar end that can be drawn: NaN (a failed point) stays NaN, the rest clipped to +-limit."""
+    x = float(x) if x is not None else math.nan
+    return x if math.isnan(x) else min(max(x, -limit), limit)
+
+
 def plot_tornado(rows: list[dict], ax=None, output: str = "cost_mean"):
-    """Horizontal bars from the output at each input's low value to its high value."""
+    """Horizontal bars from the output at each input's low value to its high value (a bar whose
+    output is not finite is left out; no rows give an empty plot that says so)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -270,21 +283,28 @@ def plot_tornado(rows: list[dict], ax=None, output: str = "cost_mean"):
     from sim.units import format_usd
 
     if ax is None:
-        _fig, ax = plt.subplots(figsize=(8, 0.5 * len(rows) + 1.5))
+        _fig, ax = plt.subplots(figsize=(8, 0.5 * min(len(rows), 200) + 1.5))
     shown = list(reversed(rows))
-    base = rows[0][f"{output}_base"] if rows else 0.0
+    base = _bar_value(rows[0][f"{output}_base"]) if rows else 0.0
+    base = 0.0 if math.isnan(base) else base
     for i, r in enumerate(shown):
-        lo, hi = r[f"{output}_at_low"], r[f"{output}_at_high"]
-        ax.barh(i, hi - base, left=base, color="#c0504d", label="input at P90" if i == 0 else None)
-        ax.barh(i, lo - base, left=base, color="#4f81bd", label="input at P10" if i == 0 else None)
+        lo, hi = _bar_value(r[f"{output}_at_low"]), _bar_value(r[f"{output}_at_high"])
+        ax.barh(i, 0.0 if math.isnan(hi) else hi - base, left=base, color="#c0504d",
+                label="input at P90" if i == 0 else None)
+        ax.barh(i, 0.0 if math.isnan(lo) else lo - base, left=base, color="#4f81bd",
+                label="input at P10" if i == 0 else None)
     ax.axvline(base, color="black", linewidth=1)
     ax.set_yticks(range(len(shown)), [r["input"] for r in shown])
-    money = output.startswith("cost")
-    if money:
+    if output.startswith("cost"):
         ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _p: format_usd(x)))
     ax.set_xlabel({"cost_mean": "mean cost (USD)", "cost_p90": "P90 cost (USD)",
                    "makespan_days_mean": "mean makespan (days)"}[output])
     ax.set_title("Each input at its P10 and P90, the others at their medians", fontsize=10)
-    ax.legend(loc="lower right")
-    ax.figure.tight_layout()
+    if rows:
+        ax.legend(loc="lower right")
+    else:
+        ax.text(0.5, 0.5, "no inputs to plot", ha="center", va="center", transform=ax.transAxes)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tight_layout may only warn about long labels
+        ax.figure.tight_layout()
     return ax

@@ -22,13 +22,29 @@ CONFIDENCES = (50, 80, 90, 95)
 Z95 = 1.959963984540054
 
 
+SCALE_ABOVE = 1e150  # beyond this, squares (std) and sums (mean) of values overflow: scale them first
+
+
+def moments(a: np.ndarray) -> tuple[float, float]:
+    """Mean and standard deviation (ddof=1; 0 for one value) of finite values however large: values
+    beyond SCALE_ABOVE are divided by the largest before summing or squaring, so a mean of values
+    near 1e307 is not inf."""
+    top = float(np.abs(a).max()) if a.size else 0.0
+    scale = top if top > SCALE_ABOVE else 1.0
+    with np.errstate(all="ignore"):  # non-finite input: non-finite output, no warning
+        s = a / scale
+        mean, std = float(s.mean()) * scale, float(s.std(ddof=1)) * scale if a.size > 1 else 0.0
+    return mean, std
+
+
 def describe(x) -> dict[str, float]:
     a = np.asarray(x, dtype=float)
     if a.size == 0:
         return dict.fromkeys(STAT_KEYS, float("nan"))
     q = np.percentile(a, [5, 10, 50, 90, 95])
+    mean, std = moments(a)
     return {
-        "mean": float(a.mean()), "std": float(a.std(ddof=1)) if a.size > 1 else 0.0, "min": float(a.min()),
+        "mean": mean, "std": std, "min": float(a.min()),
         "p5": float(q[0]), "p10": float(q[1]), "p50": float(q[2]), "p90": float(q[3]), "p95": float(q[4]),
         "max": float(a.max()),
     }
@@ -42,8 +58,9 @@ def ci95(x) -> dict[str, list[float]]:
     out: dict[str, list[float]] = {}
     if n < 2:
         return {"mean": [None, None], "p50": [None, None], "p90": [None, None], "p95": [None, None]}
-    half = sps.t.ppf(0.975, n - 1) * a.std(ddof=1) / math.sqrt(n)
-    out["mean"] = [float(a.mean() - half), float(a.mean() + half)]
+    mean, std = moments(a)
+    half = float(sps.t.ppf(0.975, n - 1)) * std / math.sqrt(n)
+    out["mean"] = [float(mean - half), float(mean + half)]
     for name, q in (("p50", 0.5), ("p90", 0.9), ("p95", 0.95)):
         lo = int(sps.binom.ppf(0.025, n, q))  # 1-based rank of the lower bound
         hi = int(sps.binom.ppf(0.975, n, q)) + 1
@@ -65,6 +82,16 @@ def wilson(k: int, n: int) -> list[float]:
     return [max(0.0, centre - half), min(1.0, centre + half)]
 
 
+def _relative(half: float, ref: float) -> float:
+    """A half-width relative to `ref`: 0 when there is no spread at all (even around 0), inf when
+    `ref` is 0 or a number is not finite."""
+    if half == 0:
+        return 0.0
+    if not ref or not math.isfinite(half / ref):
+        return math.inf
+    return float(abs(half / ref))
+
+
 def precision_met(cost: pd.Series, target: float) -> tuple[bool, dict]:
     """Whether the 95% intervals of mean and P95 cost are both within `target` (relative
     half-width), and those half-widths."""
@@ -72,11 +99,12 @@ def precision_met(cost: pd.Series, target: float) -> tuple[bool, dict]:
     if a.size < 2:
         return False, {}
     c = ci95(a)
-    mean, p95 = float(a.mean()), float(pd.Series(a).quantile(0.95))
-    rel_mean = (c["mean"][1] - c["mean"][0]) / 2 / abs(mean) if mean else math.inf
-    rel_p95 = max(c["p95"][1] - p95, p95 - c["p95"][0]) / abs(p95) if p95 else math.inf
+    mean, p95 = moments(a)[0], float(pd.Series(a).quantile(0.95))
+    rel_mean = _relative((c["mean"][1] - c["mean"][0]) / 2, mean)
+    lo, hi = c["p95"]  # None: a bound that too few replications cannot give (not met yet)
+    rel_p95 = _relative(max(hi - p95, p95 - lo), p95) if lo is not None and hi is not None else math.inf
     info = {"mean_half_width_rel": rel_mean, "p95_half_width_rel": rel_p95}
-    return rel_mean <= target and rel_p95 <= target, info
+    return bool(rel_mean <= target and rel_p95 <= target), info
 
 
 def risk(reps: pd.DataFrame, scn) -> dict:
@@ -120,7 +148,7 @@ def spend_by_month(reps: pd.DataFrame) -> list[dict]:
     for j, c in enumerate(cols):
         q = np.percentile(m[:, j], [10, 50, 90])
         qc = np.percentile(cum[:, j], [10, 50, 90])
-        out.append({"month": c.removeprefix("spend_usd_"), "mean": float(m[:, j].mean()), "p10": float(q[0]),
+        out.append({"month": c.removeprefix("spend_usd_"), "mean": moments(m[:, j])[0], "p10": float(q[0]),
                     "p50": float(q[1]), "p90": float(q[2]), "cumulative_p10": float(qc[0]),
                     "cumulative_p50": float(qc[1]), "cumulative_p90": float(qc[2])})
     return out
@@ -129,7 +157,8 @@ def spend_by_month(reps: pd.DataFrame) -> list[dict]:
 def breakdown(reps: pd.DataFrame) -> dict:
     """Mean cost by workload, pool and pricing tier; shares of accelerator-hours by what they did."""
     def means(prefix: str) -> dict:
-        return {c.removeprefix(prefix): float(reps[c].mean()) for c in reps.columns if c.startswith(prefix)}
+        return {c.removeprefix(prefix): moments(reps[c].to_numpy(dtype=float))[0] for c in reps.columns
+                if c.startswith(prefix)}
 
     held = float((reps["gpu_hours"] + reps["idle_gpu_hours"]).sum())
     shares = {k: (float(reps[f"{k}_gpu_hours"].sum()) / held if held else 0.0)
