@@ -25,6 +25,8 @@ REPS = ["--reps", "160", "--seed", "9"]  # 8 chunks with 1 worker, 16 with 2
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 FILES = ("replications.parquet", "runs.parquet")
 
+pytestmark = pytest.mark.slow  # real processes, kills and mounts: seconds each
+
 
 def start(*args, cwd: Path | None = None) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "sim", "run", *map(str, args)], stdout=subprocess.PIPE,

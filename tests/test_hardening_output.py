@@ -42,7 +42,10 @@ def _renders(ax) -> None:
     assert report._png(ax)[:4] == b"\x89PNG"  # drawn to the end, as the report does
 
 
-@pytest.mark.parametrize("kind", list(DATA))
+SLOW_DATA = {"huge", "max float", "huge nearly constant"}  # a second each: the slow tier
+
+
+@pytest.mark.parametrize("kind", [pytest.param(k, marks=pytest.mark.slow) if k in SLOW_DATA else k for k in DATA])
 def test_cost_plots_cope_with_any_data(kind):
     reps = pd.DataFrame({"cost_usd": np.array(DATA[kind], dtype=float)})
     for budget in (None, 300.0, math.inf):
@@ -241,6 +244,7 @@ def test_compare_no_variants_still_says_so(cli, write, tmp_path):
     assert code == 2 and "defines no `variants:`" in err
 
 
+@pytest.mark.slow
 def test_local_dask_cluster_is_quiet(cli, write, tmp_path):
     pytest.importorskip("distributed", reason="the dask extra is not installed")
     code, _out, err = cli("run", write(MINIMAL), "--reps", "2", "--workers", "1", "--backend", "dask",

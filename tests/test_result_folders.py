@@ -54,6 +54,7 @@ def test_resume_reruns_a_missing_runs_part_the_issue_example(cli, tmp_path, refe
     assert "chunk 3 of the interrupted run: runs-000003.parquet is missing; it is run again" in caplog.text
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["truncate-runs", "truncate-reps", "flip-byte", "corrupt-record", "no-record",
                                     "extra-errors"])
 def test_resume_reruns_damaged_parts(cli, tmp_path, reference, damage):
@@ -221,6 +222,7 @@ def test_chunk_records_name_each_part(tmp_path):
     assert "not 2" in runner.chunk_problem(tmp_path, 4, 2)
 
 
+@pytest.mark.slow
 def test_files_are_byte_identical_with_1_and_2_workers(cli, tmp_path):
     """Item 16: chunks of 20 (1 worker) and 10 (2 workers) replications, the same bytes."""
     for w in ("1", "2"):

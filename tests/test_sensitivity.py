@@ -33,6 +33,7 @@ def test_tornado_closed_form():
     assert t["cost_mean_base"] == pytest.approx(cost(20e9, 0.4))
 
 
+@pytest.mark.slow
 def test_sobol_indices_find_the_dominant_input():
     s = sobol_indices(load_data(DETERMINISTIC, "t"), 0, 1, 256)["indices"]["cost_mean"]
     # cost ~ tokens / mfu: tokens spread +-50%, mfu +-2.5%: tokens carries almost all the variance
