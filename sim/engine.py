@@ -64,6 +64,7 @@ class Replication(RunLife):
         self.left = sum(w.runs for w in plan.workloads)
         self.finished: list[RunState] = []
         self.events = 0
+        self.max_events = plan.max_events
 
     # -- the event loop -----------------------------------------------------------------------
     def simulate(self) -> Replication:
@@ -136,6 +137,10 @@ class Replication(RunLife):
         self._start_repairs(pool)
         return spare
 
+    def _room_elsewhere(self, r: RunState) -> bool:
+        """Whether another pool the run may use has room for it now."""
+        return any(j != r.pool.p.idx and self.pools[j].free >= r.n for j in r.wl.w.pools)
+
     def _start_repairs(self, pool: PoolState):
         p = pool.p
         while pool.repair_queue and (p.repair_crews == 0 or pool.repairing < p.repair_crews):
@@ -163,6 +168,7 @@ class Replication(RunLife):
         if w.straggle_p > 0.0:
             for r, s in zip(runs, straggler_slowdowns(w, self.strag_rng), strict=True):
                 r.slow = s
+                r.factor *= s  # its compute takes that much longer
         return runs
 
     def _bill(self, p: PoolPlan, n: int, a: float, b: float) -> float:

@@ -21,16 +21,17 @@ from sim.reliability import SegmentEnd, progress, saved, wall_time
 from sim.runstate import PoolState, RunState, Segment
 
 INF = math.inf
-DONE, FAILURE, PREEMPTION = SegmentEnd.DONE, SegmentEnd.FAILURE, SegmentEnd.PREEMPTION
-JOB_FAILURE, PLANNED, LOSS_SPIKE = SegmentEnd.JOB_FAILURE, SegmentEnd.PLANNED, SegmentEnd.LOSS_SPIKE
-NODE_WAIT = SegmentEnd.NODE_WAIT
+# SegmentEnd values as plain ints: a Segment of plain numbers is not tracked by the garbage collector
+DONE, FAILURE, PREEMPTION = SegmentEnd.DONE.value, SegmentEnd.FAILURE.value, SegmentEnd.PREEMPTION.value
+JOB_FAILURE, PLANNED, LOSS_SPIKE = SegmentEnd.JOB_FAILURE.value, SegmentEnd.PLANNED.value, SegmentEnd.LOSS_SPIKE.value
+NODE_WAIT = SegmentEnd.NODE_WAIT.value
 _new = tuple.__new__  # makes a NamedTuple from a tuple without a Python-level __new__ (hot path)
 
 
 class RunLife:
     """Start, segments of work until done or interrupted, interruptions, release and finish.
     Subclasses provide `env`, `plan`, `pools`, the random streams and `_dispatch`, `_enqueue`,
-    `_node_failed`, `_no_progress` and `_bill`."""
+    `_node_failed`, `_room_elsewhere`, `_no_progress` and `_bill`."""
 
     env: simpy.Environment
     plan: Plan
@@ -49,6 +50,7 @@ class RunLife:
             r.first_start = now
         r.wait_h += now - r.queued_t
         w = r.wl.w
+        r.ckpt_interval_h = w.ckpt_interval_h_on[pool.p.idx]
         if w.lemon_fraction > 0.0:  # the nodes it got this time: how many are lemons
             nodes = -(-r.n // pool.p.node_size)
             r.rate_mult = 1.0 + self.lemon_rng.binomial(nodes, w.lemon_fraction) / nodes * (w.lemon_multiplier - 1.0)
@@ -61,7 +63,7 @@ class RunLife:
         w = r.wl.w
         pool = r.pool
         pi = pool.p.idx
-        length = w.length_h_on[pi] * r.factor * r.slow
+        length = w.length_h_on[pi] * r.factor  # the factor includes a straggler's slowdown
         work = ((w.div_at if r.diverging else r.target) - r.done) * length
         tau = w.ckpt_interval_h_on[pi]
         restart = w.restart_h_on[pi] if r.restart_due else 0.0
@@ -76,7 +78,7 @@ class RunLife:
         r.seg = _new(Segment, (0.0, restart, live, kind, work, length, tau, w.write_h, self.env.now))
         self.env.timeout(live, value=(r, r.token)).callbacks.append(self._segment_end)
         self.events += 1
-        if self.events > self.plan.max_events:
+        if self.events > self.max_events:
             self._no_progress(r)
 
     def _segment_end(self, ev):
@@ -99,26 +101,35 @@ class RunLife:
         what of it is kept (all of it when the segment is done or stopped by a planned
         interruption; what the checkpoints saved when interrupted; nothing during a restart)."""
         n = r.n
-        dead = seg.dead_h if held > seg.dead_h else held
-        rs = held - dead if held - dead < seg.restart_h else seg.restart_h
+        dead = seg.dead_h
+        if dead:  # failure detection, planned downtime or waiting for a repair
+            dead = dead if held > dead else held
+            if seg.end == NODE_WAIT:
+                r.repair_wait_gpu_h += n * dead
+            else:
+                r.down_gpu_h += n * dead
+        rs = seg.restart_h
+        if rs:
+            if rs > held - dead:
+                rs = held - dead
+            r.restart_gpu_h += n * rs
         e = held - dead - rs
         if seg.end == DONE:
             prog = keep = seg.work_h
         else:
             prog = min(progress(e, seg.tau_h, seg.write_h), seg.work_h)
             keep = prog if seg.end == PLANNED else saved(e, prog, seg.tau_h, seg.write_h, notice)
-        nominal = keep / r.slow  # a straggler's extra time is overhead, not progress
+            if prog != keep:
+                r.lost += n * (prog - keep)
+        if e > prog:
+            r.write_gpu_h += n * (e - prog)
+        slow = r.slow
+        nominal = keep if slow == 1.0 else keep / slow  # a straggler's extra time is overhead, not progress
+        if slow != 1.0:
+            r.straggler_gpu_h += n * (keep - nominal)
         r.productive += n * nominal
         r.attempt_productive += n * nominal
-        r.straggler_gpu_h += n * (keep - nominal)
-        r.lost += n * (prog - keep)
         r.overhead += n * (held - prog + keep - nominal)
-        if seg.end == NODE_WAIT:
-            r.repair_wait_gpu_h += n * dead
-        else:
-            r.down_gpu_h += n * dead
-        r.restart_gpu_h += n * rs
-        r.write_gpu_h += n * (e - prog if e > prog else 0.0)
         r.alloc_gpu_h += n * held
         r.done += keep / seg.length_h
 
@@ -207,9 +218,6 @@ class RunLife:
             self._account(r, r.seg, self.env.now - r.seg.t0, 0.0)
             self._segment(r)
 
-    def _room_elsewhere(self, r: RunState) -> bool:
-        """Whether another pool the run may use has room for it now."""
-        return any(j != r.pool.p.idx and self.pools[j].free >= r.n for j in r.wl.w.pools)
 
     def _preempted(self, r: RunState):
         """Give the run's accelerators back and queue it again (its fallback pool first)."""
@@ -252,6 +260,7 @@ class RunLife:
         now = self.env.now
         self._release(r)
         r.end = now
+        r.ettr = r.productive / r.alloc_gpu_h if r.alloc_gpu_h > 0 else 1.0
         wl = r.wl
         wl.remaining -= 1
         wl.cost += r.cost

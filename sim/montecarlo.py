@@ -24,7 +24,7 @@ from sim.distributions import rank_to_pearson
 from sim.engine import SimulationError, simulate
 from sim.loader import Loaded, correlation_pairs, path_str
 from sim.plan import Plan, build_plan
-from sim.records import RunRecord, append_runs, empty_run_columns
+from sim.records import run_rows
 from sim.schema import Scenario, map_dists, nominal_scenario, uncertain_inputs
 
 NOMINAL = 2**31 - 1  # the replication index of the nominal case (every input at its median)
@@ -39,7 +39,7 @@ class SampleError(ValueError):
 class RepResult:
     replication: int
     row: dict | None
-    runs: list[RunRecord]
+    runs: list[tuple]  # its rows of runs.parquet (sim.records.run_rows)
     error: dict | None = None
 
 
@@ -47,7 +47,7 @@ class RepResult:
 class ChunkResult:
     index: int
     rows: list = field(default_factory=list)
-    runs: dict[str, list] = field(default_factory=empty_run_columns)  # columns of runs.parquet
+    runs: list[tuple] = field(default_factory=list)  # rows of runs.parquet (sim.records.run_rows)
     errors: list = field(default_factory=list)
     written: bool = False  # its part files were written by the worker
 
@@ -245,7 +245,7 @@ class Replicator:
             if kind == "internal":
                 err["traceback"] = traceback.format_exc(limit=8)
             return RepResult(k, None, [], err)
-        return RepResult(k, {"replication": k, **row}, rep.run_records())
+        return RepResult(k, {"replication": k, **row}, run_rows(k, rep.finished))
 
     def chunk(self, index: int, reps: range, strict: bool = False) -> ChunkResult:
         out = ChunkResult(index)
@@ -256,7 +256,7 @@ class Replicator:
                 out.errors.append(r.error)
             else:
                 out.rows.append(r.row)
-                append_runs(out.runs, k, r.runs)
+                out.runs.extend(r.runs)
         return out
 
 

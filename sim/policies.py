@@ -18,6 +18,10 @@ from sim import rng as rngmod
 from sim.reliability import SegmentEnd
 
 INF = math.inf
+# SegmentEnd values as plain ints: a tuple of plain numbers is not tracked by the garbage collector
+_DONE, _FAILURE, _PREEMPTION = SegmentEnd.DONE.value, SegmentEnd.FAILURE.value, SegmentEnd.PREEMPTION.value
+_JOB_FAILURE, _PLANNED = SegmentEnd.JOB_FAILURE.value, SegmentEnd.PLANNED.value
+_LOSS_SPIKE = SegmentEnd.LOSS_SPIKE.value
 
 
 # --------------------------------------------------------------------------------------------
@@ -97,20 +101,20 @@ class ExponentialInterruptions:
         self.planned = rngmod.ExpStream(rngmod.generator(seed, replication, "planned"))
         self.spikes = rngmod.ExpStream(rngmod.generator(seed, replication, "loss_spikes"))
 
-    def next_interruption(self, r, pool) -> tuple[float, SegmentEnd]:
+    def next_interruption(self, r, pool) -> tuple[float, int]:
         """Hours from now (the segment's start) to the next interruption of run `r` on `pool`, and
-        its kind; (inf, DONE) when nothing can interrupt it. Ties go to hardware failures, then
+        its kind (a SegmentEnd value); (inf, DONE) when nothing can interrupt it. Ties go to hardware failures, then
         job-level failures, then preemptions. A source with a zero rate draws nothing, so adding
         one leaves the others' random numbers as they were."""
-        t, kind = INF, SegmentEnd.DONE
+        t, kind = INF, _DONE
         w = r.wl.w
         rate = w.fail_rate_per_h * r.rate_mult  # lemon nodes in the run's gang raise it
         if rate > 0.0:
-            t, kind = self.failures.next() / rate, SegmentEnd.FAILURE
+            t, kind = self.failures.next() / rate, _FAILURE
         if w.job_fail_rate_per_h > 0.0:
             tj = self.job_failures.next() / w.job_fail_rate_per_h
             if tj < t:
-                t, kind = tj, SegmentEnd.JOB_FAILURE
+                t, kind = tj, _JOB_FAILURE
         if w.planned_rate_per_h > 0.0 or w.spike_rate_per_h > 0.0:
             t, kind = self._rare(w, t, kind)
         p = pool.p
@@ -118,20 +122,20 @@ class ExponentialInterruptions:
         if pr > 0.0:
             tp = self.preemptions.next() / (pr * -(-r.n // p.node_size))
             if tp < t:
-                t, kind = tp, SegmentEnd.PREEMPTION
+                t, kind = tp, _PREEMPTION
         return t, kind
 
 
-    def _rare(self, w, t: float, kind: SegmentEnd) -> tuple[float, SegmentEnd]:
+    def _rare(self, w, t: float, kind: int) -> tuple[float, int]:
         """Planned interruptions and loss spikes, when the workload has them."""
         if w.planned_rate_per_h > 0.0:
             tp = self.planned.next() / w.planned_rate_per_h
             if tp < t:
-                t, kind = tp, SegmentEnd.PLANNED
+                t, kind = tp, _PLANNED
         if w.spike_rate_per_h > 0.0:
             ts = self.spikes.next() / w.spike_rate_per_h
             if ts < t:
-                t, kind = ts, SegmentEnd.LOSS_SPIKE
+                t, kind = ts, _LOSS_SPIKE
         return t, kind
 
 

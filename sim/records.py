@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import timedelta
+from operator import attrgetter
 from typing import NamedTuple
 
 from sim.billing import PoolUse
@@ -53,17 +54,20 @@ class RunRecord(NamedTuple):
 RUN_COLUMNS: tuple[str, ...] = RunRecord._fields
 
 
-def empty_run_columns() -> dict[str, list]:
-    return {"replication": [], **{c: [] for c in RUN_COLUMNS}}
+def run_rows(replication: int, finished: list) -> list[tuple]:
+    """The rows of runs.parquet of a finished replication (sim.runstate.RunState objects), as
+    plain tuples (replication, *RunRecord fields): read in C, and plain tuples of numbers are not
+    tracked by the garbage collector. `run_records` gives the same as typed records."""
+    get = _RUN_FIELDS
+    return [(replication, *get(r)) for r in finished]
 
 
-def append_runs(columns: dict[str, list], replication: int, records: list[RunRecord]) -> None:
-    """Add a replication's runs to column lists (the form part files are written from)."""
-    if not records:
-        return
-    columns["replication"].extend([replication] * len(records))
-    for c, values in zip(RUN_COLUMNS, zip(*records, strict=True), strict=True):
-        columns[c].extend(values)
+def columns_of(rows: list[tuple]) -> dict[str, list]:
+    """Rows from `run_rows` as the columns of runs.parquet."""
+    names = ("replication", *RUN_COLUMNS)
+    if not rows:
+        return {c: [] for c in names}
+    return dict(zip(names, map(list, zip(*rows, strict=True)), strict=True))
 
 
 @dataclass(slots=True)
@@ -152,37 +156,38 @@ def replication_record(rep) -> ReplicationRecord:
         co2 += bill.kwh * p.grid_kg_per_kwh
         idle += bill.idle_gpu_h
     runs = rep.finished
-    alloc, productive = sum(r.alloc_gpu_h for r in runs), sum(r.productive for r in runs)
+
+    def total(attr: str):  # summed in run order, in C
+        return sum(map(attrgetter(attr), runs))
+
+    alloc, productive = total("alloc_gpu_h"), total("productive")
     return ReplicationRecord(
         cost_usd=sum(by_pool.values()), gpu_hours=alloc,
-        productive_gpu_hours=productive, lost_gpu_hours=sum(r.lost for r in runs),
-        overhead_gpu_hours=sum(r.overhead for r in runs), idle_gpu_hours=idle, makespan_days=mk / 24.0,
+        productive_gpu_hours=productive, lost_gpu_hours=total("lost"),
+        overhead_gpu_hours=total("overhead"), idle_gpu_hours=idle, makespan_days=mk / 24.0,
         finish_date=(plan.start + timedelta(hours=mk)).isoformat(), energy_kwh=energy, co2_kg=co2,
-        **_counts(runs), ettr=productive / alloc if alloc > 0 else 1.0,
-        mean_queue_wait_h=(sum(r.wait_h for r in runs) / len(runs)) if runs else 0.0, events=rep.events,
+        **{k: total(attr) for k, attr in SUMMED.items()}, ettr=productive / alloc if alloc > 0 else 1.0,
+        mean_queue_wait_h=(total("wait_h") / len(runs)) if runs else 0.0, events=rep.events,
         workloads={wl.w.name: WorkloadTotals(wl.w.runs, wl.cost, wl.gpu_h) for wl in rep.wls},
         cost_usd_by_pool=by_pool, cost_usd_by_tier=by_tier,
         spend_usd_by_month={plan.month_labels[i]: spend[i] for i in sorted(spend)},
     )
 
 
-def _counts(runs: list) -> dict:
-    """Interruptions by kind and where the overhead went, summed over a replication's runs."""
-    out = {k: sum(getattr(r, k) for r in runs) for k in ("failures", "job_failures", "planned", "loss_spikes",
-                                                          "preemptions", "reruns")}
-    for col, attr in (("down_gpu_hours", "down_gpu_h"), ("restart_gpu_hours", "restart_gpu_h"),
-                      ("write_gpu_hours", "write_gpu_h"), ("straggler_gpu_hours", "straggler_gpu_h"),
-                      ("repair_wait_gpu_hours", "repair_wait_gpu_h")):
-        out[col] = sum(getattr(r, attr) for r in runs)
-    return out
+# a replication's totals summed from its runs: total -> RunState attribute
+SUMMED = {"failures": "failures", "job_failures": "job_failures", "planned": "planned", "loss_spikes": "loss_spikes",
+          "preemptions": "preemptions", "reruns": "reruns", "down_gpu_hours": "down_gpu_h",
+          "restart_gpu_hours": "restart_gpu_h", "write_gpu_hours": "write_gpu_h",
+          "straggler_gpu_hours": "straggler_gpu_h", "repair_wait_gpu_hours": "repair_wait_gpu_h"}
+
+# RunState attributes in RunRecord's order (attrgetter reads them all in C)
+_RUN_FIELDS = attrgetter("wl.w.name", "idx", "pool.p.name", "submit_t", "first_start", "end", "wait_h", "attempts",
+                         "failures", "job_failures", "planned", "loss_spikes", "unrecoverable", "preemptions", "reruns",
+                         "abandoned", "alloc_gpu_h", "productive", "lost", "overhead", "down_gpu_h", "restart_gpu_h",
+                         "write_gpu_h", "straggler_gpu_h", "repair_wait_gpu_h", "ettr", "ckpt_interval_h", "cost")
 
 
 def run_records(finished: list) -> list[RunRecord]:
-    """The runs of a finished replication (sim.runstate.RunState objects) as records."""
-    new = tuple.__new__  # a NamedTuple from a tuple without its Python-level __new__ (hundreds a replication)
-    return [new(RunRecord, (r.wl.w.name, r.idx, r.pool.p.name, r.submit_t, r.first_start, r.end, r.wait_h, r.attempts,
-                            r.failures, r.job_failures, r.planned, r.loss_spikes, r.unrecoverable, r.preemptions,
-                            r.reruns, r.abandoned, r.alloc_gpu_h, r.productive, r.lost, r.overhead, r.down_gpu_h,
-                            r.restart_gpu_h, r.write_gpu_h, r.straggler_gpu_h, r.repair_wait_gpu_h,
-                            r.productive / r.alloc_gpu_h if r.alloc_gpu_h > 0 else 1.0,
-                            r.wl.w.ckpt_interval_h_on[r.pool.p.idx], r.cost)) for r in finished]
+    """The runs of a finished replication (sim.runstate.RunState objects) as typed records."""
+    new = tuple.__new__  # a NamedTuple from a tuple without its Python-level __new__
+    return [new(RunRecord, _RUN_FIELDS(r)) for r in finished]

@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 from sim.loader import Loaded
 from sim.montecarlo import ChunkResult, Replicator
 from sim.outputs import file_sha256, write_bytes, write_json, write_parquet
-from sim.records import RUN_COLUMNS
+from sim.records import RUN_COLUMNS, columns_of
 from sim.stats import precision_met, spend_columns
 from sim.stats import summarize as summarize_stats
 
@@ -119,7 +119,7 @@ def _run_chunk(args: tuple) -> ChunkResult:
     res = _replicator().chunk(index, range(start, stop), strict)
     if parts is not None:
         write_chunk(Path(parts), res)
-        res.runs = {}
+        res.runs = []
         res.written = True
     return res
 
@@ -260,8 +260,8 @@ def write_chunk(parts: Path, res: ChunkResult) -> None:
     files = {}
     reps = pd.DataFrame(res.rows) if res.rows else pd.DataFrame({"replication": pd.Series([], dtype="int64")})
     tables = {f"reps-{i:06d}.parquet": pa.Table.from_pandas(reps, preserve_index=False)}
-    if res.runs and res.runs["replication"]:
-        tables[f"runs-{i:06d}.parquet"] = pa.table(res.runs)
+    if res.runs:
+        tables[f"runs-{i:06d}.parquet"] = pa.table(columns_of(res.runs))
     for name, table in tables.items():
         data = _parquet_bytes(table)
         write_bytes(parts / name, data)

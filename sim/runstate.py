@@ -9,7 +9,6 @@ from typing import NamedTuple
 import numpy as np
 
 from sim.plan import PoolPlan, WorkloadPlan
-from sim.reliability import SegmentEnd
 
 
 class PoolState:
@@ -51,7 +50,7 @@ class Segment(NamedTuple):
     dead_h: float  # failure detection before the restart (accelerators held, nothing can happen)
     restart_h: float  # restart before the work (accelerators held, no progress)
     live_h: float  # wall hours after the detection (restart included) until the segment ends
-    end: SegmentEnd
+    end: int  # a SegmentEnd value
     work_h: float  # compute hours the segment was to do
     length_h: float  # compute hours of the whole run on this pool
     tau_h: float  # checkpoint interval
@@ -64,7 +63,8 @@ class RunState:
                  "submit_t", "first_start", "end", "wait_h", "attempts", "failures", "preemptions", "reruns",
                  "alloc_gpu_h", "productive", "lost", "overhead", "attempt_productive", "cost", "restart_due",
                  "job_failures", "planned", "loss_spikes", "unrecoverable", "slow", "rate_mult", "down_gpu_h",
-                 "restart_gpu_h", "write_gpu_h", "straggler_gpu_h", "repair_wait_gpu_h",
+                 "restart_gpu_h", "write_gpu_h", "straggler_gpu_h", "repair_wait_gpu_h", "ettr",
+                 "ckpt_interval_h",
                  "fallback_next", "seg", "abandoned", "token")
 
     def __init__(self, wl: WorkloadState, idx: int, factor: float, target: float):
@@ -106,6 +106,8 @@ class RunState:
         self.write_gpu_h = 0.0
         self.straggler_gpu_h = 0.0
         self.repair_wait_gpu_h = 0.0  # holding its other nodes while a failed one is repaired
+        self.ettr = 1.0  # productive / allocated, set when it finishes
+        self.ckpt_interval_h = 0.0  # on the pool it last started on
         self.fallback_next = -1
         self.seg: Segment | None = None
         self.abandoned = False

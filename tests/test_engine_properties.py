@@ -656,7 +656,7 @@ def test_productive_gpu_hours_of_a_run_is_its_work(raw, seed):
             assert r.productive == pytest.approx(0.0, abs=1e-9)
             continue
         target = w.early_at if r.idx < w.early_k else 1.0
-        expect = w.n * w.length_h_on[r.pool.p.idx] * r.factor * target
+        expect = w.n * w.length_h_on[r.pool.p.idx] * r.factor / r.slow * target  # nominal speed
         assert r.productive == pytest.approx(expect, rel=1e-9), (w.name, r.idx)
 
 
