@@ -54,20 +54,18 @@ class RunRecord(NamedTuple):
 RUN_COLUMNS: tuple[str, ...] = RunRecord._fields
 
 
-def run_rows(replication: int, finished: list) -> list[tuple]:
-    """The rows of runs.parquet of a finished replication (sim.runstate.RunState objects), as
-    plain tuples (replication, *RunRecord fields): read in C, and plain tuples of numbers are not
-    tracked by the garbage collector. `run_records` gives the same as typed records."""
-    get = _RUN_FIELDS
-    return [(replication, *get(r)) for r in finished]
+def run_rows(finished: list) -> list[tuple]:
+    """The rows of runs.parquet of a finished replication (sim.runstate.RunState objects), less
+    the replication column: plain tuples in RunRecord's order, read in C (and plain tuples of
+    numbers are left alone by the garbage collector). `run_records` gives the same as typed records."""
+    return list(map(_RUN_FIELDS, finished))
 
 
-def columns_of(rows: list[tuple]) -> dict[str, list]:
-    """Rows from `run_rows` as the columns of runs.parquet."""
-    names = ("replication", *RUN_COLUMNS)
+def columns_of(replications: list[int], rows: list[tuple]) -> dict[str, list]:
+    """Rows from `run_rows` and the replication of each as the columns of runs.parquet."""
     if not rows:
-        return {c: [] for c in names}
-    return dict(zip(names, map(list, zip(*rows, strict=True)), strict=True))
+        return {c: [] for c in ("replication", *RUN_COLUMNS)}
+    return {"replication": replications, **dict(zip(RUN_COLUMNS, map(list, zip(*rows, strict=True)), strict=True))}
 
 
 @dataclass(slots=True)

@@ -119,7 +119,7 @@ def _run_chunk(args: tuple) -> ChunkResult:
     res = _replicator().chunk(index, range(start, stop), strict)
     if parts is not None:
         write_chunk(Path(parts), res)
-        res.runs = []
+        res.runs, res.run_reps = [], []
         res.written = True
     return res
 
@@ -261,7 +261,7 @@ def write_chunk(parts: Path, res: ChunkResult) -> None:
     reps = pd.DataFrame(res.rows) if res.rows else pd.DataFrame({"replication": pd.Series([], dtype="int64")})
     tables = {f"reps-{i:06d}.parquet": pa.Table.from_pandas(reps, preserve_index=False)}
     if res.runs:
-        tables[f"runs-{i:06d}.parquet"] = pa.table(columns_of(res.runs))
+        tables[f"runs-{i:06d}.parquet"] = pa.table(columns_of(res.run_reps, res.runs))
     for name, table in tables.items():
         data = _parquet_bytes(table)
         write_bytes(parts / name, data)
