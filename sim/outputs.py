@@ -21,7 +21,8 @@ from sim import units
 
 HEADLINE = ["cost_usd", "gpu_hours", "productive_gpu_hours", "lost_gpu_hours", "overhead_gpu_hours",
             "idle_gpu_hours", "makespan_days", "energy_kwh", "co2_kg", "failures", "preemptions", "reruns",
-            "mean_queue_wait_h"]
+            "mean_queue_wait_h", "ettr", "job_failures", "planned", "loss_spikes", "down_gpu_hours",
+            "restart_gpu_hours", "write_gpu_hours", "straggler_gpu_hours", "repair_wait_gpu_hours"]
 
 
 def _whole(v: float) -> str:
@@ -36,6 +37,7 @@ METRIC_FORMAT = {
     "cost_usd": units.format_usd, "gpu_hours": _whole, "lost_gpu_hours": _whole, "idle_gpu_hours": _whole,
     "makespan_days": lambda v: f"{v:,.1f} d", "energy_kwh": units.format_kwh, "co2_kg": units.format_kg,
     "failures": _tenths, "preemptions": _tenths, "mean_queue_wait_h": units.format_hours,
+    "ettr": lambda v: f"{v:.1%}",
 }
 HEADLINE_HEAD = ["metric", "mean", "95% CI of mean", "P5", "P50", "P95", "nominal"]
 

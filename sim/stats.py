@@ -161,8 +161,9 @@ def breakdown(reps: pd.DataFrame) -> dict:
                 if c.startswith(prefix)}
 
     held = float((reps["gpu_hours"] + reps["idle_gpu_hours"]).sum())
+    parts = ("productive", "lost", "overhead", "idle", "down", "restart", "write", "straggler", "repair_wait")
     shares = {k: (float(reps[f"{k}_gpu_hours"].sum()) / held if held else 0.0)
-              for k in ("productive", "lost", "overhead", "idle")}
+              for k in parts if f"{k}_gpu_hours" in reps}  # overhead = down + restart + write + straggler + ...
     return {"cost_usd_by_workload": means("cost_usd_wl_"), "cost_usd_by_pool": means("cost_usd_pool_"),
             "cost_usd_by_tier": means("cost_usd_tier_"), "gpu_hours_shares": shares}
 
