@@ -236,8 +236,9 @@ class Replication(RunLife):
     def makespan_h(self) -> float:
         return max((r.end for r in self.finished), default=0.0)
 
-    def record(self) -> ReplicationRecord:
-        return replication_record(self)
+    def record(self, rows: list[tuple] | None = None) -> ReplicationRecord:
+        """Its totals; `rows`: its run rows (sim.records.run_rows) when already made."""
+        return replication_record(self, rows)
 
     def run_records(self) -> list[RunRecord]:
         return run_records(self.finished)

@@ -249,8 +249,8 @@ class Replicator:
             plan, inputs = self.plan(k, values)
             with np.errstate(all="ignore"), fewer_collections():  # overflow: a non-finite metric, refused below
                 rep = simulate(plan, self.seed, k)
-                row = rep.record().row(inputs)
                 runs = run_rows(rep.finished)
+                row = rep.record(runs).row(inputs)
             problem = non_finite(row)
             if problem:
                 raise NonFiniteResult(problem)

@@ -134,9 +134,10 @@ class ReplicationRecord:
         return out
 
 
-def replication_record(rep) -> ReplicationRecord:
-    """A finished replication's totals (`rep`: a sim.engine.Replication): each pool billed by its
-    tier, energy and CO2, and the usage and commitments split by calendar month."""
+def replication_record(rep, rows: list[tuple] | None = None) -> ReplicationRecord:
+    """A finished replication's totals (`rep`: a sim.engine.Replication; `rows`: its run_rows, if
+    already made): each pool billed by its tier, energy and CO2, the usage and commitments split by
+    calendar month, and the runs' hours and interruptions summed."""
     plan = rep.plan
     mk = rep.makespan_h()
     spend = defaultdict(float, rep.spend)  # usage billed so far, plus commitments below
@@ -153,30 +154,26 @@ def replication_record(rep) -> ReplicationRecord:
         energy += bill.kwh
         co2 += bill.kwh * p.grid_kg_per_kwh
         idle += bill.idle_gpu_h
-    runs = rep.finished
-
-    def total(attr: str):  # summed in run order, in C
-        return sum(map(attrgetter(attr), runs))
-
-    alloc, productive = total("alloc_gpu_h"), total("productive")
+    rows = run_rows(rep.finished) if rows is None else rows
+    col = dict(zip(RUN_COLUMNS, zip(*rows, strict=True), strict=True)) if rows else dict.fromkeys(RUN_COLUMNS, ())
+    alloc, productive = sum(col["gpu_hours"]), sum(col["productive_gpu_hours"])
     return ReplicationRecord(
         cost_usd=sum(by_pool.values()), gpu_hours=alloc,
-        productive_gpu_hours=productive, lost_gpu_hours=total("lost"),
-        overhead_gpu_hours=total("overhead"), idle_gpu_hours=idle, makespan_days=mk / 24.0,
+        productive_gpu_hours=productive, lost_gpu_hours=sum(col["lost_gpu_hours"]),
+        overhead_gpu_hours=sum(col["overhead_gpu_hours"]), idle_gpu_hours=idle, makespan_days=mk / 24.0,
         finish_date=(plan.start + timedelta(hours=mk)).isoformat(), energy_kwh=energy, co2_kg=co2,
-        **{k: total(attr) for k, attr in SUMMED.items()}, ettr=productive / alloc if alloc > 0 else 1.0,
-        mean_queue_wait_h=(total("wait_h") / len(runs)) if runs else 0.0, events=rep.events,
+        **{k: sum(col[k]) for k in SUMMED}, ettr=productive / alloc if alloc > 0 else 1.0,
+        mean_queue_wait_h=(sum(col["queue_wait_h"]) / len(rows)) if rows else 0.0, events=rep.events,
         workloads={wl.w.name: WorkloadTotals(wl.w.runs, wl.cost, wl.gpu_h) for wl in rep.wls},
         cost_usd_by_pool=by_pool, cost_usd_by_tier=by_tier,
         spend_usd_by_month={plan.month_labels[i]: spend[i] for i in sorted(spend)},
     )
 
 
-# a replication's totals summed from its runs: total -> RunState attribute
-SUMMED = {"failures": "failures", "job_failures": "job_failures", "planned": "planned", "loss_spikes": "loss_spikes",
-          "preemptions": "preemptions", "reruns": "reruns", "down_gpu_hours": "down_gpu_h",
-          "restart_gpu_hours": "restart_gpu_h", "write_gpu_hours": "write_gpu_h",
-          "straggler_gpu_hours": "straggler_gpu_h", "repair_wait_gpu_hours": "repair_wait_gpu_h"}
+# run columns summed into the replication's totals of the same name
+SUMMED = ("failures", "job_failures", "planned", "loss_spikes", "preemptions", "reruns", "down_gpu_hours",
+          "restart_gpu_hours", "write_gpu_hours", "straggler_gpu_hours", "repair_wait_gpu_hours")
+
 
 # RunState attributes in RunRecord's order (attrgetter reads them all in C)
 _RUN_FIELDS = attrgetter("wl.w.name", "idx", "pool.p.name", "submit_t", "first_start", "end", "wait_h", "attempts",
