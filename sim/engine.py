@@ -53,6 +53,7 @@ class Replication(RunLife):
         self.lemon_rng = g(seed, replication, "lemons")
         self.unrec_stream = rngmod.UniformStream(g(seed, replication, "unrecoverable"))
         self.repair_rng = g(seed, replication, "repairs")
+        self.co_stream = rngmod.UniformStream(g(seed, replication, "co_interruption"))
         self.pools = [PoolState(p) for p in plan.pools]
         self.wls = [WorkloadState(w) for w in plan.workloads]
         for wl in self.wls:
@@ -136,6 +137,14 @@ class Replication(RunLife):
         pool.repair_queue.append(spare)
         self._start_repairs(pool)
         return spare
+
+    def _co_interrupt(self, pool: PoolState):
+        """After a preemption on `pool`: with its co-interruption chance, every other run on it is
+        preempted too (the provider reclaims the pool's capacity in use at once)."""
+        co = pool.p.co_interruption
+        if co > 0.0 and pool.running and self.co_stream.next() < co:
+            for other in list(pool.running):
+                self._evict(other)
 
     def _room_elsewhere(self, r: RunState) -> bool:
         """Whether another pool the run may use has room for it now."""

@@ -31,7 +31,7 @@ _new = tuple.__new__  # makes a NamedTuple from a tuple without a Python-level _
 class RunLife:
     """Start, segments of work until done or interrupted, interruptions, release and finish.
     Subclasses provide `env`, `plan`, `pools`, the random streams and `_dispatch`, `_enqueue`,
-    `_node_failed`, `_room_elsewhere`, `_no_progress` and `_bill`."""
+    `_node_failed`, `_room_elsewhere`, `_co_interrupt`, `_no_progress` and `_bill`."""
 
     env: simpy.Environment
     plan: Plan
@@ -92,6 +92,7 @@ class RunLife:
             self._completed(r)
         elif end == PREEMPTION:
             self._preempted(r)
+            self._co_interrupt(r.pool)
             self._dispatch()
         else:
             self._interrupted(r, end)

@@ -33,6 +33,7 @@ class PoolPlan:
     curve: PriceCurveFn  # USD per accelerator-hour over time
     preempt_rate_per_node_h: float
     notice_h: float  # preemption warning
+    co_interruption: float  # chance a preemption takes every node of the pool in use
     fallback: int  # pool index a preempted run moves to, -1 for none
     tdp_kw: float
     pue: float
@@ -143,6 +144,7 @@ def _pool_plan(i: int, p, scn: Scenario, catalog: Catalog, names: dict[str, int]
         curve=make_curve(p.price_curve, float(price.usd_per_gpu_h), start),
         preempt_rate_per_node_h=preemption_rate_per_node_h(p),
         notice_h=float(p.preemption.notice) if p.preemption else 0.0,
+        co_interruption=float(p.preemption.co_interruption) if p.preemption else 0.0,
         fallback=names[p.fallback] if p.fallback else -1, tdp_kw=acc.tdp_w / 1000.0,
         pue=float(p.pue if p.pue is not None else scn.carbon.pue),
         grid_kg_per_kwh=float(p.grid_gco2_per_kwh if p.grid_gco2_per_kwh is not None

@@ -192,6 +192,10 @@ class Preemption(Strict):
         None, description="AWS Spot Advisor monthly interruption band, instead of a rate."
     )
     notice: Hours = Field(0.0, description="Warning before the node is taken (lets a checkpoint finish).")
+    co_interruption: Fraction01 = Field(
+        0.0, description="Chance that a preemption reclaims every node of the pool in use at once (spot capacity "
+        "of one type in one zone is often reclaimed together), so every run on it is preempted."
+    )
 
     @model_validator(mode="after")
     def _one(self):

@@ -84,6 +84,8 @@ def pool_dicts(draw, i: int, n_pools: int, tiers=TIERS, accelerator: str | None 
             pre: dict = {"rate_per_node_h": round(rate, 5)}
             if draw(st.booleans()):
                 pre["notice"] = draw(st.sampled_from([0.0, 0.05, 0.25]))
+            if draw(st.booleans()):
+                pre["co_interruption"] = draw(st.sampled_from([0.0, 0.5, 1.0]))
             p["preemption"] = pre
         others = [f"p{j}" for j in range(n_pools) if j != i]
         if others and draw(st.booleans()):

@@ -192,3 +192,20 @@ def test_repair_crews_serve_one_node_at_a_time():
     assert p.free == 24 and p.repairing == 1  # the first is back; the second started at 10 h
     rep.env.run(until=20.5)
     assert p.free == 32 and p.repairing == 0
+
+
+def test_co_interruption_takes_every_run_on_the_pool_at_once():
+    """Four 8-GPU runs on a 32-GPU spot pool: with co-interruption 1 every preemption takes all
+    the runs then on the pool, so preemptions come in groups and there are far more of them."""
+    def plan(co):
+        spot = pool(count=32, pricing="spot", preemption={"rate_per_node_h": 0.002, "co_interruption": co})
+        return plan_of(scenario([spot], [{"name": "w", "hours_per_run": 50, "accelerators": 8, "runs": 4}],
+                                {"checkpoint": {"interval": "auto", "write": 0}}))
+    alone, together = plan(0.0), plan(1.0)
+    a = np.array([simulate(alone, 3, k).summary()["preemptions"] for k in range(1500)], dtype=float)
+    b = np.array([simulate(together, 3, k).summary()["preemptions"] for k in range(1500)], dtype=float)
+    # independent: each run ~ Poisson(0.002 x 50) = 0.1, so 0.4 in all
+    assert abs(a.mean() - 0.4) < 3 * sem(a)
+    assert b.mean() > 3 * a.mean()
+    # the four start, are taken, restart and end together: preemptions come in fours
+    assert b.max() >= 4 and np.all(b % 4 == 0)
