@@ -57,6 +57,16 @@ def _money(lo: float, hi: float):
     return st.floats(lo, hi, allow_nan=False, allow_infinity=False).map(lambda x: round(x, 3))
 
 
+def _preemption(draw) -> dict:
+    rate = draw(st.one_of(st.sampled_from([0.001, 0.005, 0.02]), st.floats(0.0, 0.02)))
+    pre: dict = {"rate_per_node_h": round(rate, 5)}
+    if draw(st.booleans()):
+        pre["notice"] = draw(st.sampled_from([0.0, 0.05, 0.25]))
+    if draw(st.booleans()):
+        pre["co_interruption"] = draw(st.sampled_from([0.0, 0.5, 1.0]))
+    return pre
+
+
 @st.composite
 def pool_dicts(draw, i: int, n_pools: int, tiers=TIERS, accelerator: str | None = None, drops: bool = True,
                price=None, permanent: bool = False) -> dict:
@@ -80,13 +90,7 @@ def pool_dicts(draw, i: int, n_pools: int, tiers=TIERS, accelerator: str | None 
         p["energy_usd_per_kwh"] = draw(_money(0.0, 0.3))
     if tier == "spot":
         if draw(st.booleans()):
-            rate = draw(st.one_of(st.sampled_from([0.001, 0.005, 0.02]), st.floats(0.0, 0.02)))
-            pre: dict = {"rate_per_node_h": round(rate, 5)}
-            if draw(st.booleans()):
-                pre["notice"] = draw(st.sampled_from([0.0, 0.05, 0.25]))
-            if draw(st.booleans()):
-                pre["co_interruption"] = draw(st.sampled_from([0.0, 0.5, 1.0]))
-            p["preemption"] = pre
+            p["preemption"] = _preemption(draw)
         others = [f"p{j}" for j in range(n_pools) if j != i]
         if others and draw(st.booleans()):
             p["fallback"] = draw(st.sampled_from(others))
