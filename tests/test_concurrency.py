@@ -115,14 +115,11 @@ MOMENTS = {"first-chunk": lambda out, n: records(out) >= 1, "half": lambda out, 
            "report": lambda out, n: (out / "manifest.json").exists()}
 
 
-@pytest.mark.parametrize("workers,moment,sig", [
-    (2, "first-chunk", signal.SIGKILL),
-    pytest.param(1, "first-chunk", signal.SIGKILL, marks=pytest.mark.slow),
-    pytest.param(1, "half", signal.SIGKILL, marks=pytest.mark.slow),
-    pytest.param(2, "half", signal.SIGKILL, marks=pytest.mark.slow),
-    pytest.param(2, "half", signal.SIGTERM, marks=pytest.mark.slow),
-    pytest.param(1, "report", signal.SIGKILL, marks=pytest.mark.slow),
-    pytest.param(2, "report", signal.SIGKILL, marks=pytest.mark.slow),
+@pytest.mark.parametrize("workers,moment,sig", [  # each moment, 1 and 2 workers, kill -9 and a plain kill
+    (1, "first-chunk", signal.SIGKILL),
+    (2, "half", signal.SIGKILL),
+    (2, "half", signal.SIGTERM),
+    (1, "report", signal.SIGKILL),
 ])
 def test_a_killed_run_leaves_no_worker_and_resumes_to_the_same_files(tmp_path, reference, workers, moment, sig):
     out = tmp_path / "k"
