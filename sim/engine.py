@@ -60,6 +60,7 @@ class Replication(RunLife):
             for d in set(wl.w.after):
                 self.wls[d].dependents.append(wl)
         self.queue: list = []
+        self._qmin = INF  # a lower bound on the accelerators of the smallest queued run
         self.spend: dict[int, float] = defaultdict(float)  # month index -> USD of usage
         self.seq = 0
         self.left = sum(w.runs for w in plan.workloads)
@@ -216,8 +217,12 @@ class Replication(RunLife):
     def _enqueue(self, r: RunState, now: float):
         r.queued_t = now
         bisect.insort(self.queue, (self._queue_key(r), r))
+        if r.n < self._qmin:
+            self._qmin = r.n
 
     def _dispatch(self):
+        """Start queued runs, in the scheduler's order, wherever it finds room. `_qmin` is a lower
+        bound on the smallest queued run: when no pool has that much free, nothing is scanned."""
         q = self.queue
         if not q:
             return
@@ -225,10 +230,13 @@ class Replication(RunLife):
         one = pools[0] if len(pools) == 1 else None
         choose, strict = self.scheduler.choose_pool, self.scheduler.strict
         maxfree = one.free if one else max([p.free for p in pools])
-        i = 0
+        if maxfree < self._qmin:
+            return
+        i, smallest = 0, INF
         while i < len(q):
             r = q[i][1]
-            if r.n <= maxfree and r.wl.running < r.wl.w.max_concurrent:
+            n = r.n
+            if n <= maxfree and r.wl.running < r.wl.w.max_concurrent:
                 pool = choose(r, pools)
                 if pool is not None:
                     del q[i]
@@ -239,7 +247,10 @@ class Replication(RunLife):
                     continue
             if strict:
                 return
+            if n < smallest:
+                smallest = n
             i += 1
+        self._qmin = smallest  # the whole queue was seen: the exact smallest
 
     # -- results --------------------------------------------------------------------------------
     def makespan_h(self) -> float:
