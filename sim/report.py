@@ -91,6 +91,23 @@ def plot_cost_histogram(reps, ax=None, budget: float | None = None):
     return ax
 
 
+def plot_ettr_histogram(reps, ax=None):
+    """The effective training time ratio of each replication (productive / allocated
+    accelerator-hours): how much of the held time trained the model."""
+    ax = _axes(ax)
+    a = finite(reps["ettr"]) if "ettr" in reps else np.array([])
+    if a.size:
+        ax.hist(a * 100.0, bins=min(40, max(10, len(a) // 10)), range=span(a * 100.0), color="#9bbb59",
+                edgecolor="white")
+    else:
+        _no_data(ax, "ETTR values")
+    ax.set_xlabel("effective training time ratio (%)")
+    ax.set_ylabel("replications")
+    ax.set_title("Share of held accelerator-hours that trained")
+    _tidy(ax)
+    return ax
+
+
 def plot_cost_cdf(reps, ax=None, budget: float | None = None):
     ax = _axes(ax)
     x = np.sort(finite(reps["cost_usd"]))
@@ -277,6 +294,11 @@ def run_report(out: Path, loaded, summary: dict, reps) -> None:
     brows += [[f"tier {k}", format_usd(v)] for k, v in b.get("cost_usd_by_tier", {}).items()]
     srows = [[k, f"{v:.1%}"] for k, v in b.get("gpu_hours_shares", {}).items()]
     budget = scn.project.budget_usd
+    kinds = ("ettr", "failures", "job_failures", "planned", "loss_spikes", "preemptions", "down_gpu_hours",
+             "restart_gpu_hours", "write_gpu_hours", "straggler_gpu_hours", "repair_wait_gpu_hours")
+    m = summary.get("metrics", {})
+    rel = [[k, *(f"{m[k][s]:.1%}" if k == "ettr" else f"{m[k][s]:,.1f}" for s in ("mean", "p5", "p95"))]
+           for k in kinds if k in m]
     sections = [
         ("Headline numbers", [(f"<p>{html.escape(text)}</p>", text),
                               (table_html(head, rows), table_md(head, rows))], []),
@@ -286,6 +308,9 @@ def run_report(out: Path, loaded, summary: dict, reps) -> None:
         ("Where the money and the hours go",
          [(table_html(["mean cost by", "USD"], brows), table_md(["mean cost by", "USD"], brows)),
           (table_html(["accelerator-hours", "share"], srows), table_md(["accelerator-hours", "share"], srows))], []),
+        ("Reliability", [(table_html(["per replication", "mean", "P5", "P95"], rel),
+                          table_md(["per replication", "mean", "P5", "P95"], rel))],
+         [("ettr_histogram.png", lambda: plot_ettr_histogram(reps))]),
     ]
     write(out, f"trainsim: {scn.project.name}", sections, yaml.safe_dump(loaded.resolved, sort_keys=False))
 

@@ -26,9 +26,9 @@ def make_run(cli, write, tmp_path):
 def test_run_writes_report_and_plots(cli, write, tmp_path):
     out = make_run(cli, write, tmp_path)
     page = (out / "report.html").read_text()
-    for name in ("cost_histogram.png", "cost_cdf.png", "spend_fan.png"):
+    for name in ("cost_histogram.png", "cost_cdf.png", "spend_fan.png", "ettr_histogram.png"):
         assert (out / name).read_bytes()[:4] == b"\x89PNG"
-    assert page.count('src="data:image/png;base64,') == 3  # embedded: no file or network needed
+    assert page.count('src="data:image/png;base64,') == 4  # embedded: no file or network needed
     assert "http://" not in page and "https://" not in page
     assert "P(cost &gt; budget $400.00)" in page and "Assumptions: the resolved scenario" in page
     md = (out / "report.md").read_text()
@@ -63,3 +63,24 @@ def test_report_renders_in_headless_chromium(cli, write, tmp_path):
     subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'p2'}", f"--screenshot={shot}",
                     "--window-size=1200,2000", url], capture_output=True, timeout=120)
     assert shot.read_bytes()[:4] == b"\x89PNG" and shot.stat().st_size > 20_000
+
+
+@pytest.mark.parametrize("values", [[0.95] * 5, [0.9, 0.9 + 1e-15], [], [1.0], [0.2, 0.99, float("nan")]])
+def test_ettr_histogram_copes_with_any_data(values):
+    import pandas as pd
+
+    from sim.report import _png, plot_ettr_histogram
+
+    ax = plot_ettr_histogram(pd.DataFrame({"ettr": pd.Series(values, dtype=float)}))
+    assert _png(ax)[:4] == b"\x89PNG"
+
+
+def test_run_report_has_a_reliability_section(cli, write, tmp_path):
+    from tests.conftest import MINIMAL
+
+    text = MINIMAL + "reliability: {failure_rate_per_gpu_h: 0.001, job_failure_rate_per_h: 0.01, detect: 10 min}\n"
+    code, _o, err = cli("run", write(text), "--reps", "5", "--workers", "1", "--out", tmp_path / "r")
+    assert code == 0, err
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert "## Reliability" in md and "| ettr |" in md and "| job_failures |" in md
+    assert (tmp_path / "r" / "ettr_histogram.png").read_bytes()[:4] == b"\x89PNG"
