@@ -81,7 +81,7 @@ def test_plots_with_no_data_at_all():
 def test_issue_example_spot_pool_with_equal_costs_writes_the_report(cli, write, tmp_path):
     code, out, err = cli("run", write(SPOT), "--reps", "10", "--workers", "1", "--out", tmp_path / "r")
     assert code == 0, err
-    assert (tmp_path / "r" / "report.html").read_text().count("data:image/png") == 3
+    assert (tmp_path / "r" / "report.html").read_text().count("data:image/png") == 4  # cost, CDF, spend, ETTR
     assert "Too many bins" not in err
 
 
@@ -112,7 +112,7 @@ def test_a_plot_that_fails_is_left_out_not_the_run(cli, write, tmp_path, monkeyp
         code, _out, err = cli("run", write(MINIMAL), "--reps", "5", "--workers", "1", "--out", tmp_path / "r")
     assert code == 0, err
     page = (tmp_path / "r" / "report.html").read_text()
-    assert page.count("data:image/png") == 2 and not (tmp_path / "r" / "cost_cdf.png").exists()
+    assert page.count("data:image/png") == 3 and not (tmp_path / "r" / "cost_cdf.png").exists()
     assert "plot cost_cdf.png left out of the report: RuntimeError: unforeseen" in caplog.text
 
 
