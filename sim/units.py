@@ -148,12 +148,14 @@ def _sig3(a: float) -> float:
 
 
 def format_usd(x: float) -> str:
-    """1234567 -> '$1.23M', 2500 -> '$2.50k', 123456 -> '$123k', 12.3 -> '$12.30'."""
+    """1234567 -> '$1.23M', 2500 -> '$2.50k', 123456 -> '$123k', 12.3 -> '$12.30', 1e300 -> '$1e+300'."""
     if x is None or not math.isfinite(x):
         return "n/a"
     sign = "-" if x < 0 else ""
     a = abs(x)
     r = _sig3(a)
+    if r >= 1e15:  # beyond thousands of trillions: scientific, never hundreds of digits
+        return f"{sign}${r:.3g}"
     for div, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
         if r >= div:
             v = r / div

@@ -307,6 +307,9 @@ def test_hours_between():
         (1000, "$1.00k"),
         (150_000, "$150k"),  # >= 100 of the unit: 3 significant digits
         (2.5e9, "$2.50B"),
+        (999e12, "$999T"),
+        (1e15, "$1e+15"),  # beyond thousands of trillions: scientific, not hundreds of digits
+        (1.7e308, "$1.7e+308"),
         (-2500, "-$2.50k"),
         (float("nan"), "n/a"),
         (float("inf"), "n/a"),
