@@ -236,8 +236,19 @@ def _manifest(loaded: Loaded, settings: Settings, outcome: runner.Outcome) -> di
         "precision": settings.precision, "stopped_by": outcome.stop_reason, "resumed_chunks": outcome.resumed_chunks,
         "package": "trainsim", "version": __version__, "python": sys.version.split()[0],
         "runtime_s": round(outcome.runtime_s, 3), "created": datetime.now().isoformat(timespec="seconds"),
-        "failed_replications": outcome.errors, "resolved_scenario": loaded.resolved,
+        "failed_replications": outcome.errors, "checkpoint_interval_h": checkpoint_intervals(loaded),
+        "resolved_scenario": loaded.resolved,
     }
+
+
+def checkpoint_intervals(loaded: Loaded) -> dict[str, dict[str, float | None]]:
+    """The checkpoint interval each workload uses on each pool it can run on, at nominal inputs
+    (what `auto` chose; None for no checkpoints, 0 for continuous). Each run's own is in
+    runs.parquet (`ckpt_interval_h`)."""
+    plan = build_plan(nominal_scenario(loaded.scenario), loaded.catalog)
+    names = [p.name for p in plan.pools]
+    return {w.name: {names[j]: (None if tau == float("inf") else tau) for j, tau in w.ckpt_interval_h_on.items()}
+            for w in plan.workloads}
 
 
 def _execute(loaded: Loaded, settings: Settings, out: Path, resume: bool, progress: Progress | None) -> runner.Outcome:

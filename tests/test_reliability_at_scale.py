@@ -209,3 +209,25 @@ def test_co_interruption_takes_every_run_on_the_pool_at_once():
     assert b.mean() > 3 * a.mean()
     # the four start, are taken, restart and end together: preemptions come in fours
     assert b.max() >= 4 and np.all(b % 4 == 0)
+
+
+def test_checkpoint_interval_used_is_recorded_per_run_and_in_the_manifest(cli, write, tmp_path):
+    import json
+
+    import pandas as pd
+
+    from sim.reliability import daly_interval
+
+    text = """\
+    project: {name: t, start: 2026-01-01}
+    pools: [{name: g, accelerator: h100, count: 8, price_usd_per_gpu_h: 1.0}]
+    workloads: [{name: w, runs: 2, hours_per_run: 20 h, accelerators: 8}]
+    reliability: {failure_rate_per_gpu_h: 0.001, checkpoint: {interval: auto, write: 6 min}}
+    """
+    code, _o, err = cli("run", write(text), "--reps", "3", "--workers", "1", "--out", tmp_path / "r")
+    assert code == 0, err
+    tau = daly_interval(0.1, 1 / (8 * 0.001))
+    manifest = json.loads((tmp_path / "r" / "manifest.json").read_text())
+    assert manifest["checkpoint_interval_h"]["w"]["g"] == pytest.approx(tau)
+    runs = pd.read_parquet(tmp_path / "r" / "runs.parquet")
+    assert runs["ckpt_interval_h"].to_numpy() == pytest.approx(tau)
