@@ -268,20 +268,21 @@ class Replicator:
     def chunk(self, index: int, reps: range, strict: bool = False) -> ChunkResult:
         out = ChunkResult(index)
         values = self.design.values_many(reps) if self._fixed is None else [None] * len(reps)
-        for k, v in zip(reps, values, strict=True):
-            r = self.one(k, strict, v)
-            if r.error is not None:
-                out.errors.append(r.error)
-            else:
-                out.rows.append(r.row)
-                out.runs.extend(r.runs)
-                out.run_reps.extend([k] * len(r.runs))
+        with fewer_collections():
+            for k, v in zip(reps, values, strict=True):
+                r = self.one(k, strict, v)
+                if r.error is not None:
+                    out.errors.append(r.error)
+                else:
+                    out.rows.append(r.row)
+                    out.runs.extend(r.runs)
+                    out.run_reps.extend([k] * len(r.runs))
         return out
 
 
 def replicate(loaded: Loaded, seed: int, replications: range, method: str = "random"):
     """Replications one by one (serial; used by tests and the benchmark)."""
     rep = Replicator(loaded, seed, method, max(replications, default=-1) + 1)
-    for k in replications:
-        r = rep.one(k, strict=True)
-        yield r
+    with fewer_collections():  # for the whole loop (restored when the generator ends or is closed)
+        for k in replications:
+            yield rep.one(k, strict=True)
