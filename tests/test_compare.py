@@ -61,6 +61,7 @@ def test_sweep_finds_the_closed_form_break_even(cli, write, tmp_path):
     assert "break-even at workloads[finetune].runs = 25" in out
 
 
+@pytest.mark.slow
 def test_shipped_decision_scenario_runs(cli, tmp_path):
     code, out, err = cli("compare", SCENARIOS / "pretrain_vs_finetune.yaml", "--reps", "20", "--workers", "1",
                          "--out", tmp_path / "p")

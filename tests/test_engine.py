@@ -190,7 +190,9 @@ def test_failures_strike_during_restarts():
 
 
 @pytest.mark.parametrize("interval, write, restart", [
-    (2.0, 0.25, 0.0), (2.0, 0.25, 0.25), (2.0, 0.25, 2.5), (5.0, 0.0, 12.5), (2.0, 0.25, 25.0), ("none", 0.0, 25.0)])
+    (2.0, 0.25, 0.0), (2.0, 0.25, 0.25), (2.0, 0.25, 2.5),
+    *(pytest.param(*case, marks=pytest.mark.slow)
+      for case in ((5.0, 0.0, 12.5), (2.0, 0.25, 25.0), ("none", 0.0, 25.0)))])
 def test_mean_wall_time_matches_dalys_complete_model(interval, write, restart):
     """M = 1 / (8 x 0.005) = 25 h between failures, 50 h of work, R/M from 0 to 1: failures strike
     during checkpoint writes and restarts as well (Daly 2006, the complete model)."""

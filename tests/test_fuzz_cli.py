@@ -28,6 +28,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -245,10 +246,21 @@ def route_logs() -> logging.Handler:
     return h
 
 
-@settings(max_examples=80, deadline=None, database=None, derandomize=False,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = {"deadline": None, "database": None, "derandomize": False,
+        "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large]}
+
+
+@settings(max_examples=30, **FUZZ)
 @given(argv=command_lines())
 def test_cli_fuzz(argv):
+    check(argv)
+
+
+@pytest.mark.slow
+@settings(max_examples=50, **FUZZ)
+@given(argv=command_lines())
+def test_cli_fuzz_more(argv):
+    """The same with more examples, in the slow tier (the long campaign: benchmarks/fuzz_campaign.py)."""
     check(argv)
 
 

@@ -50,6 +50,7 @@ def test_lhs_puts_one_point_in_every_stratum():
         assert sorted(np.floor(u[:, j] * n).astype(int)) == list(range(n))
 
 
+@pytest.mark.slow
 def test_sobol_is_more_uniform_than_random():
     from scipy.stats import qmc
 

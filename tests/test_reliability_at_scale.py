@@ -21,6 +21,7 @@ def run_with(reliability: dict, n: int = 8, hours: float = 100.0, count: int = 1
     return plan_of(loaded)
 
 
+@pytest.mark.slow
 def test_job_and_hardware_failures_add_and_are_counted_apart():
     # continuous free checkpoints, no restart: exposure is the 100 h of work; hardware 8 x 0.005,
     # job-level 0.03 per run-hour, whatever the size
@@ -42,6 +43,7 @@ def test_job_level_rate_does_not_grow_with_size():
     assert 1 / interruption_rate_per_h(small.workloads[0], small.pools[0]) < 10.0
 
 
+@pytest.mark.slow
 def test_detection_time_adds_d_per_failure_to_the_wall_time():
     # continuous checkpoints, no restart: wall = W + D x N with N ~ Poisson(lambda W): E = W (1 + lambda D)
     plan = run_with({"failure_rate_per_gpu_h": 0.005, "detect": "30 min"})
@@ -83,6 +85,7 @@ def test_stragglers_slow_the_compute_and_the_extra_time_is_overhead():
     assert k == pytest.approx(round(k)) and abs(k - 160) < 4 * math.sqrt(400 * 0.4 * 0.6)
 
 
+@pytest.mark.slow
 def test_planned_interruptions_lose_no_work_and_hold_their_downtime():
     plan = run_with({"planned": {"rate_per_h": 0.05, "downtime": "1 h"}}, hours=100)
     rows = [simulate(plan, 3, k).summary() for k in range(1500)]
@@ -94,6 +97,7 @@ def test_planned_interruptions_lose_no_work_and_hold_their_downtime():
     assert rows[0]["failures"] == 0 and rows[0]["down_gpu_hours"] == pytest.approx(8 * rows[0]["planned"])
 
 
+@pytest.mark.slow
 def test_loss_spikes_roll_back_and_match_the_closed_form():
     # continuous free checkpoints: a spike at rate s throws away `rollback` hours of kept work (or
     # all of it, early on); with rollback b small against the run, E[wall] ~ W / (1 - s b)
@@ -112,6 +116,7 @@ def test_loss_spikes_roll_back_and_match_the_closed_form():
                                                + r["overhead_gpu_hours"]) for r in rows)
 
 
+@pytest.mark.slow
 def test_lemons_raise_the_mean_failure_rate_by_their_share():
     # every node of a 1-node run is a lemon with probability 0.2, failing 6x as often:
     # mean rate multiplier 1 + 0.2 x 5 = 2
@@ -121,6 +126,7 @@ def test_lemons_raise_the_mean_failure_rate_by_their_share():
     assert abs(fails.mean() - 0.016 * 100 * 2.0) < 4 * sem(fails)
 
 
+@pytest.mark.slow
 def test_unrecoverable_failures_roll_back_one_more_checkpoint():
     loaded = scenario([pool(count=16)], [{"name": "w", "hours_per_run": 100, "accelerators": 8}],
                       {"failure_rate_per_gpu_h": 0.002, "unrecoverable_fraction": 1.0,
@@ -142,6 +148,7 @@ def _node_loss(policy: str, spares: int = 0, pools=None, repair="5 h"):
                              "checkpoint": {"interval": "auto", "write": 0}}))
 
 
+@pytest.mark.slow
 def test_waiting_for_a_repair_holds_the_other_nodes_for_the_repair():
     # one 8-GPU node, no spare: every failure waits 5 h for its repair: E[wall] = W (1 + lambda x 5 h)
     plan = _node_loss("wait")
@@ -194,6 +201,7 @@ def test_repair_crews_serve_one_node_at_a_time():
     assert p.free == 32 and p.repairing == 0
 
 
+@pytest.mark.slow
 def test_co_interruption_takes_every_run_on_the_pool_at_once():
     """Four 8-GPU runs on a 32-GPU spot pool: with co-interruption 1 every preemption takes all
     the runs then on the pool, so preemptions come in groups and there are far more of them."""

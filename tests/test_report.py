@@ -35,6 +35,7 @@ def test_run_writes_report_and_plots(cli, write, tmp_path):
     assert "![cost histogram](cost_histogram.png)" in md and "| cost_usd |" in md
 
 
+@pytest.mark.slow
 def test_compare_and_sensitivity_write_reports(cli, tmp_path):
     code, _o, err = cli("compare", SCENARIOS / "start_now_or_wait.yaml", "--reps", "10", "--workers", "1",
                         "--out", tmp_path / "c")

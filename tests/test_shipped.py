@@ -22,7 +22,8 @@ SHIPPED = sorted(SCENARIOS.glob("*.yaml"))
 def _cases():
     for path in SHIPPED:
         for variant in [None, *load(path).scenario.variants]:
-            yield pytest.param(path, variant, id=f"{path.stem}" + (f"[{variant}]" if variant else ""))
+            marks = [pytest.mark.slow] if variant else []  # the base scenarios in the quick loop, variants in all
+            yield pytest.param(path, variant, id=f"{path.stem}" + (f"[{variant}]" if variant else ""), marks=marks)
 
 
 @pytest.mark.parametrize(("path", "variant"), list(_cases()))

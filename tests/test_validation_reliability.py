@@ -33,6 +33,7 @@ def test_hardware_alone_predicts_the_papers_28_8_hours_at_1024_gpus():
     assert 1 / interruption_rate_per_h(p.workloads[0], p.pools[0]) == pytest.approx(28.8, abs=0.1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("gpus", [1024, 16384, 131072])
 def test_engine_job_mttf_matches_the_two_source_closed_form(gpus):
     p = mttf_plan(gpus, job_rate())
