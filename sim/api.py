@@ -37,6 +37,7 @@ import pandas as pd
 from sim import __version__, outputs, runner
 from sim import comparison as comparing
 from sim import sensitivity_analysis as sens
+from sim.distributions import nominal
 from sim.engine import SimulationError
 from sim.loader import Issue, Loaded, ScenarioError, load_data
 from sim.loader import load as _load_file
@@ -223,8 +224,9 @@ def run_settings(scn, reps: int | None = None, seed: int | None = None, workers:
     if reps < 1 or seed < 0 or workers < 1 or (precision is not None and not 0 < precision < 1):
         raise SettingsError(None, "--reps and --workers must be >= 1, --seed >= 0, --precision between 0 and 1 "
                             "(e.g. 0.01)")
+    runs = sum(int(round(nominal(w.runs))) for w in scn.workloads)
     return Settings(seed=seed, reps=reps, method=method, workers=workers, backend=backend, scheduler=scheduler,
-                    strict=strict, precision=precision)
+                    strict=strict, precision=precision, runs_per_rep=runs)
 
 
 def _manifest(loaded: Loaded, settings: Settings, outcome: runner.Outcome) -> dict:

@@ -37,6 +37,7 @@ from sim.stats import summarize as summarize_stats
 
 log = logging.getLogger("sim.runner")
 PARTS = ".parts"
+RUN_ROWS_PER_CHUNK = 100_000  # run rows a chunk may hold in memory (about 100 MB) before it is written
 
 
 class RunError(Exception):
@@ -55,13 +56,17 @@ class Settings:
     strict: bool = False
     precision: float | None = None  # relative half-width of the 95% CI of mean and P95 cost
     min_reps: int = 100
+    runs_per_rep: int = 0  # runs in one replication at nominal inputs (0: unknown)
 
     def chunk_size(self) -> int:
         if self.chunk:
             return self.chunk
         if self.precision:
             return 50
-        return max(5, min(500, math.ceil(self.reps / (max(self.workers, 1) * 8))))
+        size = max(5, min(500, math.ceil(self.reps / (max(self.workers, 1) * 8))))
+        if self.runs_per_rep:  # a chunk's run rows are held in memory until written: bound them
+            size = max(1, min(size, RUN_ROWS_PER_CHUNK // self.runs_per_rep))
+        return size
 
 
 # --------------------------------------------------------------------------------------------

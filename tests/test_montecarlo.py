@@ -259,3 +259,21 @@ variants:
         assert a["input:workloads[train].tokens"] == c["input:workloads[train].tokens"]
         assert a["makespan_days"] == b["makespan_days"] and a["failures"] == b["failures"]
         assert b["cost_usd"] == pytest.approx(a["cost_usd"] * 0.75)
+
+
+def test_chunks_hold_a_bounded_number_of_run_rows():
+    """Item 10 of issue 9: a chunk's run rows stay in memory until written, so a scenario with many
+    runs a replication gets small chunks (streamed), whatever --reps asks."""
+    from sim.api import run_settings
+    from sim.loader import load_data
+    from sim.runner import RUN_ROWS_PER_CHUNK, Settings
+
+    assert Settings(seed=0, reps=1000, workers=2).chunk_size() == 63
+    assert Settings(seed=0, reps=1000, workers=2, runs_per_rep=503).chunk_size() == 63
+    big = Settings(seed=0, reps=1000, workers=2, runs_per_rep=400_000)
+    assert big.chunk_size() == 1 and big.chunk_size() * big.runs_per_rep > RUN_ROWS_PER_CHUNK  # one rep at least
+    raw = {"project": {"name": "t", "start": "2026-01-01"},
+           "pools": [{"name": "g", "accelerator": "h100", "count": 8, "price_usd_per_gpu_h": 1}],
+           "workloads": [{"name": "w", "runs": 50_000, "hours_per_run": 1, "accelerators": 8}]}
+    s = run_settings(load_data(raw, "t.yaml").scenario, reps=1000, workers=2)
+    assert s.runs_per_rep == 50_000 and s.chunk_size() == RUN_ROWS_PER_CHUNK // 50_000

@@ -57,7 +57,7 @@ def test_report_renders_in_headless_chromium(cli, write, tmp_path):
                          capture_output=True, text=True, timeout=120)
     body = re.search(r"<body[^>]*>", dom.stdout)
     assert body, dom.stderr[-2000:]
-    assert 'data-images="3"' in body.group(0) and 'data-images-ok="3"' in body.group(0)
+    assert 'data-images="4"' in body.group(0) and 'data-images-ok="4"' in body.group(0)
     console = [line for line in dom.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
     assert not console, console
     shot = tmp_path / "report.png"
