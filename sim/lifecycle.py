@@ -17,14 +17,21 @@ import math
 import simpy
 
 from sim.plan import Plan
-from sim.reliability import SegmentEnd, progress, saved, wall_time
+from sim.reliability import (
+    DONE,
+    FAILURE,
+    JOB_FAILURE,
+    NODE_WAIT,
+    PLANNED,
+    PREEMPTION,
+    SegmentEnd,
+    progress,
+    saved,
+    wall_time,
+)
 from sim.runstate import PoolState, RunState, Segment
 
 INF = math.inf
-# SegmentEnd values as plain ints: a Segment of plain numbers is not tracked by the garbage collector
-DONE, FAILURE, PREEMPTION = SegmentEnd.DONE.value, SegmentEnd.FAILURE.value, SegmentEnd.PREEMPTION.value
-JOB_FAILURE, PLANNED, LOSS_SPIKE = SegmentEnd.JOB_FAILURE.value, SegmentEnd.PLANNED.value, SegmentEnd.LOSS_SPIKE.value
-NODE_WAIT = SegmentEnd.NODE_WAIT.value
 _new = tuple.__new__  # makes a NamedTuple from a tuple without a Python-level __new__ (hot path)
 
 

@@ -15,13 +15,9 @@ from __future__ import annotations
 import math
 
 from sim import rng as rngmod
-from sim.reliability import SegmentEnd
+from sim.reliability import DONE, FAILURE, JOB_FAILURE, LOSS_SPIKE, PLANNED, PREEMPTION
 
 INF = math.inf
-# SegmentEnd values as plain ints: a tuple of plain numbers is not tracked by the garbage collector
-_DONE, _FAILURE, _PREEMPTION = SegmentEnd.DONE.value, SegmentEnd.FAILURE.value, SegmentEnd.PREEMPTION.value
-_JOB_FAILURE, _PLANNED = SegmentEnd.JOB_FAILURE.value, SegmentEnd.PLANNED.value
-_LOSS_SPIKE = SegmentEnd.LOSS_SPIKE.value
 
 
 # --------------------------------------------------------------------------------------------
@@ -106,15 +102,15 @@ class ExponentialInterruptions:
         its kind (a SegmentEnd value); (inf, DONE) when nothing can interrupt it. Ties go to hardware failures, then
         job-level failures, then preemptions. A source with a zero rate draws nothing, so adding
         one leaves the others' random numbers as they were."""
-        t, kind = INF, _DONE
+        t, kind = INF, DONE
         w = r.wl.w
         rate = w.fail_rate_per_h * r.rate_mult  # lemon nodes in the run's gang raise it
         if rate > 0.0:
-            t, kind = self.failures.next() / rate, _FAILURE
+            t, kind = self.failures.next() / rate, FAILURE
         if w.job_fail_rate_per_h > 0.0:
             tj = self.job_failures.next() / w.job_fail_rate_per_h
             if tj < t:
-                t, kind = tj, _JOB_FAILURE
+                t, kind = tj, JOB_FAILURE
         if w.planned_rate_per_h > 0.0 or w.spike_rate_per_h > 0.0:
             t, kind = self._rare(w, t, kind)
         p = pool.p
@@ -122,7 +118,7 @@ class ExponentialInterruptions:
         if pr > 0.0:
             tp = self.preemptions.next() / (pr * -(-r.n // p.node_size))
             if tp < t:
-                t, kind = tp, _PREEMPTION
+                t, kind = tp, PREEMPTION
         return t, kind
 
 
@@ -131,11 +127,11 @@ class ExponentialInterruptions:
         if w.planned_rate_per_h > 0.0:
             tp = self.planned.next() / w.planned_rate_per_h
             if tp < t:
-                t, kind = tp, _PLANNED
+                t, kind = tp, PLANNED
         if w.spike_rate_per_h > 0.0:
             ts = self.spikes.next() / w.spike_rate_per_h
             if ts < t:
-                t, kind = ts, _LOSS_SPIKE
+                t, kind = ts, LOSS_SPIKE
         return t, kind
 
 

@@ -79,6 +79,11 @@ class SegmentEnd(IntEnum):
     NODE_WAIT = 6  # (not an interruption) holding the other nodes while a failed one is repaired
 
 
+# The same as plain ints, for the engine's hot path: a tuple of plain numbers is left alone by the
+# garbage collector, one holding an enum member is not.
+DONE, FAILURE, PREEMPTION, JOB_FAILURE, PLANNED, LOSS_SPIKE, NODE_WAIT = (int(e) for e in SegmentEnd)
+
+
 def wall_time(work: float, tau: float, delta: float) -> float:
     """Wall hours to do `work` compute hours with a checkpoint write after each full `tau`
     (none after the last piece)."""
