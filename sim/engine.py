@@ -19,6 +19,7 @@ import simpy
 
 from sim import rng as rngmod
 from sim.billing import bill_by_month
+from sim.capacity import PoolEvents
 from sim.lifecycle import RunLife
 from sim.plan import Plan, PoolPlan, no_progress, not_finishing, progress_problem
 from sim.policies import FAILURE_MODELS, SCHEDULERS
@@ -32,7 +33,7 @@ class SimulationError(Exception):
     """A replication that cannot finish (horizon passed, or capacity that never comes)."""
 
 
-class Replication(RunLife):
+class Replication(RunLife, PoolEvents):
     """One replication: its clock (a SimPy Environment), pools changing size, workloads becoming
     ready, the queue, and the results. `simulate()` runs it to the end."""
 
@@ -40,6 +41,7 @@ class Replication(RunLife):
         self.plan = plan
         # (time, pool index, accelerators taken (+) or given back (-), workload, run) when tracing
         self.trace: list | None = [] if trace else None
+        self.outages: list | None = [] if trace else None  # (pool index, start, end) of availability outages
         self.env = simpy.Environment()
         g = rngmod.generator
         self.interruptions = FAILURE_MODELS[plan.failure_model](seed, replication)
@@ -54,6 +56,7 @@ class Replication(RunLife):
         self.unrec_stream = rngmod.UniformStream(g(seed, replication, "unrecoverable"))
         self.repair_rng = g(seed, replication, "repairs")
         self.co_stream = rngmod.UniformStream(g(seed, replication, "co_interruption"))
+        self.outage_stream = rngmod.ExpStream(g(seed, replication, "outages"))
         self.pools = [PoolState(p) for p in plan.pools]
         self.wls = [WorkloadState(w) for w in plan.workloads]
         for wl in self.wls:
@@ -82,6 +85,9 @@ class Replication(RunLife):
                 steps.setdefault(t, []).append((pool, cap))
         for t, changes in sorted(steps.items()):
             env.timeout(t, value=changes).callbacks.append(self._capacity_due)
+        for pool in self.pools:
+            if pool.p.available < 1.0:
+                self._outage_after_uptime(pool)
         for wl in self.wls:
             if wl.deps_left == 0:
                 self._ready(wl, dispatch=False)
@@ -100,76 +106,13 @@ class Replication(RunLife):
                               f"(simulation.max_events) at {self.env.now / 24:.1f} days with {self.left} runs "
                               f"unfinished: {no_progress(r.wl.w, r.pool.p)}")
 
+    def _endless_outages(self, pool: PoolState):
+        raise SimulationError(f"more than {self.plan.max_events:,} events in one replication (simulation.max_events) "
+                              f"at {self.env.now / 24:.1f} days with {self.left} runs unfinished: the availability "
+                              f"outages of pool {pool.p.name} go on while the runs cannot finish")
+
     def _stuck(self, t: float):
         raise SimulationError(not_finishing(self.plan, self.env.now, self.left, stalled=t == INF))
-
-    # -- capacity -----------------------------------------------------------------------------
-    def _capacity_due(self, ev):
-        """Pools change size: the new capacity counts at once (nothing new starts on capacity
-        that is going), but evictions wait until every other event due at this instant has run,
-        so that a run ending exactly as its capacity goes finishes first."""
-        for pool, cap in ev.value:
-            pool.free += cap - pool.capacity
-            pool.capacity = cap
-        self.env.timeout(0.0, value=ev.value).callbacks.append(self._capacity_enforce)
-
-    def _capacity_enforce(self, ev):
-        """Evict from every pool that changed at this instant, then serve the queue once (a run
-        evicted from one pool must not land on another that is going at the same moment)."""
-        for pool, _cap in ev.value:
-            in_use = sum(r.n for r in pool.running)
-            while in_use > pool.capacity:  # evict the most recently started runs first
-                r = next(reversed(pool.running))
-                in_use -= r.n
-                self._evict(r)
-        self._dispatch()
-
-    def _node_failed(self, pool: PoolState) -> bool:
-        """A node of `pool` failed: swap in a free spare (True), else the node leaves the pool
-        (False). Either way it goes for repair, if repairs are modelled, and comes back."""
-        p = pool.p
-        if p.repair_h <= 0.0:
-            return True  # replaced at once: no repair modelled
-        spare = pool.spares_free > 0
-        if spare:
-            pool.spares_free -= 1
-        else:
-            pool.free -= p.node_size
-        pool.repair_queue.append(spare)
-        self._start_repairs(pool)
-        return spare
-
-    def _co_interrupt(self, pool: PoolState):
-        """After a preemption on `pool`: with its co-interruption chance, every other run on it is
-        preempted too (the provider reclaims the pool's capacity in use at once)."""
-        co = pool.p.co_interruption
-        if co > 0.0 and pool.running and self.co_stream.next() < co:
-            for other in list(pool.running):
-                self._evict(other)
-
-    def _room_elsewhere(self, r: RunState) -> bool:
-        """Whether another pool the run may use has room for it now."""
-        return any(j != r.pool.p.idx and self.pools[j].free >= r.n for j in r.wl.w.pools)
-
-    def _start_repairs(self, pool: PoolState):
-        p = pool.p
-        while pool.repair_queue and (p.repair_crews == 0 or pool.repairing < p.repair_crews):
-            to_spares = pool.repair_queue.popleft()
-            pool.repairing += 1
-            d = p.repair_h * (math.exp(p.repair_sigma * self.repair_rng.standard_normal()) if p.repair_sigma else 1.0)
-            self.env.timeout(d, value=(pool, to_spares)).callbacks.append(self._repaired)
-
-    def _repaired(self, ev):
-        pool, to_spares = ev.value
-        pool.repairing -= 1
-        if to_spares:
-            pool.spares_free += 1
-        else:
-            pool.free += pool.p.node_size
-            if pool.waiting:
-                self._node_back(pool)
-        self._start_repairs(pool)
-        self._dispatch()
 
     def _make_runs(self, wl: WorkloadState) -> list[RunState]:
         w = wl.w

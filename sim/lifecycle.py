@@ -1,6 +1,6 @@
 """A run's life on its capacity, as SimPy events: it starts as a gang on a pool, works in
-segments (one timeout each, whatever their length), is interrupted (hardware or job-level failure,
-planned interruption, loss spike, preemption, eviction), sits out the failure's detection,
+segments (one timeout each, whatever their length), is interrupted (hardware, failure-domain or job-level
+failure, planned interruption, loss spike, preemption, eviction), sits out the failure's detection,
 restarts, and ends. `RunLife` is the half of a replication that books where every held
 accelerator-hour went; `sim.engine.Replication` adds the clock, the capacity and the queue.
 
@@ -18,6 +18,7 @@ import simpy
 
 from sim.plan import Plan
 from sim.reliability import (
+    DOMAIN,
     DONE,
     FAILURE,
     JOB_FAILURE,
@@ -38,7 +39,7 @@ _new = tuple.__new__  # makes a NamedTuple from a tuple without a Python-level _
 class RunLife:
     """Start, segments of work until done or interrupted, interruptions, release and finish.
     Subclasses provide `env`, `plan`, `pools`, the random streams and `_dispatch`, `_enqueue`,
-    `_node_failed`, `_room_elsewhere`, `_co_interrupt`, `_no_progress` and `_bill`."""
+    `_nodes_failed`, `_room_elsewhere`, `_co_interrupt`, `_no_progress` and `_bill`."""
 
     env: simpy.Environment
     plan: Plan
@@ -180,6 +181,8 @@ class RunLife:
             if w.unrecoverable_p > 0.0 and self.unrec_stream.next() < w.unrecoverable_p:
                 r.unrecoverable += 1
                 self._roll_back(r, r.seg.tau_h)  # the last checkpoint is spoilt too
+        elif kind == DOMAIN:
+            r.domain_failures += 1
         elif kind == JOB_FAILURE:
             r.job_failures += 1
         elif kind == PLANNED:
@@ -204,9 +207,16 @@ class RunLife:
 
     def _recover(self, r: RunState, kind: SegmentEnd):
         """After an interruption is dealt with, the run restarts; but when a hardware failure took
-        a node that no spare and no free node replace, it moves or waits (`on_node_loss`)."""
+        a node (a failure domain: all the domain's nodes the run uses) that no spare and no free
+        node replace, it moves or waits (`on_node_loss`)."""
         pool = r.pool
-        if kind == FAILURE and not self._node_failed(pool) and pool.free < 0:
+        if kind == FAILURE:
+            lost = 1
+        elif kind == DOMAIN:
+            lost = min(r.wl.w.domain_nodes, -(-r.n // pool.p.node_size))
+        else:
+            lost = 0
+        if lost and not self._nodes_failed(pool, lost) and pool.free < 0:
             w = r.wl.w
             if w.on_node_loss == "move" or (w.on_node_loss == "best" and self._room_elsewhere(r)):
                 self._release(r)
@@ -218,14 +228,6 @@ class RunLife:
             pool.waiting.append(r)
             return
         self._segment(r)
-
-    def _node_back(self, pool: PoolState):
-        """A node came back to the pool (repaired, or freed): the first run waiting for one goes on."""
-        while pool.waiting and pool.free >= 0:
-            r = pool.waiting.pop(0)
-            self._account(r, r.seg, self.env.now - r.seg.t0, 0.0)
-            self._segment(r)
-
 
     def _preempted(self, r: RunState):
         """Give the run's accelerators back and queue it again (its fallback pool first)."""

@@ -21,7 +21,7 @@ from sim import units
 
 HEADLINE = ["cost_usd", "gpu_hours", "productive_gpu_hours", "lost_gpu_hours", "overhead_gpu_hours",
             "idle_gpu_hours", "makespan_days", "energy_kwh", "co2_kg", "failures", "preemptions", "reruns",
-            "mean_queue_wait_h", "ettr", "job_failures", "planned", "loss_spikes", "down_gpu_hours",
+            "mean_queue_wait_h", "ettr", "job_failures", "planned", "loss_spikes", "domain_failures", "down_gpu_hours",
             "restart_gpu_hours", "write_gpu_hours", "straggler_gpu_hours", "repair_wait_gpu_hours"]
 
 

@@ -14,7 +14,13 @@ from sim.billing import TIERS, Tier
 from sim.catalog import Catalog, preemption_bands
 from sim.compute import early_stopped_runs, run_size
 from sim.pricing import PriceCurveFn, make_curve, pool_price
-from sim.reliability import band_rate_per_node_h, daly_interval, expected_interruptions, restart_h
+from sim.reliability import (
+    band_rate_per_node_h,
+    daly_interval,
+    domains_spanned,
+    expected_interruptions,
+    restart_h,
+)
 from sim.schema import Scenario
 from sim.units import hours_between
 
@@ -44,6 +50,8 @@ class PoolPlan:
     repair_h: float = 0.0  # median repair of a failed node (0: swapped at once, no repair modelled)
     repair_sigma: float = 0.0  # lognormal spread of a repair
     repair_crews: int = 0  # repairs at once (0: no limit)
+    available: float = 1.0  # share of the time its capacity can be obtained (outages the rest)
+    outage_h: float = 0.0  # mean outage
 
 
 @dataclass(slots=True)
@@ -68,6 +76,8 @@ class WorkloadPlan:
     unrecoverable_p: float  # share of hardware failures that also spoil the last checkpoint
     lemon_fraction: float  # share of nodes that are lemons
     lemon_multiplier: float  # their failure rate as a multiple of the base
+    domain_nodes: int  # nodes in a failure domain (0: no correlated failures)
+    domain_rate_per_h_on: dict[int, float]  # pool index -> failures of the domains a run spans, per run-hour
     straggle_p: float  # share of runs that straggle
     straggle_slowdown: float  # median slowdown of a straggling run
     straggle_sigma: float  # lognormal spread of the slowdown
@@ -152,6 +162,8 @@ def _pool_plan(i: int, p, scn: Scenario, catalog: Catalog, names: dict[str, int]
         usd_per_kwh=float(p.energy_usd_per_kwh or 0.0), commit=commit, spares=int(p.spares),
         repair_h=float(scn.reliability.repair), repair_sigma=float(scn.reliability.repair_sigma),
         repair_crews=int(scn.reliability.repair_crews),
+        available=float(p.availability.fraction) if p.availability else 1.0,
+        outage_h=float(p.availability.mean_outage) if p.availability else 0.0,
     )
 
 
@@ -172,16 +184,6 @@ def _disruptions(w, rel) -> dict:
         "straggle_slowdown": float(st.slowdown) if st else 1.0,
         "straggle_sigma": float(st.sigma) if st else 0.0,
     }
-
-
-def _extra_rate(w, rel) -> float:
-    """Loss spikes, planned interruptions and the lemons' extra failures per run-hour, beside the
-    base failure rates (they shape `auto` checkpoints too)."""
-    spikes = float(w.loss_spike.rate_per_h) if w.loss_spike else 0.0
-    planned = float(rel.planned.rate_per_h) if rel.planned and rel.model != "none" else 0.0
-    lemons = (float(rel.lemons.fraction) * (float(rel.lemons.multiplier) - 1.0)
-              * failure_rate_per_gpu_h(rel) * w.accelerators) if rel.lemons else 0.0
-    return spikes + planned + lemons
 
 
 def checkpoint_interval_h(ck, interruptions_per_h: float) -> float:
@@ -205,19 +207,21 @@ def _workload_plan(i: int, w, scn: Scenario, catalog: Catalog, pools: list[PoolP
     usable = [names[n] for n in (w.pools if w.pools is not None else list(names)) if fits(names[n])]
     ck = w.checkpoint or rel.checkpoint
     fail = failure_rate_per_gpu_h(rel) * w.accelerators
-    job = float(rel.job_failure_rate_per_h or 0.0) if rel.model != "none" else 0.0
-    length_on, tau_on, restart_on = {}, {}, {}
+    on = rel.model != "none"
+    job = float(rel.job_failure_rate_per_h or 0.0) if on else 0.0
+    dom = rel.failure_domains if on else None
+    length_on, restart_on, domain_on = {}, {}, {}
     for j in (j for j in range(len(scn.pools)) if fits(j)):  # fallbacks may be outside `usable`
         length_on[j] = run_size(w, catalog.accelerators[scn.pools[j].accelerator])[1]
         nodes = math.ceil(w.accelerators / pools[j].node_size)
-        tau_on[j] = checkpoint_interval_h(ck, fail + job + _extra_rate(w, rel) + pools[j].preempt_rate_per_node_h
-                                          * nodes)
         restart_on[j] = restart_h(float(rel.restart), float(rel.restart_per_node), float(rel.restart_per_doubling),
                                   nodes)
+        domain_on[j] = domains_spanned(nodes, int(dom.nodes)) * float(dom.rate_per_h) if dom else 0.0
     div, es = w.divergence, w.early_stop
-    return WorkloadPlan(**_disruptions(w, rel),
+    wp = WorkloadPlan(**_disruptions(w, rel),
         idx=i, name=w.name, runs=int(w.runs), n=w.accelerators, pools=usable, length_h_on=length_on,
-        ckpt_interval_h_on=tau_on, write_h=float(ck.write), restart_h_on=restart_on, detect_h=float(rel.detect),
+        ckpt_interval_h_on={}, domain_nodes=int(dom.nodes) if dom else 0, domain_rate_per_h_on=domain_on,
+        write_h=float(ck.write), restart_h_on=restart_on, detect_h=float(rel.detect),
         on_node_loss=w.on_node_loss, fail_rate_per_h=fail, job_fail_rate_per_h=job, priority=w.priority,
         max_concurrent=float(w.max_concurrent) if w.max_concurrent else INF,
         earliest_h=hours_between(start, w.earliest_start) if w.earliest_start else 0.0,
@@ -229,6 +233,9 @@ def _workload_plan(i: int, w, scn: Scenario, catalog: Catalog, pools: list[PoolP
         length_kind=w.run_length.kind, length_sigma=float(w.run_length.sigma),
         arrival_interval_h=float(w.arrivals.mean_interval or 0.0),
     )
+    for j in length_on:  # `auto` checkpoints follow every interruption the run can meet on that pool
+        wp.ckpt_interval_h_on[j] = checkpoint_interval_h(ck, interruption_rate_per_h(wp, pools[j]))
+    return wp
 
 
 def build_plan(scn: Scenario, catalog: Catalog) -> Plan:
@@ -246,11 +253,11 @@ def build_plan(scn: Scenario, catalog: Catalog) -> Plan:
 
 
 def interruption_rate_per_h(w: WorkloadPlan, p: PoolPlan) -> float:
-    """Interruptions per hour of one run of `w` on pool `p` (hardware failures at the worst lemon
-    share, job-level failures, planned interruptions, loss spikes and preemptions)."""
+    """Interruptions per hour of one run of `w` on pool `p`: hardware failures (at the mean lemon
+    share), failure domains, job-level failures, planned interruptions, loss spikes and preemptions."""
     hw = w.fail_rate_per_h * (1.0 + w.lemon_fraction * (w.lemon_multiplier - 1.0))
-    return (hw + w.job_fail_rate_per_h + w.planned_rate_per_h + w.spike_rate_per_h
-            + p.preempt_rate_per_node_h * math.ceil(w.n / p.node_size))
+    return (hw + w.domain_rate_per_h_on.get(p.idx, 0.0) + w.job_fail_rate_per_h + w.planned_rate_per_h
+            + w.spike_rate_per_h + p.preempt_rate_per_node_h * math.ceil(w.n / p.node_size))
 
 
 def _span(h: float) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 
 from sim import rng as rngmod
-from sim.reliability import DONE, FAILURE, JOB_FAILURE, LOSS_SPIKE, PLANNED, PREEMPTION
+from sim.reliability import DOMAIN, DONE, FAILURE, JOB_FAILURE, LOSS_SPIKE, PLANNED, PREEMPTION
 
 INF = math.inf
 
@@ -76,10 +76,10 @@ SCHEDULERS = {s.name: s for s in (FifoBackfill(), Fifo(), Priority())}
 
 class ExponentialInterruptions:
     """Hardware failures at a constant rate per run-hour (the workload's rate per accelerator-hour
-    x its accelerators, x the run's lemon multiplier), job-level failures, planned interruptions
-    and loss spikes at constant rates per run-hour whatever the size, and spot preemptions at a
-    constant rate per node-hour of the pool: independent Poisson processes, each with its own
-    random stream.
+    x its accelerators, x the run's lemon multiplier), failures of the failure domains it spans
+    (per domain-hour), job-level failures, planned interruptions and loss spikes at constant rates
+    per run-hour whatever the size, and spot preemptions at a constant rate per node-hour of the
+    pool: independent Poisson processes, each with its own random stream.
 
     The time to the next interruption is drawn afresh at the start of every segment (after each
     restart, preemption or eviction). That is exact only because the exponential distribution is
@@ -96,12 +96,13 @@ class ExponentialInterruptions:
         self.job_failures = rngmod.ExpStream(rngmod.generator(seed, replication, "job_failures"))
         self.planned = rngmod.ExpStream(rngmod.generator(seed, replication, "planned"))
         self.spikes = rngmod.ExpStream(rngmod.generator(seed, replication, "loss_spikes"))
+        self.domains = rngmod.ExpStream(rngmod.generator(seed, replication, "domain_failures"))
 
     def next_interruption(self, r, pool) -> tuple[float, int]:
         """Hours from now (the segment's start) to the next interruption of run `r` on `pool`, and
-        its kind (a SegmentEnd value); (inf, DONE) when nothing can interrupt it. Ties go to hardware failures, then
-        job-level failures, then preemptions. A source with a zero rate draws nothing, so adding
-        one leaves the others' random numbers as they were."""
+        its kind (a SegmentEnd value); (inf, DONE) when nothing can interrupt it. Ties go to hardware
+        failures, then job-level failures, then the rarer kinds, then preemptions. A source with a
+        zero rate draws nothing, so adding one leaves the others' random numbers as they were."""
         t, kind = INF, DONE
         w = r.wl.w
         rate = w.fail_rate_per_h * r.rate_mult  # lemon nodes in the run's gang raise it
@@ -111,8 +112,8 @@ class ExponentialInterruptions:
             tj = self.job_failures.next() / w.job_fail_rate_per_h
             if tj < t:
                 t, kind = tj, JOB_FAILURE
-        if w.planned_rate_per_h > 0.0 or w.spike_rate_per_h > 0.0:
-            t, kind = self._rare(w, t, kind)
+        if w.planned_rate_per_h > 0.0 or w.spike_rate_per_h > 0.0 or w.domain_nodes:
+            t, kind = self._rare(w, pool.p.idx, t, kind)
         p = pool.p
         pr = p.preempt_rate_per_node_h
         if pr > 0.0:
@@ -121,9 +122,9 @@ class ExponentialInterruptions:
                 t, kind = tp, PREEMPTION
         return t, kind
 
-
-    def _rare(self, w, t: float, kind: int) -> tuple[float, int]:
-        """Planned interruptions and loss spikes, when the workload has them."""
+    def _rare(self, w, j: int, t: float, kind: int) -> tuple[float, int]:
+        """Planned interruptions, loss spikes and failure domains (on pool `j`), when the workload
+        has them."""
         if w.planned_rate_per_h > 0.0:
             tp = self.planned.next() / w.planned_rate_per_h
             if tp < t:
@@ -132,6 +133,11 @@ class ExponentialInterruptions:
             ts = self.spikes.next() / w.spike_rate_per_h
             if ts < t:
                 t, kind = ts, LOSS_SPIKE
+        rd = w.domain_rate_per_h_on[j] if w.domain_nodes else 0.0
+        if rd > 0.0:
+            td = self.domains.next() / rd
+            if td < t:
+                t, kind = td, DOMAIN
         return t, kind
 
 

@@ -34,6 +34,7 @@ class RunRecord(NamedTuple):
     planned: int  # planned interruptions
     loss_spikes: int
     unrecoverable: int  # hardware failures that spoilt the last checkpoint too
+    domain_failures: int  # correlated: a failure domain (rack, switch) lost together
     preemptions: int
     reruns: int
     abandoned: bool
@@ -93,6 +94,7 @@ class ReplicationRecord:
     job_failures: int
     planned: int
     loss_spikes: int
+    domain_failures: int
     preemptions: int
     reruns: int
     down_gpu_hours: float
@@ -110,9 +112,9 @@ class ReplicationRecord:
 
     METRICS = ("cost_usd", "gpu_hours", "productive_gpu_hours", "lost_gpu_hours", "overhead_gpu_hours",
                "idle_gpu_hours", "makespan_days", "finish_date", "energy_kwh", "co2_kg", "failures", "job_failures",
-               "planned", "loss_spikes", "preemptions", "reruns", "down_gpu_hours", "restart_gpu_hours",
-               "write_gpu_hours", "straggler_gpu_hours", "repair_wait_gpu_hours", "ettr", "mean_queue_wait_h",
-               "events")
+               "planned", "loss_spikes", "domain_failures", "preemptions", "reruns", "down_gpu_hours",
+               "restart_gpu_hours", "write_gpu_hours", "straggler_gpu_hours", "repair_wait_gpu_hours", "ettr",
+               "mean_queue_wait_h", "events")
 
     def row(self, inputs: dict | None = None) -> dict:
         """Flat columns: metrics, cost by workload / pool / tier, spend by month, then the sampled
@@ -171,14 +173,15 @@ def replication_record(rep, rows: list[tuple] | None = None) -> ReplicationRecor
 
 
 # run columns summed into the replication's totals of the same name
-SUMMED = ("failures", "job_failures", "planned", "loss_spikes", "preemptions", "reruns", "down_gpu_hours",
-          "restart_gpu_hours", "write_gpu_hours", "straggler_gpu_hours", "repair_wait_gpu_hours")
+SUMMED = ("failures", "job_failures", "planned", "loss_spikes", "domain_failures", "preemptions", "reruns",
+          "down_gpu_hours", "restart_gpu_hours", "write_gpu_hours", "straggler_gpu_hours", "repair_wait_gpu_hours")
 
 
 # RunState attributes in RunRecord's order (attrgetter reads them all in C)
 _RUN_FIELDS = attrgetter("wl.w.name", "idx", "pool.p.name", "submit_t", "first_start", "end", "wait_h", "attempts",
-                         "failures", "job_failures", "planned", "loss_spikes", "unrecoverable", "preemptions", "reruns",
-                         "abandoned", "alloc_gpu_h", "productive", "lost", "overhead", "down_gpu_h", "restart_gpu_h",
+                         "failures", "job_failures", "planned", "loss_spikes", "unrecoverable", "domain_failures",
+                         "preemptions", "reruns", "abandoned", "alloc_gpu_h", "productive", "lost", "overhead",
+                         "down_gpu_h", "restart_gpu_h",
                          "write_gpu_h", "straggler_gpu_h", "repair_wait_gpu_h", "ettr", "ckpt_interval_h", "cost")
 
 

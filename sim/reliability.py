@@ -77,11 +77,12 @@ class SegmentEnd(IntEnum):
     PLANNED = 4  # a planned interruption (maintenance, upgrade): checkpoint first, downtime, restart
     LOSS_SPIKE = 5  # a loss spike: roll back to an earlier checkpoint, restart
     NODE_WAIT = 6  # (not an interruption) holding the other nodes while a failed one is repaired
+    DOMAIN = 7  # a failure domain (rack, switch) fails: all its nodes the run uses are lost together
 
 
 # The same as plain ints, for the engine's hot path: a tuple of plain numbers is left alone by the
 # garbage collector, one holding an enum member is not.
-DONE, FAILURE, PREEMPTION, JOB_FAILURE, PLANNED, LOSS_SPIKE, NODE_WAIT = (int(e) for e in SegmentEnd)
+DONE, FAILURE, PREEMPTION, JOB_FAILURE, PLANNED, LOSS_SPIKE, NODE_WAIT, DOMAIN = (int(e) for e in SegmentEnd)
 
 
 def wall_time(work: float, tau: float, delta: float) -> float:
@@ -133,6 +134,12 @@ def expected_interruptions(work: float, tau: float, delta: float, rate: float, r
         return pieces * math.expm1(rate * (piece + restart))
     except OverflowError:
         return INF
+
+
+def domains_spanned(nodes: int, domain_nodes: int) -> int:
+    """Failure domains of `domain_nodes` nodes that a run on `nodes` nodes spans, packed (placement
+    is not modelled): ceil(nodes / domain_nodes), at least one."""
+    return max(-(-nodes // domain_nodes), 1)
 
 
 def restart_h(fixed: float, per_node: float, per_doubling: float, nodes: int) -> float:

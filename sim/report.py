@@ -294,7 +294,8 @@ def run_report(out: Path, loaded, summary: dict, reps) -> None:
     brows += [[f"tier {k}", format_usd(v)] for k, v in b.get("cost_usd_by_tier", {}).items()]
     srows = [[k, f"{v:.1%}"] for k, v in b.get("gpu_hours_shares", {}).items()]
     budget = scn.project.budget_usd
-    kinds = ("ettr", "failures", "job_failures", "planned", "loss_spikes", "preemptions", "down_gpu_hours",
+    kinds = ("ettr", "failures", "job_failures", "domain_failures", "planned", "loss_spikes", "preemptions",
+             "down_gpu_hours",
              "restart_gpu_hours", "write_gpu_hours", "straggler_gpu_hours", "repair_wait_gpu_hours")
     m = summary.get("metrics", {})
     rel = [[k, *(f"{m[k][s]:.1%}" if k == "ettr" else f"{m[k][s]:,.1f}" for s in ("mean", "p5", "p95"))]

@@ -204,6 +204,12 @@ class Preemption(Strict):
         return self
 
 
+class Availability(Strict):
+    fraction: FractionPos = Field(description="Share of the time the pool's capacity can be obtained; the rest "
+                                  "is outages (no capacity to be had), whose starts form a Poisson process.")
+    mean_outage: PosHours = Field(description="Mean length of an outage (exponential).")
+
+
 class CapacityChange(Strict):
     date: Date = Field(description="Date the pool's size changes.")
     count: num(units.parse_count, "count", lo=0, integer=True, uncertain=False) = Field(
@@ -240,6 +246,11 @@ class Pool(Strict):
     )
     preemption: Preemption | None = Field(None, description="Spot only: interruption rate or band, notice.")
     fallback: str | None = Field(None, description="Pool a preempted run moves to.")
+    availability: Availability | None = Field(
+        None, description="On-demand and spot only: the pool's capacity is unobtainable for periods. During an "
+        "outage nothing new starts on it (queued and preempted runs wait or fall back); runs already on it go "
+        "on (spot preemptions still strike them)."
+    )
     spares: FixedInt0 = Field(0, description="Hot spare nodes: a failed node is swapped for a free spare at "
                               "once; a repaired node goes back to the spares.")
     capacity_changes: list[CapacityChange] = Field(
@@ -265,6 +276,9 @@ class Pool(Strict):
                 verb = "applies" if len(tier.keys) == 1 else "apply"
                 raise ValueError(f"{' and '.join(tier.keys)} {verb} to {tier.name} pools only (pricing is "
                                  f"{self.pricing})")
+        if self.availability is not None and self.pricing not in ("on_demand", "spot"):
+            raise ValueError(f"availability applies to on_demand and spot pools only (pricing is {self.pricing}): "
+                             "reserved and owned capacity is yours")
         if self.node_size is not None and self.count % self.node_size:
             raise ValueError(f"count must be a multiple of node_size ({self.node_size}), got {self.count}")
         return self
@@ -447,6 +461,13 @@ class Lemons(Strict):
                                                                "the base rate.")
 
 
+class FailureDomains(Strict):
+    nodes: FixedPosInt = Field(description="Nodes in one failure domain (a rack, a switch, a power feed).")
+    rate_per_h: RunRate = Field(description="Failures of one domain per hour: all its nodes are lost together "
+                                "(on top of the nodes' own failures). A run on n nodes spans ceil(n / nodes) "
+                                "domains (packed; placement is not modelled).")
+
+
 class Reliability(Strict):
     model: Literal[tuple(FAILURE_MODELS)] = Field(  # the models of sim/policies.py
         "exponential", description="Failure model: exponential times between failures, or none."
@@ -477,6 +498,8 @@ class Reliability(Strict):
     lemons: Lemons | None = Field(None, description="A share of nodes with a multiple of the base failure rate; "
                                   "each run draws how many of its nodes are lemons when it starts.")
     planned: Planned | None = Field(None, description="Planned interruptions, counted apart from failures.")
+    failure_domains: FailureDomains | None = Field(
+        None, description="Correlated failures: domains of several nodes that fail together at their own rate.")
     checkpoint: Checkpoint = Field(default_factory=Checkpoint, description="Checkpoint policy.")
 
     @model_validator(mode="after")

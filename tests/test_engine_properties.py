@@ -185,6 +185,9 @@ def _field_reliability(draw) -> dict:
         out["unrecoverable_fraction"] = draw(st.sampled_from([0.0, 0.2, 1.0]))
         out["lemons"] = {"fraction": draw(st.sampled_from([0.0, 0.1, 0.5])), "multiplier": 5}
         out["planned"] = {"rate_per_h": draw(st.sampled_from([0.0, 0.02])), "downtime": 0.2}
+    if draw(st.integers(0, 2)) == 0:
+        out["failure_domains"] = {"nodes": draw(st.sampled_from([1, 2, 4])),
+                                  "rate_per_h": draw(st.sampled_from([0.0, 0.005, 0.02]))}
     return out
 
 
@@ -217,6 +220,9 @@ def scenarios(draw, *, tiers=TIERS, randomness: bool = True, one_pool: bool = Fa
         for p in pools:
             if draw(st.booleans()):
                 p["spares"] = draw(st.integers(0, 2))
+            if p["pricing"] in ("on_demand", "spot") and draw(st.integers(0, 3)) == 0:
+                p["availability"] = {"fraction": draw(st.sampled_from([0.5, 0.9])),
+                                     "mean_outage": draw(st.sampled_from([0.3, 3.0]))}
     workloads = [draw(workload_dicts(i, pools, randomness=randomness, one_pool=one_pool))
                  for i in range(draw(st.integers(1, 4)))]
     raw: dict = {
@@ -261,7 +267,8 @@ def _bounded(plan) -> bool:
         for j in w.pools:
             p = plan.pools[j]
             lam = (w.fail_rate_per_h * w.lemon_multiplier + w.job_fail_rate_per_h + w.planned_rate_per_h
-                   + w.spike_rate_per_h + p.preempt_rate_per_node_h * math.ceil(w.n / p.node_size))
+                   + w.spike_rate_per_h + w.domain_rate_per_h_on.get(j, 0.0)
+                   + p.preempt_rate_per_node_h * math.ceil(w.n / p.node_size))
             tau = w.ckpt_interval_h_on[j]
             if tau == math.inf:
                 seg = longest  # no checkpoints: an interruption restarts the run
@@ -386,6 +393,10 @@ def test_in_use_never_exceeds_capacity(raw, seed):
     _, _, rep = run(raw, seed)
     bad = capacity_violations(raw, rep.trace)
     assert not bad, bad[:5]
+    # and nothing starts on a pool while it is in an availability outage
+    takes = [(t, i) for t, i, n, *_ in rep.trace if n > 0]
+    inside = [(t, i) for t, i in takes for j, a, b in rep.outages if i == j and a < t < b]
+    assert not inside, inside[:5]
 
 
 # --------------------------------------------------------------------------------------------

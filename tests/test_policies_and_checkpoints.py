@@ -50,13 +50,14 @@ def test_saved_is_the_last_completed_write_or_what_a_notice_saves():
     assert saved(x, done, tau, delta, notice=0.25) == 3.0
 
 
-def _run(n=16, fail=0.0, job=0.0, planned=0.0, spikes=0.0, mult=1.0):
-    w = NS(fail_rate_per_h=fail, job_fail_rate_per_h=job, planned_rate_per_h=planned, spike_rate_per_h=spikes)
+def _run(n=16, fail=0.0, job=0.0, planned=0.0, spikes=0.0, mult=1.0, domain=0.0):
+    w = NS(fail_rate_per_h=fail, job_fail_rate_per_h=job, planned_rate_per_h=planned, spike_rate_per_h=spikes,
+           domain_nodes=4 if domain else 0, domain_rate_per_h_on={0: domain})
     return NS(n=n, rate_mult=mult, wl=NS(w=w))
 
 
 def _pool(rate=0.0, node=8):
-    return NS(p=NS(preempt_rate_per_node_h=rate, node_size=node))
+    return NS(p=NS(preempt_rate_per_node_h=rate, node_size=node, idx=0))
 
 
 def test_exponential_interruptions_have_the_summed_rate_and_split_by_rate():
@@ -72,15 +73,16 @@ def test_exponential_interruptions_have_the_summed_rate_and_split_by_rate():
     assert abs(share - p) < 4 * math.sqrt(p * (1 - p) / len(draws))
 
 
-def test_three_sources_split_by_their_rates():
+def test_four_sources_split_by_their_rates():
     """Kokolis et al.: job-level failures come on top of hardware ones whatever the run's size."""
     model = FAILURE_MODELS["exponential"](seed=4, replication=1)
-    fail, job, pre = 0.01, 0.03, 0.005
-    draws = [model.next_interruption(_run(8, fail, job), _pool(pre, 8)) for _ in range(20000)]
-    total = fail + job + pre
+    fail, job, pre, dom = 0.01, 0.03, 0.005, 0.008
+    draws = [model.next_interruption(_run(8, fail, job, domain=dom), _pool(pre, 8)) for _ in range(20000)]
+    total = fail + job + pre + dom
     t = np.array([d[0] for d in draws])
     assert abs(t.mean() - 1 / total) < 4 * t.std(ddof=1) / math.sqrt(t.size)
-    for kind, rate in ((SegmentEnd.FAILURE, fail), (SegmentEnd.JOB_FAILURE, job), (SegmentEnd.PREEMPTION, pre)):
+    for kind, rate in ((SegmentEnd.FAILURE, fail), (SegmentEnd.JOB_FAILURE, job), (SegmentEnd.PREEMPTION, pre),
+                       (SegmentEnd.DOMAIN, dom)):
         share, p = np.mean([d[1] == kind for d in draws]), rate / total
         assert abs(share - p) < 4 * math.sqrt(p * (1 - p) / len(draws)), kind
 

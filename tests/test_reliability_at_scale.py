@@ -193,7 +193,7 @@ def test_repair_crews_serve_one_node_at_a_time():
                       {"repair": "10 h", "repair_crews": 1})
     rep = Replication(plan_of(loaded), 0, 0)
     p = rep.pools[0]
-    assert rep._node_failed(p) is False and rep._node_failed(p) is False
+    assert rep._nodes_failed(p, 1) is False and rep._nodes_failed(p, 1) is False
     assert p.free == 16 and p.repairing == 1 and len(p.repair_queue) == 1
     rep.env.run(until=10.5)
     assert p.free == 24 and p.repairing == 1  # the first is back; the second started at 10 h

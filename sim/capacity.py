@@ -1,0 +1,134 @@
+"""Capacity as events: pools changing size (and the evictions that follow), availability
+outages, node failures taking nodes out for repair, spares, repairs with a limited number of crews,
+and spot co-interruption. A mixin of `sim.engine.Replication` (beside `sim.lifecycle.RunLife`,
+which it calls back for `_account`, `_segment`, `_evict` and `_dispatch`).
+
+Capacity bookkeeping of a pool: free = capacity - accelerators held by runs - nodes out for repair
+(x node size) - capacity hidden by an outage. `free` may go below zero: a run that lost a node with
+no replacement, or an outage, keeps new runs off until it is back above their size.
+"""
+
+from __future__ import annotations
+
+import math
+
+import simpy
+
+from sim.plan import Plan
+from sim.runstate import PoolState, RunState
+
+
+class PoolEvents:
+    """The capacity half of a replication. Needs `env`, `plan`, `pools`, `outage_stream`,
+    `repair_rng`, `co_stream`, `events`, `max_events`, `_endless_outages` and the RunLife methods
+    named above."""
+
+    env: simpy.Environment
+    plan: Plan
+
+    def _capacity_due(self, ev):
+        """Pools change size: the new capacity counts at once (nothing new starts on capacity
+        that is going), but evictions wait until every other event due at this instant has run,
+        so that a run ending exactly as its capacity goes finishes first."""
+        for pool, cap in ev.value:
+            if pool.out:  # in an outage: the change shows when it ends
+                pool.hidden += cap - pool.capacity
+            else:
+                pool.free += cap - pool.capacity
+            pool.capacity = cap
+        self.env.timeout(0.0, value=ev.value).callbacks.append(self._capacity_enforce)
+
+    def _capacity_enforce(self, ev):
+        """Evict from every pool that changed at this instant, then serve the queue once (a run
+        evicted from one pool must not land on another that is going at the same moment)."""
+        for pool, _cap in ev.value:
+            in_use = sum(r.n for r in pool.running)
+            while in_use > pool.capacity:  # evict the most recently started runs first
+                r = next(reversed(pool.running))
+                in_use -= r.n
+                self._evict(r)
+        self._dispatch()
+
+    def _outage_after_uptime(self, pool: PoolState):
+        """The pool's next availability outage, after an exponential time up whose mean makes the
+        share of time up `available` (mean up = mean outage x a / (1 - a))."""
+        p = pool.p
+        up = self.outage_stream.next() * p.outage_h * p.available / (1.0 - p.available)
+        self.env.timeout(up, value=pool).callbacks.append(self._outage)
+
+    def _outage(self, ev):
+        """No capacity can be obtained on the pool for a while: what is not in use is kept out of
+        `free`, and what runs give back during the outage stays out, until it ends."""
+        pool = ev.value
+        self.events += 1  # outages go on while runs wait: the event guard covers them too
+        if self.events > self.max_events:
+            self._endless_outages(pool)
+        pool.out = True
+        pool.out_since = self.env.now
+        pool.hidden = pool.capacity
+        pool.free -= pool.hidden
+        self.env.timeout(self.outage_stream.next() * pool.p.outage_h, value=pool).callbacks.append(self._outage_end)
+
+    def _outage_end(self, ev):
+        pool = ev.value
+        if self.outages is not None:
+            self.outages.append((pool.p.idx, pool.out_since, self.env.now))
+        pool.free += pool.hidden
+        pool.out = False
+        pool.hidden = 0
+        if pool.waiting:
+            self._node_back(pool)
+        self._outage_after_uptime(pool)
+        self._dispatch()
+
+    def _nodes_failed(self, pool: PoolState, k: int) -> bool:
+        """`k` nodes of `pool` failed: free spares are swapped in for them, and the rest leave the
+        pool. True when spares replaced them all. They go for repair together (one repair, if
+        repairs are modelled) and come back where they came from."""
+        p = pool.p
+        if p.repair_h <= 0.0:
+            return True  # replaced at once: no repair modelled
+        spares = min(pool.spares_free, k)
+        pool.spares_free -= spares
+        pool.free -= (k - spares) * p.node_size
+        pool.repair_queue.append((spares, k - spares))
+        self._start_repairs(pool)
+        return spares == k
+
+    def _co_interrupt(self, pool: PoolState):
+        """After a preemption on `pool`: with its co-interruption chance, every other run on it is
+        preempted too (the provider reclaims the pool's capacity in use at once)."""
+        co = pool.p.co_interruption
+        if co > 0.0 and pool.running and self.co_stream.next() < co:
+            for other in list(pool.running):
+                self._evict(other)
+
+    def _room_elsewhere(self, r: RunState) -> bool:
+        """Whether another pool the run may use has room for it now."""
+        return any(j != r.pool.p.idx and self.pools[j].free >= r.n for j in r.wl.w.pools)
+
+    def _start_repairs(self, pool: PoolState):
+        p = pool.p
+        while pool.repair_queue and (p.repair_crews == 0 or pool.repairing < p.repair_crews):
+            back = pool.repair_queue.popleft()
+            pool.repairing += 1
+            d = p.repair_h * (math.exp(p.repair_sigma * self.repair_rng.standard_normal()) if p.repair_sigma else 1.0)
+            self.env.timeout(d, value=(pool, back)).callbacks.append(self._repaired)
+
+    def _repaired(self, ev):
+        pool, (spares, nodes) = ev.value
+        pool.repairing -= 1
+        pool.spares_free += spares
+        if nodes:
+            pool.free += nodes * pool.p.node_size
+            if pool.waiting:
+                self._node_back(pool)
+        self._start_repairs(pool)
+        self._dispatch()
+
+    def _node_back(self, pool: PoolState):
+        """A node came back to the pool (repaired, or freed): the first run waiting for one goes on."""
+        while pool.waiting and pool.free >= 0:
+            r = pool.waiting.pop(0)
+            self._account(r, r.seg, self.env.now - r.seg.t0, 0.0)
+            self._segment(r)
