@@ -239,7 +239,7 @@ def _manifest(loaded: Loaded, settings: Settings, outcome: runner.Outcome) -> di
         "package": "trainsim", "version": __version__, "python": sys.version.split()[0],
         "runtime_s": round(outcome.runtime_s, 3), "created": datetime.now().isoformat(timespec="seconds"),
         "failed_replications": outcome.errors, "checkpoint_interval_h": checkpoint_intervals(loaded),
-        "resolved_scenario": loaded.resolved,
+        "priors": loaded.priors, "resolved_scenario": loaded.resolved,
     }
 
 

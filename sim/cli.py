@@ -67,10 +67,15 @@ def _one_liner(a):
                      ("gpu_hours_per_run", a.gpu_hours)):
         if val is not None:
             work[key] = val
-    if a.gpu_hours is None:
+    if a.gpu_hours is None and a.mfu is not None:
         work["mfu"] = a.mfu
+    elif a.gpu_hours is None and a.no_priors:
+        raise ScenarioError("command line", [Issue(("--mfu",), "needed with --no-priors (or leave --no-priors out "
+                                                   "to take the built-in MFU prior)")])
     raw = {"project": {"name": "estimate", "start": a.start or date.today().isoformat()},
            "pools": [pool], "workloads": [work]}
+    if a.no_priors:
+        raw["simulation"] = {"priors": "off"}
     try:
         return load_data(raw, "command line")
     except ScenarioError as e:
@@ -100,6 +105,9 @@ def cmd_estimate(a) -> int:
         print(json.dumps(data, indent=2, default=str, allow_nan=False))
         return 0
     print(present.estimate_text(loaded.scenario.project.name, est))
+    assumed = present.priors_text(loaded.priors)
+    if assumed:
+        print(assumed)
     return 0
 
 
@@ -251,6 +259,13 @@ def _scenario_args(p, required: bool = True) -> None:
     p.add_argument("--variant", help="apply the named variant from the file's `variants:`")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a key, e.g. --set workloads[pretrain].mfu=0.35 (repeatable)")
+    _no_priors(p)
+
+
+def _no_priors(p) -> None:
+    p.add_argument("--no-priors", dest="no_priors", action="store_true",
+                   help="leave out what the scenario does not give (no failures, no checkpoint cost; MFU must be "
+                   "given) instead of taking the built-in priors: the same as simulation.priors: off")
 
 
 def _add_validate(sub) -> None:
@@ -276,7 +291,7 @@ def _add_estimate(sub) -> None:
     g.add_argument("--pricing", default="on_demand", help="on_demand | spot | reserved (default on_demand)")
     g.add_argument("--provider", help="catalog provider, e.g. gcp, aws (default: median of providers)")
     g.add_argument("--price", help="USD per accelerator-hour, instead of the catalog's")
-    g.add_argument("--mfu", default="0.4", help="model FLOP utilisation (default 0.4)")
+    g.add_argument("--mfu", help="model FLOP utilisation (default: the built-in prior for the accelerator and size)")
     g.add_argument("--method", default="full", help="full (k=6) | full_recompute (k=8) | lora (k=4)")
     g.add_argument("--runs", default="1", help="number of runs (default 1)")
     g.add_argument("--start", help="date the run starts, prices in force then (default today)")
@@ -309,6 +324,7 @@ def _add_compare(sub) -> None:
                        "and compare them; or sweep one key to find break-even points")
     p.add_argument("file", metavar="FILE", help="scenario YAML file with `variants:`")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a key in all")
+    _no_priors(p)
     p.add_argument("--only", help="comma-separated strategies to run (base and variant names)")
     p.add_argument("--sweep", metavar="KEY=START:STOP:STEP", help="run every strategy at each value of KEY")
     p.add_argument("--reps", help="replications per strategy (default: simulation.replications)")
@@ -390,6 +406,8 @@ def _logging(verbose: bool) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = build_parser()
     a = ap.parse_args(argv)
+    if getattr(a, "no_priors", False) and isinstance(getattr(a, "set", None), list):
+        a.set.append("simulation.priors=off")
     _logging(a.verbose)
     shown = warnings.showwarning
     if not os.environ.get("TRAINSIM_DEBUG"):

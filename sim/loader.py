@@ -27,6 +27,7 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from sim import priors as priorsmod
 from sim import schema
 from sim.billing import TIERS
 from sim.catalog import Catalog, builtin
@@ -926,6 +927,12 @@ class Loaded:
     prices: dict[str, PoolPrice]
     variant: str | None = None
     sets: list[str] = field(default_factory=list)
+    priors_used: list = field(default_factory=list)  # sim.priors.Used: keys filled from priors
+
+    @property
+    def priors(self) -> list[dict]:
+        """The keys filled from priors, with their values and sources (for summary.json)."""
+        return [u.as_dict() for u in self.priors_used]
 
     @property
     def resolved(self) -> dict:
@@ -1012,8 +1019,9 @@ def load_data(raw: Any, file: str, lines: dict | None = None, variant: str | Non
         raw = apply_variant(raw, variant, file, lines)
     if sets:
         raw = apply_sets(raw, sets, file)
+    filled, used = with_priors(raw, file, lines)
     try:
-        scn = schema.Scenario.model_validate(raw)
+        scn = schema.Scenario.model_validate(filled)
     except ValidationError as e:
         raise ScenarioError(file, _issues_from_validation(e, lines)) from None
     catalog, acc_problems = builtin().with_specs(scn.accelerators)
@@ -1027,4 +1035,42 @@ def load_data(raw: Any, file: str, lines: dict | None = None, variant: str | Non
                 problems.extend(((("variants", name, *i.path)), f"(in variant {name}) {i.message}") for i in e.issues)
     if problems:
         raise ScenarioError(file, [Issue(p, m, _line(lines, p)) for p, m in problems])
-    return Loaded(file, raw, scn, catalog, prices, variant, sets)
+    return Loaded(file, raw, scn, catalog, prices, variant, sets, used)
+
+
+def _explicit_priors(data: Any, path: tuple = ()) -> list[tuple]:
+    """Paths of keys written `prior`."""
+    if isinstance(data, dict):
+        return [p for k, v in data.items() for p in _explicit_priors(v, (*path, k))]
+    if isinstance(data, list):
+        return [p for i, v in enumerate(data) for p in _explicit_priors(v, (*path, i))]
+    return [path] if data == priorsmod.PRIOR else []
+
+
+def with_priors(raw: dict, file: str, lines: dict) -> tuple[dict, list]:
+    """`raw` with the keys it leaves out (or writes `prior`) taken from the priors, unless
+    `simulation.priors` is off; and what was filled (sim.priors.Used)."""
+    sim = raw.get("simulation") if isinstance(raw.get("simulation"), dict) else {}
+    if sim.get("priors") in ("off", False):
+        asked = _explicit_priors(raw)
+        if asked:
+            raise ScenarioError(file, [Issue(p, "written `prior`, but priors are off (simulation.priors: off or "
+                                             "--no-priors); give a value", _line(lines, p)) for p in asked])
+        return raw, []
+    pri = priorsmod.builtin()
+    own = sim.get("priors_file")
+    if isinstance(own, str):
+        where = Path(file).parent / own if not Path(own).is_absolute() else Path(own)
+        try:
+            pri = pri.layered(priorsmod.read_file(where))
+        except priorsmod.PriorsError as e:
+            path = ("simulation", "priors_file")
+            raise ScenarioError(file, [Issue(path, str(e), _line(lines, path))]) from None
+    filled, used, problems = priorsmod.apply(raw, pri)
+    if problems:
+        raise ScenarioError(file, [Issue(p, m, _line(lines, p)) for p, m in problems])
+    unknown = [p for p in _explicit_priors(filled)]
+    if unknown:
+        raise ScenarioError(file, [Issue(p, "written `prior`, but there are priors only for " + ", ".join(
+            priorsmod.KEYS), _line(lines, p)) for p in unknown])
+    return filled, used

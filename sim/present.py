@@ -74,6 +74,20 @@ def relative(value: float, ref: float) -> str:
     return f"{(value / ref - 1) * 100:+.1f}%"
 
 
+def priors_text(priors: list[dict]) -> str | None:
+    """The keys taken from priors, one a line with its value and source (None when none were)."""
+    if not priors:
+        return None
+    from sim.priors import format_value, short_source
+
+    lines = [f"Assumed from priors ({len(priors)} keys the scenario leaves out; give them, or --no-priors):"]
+    for p in priors:
+        origin = "" if p["from"] == "built-in" else f" [from {p['from']}]"
+        lines.append(f"  {p['key']} ({p['basis']}): {format_value(p['value'])}  [{short_source(p['source'])}, "
+                     f"{p['date']}{'' if p['checked'] else '; not checked against a stored copy'}]{origin}")
+    return "\n".join(lines)
+
+
 def run_text(summary: dict, runtime_s: float, out, estimate_total: dict) -> str:
     """The terminal summary of `sim run`: headline table, the deterministic estimate, risk and
     precision."""
@@ -89,6 +103,9 @@ def run_text(summary: dict, runtime_s: float, out, estimate_total: dict) -> str:
              " reserved or owned capacity."]
     if summary.get("risk"):
         lines += _risk_lines(summary["risk"])
+    assumed = priors_text(summary.get("priors", []))
+    if assumed:
+        lines.append(assumed)
     if "precision" in summary:
         p = summary["precision"]
         how = "met" if p["met"] else "NOT met (cap reached)"

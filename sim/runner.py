@@ -552,7 +552,7 @@ def summarize(outcome: Outcome, loaded: Loaded, settings: Settings) -> dict:
     """summary.json of a finished run (the statistics are sim.stats.summarize)."""
     head = {"scenario": loaded.scenario.project.name, "scenario_sha256": loaded.sha256, "seed": settings.seed,
             "replications": int(len(outcome.reps)), "failed_replications": len(outcome.errors),
-            "sampling": settings.method, "stopped_by": outcome.stop_reason}
+            "sampling": settings.method, "stopped_by": outcome.stop_reason, "priors": loaded.priors}
     return summarize_stats(outcome.reps, loaded.scenario, head, outcome.nominal, settings.precision)
 
 

@@ -17,7 +17,7 @@ from importlib import resources
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, field_validator, model_validator
 
 from sim import units
 from sim.billing import TIERS
@@ -538,6 +538,18 @@ class Simulation(Strict):
         "fifo_backfill", description="Queue policy."
     )
     horizon: FixedPosHours = Field(438000.0, description="Give up on a replication after this long (default 50 y).")
+    priors: Literal["on", "off"] = Field(
+        "on", description="Keys left out (or written `prior`) take the built-in priors of sim/data/priors.yaml "
+        "(MFU, failure rates, detection and restart times, checkpoint writes, loss spikes); `off` leaves them out "
+        "(no failures unless given), as `--no-priors` does.")
+    priors_file: str | None = Field(
+        None, description="A priors file of your own (the format of sim/data/priors.yaml), tried before the "
+        "built-in one; a path relative to the scenario file.")
+
+    @field_validator("priors", mode="before")
+    @classmethod
+    def _on_off(cls, v: Any):
+        return {True: "on", False: "off"}.get(v, v) if isinstance(v, bool) else v
 
 
 class Correlation(Strict):

@@ -229,7 +229,7 @@ def scenarios(draw, *, tiers=TIERS, randomness: bool = True, one_pool: bool = Fa
         "project": {"name": "prop", "start": START.isoformat()},
         "pools": pools,
         "workloads": workloads,
-        "simulation": {"scheduler": draw(st.sampled_from(["fifo_backfill", "fifo", "priority"]))},
+        "simulation": {"scheduler": draw(st.sampled_from(["fifo_backfill", "fifo", "priority"])), "priors": "off"},
     }
     if randomness:
         rel: dict = {

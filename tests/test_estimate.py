@@ -45,7 +45,7 @@ def test_minimal_by_hand(cli, write):
 
 def test_one_liner_from_the_issue(cli):
     est = run_json(cli, "--params", "7B", "--tokens", "2T", "--accelerator", "h100", "--count", "512",
-                   "--pricing", "on_demand", "--price", "3.00", "--start", "2026-01-01")
+                   "--pricing", "on_demand", "--price", "3.00", "--start", "2026-01-01", "--mfu", "0.4")
     w = est["workloads"]["run"]
     hours = 6 * 7e9 * 2e12 / (512 * 989e12 * 0.4) / 3600  # 115.2 h
     assert w["hours_per_run"] == pytest.approx(hours)

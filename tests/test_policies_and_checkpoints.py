@@ -135,6 +135,7 @@ def test_engine_failure_count_matches_expected_interruptions(write):
     pools: [{name: g, accelerator: h100, count: 8, price_usd_per_gpu_h: 1.0}]
     workloads: [{name: w, runs: 1, hours_per_run: 10 h, accelerators: 8}]
     reliability: {failure_rate_per_gpu_h: 0.01, checkpoint: {interval: none}}
+    simulation: {priors: off}
     """
     loaded = load(write(text))
     plan = build_plan(nominal_scenario(loaded.scenario), loaded.catalog)

@@ -231,6 +231,7 @@ def test_checkpoint_interval_used_is_recorded_per_run_and_in_the_manifest(cli, w
     pools: [{name: g, accelerator: h100, count: 8, price_usd_per_gpu_h: 1.0}]
     workloads: [{name: w, runs: 2, hours_per_run: 20 h, accelerators: 8}]
     reliability: {failure_rate_per_gpu_h: 0.001, checkpoint: {interval: auto, write: 6 min}}
+    simulation: {priors: off}
     """
     code, _o, err = cli("run", write(text), "--reps", "3", "--workers", "1", "--out", tmp_path / "r")
     assert code == 0, err

@@ -19,7 +19,8 @@ def rep_of(raw):
 
 
 def base(pools, workloads, **extra):
-    return {"project": {"name": "t", "start": "2026-01-01"}, "pools": pools, "workloads": workloads, **extra}
+    return {"project": {"name": "t", "start": "2026-01-01"}, "pools": pools, "workloads": workloads,
+            "simulation": {"priors": "off"}, **extra}
 
 
 def test_a_run_across_a_month_boundary_is_split_exactly():
@@ -49,7 +50,7 @@ def test_risk_budget_deadline_and_breakdown(cli, write, tmp_path):
     text = MINIMAL.replace("tokens: 20B", "tokens: {dist: uniform, min: 10B, max: 30B}").replace(
         "  start: 2026-01-01", "  start: 2026-01-01\n  budget_usd: 1350\n  deadline: 2026-01-02\n").replace(
         "runs: 2", "runs: 8")
-    code, out, err = cli("run", write(text), "--reps", "200", "--workers", "1", "--out", tmp_path / "r")
+    code, out, err = cli("run", write(text), "--reps", "200", "--workers", "1", "--out", tmp_path / "r", "--no-priors")
     assert code == 0, err
     s = json.loads((tmp_path / "r" / "summary.json").read_text())
     reps = pd.read_parquet(tmp_path / "r" / "replications.parquet")
