@@ -199,8 +199,8 @@ def write_hours(value: Any, params: float | None) -> Any:
     if not math.isfinite(gb) or gb > 1e12:  # absurd parameters: left for validation to report
         return None
     if isinstance(bw, dict):  # lognormal in bandwidth -> lognormal in write time, ends swapped
-        return {"dist": "lognormal", "p5": f"{gb / float(bw['p95']):.6g} s", "p95": f"{gb / float(bw['p5']):.6g} s"}
-    return f"{gb / float(bw):.6g} s"
+        return {"dist": "lognormal", "p5": f"{gb / float(bw['p95']):.3g} s", "p95": f"{gb / float(bw['p5']):.3g} s"}
+    return f"{gb / float(bw):.3g} s"
 
 
 def apply(raw: dict, priors: Priors) -> tuple[dict, list[Used], list[tuple[tuple, str]]]:

@@ -12,6 +12,7 @@ import base64
 import html
 import io
 import logging
+import re
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -313,7 +314,30 @@ def run_report(out: Path, loaded, summary: dict, reps) -> None:
                           table_md(["per replication", "mean", "P5", "P95"], rel))],
          [("ettr_histogram.png", lambda: plot_ettr_histogram(reps))]),
     ]
+    assumed = priors_section(summary.get("priors", []))
+    if assumed:
+        sections.insert(1, assumed)
     write(out, f"trainsim: {scn.project.name}", sections, yaml.safe_dump(loaded.resolved, sort_keys=False))
+
+
+def priors_section(priors: list[dict]):
+    """The keys the scenario left out and took from priors, with value and source (None if none)."""
+    if not priors:
+        return None
+    from sim.priors import format_value
+
+    head = ["key", "matched on", "assumed", "source", "date", "checked"]
+    def cite(p: dict) -> str:  # addresses as plain text (the report links nothing outside itself)
+        text = re.sub(r"https?://", "", p["source"])
+        return text if p["from"] == "built-in" else f"{text} (from {p['from']})"
+
+    rows = [[p["key"], p["basis"], format_value(p["value"]), cite(p), p["date"], "yes" if p["checked"] else "no"]
+            for p in priors]
+    text = (f"{len(priors)} inputs were not given in the scenario and were taken from priors (the built-in "
+            "sim/data/priors.yaml, see docs/priors.md, or simulation.priors_file). Give them in the scenario to "
+            "replace them, or run with --no-priors to leave them out.")
+    return ("Assumed from priors", [(f"<p>{html.escape(text)}</p>", text),
+                                    (table_html(head, rows), table_md(head, rows))], [])
 
 
 def compare_report(out: Path, report: dict, results: dict, resolved: dict | None = None) -> None:

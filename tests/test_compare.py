@@ -16,6 +16,7 @@ pools:
 workloads:
   - {name: pretrain, hours_per_run: 100, accelerators: 8}
   - {name: finetune, runs: 10, hours_per_run: 1, accelerators: 8, after: [pretrain]}
+simulation: {priors: off}
 variants:
   public:
     workloads:
