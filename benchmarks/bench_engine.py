@@ -3,6 +3,10 @@
 
 Measures replications per second, in one run on one machine, of
   engine   sim.montecarlo.replicate() on scenarios/bench_reference.yaml, consumed fully (records, no files)
+  full     the same on the same project with every reliability option on (ALL_RELIABILITY below: job
+           failures, detection, per-node and per-doubling restarts, lemons, unrecoverable failures,
+           planned interruptions, loss spikes, stragglers, spares, repairs with crews, spot
+           preemption with co-interruption, every on_node_loss policy)
   cli      `sim run scenarios/bench_reference.yaml --reps N --seed S --out TMP --overwrite` through
            sim.cli.main (loading, simulation, tables, Parquet and JSON writing), wall time
   naive    naive(seed) from the shared reference script (one SimPy process per run)
@@ -11,9 +15,11 @@ The reference script lives outside the repository (default ../shared/bench/refer
 the repo root) and is imported from that path, never copied. Its functions are timed over
 np.random.SeedSequence(seed).spawn(reps), exactly as its main() does.
 
-The four measurements are interleaved: --repeat rounds, the order reversed every other round, after
+The five measurements are interleaved: --repeat rounds, the order reversed every other round, after
 one small untimed warm-up of each (imports, caches). Reported: best and median reps/s per
-implementation, the engine's speed ratios within this run, and, from the same replications, the
+implementation, the engine's speed ratios within this run (full/engine: the cost of every
+reliability option, as time per replication), events and interruptions per replication of the
+simple and the full model, and, from the same replications, the
 engine's and the naive reference's mean makespan and GPU-hours with standard errors and their
 difference in units of the combined standard error (independent implementations with different
 random streams: expect |z| < ~3).
@@ -46,8 +52,58 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 SCENARIO = REPO / "scenarios" / "bench_reference.yaml"
 DEFAULT_REFERENCE = REPO.parent / "shared" / "bench" / "reference_project.py"
-IMPLS = ("engine", "cli", "naive", "heapq")
+IMPLS = ("engine", "full", "cli", "naive", "heapq")
 WARMUP_REPS = 2
+
+# Every reliability option of trainsim turned on, over the reference project (merged into its YAML):
+# a benchmark of what they cost, not a calibrated scenario. The values are plausible, not sourced.
+ALL_RELIABILITY = {
+    "reliability": {
+        "job_failure_rate_per_h": 0.01, "detect": "5 min", "restart_per_node": "5 s", "restart_per_doubling": "1 min",
+        "repair": "12 h", "repair_sigma": 0.5, "repair_crews": 2, "unrecoverable_fraction": 0.05,
+        "lemons": {"fraction": 0.05, "multiplier": 4}, "planned": {"rate_per_h": 0.002, "downtime": "20 min"},
+    },
+    "pools": {"gpus": {"spares": 2, "pricing": "spot",
+                       "preemption": {"rate_per_node_h": 1e-4, "notice": "2 min", "co_interruption": 0.1}}},
+    "workloads": {name: {"loss_spike": {"rate_per_h": 0.002, "rollback": "2 h"},
+                         "stragglers": {"fraction": 0.1, "slowdown": 1.2, "sigma": 0.1}, "on_node_loss": policy}
+                  for name, policy in (("small", "move"), ("medium", "best"), ("large", "wait"))},
+}
+# reliability keys that need not be changed: the base model and the checkpoint policy, on already
+NOT_OPTIONS = {"model", "failure_rate_per_gpu_h", "mtbf_per_gpu", "checkpoint"}
+
+
+def load_full():
+    """The reference project with ALL_RELIABILITY merged in (pools and workloads by name)."""
+    import yaml
+
+    from sim.loader import load_data
+
+    raw = yaml.safe_load(SCENARIO.read_text())
+    raw["reliability"] = {**raw.get("reliability", {}), **ALL_RELIABILITY["reliability"]}
+    for section in ("pools", "workloads"):
+        for item in raw[section]:
+            item.update(ALL_RELIABILITY[section].get(item["name"], {}))
+    return load_data(raw, f"{SCENARIO} + ALL_RELIABILITY")
+
+
+def options_left_off(loaded) -> list[str]:
+    """Reliability options of the schema that the full scenario leaves at their defaults (should be
+    none: a new option added to trainsim and not to ALL_RELIABILITY shows up here)."""
+    from sim.schema import Reliability
+
+    rel = loaded.scenario.reliability
+    off = [f"reliability.{k}" for k, f in Reliability.model_fields.items()
+           if k not in NOT_OPTIONS and getattr(rel, k) == f.get_default(call_default_factory=True)]
+    for pool in loaded.scenario.pools:
+        if not pool.spares or pool.preemption is None or not pool.preemption.co_interruption:
+            off.append(f"pools[{pool.name}]: spares / preemption.co_interruption")
+    for w in loaded.scenario.workloads:
+        if w.loss_spike is None or w.stragglers is None:
+            off.append(f"workloads[{w.name}]: loss_spike / stragglers")
+    if {w.on_node_loss for w in loaded.scenario.workloads} != {"move", "wait", "best"}:
+        off.append("on_node_loss: not every policy")
+    return off
 
 
 def load_reference(path: Path):
@@ -96,12 +152,19 @@ class Bench:
 
         self.reps, self.seed, self.ref, self.out_dir = reps, seed, ref, out_dir
         self.loaded = load(SCENARIO)
+        self.loaded_full = load_full()
         self.results: dict[str, list] = {}  # the outputs of the last timed call of each implementation
+        self.cpu: dict[str, float] = {}  # CPU seconds of the last timed call of each implementation
 
     def engine(self, reps: int) -> list[dict]:
         from sim.montecarlo import replicate
 
         return [res.row for res in replicate(self.loaded, self.seed, range(reps))]
+
+    def full(self, reps: int) -> list[dict]:
+        from sim.montecarlo import replicate
+
+        return [res.row for res in replicate(self.loaded_full, self.seed, range(reps))]
 
     def cli(self, reps: int) -> int:
         from sim.cli import main
@@ -123,9 +186,10 @@ class Bench:
     def time(self, impl: str) -> float:
         fn = getattr(self, impl)
         gc.collect()
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         out = fn(self.reps)
         dt = time.perf_counter() - t0
+        self.cpu[impl] = time.process_time() - c0  # this process's CPU time (the cli's workers not counted)
         self.results[impl] = out
         return dt
 
@@ -142,6 +206,7 @@ def run(args) -> dict:
     print(f"reps {args.reps}, seed {args.seed}, {args.repeat} interleaved rounds", file=log, flush=True)
 
     times: dict[str, list[float]] = {k: [] for k in IMPLS}
+    cpu: dict[str, list[float]] = {k: [] for k in IMPLS}
     with tempfile.TemporaryDirectory(prefix="trainsim-bench-") as tmp:
         b = Bench(args.reps, args.seed, ref, Path(tmp) / "out")
         for impl in IMPLS:  # untimed warm-up: imports, first-call caches
@@ -153,6 +218,7 @@ def run(args) -> dict:
             for impl in order:
                 dt = b.time(impl)
                 times[impl].append(dt)
+                cpu[impl].append(b.cpu[impl])
                 print(f"  round {rnd + 1}/{args.repeat} {impl:<6} {dt:7.3f} s  {args.reps / dt:8.1f} reps/s",
                       file=log, flush=True)
             if engine_rows_first is None:
@@ -177,6 +243,16 @@ def run(args) -> dict:
             "median": speed["engine"]["median_reps_per_s"] / speed[other]["median_reps_per_s"],
             "per_round": [t_o / t_e for t_e, t_o in zip(times["engine"], times[other], strict=True)],
         }
+    ratios["full/engine"] = {  # > 1: every reliability option on costs that much more time per replication
+        "best": speed["engine"]["best_reps_per_s"] / speed["full"]["best_reps_per_s"],
+        "median": speed["engine"]["median_reps_per_s"] / speed["full"]["median_reps_per_s"],
+        "per_round": [t_f / t_e for t_e, t_f in zip(times["engine"], times["full"], strict=True)],
+    }
+    # the same by CPU time of this process: less sensitive to other load on the machine than wall time
+    per_round_cpu = [c_f / c_e for c_e, c_f in zip(cpu["engine"], cpu["full"], strict=True)]
+    ratios["full/engine cpu"] = {"best": min(cpu["full"]) / min(cpu["engine"]),
+                                 "median": statistics.median(cpu["full"]) / statistics.median(cpu["engine"]),
+                                 "per_round": per_round_cpu}
     ratios["cli/engine"] = {
         "best": speed["cli"]["best_reps_per_s"] / speed["engine"]["best_reps_per_s"],
         "median": speed["cli"]["median_reps_per_s"] / speed["engine"]["median_reps_per_s"],
@@ -195,6 +271,16 @@ def run(args) -> dict:
                           "diff": em - nm, "combined_se": se, "z": (em - nm) / se if se > 0 else float("nan")}
     ev_mean, ev_sem = mean_sem([r["events"] for r in rows])
     f_mean, f_sem = mean_sem([r["failures"] for r in rows])
+    full_rows = b.results["full"]
+    kinds = ("failures", "job_failures", "planned", "loss_spikes", "preemptions")
+    full = {"events_per_rep_mean": mean_sem([r["events"] for r in full_rows])[0],
+            "events_per_rep_sem": mean_sem([r["events"] for r in full_rows])[1],
+            "interruptions_mean": {k: mean_sem([r[k] for r in full_rows])[0] for k in kinds},
+            "ettr_mean": mean_sem([r["ettr"] for r in full_rows])[0],
+            "makespan_h_mean": mean_sem([r["makespan_days"] * 24.0 for r in full_rows])[0],
+            "simple_ettr_mean": mean_sem([r["ettr"] for r in rows])[0],
+            "options_left_off": options_left_off(b.loaded_full)}
+    full["seconds_per_event_ratio"] = ratios["full/engine"]["median"] * ev_mean / full["events_per_rep_mean"]
     checks = {
         "engine_repeatable": engine_rows_first == rows,
         # same draws in the same order; GPU-hours are summed in a different order, so compare to 1e-12
@@ -213,7 +299,7 @@ def run(args) -> dict:
                    "events_per_rep_min": min(r["events"] for r in rows),
                    "events_per_rep_max": max(r["events"] for r in rows),
                    "failures_mean": f_mean, "failures_sem": f_sem},
-        "checks": checks,
+        "checks": checks, "full": full,
     }
 
 
@@ -229,7 +315,8 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
 
 def report(res: dict) -> str:
     n = res["reps"]
-    label = {"engine": "engine (replicate, records)", "cli": "sim run end to end (+files)",
+    label = {"engine": "engine (replicate, records)", "full": "engine, every reliability option",
+             "cli": "sim run end to end (+files)",
              "naive": "reference naive (SimPy)", "heapq": "reference heapq loop"}
     out = [f"\n{n} replications x {res['repeat']} interleaved rounds, seed {res['seed']} "
            f"({res['total_timed_s']:.1f} s timed)\n"]
@@ -237,9 +324,9 @@ def report(res: dict) -> str:
         [label[k], f"{s['best_reps_per_s']:.1f}", f"{s['median_reps_per_s']:.1f}",
          " ".join(f"{t:.2f}" for t in s["seconds"])] for k, s in res["speed"].items()]))
     out.append("")
-    out.append(table(["ratio (speed)", "best", "median", "per round"], [
-        [k, f"{r['best']:.2f}", f"{r['median']:.2f}", " ".join(f"{x:.2f}" for x in r["per_round"])]
-        for k, r in res["ratios"].items()]))
+    out.append(table(["ratio", "best", "median", "per round"], [
+        [f"{k} ({'time' if k.startswith('full/engine') else 'speed'})", f"{r['best']:.2f}", f"{r['median']:.2f}",
+         " ".join(f"{x:.2f}" for x in r["per_round"])] for k, r in res["ratios"].items()]))
     out.append("")
     a = res["agreement"]
     out.append(table(["metric (mean +- SE)", "engine", "reference naive", "difference", "diff / SE"], [
@@ -254,6 +341,18 @@ def report(res: dict) -> str:
     out.append(f"\nengine: {e['events_per_rep_mean']:.1f} +- {e['events_per_rep_sem']:.1f} events per replication "
                f"(min {e['events_per_rep_min']}, max {e['events_per_rep_max']}); "
                f"{e['failures_mean']:.2f} +- {e['failures_sem']:.2f} failures per replication")
+    f = res["full"]
+    fr = res["ratios"]["full/engine"]
+    out.append(f"every reliability option on: {fr['median']:.2f}x the simple model's time per replication "
+               f"(median; best {fr['best']:.2f}x; by CPU time {res['ratios']['full/engine cpu']['median']:.2f}x); "
+               f"{f['events_per_rep_mean']:.1f} +- {f['events_per_rep_sem']:.1f} "
+               f"events per replication against {e['events_per_rep_mean']:.1f} (time per event "
+               f"{f['seconds_per_event_ratio']:.2f}x); interruptions per replication "
+               + ", ".join(f"{k} {v:.1f}" for k, v in f["interruptions_mean"].items())
+               + f"; ETTR {f['ettr_mean']:.1%} (simple {f['simple_ettr_mean']:.1%}), makespan "
+               f"{f['makespan_h_mean']:,.0f} h")
+    if f["options_left_off"]:
+        out.append("NOTE: the full model leaves these options off: " + "; ".join(f["options_left_off"]))
     c = res["checks"]
     out.append(f"checks: engine repeatable across rounds: {c['engine_repeatable']}; "
                f"naive == heapq (same streams, to 1e-12): {c['naive_equals_heapq']}; "

@@ -56,6 +56,9 @@ __all__ = ["DEFAULT", "Comparison", "Result", "RunError", "RunInterrupted", "Sce
            "sensitivity", "sweep"]
 
 
+REPORT_RUNS = 1_000_000  # runs read from runs.parquet for the report's plot of interruptions by run size
+
+
 class SettingsError(RunError):
     """A setting out of range, or settings that do not go together. `option` is the CLI flag it
     comes from (e.g. "--precision"), or None."""
@@ -203,8 +206,32 @@ class Result:
 
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        report.run_report(path, self.loaded, self.summary, self.replications)
+        report.run_report(path, self.loaded, self.summary, self.replications, self._report_runs())
         return path
+
+    def _report_runs(self) -> pd.DataFrame | None:
+        """The runs table's columns the report plots (at most REPORT_RUNS runs, the first
+        replications'), or None when no per-run records are at hand."""
+        from sim.stats import RATE_COLUMNS
+
+        if self._runs is not None:
+            return self._runs.head(REPORT_RUNS)
+        path = self.out / "runs.parquet" if self.out is not None else None
+        if path is None or not path.exists():
+            return None
+        import pyarrow.parquet as pq
+
+        f = pq.ParquetFile(path, read_dictionary=["workload"])  # names as categories: small in memory
+        names = [c for c in ("accelerators", *RATE_COLUMNS) if c in f.schema_arrow.names]
+        if "workload" not in names or "gpu_hours" not in names:
+            return None
+        parts, n = [], 0
+        for batch in f.iter_batches(batch_size=1 << 16, columns=names):
+            parts.append(batch.to_pandas())
+            n += batch.num_rows
+            if n >= REPORT_RUNS:
+                break
+        return pd.concat(parts, ignore_index=True).head(REPORT_RUNS) if parts else None
 
 
 def run_settings(scn, reps: int | None = None, seed: int | None = None, workers: int | None = None,

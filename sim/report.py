@@ -25,6 +25,7 @@ import numpy as np  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 from sim.outputs import HEADLINE_HEAD, atomic_write, headline_rows  # noqa: E402
+from sim.stats import interruption_rates, interruption_rates_by_size  # noqa: E402
 from sim.units import format_usd  # noqa: E402
 
 log = logging.getLogger("sim.report")
@@ -105,6 +106,31 @@ def plot_ettr_histogram(reps, ax=None):
     ax.set_xlabel("effective training time ratio (%)")
     ax.set_ylabel("replications")
     ax.set_title("Share of held accelerator-hours that trained")
+    _tidy(ax)
+    return ax
+
+
+def plot_interruptions_by_size(by_size, ax=None):
+    """Interruptions of every kind per day of wall time held, against accelerators per run (log
+    scale): the mean over runs of each size, with a bar from P5 to P95 of the runs
+    (`sim.stats.interruption_rates_by_size`)."""
+    ax = _axes(ax)
+    if len(by_size):
+        x = by_size["accelerators"].to_numpy(dtype=float)
+        lo, hi = _drawable(by_size["p5"]), _drawable(by_size["p95"])
+        ax.vlines(x, lo, hi, color="#c0504d", linewidth=2, label="P5 to P95 of runs")
+        ax.plot(x, _drawable(by_size["mean"]), "o", color="#1f3f6e", label="mean")
+        ax.set_xscale("log", base=2)
+        ax.set_xlim(x.min() / 1.6, x.max() * 1.6)
+        ax.set_xticks(x, [f"{int(v):,}" for v in x])
+        ax.minorticks_off()
+        ax.set_ylim(bottom=0)
+        ax.legend(loc="upper left")
+    else:
+        _no_data(ax, "interruptions")
+    ax.set_xlabel("accelerators per run")
+    ax.set_ylabel("interruptions per day held")
+    ax.set_title("Interruptions per day of wall time held, by run size")
     _tidy(ax)
     return ax
 
@@ -267,7 +293,32 @@ def write(out: Path, title: str, sections: list[tuple[str, list[str], list[tuple
     atomic_write(out / "report.md", lambda tmp: Path(tmp).write_text("\n".join(md), encoding="utf-8"))
 
 
-def run_report(out: Path, loaded, summary: dict, reps) -> None:
+def reliability_section(summary: dict, reps, runs, accelerators: dict[str, int]):
+    """The run report's Reliability section: interruptions and hours per replication, the ETTR
+    histogram and, when the runs table is at hand and some run was interrupted, interruptions per
+    day held by run size (a table and a plot)."""
+    kinds = ("ettr", "failures", "job_failures", "domain_failures", "planned", "loss_spikes", "preemptions",
+             "down_gpu_hours", "restart_gpu_hours", "write_gpu_hours", "straggler_gpu_hours", "repair_wait_gpu_hours")
+    m = summary.get("metrics", {})
+    rel = [[k, *(f"{m[k][s]:.1%}" if k == "ettr" else f"{m[k][s]:,.1f}" for s in ("mean", "p5", "p95"))]
+           for k in kinds if k in m]
+    head = ["per replication", "mean", "P5", "P95"]
+    blocks = [(table_html(head, rel), table_md(head, rel))]
+    plots: list[tuple[str, object]] = [("ettr_histogram.png", lambda: plot_ettr_histogram(reps))]
+    by_size = interruption_rates_by_size(interruption_rates(runs, accelerators)) if runs is not None else None
+    if by_size is not None and by_size["interruptions"].sum() > 0:
+        head = ["accelerators per run", "runs", "interruptions per day held: mean", "P5", "P95"]
+        rows = [[f"{r.accelerators:,}", f"{r.runs:,}", f"{r.mean:.3g}", f"{r.p5:.3g}", f"{r.p95:.3g}"]
+                for r in by_size.itertuples()]
+        blocks.append((table_html(head, rows), table_md(head, rows)))
+        plots.append(("interruptions_by_size.png", lambda: plot_interruptions_by_size(by_size)))
+    return "Reliability", blocks, plots
+
+
+def run_report(out: Path, loaded, summary: dict, reps, runs=None) -> None:
+    """`runs`: the runs table (runs.parquet, at least `stats.RATE_COLUMNS`), or None when the
+    per-run records are not at hand: then the plot of interruptions by run size is left out, as it
+    is when no run was interrupted."""
     import yaml
 
     scn = loaded.scenario
@@ -295,12 +346,6 @@ def run_report(out: Path, loaded, summary: dict, reps) -> None:
     brows += [[f"tier {k}", format_usd(v)] for k, v in b.get("cost_usd_by_tier", {}).items()]
     srows = [[k, f"{v:.1%}"] for k, v in b.get("gpu_hours_shares", {}).items()]
     budget = scn.project.budget_usd
-    kinds = ("ettr", "failures", "job_failures", "domain_failures", "planned", "loss_spikes", "preemptions",
-             "down_gpu_hours",
-             "restart_gpu_hours", "write_gpu_hours", "straggler_gpu_hours", "repair_wait_gpu_hours")
-    m = summary.get("metrics", {})
-    rel = [[k, *(f"{m[k][s]:.1%}" if k == "ettr" else f"{m[k][s]:,.1f}" for s in ("mean", "p5", "p95"))]
-           for k in kinds if k in m]
     sections = [
         ("Headline numbers", [(f"<p>{html.escape(text)}</p>", text),
                               (table_html(head, rows), table_md(head, rows))], []),
@@ -310,9 +355,7 @@ def run_report(out: Path, loaded, summary: dict, reps) -> None:
         ("Where the money and the hours go",
          [(table_html(["mean cost by", "USD"], brows), table_md(["mean cost by", "USD"], brows)),
           (table_html(["accelerator-hours", "share"], srows), table_md(["accelerator-hours", "share"], srows))], []),
-        ("Reliability", [(table_html(["per replication", "mean", "P5", "P95"], rel),
-                          table_md(["per replication", "mean", "P5", "P95"], rel))],
-         [("ettr_histogram.png", lambda: plot_ettr_histogram(reps))]),
+        reliability_section(summary, reps, runs, {w.name: int(w.accelerators) for w in scn.workloads}),
     ]
     assumed = priors_section(summary.get("priors", []))
     if assumed:

@@ -184,6 +184,44 @@ def workload_stats(reps: pd.DataFrame, names: list[str]) -> dict[str, dict]:
     return out
 
 
+INTERRUPTION_KINDS = ("failures", "job_failures", "planned", "loss_spikes", "preemptions")  # run columns
+RATE_COLUMNS = ("workload", "gpu_hours", *INTERRUPTION_KINDS)  # what interruption_rates reads of runs.parquet
+
+
+def interruption_rates(runs: pd.DataFrame, accelerators: dict[str, int]) -> pd.DataFrame:
+    """Each run's interruptions of every kind per day of wall time it held its accelerators
+    (allocated accelerator-hours / accelerators, so queue waits do not count), with its size:
+    columns accelerators, interruptions, days_held, per_day. `accelerators` maps a workload to its
+    run size (used when `runs` has no accelerators column); runs that held nothing, or of a
+    workload not in it, are left out."""
+    if runs is None or runs.empty:
+        return pd.DataFrame({"accelerators": [], "interruptions": [], "days_held": [], "per_day": []})
+    if "accelerators" in runs:
+        n = runs["accelerators"].to_numpy(dtype=float)
+    else:
+        n = runs["workload"].map(accelerators).to_numpy(dtype=float)
+    count = sum(runs[k].to_numpy(dtype=float) for k in INTERRUPTION_KINDS if k in runs)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        days = runs["gpu_hours"].to_numpy(dtype=float) / n / 24.0
+        per_day = count / days
+    keep = np.isfinite(n) & (n > 0) & np.isfinite(days) & (days > 0)
+    return pd.DataFrame({"accelerators": n[keep].astype(int), "interruptions": np.broadcast_to(count, n.shape)[keep],
+                         "days_held": days[keep], "per_day": per_day[keep]})
+
+
+def interruption_rates_by_size(rates: pd.DataFrame) -> pd.DataFrame:
+    """Per run size (accelerators per run, ascending): runs, interruptions, days held, and the mean,
+    P5 and P95 over runs of interruptions per day held (from `interruption_rates`)."""
+    rows = []
+    for size, g in rates.groupby("accelerators", sort=True):
+        r = g["per_day"].to_numpy(dtype=float)
+        p5, p95 = np.percentile(r, [5, 95])
+        rows.append({"accelerators": int(size), "runs": len(r), "interruptions": float(g["interruptions"].sum()),
+                     "days_held": float(g["days_held"].sum()), "mean": float(r.mean()), "p5": float(p5),
+                     "p95": float(p95)})
+    return pd.DataFrame(rows, columns=["accelerators", "runs", "interruptions", "days_held", "mean", "p5", "p95"])
+
+
 def summarize(reps: pd.DataFrame, scn, head: dict[str, Any], nominal: dict | None,
               precision: float | None = None) -> dict:
     """summary.json: `head` (scenario, seed, counts...), then the statistics of every headline

@@ -65,6 +65,15 @@ def test_spend_fan_and_compare_cope_with_any_data(kind):
 
 
 @pytest.mark.parametrize("kind", list(DATA))
+def test_interruptions_by_size_copes_with_any_data(kind):
+    values = np.array(DATA[kind], dtype=float)
+    sizes = 8 * 2 ** np.arange(len(values))
+    with np.errstate(over="ignore"):  # max float x 2: inf, which the plot must cope with too
+        by = pd.DataFrame({"accelerators": sizes, "mean": values, "p5": values / 2, "p95": values * 2})
+    _renders(report.plot_interruptions_by_size(by))
+
+
+@pytest.mark.parametrize("kind", list(DATA))
 def test_tornado_copes_with_any_data(kind):
     rows = []
     for i, v in enumerate(DATA[kind]):
@@ -81,7 +90,8 @@ def test_plots_with_no_data_at_all():
 def test_issue_example_spot_pool_with_equal_costs_writes_the_report(cli, write, tmp_path):
     code, out, err = cli("run", write(SPOT), "--reps", "10", "--workers", "1", "--out", tmp_path / "r")
     assert code == 0, err
-    assert (tmp_path / "r" / "report.html").read_text().count("data:image/png") == 4  # cost, CDF, spend, ETTR
+    # cost, CDF, spend, ETTR and the preemptions per day held by run size
+    assert (tmp_path / "r" / "report.html").read_text().count("data:image/png") == 5
     assert "Too many bins" not in err
 
 
@@ -109,7 +119,8 @@ def test_a_plot_that_fails_is_left_out_not_the_run(cli, write, tmp_path, monkeyp
 
     monkeypatch.setattr(report, "plot_cost_cdf", broken)
     with caplog.at_level(logging.WARNING, logger="sim.report"):
-        code, _out, err = cli("run", write(MINIMAL), "--reps", "5", "--workers", "1", "--out", tmp_path / "r")
+        code, _out, err = cli("run", write(MINIMAL), "--reps", "5", "--workers", "1", "--out", tmp_path / "r",
+                              "--no-priors")
     assert code == 0, err
     page = (tmp_path / "r" / "report.html").read_text()
     assert page.count("data:image/png") == 3 and not (tmp_path / "r" / "cost_cdf.png").exists()
