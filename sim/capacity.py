@@ -26,11 +26,27 @@ class PoolEvents:
     env: simpy.Environment
     plan: Plan
 
+    def _capacity_start(self):
+        """At t = 0: the pools' dated size changes, their first outages and their lemon nodes."""
+        steps: dict[float, list] = {}
+        for pool in self.pools:
+            for t, cap in pool.p.steps:
+                steps.setdefault(t, []).append((pool, cap))
+        for t, changes in sorted(steps.items()):
+            self.env.timeout(t, value=changes).callbacks.append(self._capacity_due)
+        for pool in self.pools:
+            if pool.p.available < 1.0:
+                self._outage_after_uptime(pool)
+            if pool.p.lemon_fraction > 0.0:
+                self._lemons_start(pool)
+
     def _capacity_due(self, ev):
         """Pools change size: the new capacity counts at once (nothing new starts on capacity
         that is going), but evictions wait until every other event due at this instant has run,
         so that a run ending exactly as its capacity goes finishes first."""
         for pool, cap in ev.value:
+            if pool.p.lemon_fraction > 0.0:
+                self._lemons_resized(pool, cap)
             if pool.out:  # in an outage: the change shows when it ends
                 pool.hidden += cap - pool.capacity
             else:
@@ -81,17 +97,22 @@ class PoolEvents:
         self._outage_after_uptime(pool)
         self._dispatch()
 
-    def _nodes_failed(self, pool: PoolState, k: int) -> bool:
-        """`k` nodes of `pool` failed: free spares are swapped in for them, and the rest leave the
-        pool. True when spares replaced them all. They go for repair together (one repair, if
-        repairs are modelled) and come back where they came from."""
+    def _nodes_failed(self, pool: PoolState, k: int, r: RunState | None = None, hardware: bool = True) -> bool:
+        """`k` nodes of `pool` (under run `r`) failed: free spares are swapped in for them, and the
+        rest leave the pool. True when spares replaced them all. They go for repair together (one
+        repair, if repairs are modelled) and come back where they came from; lemon nodes among them
+        are followed (sim.lemons)."""
         p = pool.p
-        if p.repair_h <= 0.0:
-            return True  # replaced at once: no repair modelled
+        lemons = r is not None and p.lemon_fraction > 0.0
+        if p.repair_h <= 0.0:  # no repair modelled: the same nodes are back at once
+            if lemons:
+                self._lemons_back_at_once(r, k, hardware)
+            return True
         spares = min(pool.spares_free, k)
         pool.spares_free -= spares
         pool.free -= (k - spares) * p.node_size
-        pool.repair_queue.append((spares, k - spares))
+        back = self._lemons_lost(r, k, spares, hardware) if lemons else (0, 0)
+        pool.repair_queue.append((spares, k - spares, *back))
         self._start_repairs(pool)
         return spares == k
 
@@ -116,9 +137,11 @@ class PoolEvents:
             self.env.timeout(d, value=(pool, back)).callbacks.append(self._repaired)
 
     def _repaired(self, ev):
-        pool, (spares, nodes) = ev.value
+        pool, (spares, nodes, lemons_to_spares, lemons_to_pool) = ev.value
         pool.repairing -= 1
         pool.spares_free += spares
+        if lemons_to_spares or lemons_to_pool:
+            self._lemons_cured(pool, lemons_to_spares, lemons_to_pool)
         if nodes:
             pool.free += nodes * pool.p.node_size
             if pool.waiting:
@@ -130,5 +153,11 @@ class PoolEvents:
         """A node came back to the pool (repaired, or freed): the first run waiting for one goes on."""
         while pool.waiting and pool.free >= 0:
             r = pool.waiting.pop(0)
+            if pool.p.lemon_fraction > 0.0:  # the node it gets back: one of the free ones
+                ns = pool.p.node_size
+                got = self._draw(pool.lemons_free, pool.free // ns + 1, 1)
+                pool.lemons_free -= got
+                r.lemons += got
+                self._rate_of(r, -(-r.n // ns))
             self._account(r, r.seg, self.env.now - r.seg.t0, 0.0)
             self._segment(r)

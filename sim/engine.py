@@ -20,6 +20,7 @@ import simpy
 from sim import rng as rngmod
 from sim.billing import bill_by_month
 from sim.capacity import PoolEvents
+from sim.lemons import LemonNodes
 from sim.lifecycle import RunLife
 from sim.plan import Plan, PoolPlan, no_progress, not_finishing, progress_problem
 from sim.policies import FAILURE_MODELS, SCHEDULERS
@@ -33,7 +34,7 @@ class SimulationError(Exception):
     """A replication that cannot finish (horizon passed, or capacity that never comes)."""
 
 
-class Replication(RunLife, PoolEvents):
+class Replication(RunLife, PoolEvents, LemonNodes):
     """One replication: its clock (a SimPy Environment), pools changing size, workloads becoming
     ready, the queue, and the results. `simulate()` runs it to the end."""
 
@@ -79,15 +80,7 @@ class Replication(RunLife, PoolEvents):
         problem = progress_problem(self.plan)
         if problem:
             raise SimulationError(problem[2])
-        steps: dict[float, list] = {}
-        for pool in self.pools:
-            for t, cap in pool.p.steps:
-                steps.setdefault(t, []).append((pool, cap))
-        for t, changes in sorted(steps.items()):
-            env.timeout(t, value=changes).callbacks.append(self._capacity_due)
-        for pool in self.pools:
-            if pool.p.available < 1.0:
-                self._outage_after_uptime(pool)
+        self._capacity_start()
         for wl in self.wls:
             if wl.deps_left == 0:
                 self._ready(wl, dispatch=False)

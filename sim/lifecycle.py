@@ -59,9 +59,8 @@ class RunLife:
         r.wait_h += now - r.queued_t
         w = r.wl.w
         r.ckpt_interval_h = w.ckpt_interval_h_on[pool.p.idx]
-        if w.lemon_fraction > 0.0:  # the nodes it got this time: how many are lemons
-            nodes = -(-r.n // pool.p.node_size)
-            r.rate_mult = 1.0 + self.lemon_rng.binomial(nodes, w.lemon_fraction) / nodes * (w.lemon_multiplier - 1.0)
+        if pool.p.lemon_fraction > 0.0:  # the nodes it got: how many are lemons
+            self._take_lemons(r, pool, pool.free + r.n)
         if r.attempts == 0:  # first start: decide whether this attempt will go wrong
             r.attempts = 1
             r.diverging = w.div_p > 0.0 and w.div_at < r.target and self.div_stream.next() < w.div_p
@@ -210,13 +209,9 @@ class RunLife:
         a node (a failure domain: all the domain's nodes the run uses) that no spare and no free
         node replace, it moves or waits (`on_node_loss`)."""
         pool = r.pool
-        if kind == FAILURE:
-            lost = 1
-        elif kind == DOMAIN:
-            lost = min(r.wl.w.domain_nodes, -(-r.n // pool.p.node_size))
-        else:
-            lost = 0
-        if lost and not self._nodes_failed(pool, lost) and pool.free < 0:
+        lost = 1 if kind == FAILURE else (min(r.wl.w.domain_nodes, -(-r.n // pool.p.node_size)) if kind == DOMAIN
+                                          else 0)
+        if lost and not self._nodes_failed(pool, lost, r, kind == FAILURE) and pool.free < 0:
             w = r.wl.w
             if w.on_node_loss == "move" or (w.on_node_loss == "best" and self._room_elsewhere(r)):
                 self._release(r)
@@ -255,6 +250,8 @@ class RunLife:
         now = self.env.now
         pool = r.pool
         pool.free += r.n
+        pool.lemons_free += r.lemons  # its lemon nodes are free again (sim.lemons)
+        r.lemons = 0
         del pool.running[r]
         if self.trace is not None:
             self.trace.append((now, pool.p.idx, -r.n, r.wl.w.name, r.idx))

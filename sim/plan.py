@@ -50,6 +50,9 @@ class PoolPlan:
     repair_h: float = 0.0  # median repair of a failed node (0: swapped at once, no repair modelled)
     repair_sigma: float = 0.0  # lognormal spread of a repair
     repair_crews: int = 0  # repairs at once (0: no limit)
+    lemon_fraction: float = 0.0  # share of its nodes (and spares) that are lemons
+    lemon_multiplier: float = 1.0
+    lemon_cures: float = 0.0  # chance a repair cures a lemon
     available: float = 1.0  # share of the time its capacity can be obtained (outages the rest)
     outage_h: float = 0.0  # mean outage
 
@@ -162,9 +165,18 @@ def _pool_plan(i: int, p, scn: Scenario, catalog: Catalog, names: dict[str, int]
         usd_per_kwh=float(p.energy_usd_per_kwh or 0.0), commit=commit, spares=int(p.spares),
         repair_h=float(scn.reliability.repair), repair_sigma=float(scn.reliability.repair_sigma),
         repair_crews=int(scn.reliability.repair_crews),
+        **_lemons(scn.reliability),
         available=float(p.availability.fraction) if p.availability else 1.0,
         outage_h=float(p.availability.mean_outage) if p.availability else 0.0,
     )
+
+
+def _lemons(rel) -> dict:
+    lm = rel.lemons if rel.model != "none" else None
+    if lm is None or float(lm.fraction) <= 0.0:
+        return {}
+    return {"lemon_fraction": float(lm.fraction), "lemon_multiplier": float(lm.multiplier),
+            "lemon_cures": float(lm.repair_cures)}
 
 
 def _disruptions(w, rel) -> dict:

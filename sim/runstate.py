@@ -13,7 +13,7 @@ from sim.plan import PoolPlan, WorkloadPlan
 
 class PoolState:
     __slots__ = ("p", "capacity", "free", "busy_gpu_h", "usage_cost", "running", "spares_free", "repairing",
-                 "repair_queue", "waiting", "out", "out_since", "hidden")
+                 "repair_queue", "waiting", "out", "out_since", "hidden", "lemons_free", "lemons_spare")
 
     def __init__(self, p: PoolPlan):
         self.p = p
@@ -26,6 +26,8 @@ class PoolState:
         self.repairing = 0  # repairs under way
         self.repair_queue: deque = deque()  # failures waiting for a crew: (nodes back to the spares, to the pool)
         self.waiting: list = []  # runs holding their other nodes until a node comes back
+        self.lemons_free = 0  # lemon nodes among the free ones and the ones in use by no run (sim.lemons)
+        self.lemons_spare = 0  # lemon nodes among the free spares
         self.out = False  # in an availability outage
         self.out_since = 0.0
         self.hidden = 0  # capacity kept out of `free` by the outage
@@ -65,8 +67,8 @@ class RunState:
     __slots__ = ("wl", "idx", "seq", "n", "factor", "target", "diverging", "done", "pool", "alloc_t", "queued_t",
                  "submit_t", "first_start", "end", "wait_h", "attempts", "failures", "preemptions", "reruns",
                  "alloc_gpu_h", "productive", "lost", "overhead", "attempt_productive", "cost", "restart_due",
-                 "job_failures", "planned", "loss_spikes", "unrecoverable", "domain_failures", "slow", "rate_mult",
-                 "down_gpu_h",
+                 "job_failures", "planned", "loss_spikes", "unrecoverable", "domain_failures", "lemons", "slow",
+                 "rate_mult", "down_gpu_h",
                  "restart_gpu_h", "write_gpu_h", "straggler_gpu_h", "repair_wait_gpu_h", "ettr",
                  "ckpt_interval_h",
                  "fallback_next", "seg", "abandoned", "token")
@@ -106,6 +108,7 @@ class RunState:
         self.domain_failures = 0
         self.slow = 1.0  # straggler slowdown of its compute
         self.rate_mult = 1.0  # its failure rate against the base (lemon nodes in its gang)
+        self.lemons = 0  # lemon nodes in its gang
         self.down_gpu_h = 0.0  # failure detection and planned downtime
         self.restart_gpu_h = 0.0
         self.write_gpu_h = 0.0

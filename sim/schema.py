@@ -459,6 +459,8 @@ class Lemons(Strict):
     fraction: Fraction01 = Field(description="Share of nodes that fail far more often than the rest.")
     multiplier: num(units.parse_plain, "factor", lo=1) = Field(description="Their failure rate as a multiple of "
                                                                "the base rate.")
+    repair_cures: Fraction01 = Field(0.0, description="Chance that a repair makes a failed lemon a good node; "
+                                     "else it comes back a lemon.")
 
 
 class FailureDomains(Strict):
@@ -495,8 +497,9 @@ class Reliability(Strict):
     unrecoverable_fraction: Fraction01 = Field(
         0.0, description="Share of hardware failures that also spoil the last checkpoint: the run rolls back "
         "one checkpoint further.")
-    lemons: Lemons | None = Field(None, description="A share of nodes with a multiple of the base failure rate; "
-                                  "each run draws how many of its nodes are lemons when it starts.")
+    lemons: Lemons | None = Field(None, description="A share of nodes (and spares) with a multiple of the base "
+                                  "failure rate, for the whole replication unless a repair cures them; a run gets "
+                                  "the lemons among the free nodes it takes.")
     planned: Planned | None = Field(None, description="Planned interruptions, counted apart from failures.")
     failure_domains: FailureDomains | None = Field(
         None, description="Correlated failures: domains of several nodes that fail together at their own rate.")

@@ -240,3 +240,50 @@ def test_checkpoint_interval_used_is_recorded_per_run_and_in_the_manifest(cli, w
     assert manifest["checkpoint_interval_h"]["w"]["g"] == pytest.approx(tau)
     runs = pd.read_parquet(tmp_path / "r" / "runs.parquet")
     assert runs["ckpt_interval_h"].to_numpy() == pytest.approx(tau)
+
+
+def test_lemon_nodes_are_a_population_kept_through_runs_failures_and_repairs():
+    """Each node and spare a lemon with the lemon share, drawn once; runs take and give back their
+    lemons; a failed lemon goes to repair and comes back a lemon (cures 0) or a good node (cures 1):
+    when everything is done the pool holds every lemon it started with, less the cured ones."""
+    from sim import rng as rngmod
+    from sim.engine import Replication
+
+    def plan(cures):
+        return plan_of(scenario([pool(count=64, spares=2)], [{"name": "w", "runs": 6, "hours_per_run": 50,
+                                                              "accelerators": 16}],
+                                {"failure_rate_per_gpu_h": 0.002, "repair": "3 h", "failure_domains":
+                                 {"nodes": 2, "rate_per_h": 0.002},
+                                 "lemons": {"fraction": 0.3, "multiplier": 10, "repair_cures": cures},
+                                 "checkpoint": {"interval": "auto", "write": 0}}))
+    for cures in (0.0, 1.0):
+        p = plan(cures)
+        for k in range(20):
+            start = int(rngmod.generator(0, k, "lemons").binomial(8 + 2, 0.3))  # 8 nodes and 2 spares
+            rep = Replication(p, 0, k)
+            rep.simulate()
+            rep.env.run()  # the last repairs come back
+            pool_ = rep.pools[0]
+            left = pool_.lemons_free + pool_.lemons_spare
+            assert pool_.spares_free == 2 and pool_.free == 64
+            if cures == 0.0:
+                assert left == start
+            else:
+                assert left <= start and (left < start or start == 0 or rep.summary()["failures"] == 0)
+            assert all(r.lemons == 0 for r in rep.finished)
+
+
+@pytest.mark.slow
+def test_a_failure_falls_on_a_lemon_in_proportion_to_its_rate():
+    """All nodes lemons (fraction 1): every failure is a lemon's, the rate is the multiplier times
+    the base; with cures 1 and a repair, the failed lemons come back good and the rate falls."""
+    def plan(cures):
+        return plan_of(scenario([pool(count=16, spares=2)], [{"name": "w", "hours_per_run": 100,
+                                                              "accelerators": 16}],
+                                {"failure_rate_per_gpu_h": 0.0005, "repair": "1 h",
+                                 "lemons": {"fraction": 1.0, "multiplier": 4, "repair_cures": cures},
+                                 "checkpoint": {"interval": "auto", "write": 0}}))
+    kept = np.array([simulate(plan(0.0), 3, k).summary()["failures"] for k in range(400)], dtype=float)
+    assert abs(kept.mean() - 16 * 0.0005 * 4 * 100) < 3 * sem(kept)  # 3.2: every node a lemon throughout
+    cured = np.array([simulate(plan(1.0), 3, k).summary()["failures"] for k in range(400)], dtype=float)
+    assert cured.mean() < kept.mean() - 3 * sem(cured)

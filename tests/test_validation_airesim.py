@@ -3,14 +3,13 @@ the "paper Table 1" defaults of airesim/params.py and config.yaml) run by trains
 AIReSim's own inputs (scenarios/validation/airesim_default.yaml), beside the figures AIReSim
 publishes for it (docs/SIMULATION_REPORT.md, 30 replications).
 
-What trainsim can express of AIReSim's model is checked to match: failures at 0.01 per server-day
-summed over the job's 4,096 servers and only while it computes, a 20-minute recovery that no
-failure interrupts, nothing lost to a failure beyond that recovery. What it cannot express is
-AIReSim's bad servers: a fixed set of servers (15% of the cluster) failing at 6 times the base rate
-until a repair cures them, one by one. The tests show the part trainsim models matching AIReSim's
-count of "random" failures, that the rest of the gap is AIReSim's "systematic" failures and
-scheduling delays, and that trainsim's own lemon model (drawn per allocation, kept for the run) is
-a different model, not a setting of this one. No input is solved back from a published figure.
+trainsim expresses AIReSim's model with its own keys: failures at 0.01 per server-day summed
+over the job's 4,096 servers and only while it computes, a 20-minute recovery that no failure
+interrupts, nothing lost beyond it, and AIReSim's bad servers as a population of lemon nodes (15% of
+the servers, 6 times the base rate, cured by a repair with probability 0.76). What it leaves out:
+AIReSim's host-selection and spare-pool delays (6.8 h of 9,866 h), and the order in which AIReSim
+takes replacements (its 200-server spare pool last; trainsim swaps its spares first, so the bad
+servers of the spare pool join the job too). No input is solved back from a published figure.
 """
 
 from __future__ import annotations
@@ -59,6 +58,17 @@ def published_ci(key: str) -> float:
     return stats.t.ppf(0.975, N_PUBLISHED - 1) * sd / math.sqrt(N_PUBLISHED)
 
 
+def cure_probability() -> float:
+    """A repair cures a bad server: automatic repair that works, or a manual one that does."""
+    return (1 - TO_MANUAL) * (1 - AUTO_FAILS) + TO_MANUAL * (1 - MANUAL_FAILS)
+
+
+def systematic(bad_servers: float) -> float:
+    """Failures a bad server adds beyond the base rate, all of them joining the job: it fails until
+    cured (1 / cure failures), 5 of 6 of them above the base rate."""
+    return bad_servers / cure_probability() * SYSTEMATIC_MULT / (1 + SYSTEMATIC_MULT)
+
+
 def expected_base_failures() -> float:
     """Failures at the base rate over the job's servers while it computes: 10,485.76."""
     return JOB_SERVERS * PER_SERVER_DAY * JOB_H / 24
@@ -91,9 +101,10 @@ def test_the_scenario_carries_airesims_inputs():
     assert w.length_h_on[0] == pytest.approx(JOB_H)
     assert w.detect_h == pytest.approx(RECOVERY_H) and w.restart_h_on[0] == 0.0  # no failure while recovering
     assert w.ckpt_interval_h_on[0] == 0.0 and w.write_h == 0.0  # continuous free checkpoints: nothing lost
-    assert w.lemon_fraction == 0.0 and p.repair_h == 0.0
-    lem = plan_of(loaded("lemons")).workloads[0]
-    assert lem.lemon_fraction == BAD_FRACTION and lem.lemon_multiplier == 1 + SYSTEMATIC_MULT
+    assert p.lemon_fraction == BAD_FRACTION and p.lemon_multiplier == 1 + SYSTEMATIC_MULT
+    assert p.lemon_cures == pytest.approx(cure_probability())
+    assert p.capacity0 == WORKING and p.spares == SPARE and p.repair_h > 0
+    assert plan_of(loaded("no-bad-servers")).pools[0].lemon_fraction == 0.0
     rr = plan_of(loaded("recovery-as-restart")).workloads[0]
     assert rr.detect_h == 0.0 and rr.restart_h_on[0] == pytest.approx(RECOVERY_H)
 
@@ -110,10 +121,8 @@ def test_the_published_figures_follow_airesims_accounting():
                                  abs=0.05)
     assert PUBLISHED["etr"][0] == pytest.approx(JOB_H / wall, abs=1e-4)
     assert abs(expected_base_failures() - PUBLISHED["random_failures"][0]) <= published_ci("random_failures")
-    cure = (1 - TO_MANUAL) * (1 - AUTO_FAILS) + TO_MANUAL * (1 - MANUAL_FAILS)
-    per_bad = 1 / cure * SYSTEMATIC_MULT / (1 + SYSTEMATIC_MULT)
     bad_all = int((WORKING + SPARE) * BAD_FRACTION)  # as airesim/simulator.py makes them
-    low, high = bad_all * WORKING / (WORKING + SPARE) * per_bad, bad_all * per_bad
+    low, high = systematic(bad_all * WORKING / (WORKING + SPARE)), systematic(bad_all)
     ci = published_ci("systematic_failures")
     assert low - ci <= PUBLISHED["systematic_failures"][0] <= high + ci
 
@@ -129,8 +138,7 @@ def test_every_failure_costs_the_recovery_and_nothing_else():
 # --- the engine beside AIReSim's published figures ---------------------------------------------------
 @pytest.mark.slow
 @pytest.mark.parametrize("variant, factor", [
-    (None, 1.0),
-    ("lemons", 1 + BAD_FRACTION * SYSTEMATIC_MULT),  # the run's lemon share, drawn once, mean 15%
+    ("no-bad-servers", 1.0),
     ("recovery-as-restart", math.exp(JOB_SERVERS * PER_SERVER_DAY / 24 * RECOVERY_H)),  # Daly: e^{lambda R}
 ])
 def test_engine_failure_counts_follow_each_mapping_closed_form(variant, factor):
@@ -139,26 +147,22 @@ def test_engine_failure_counts_follow_each_mapping_closed_form(variant, factor):
 
 
 @pytest.mark.slow
-def test_against_airesims_published_default_case():
-    r = replications(None, 80)
-    # what trainsim models matches: AIReSim's failures at the base rate
-    assert within(r["failures"], "random_failures")
-    # the totals do not: trainsim has no bad servers, so fewer failures, a shorter job, a higher ETTR
-    for key, sign in (("failures", -1), ("wall_h", -1), ("etr", 1)):
-        gap = r[key].mean() - PUBLISHED[key][0]
-        assert sign * gap > published_ci(key) + 3 * sem(r[key]), key
-    # and the gap is what it leaves out: the systematic failures' recoveries and the scheduling delays
-    extra_h = PUBLISHED["systematic_failures"][0] * RECOVERY_H + PUBLISHED_HOST_SELECTION_H + PUBLISHED_SPARE_WAIT_H
-    assert within(r["wall_h"], "wall_h", shift=extra_h)
-    assert abs(JOB_H / (r["wall_h"].mean() + extra_h) - PUBLISHED["etr"][0]) <= (
-        published_ci("etr") + 3 * sem(JOB_H / (r["wall_h"] + extra_h)))
+def test_bad_servers_add_the_failures_of_a_population_cured_by_repairs():
+    """Every server a lemon with probability 0.15 (mean 654 of 4,360), each failing until a repair
+    cures it: base failures + 654 / 0.76 x 5/6 = 10,486 + 717 on average."""
+    r = replications(None, 40)
+    expect = expected_base_failures() + systematic(BAD_FRACTION * (WORKING + SPARE))
+    assert abs(r["failures"].mean() - expect) < 3 * sem(r["failures"])
 
 
 @pytest.mark.slow
-def test_trainsims_lemons_are_not_airesims_bad_servers():
-    """AIReSim's share and rate of bad servers as trainsim lemons: drawn when the run starts and kept
-    for all 256 days (no repair cures them), they give about 1.75 x the base failures, far above
-    AIReSim's published total."""
-    r = replications("lemons", 30)
-    assert r["failures"].mean() - PUBLISHED["failures"][0] > published_ci("failures") + 3 * sem(r["failures"])
-    assert r["wall_h"].mean() - PUBLISHED["wall_h"][0] > published_ci("wall_h") + 3 * sem(r["wall_h"])
+def test_against_airesims_published_default_case():
+    """Within 1% of each published figure. trainsim is a little above (a standard error or three):
+    its spares are swapped first, so the bad servers of the spare pool join the job too, which in
+    AIReSim they rarely do (its published systematic count lies between the closed forms for the
+    working pool's bad servers and for all of them, trainsim's at the upper one); AIReSim's
+    host-selection and spare-pool delays (6.8 h) are not modelled."""
+    r = replications(None, 80)
+    for key in ("failures", "wall_h", "etr"):
+        assert abs(r[key].mean() / PUBLISHED[key][0] - 1) < 0.01, key
+    assert within(r["failures"] - systematic(BAD_FRACTION * (WORKING + SPARE)), "random_failures")
