@@ -61,10 +61,13 @@ ALL_RELIABILITY = {
     "reliability": {
         "job_failure_rate_per_h": 0.01, "detect": "5 min", "restart_per_node": "5 s", "restart_per_doubling": "1 min",
         "repair": "12 h", "repair_sigma": 0.5, "repair_crews": 2, "unrecoverable_fraction": 0.05,
-        "lemons": {"fraction": 0.05, "multiplier": 4}, "planned": {"rate_per_h": 0.002, "downtime": "20 min"},
+        "lemons": {"fraction": 0.05, "multiplier": 4, "repair_cures": 0.7},
+        "planned": {"rate_per_h": 0.002, "downtime": "20 min"},
+        "failure_domains": {"nodes": 4, "rate_per_h": 0.0005},
     },
     "pools": {"gpus": {"spares": 2, "pricing": "spot",
-                       "preemption": {"rate_per_node_h": 1e-4, "notice": "2 min", "co_interruption": 0.1}}},
+                       "preemption": {"rate_per_node_h": 1e-4, "notice": "2 min", "co_interruption": 0.1},
+                       "availability": {"fraction": 0.99, "mean_outage": "1 h"}}},
     "workloads": {name: {"loss_spike": {"rate_per_h": 0.002, "rollback": "2 h"},
                          "stragglers": {"fraction": 0.1, "slowdown": 1.2, "sigma": 0.1}, "on_node_loss": policy}
                   for name, policy in (("small", "move"), ("medium", "best"), ("large", "wait"))},
@@ -96,8 +99,8 @@ def options_left_off(loaded) -> list[str]:
     off = [f"reliability.{k}" for k, f in Reliability.model_fields.items()
            if k not in NOT_OPTIONS and getattr(rel, k) == f.get_default(call_default_factory=True)]
     for pool in loaded.scenario.pools:
-        if not pool.spares or pool.preemption is None or not pool.preemption.co_interruption:
-            off.append(f"pools[{pool.name}]: spares / preemption.co_interruption")
+        if not pool.spares or pool.preemption is None or not pool.preemption.co_interruption or not pool.availability:
+            off.append(f"pools[{pool.name}]: spares / preemption.co_interruption / availability")
     for w in loaded.scenario.workloads:
         if w.loss_spike is None or w.stragglers is None:
             off.append(f"workloads[{w.name}]: loss_spike / stragglers")

@@ -54,6 +54,7 @@ class Replication(RunLife, PoolEvents, LemonNodes):
         self.len_rng = g(seed, replication, "lengths")
         self.strag_rng = g(seed, replication, "stragglers")
         self.lemon_rng = g(seed, replication, "lemons")
+        self.lemon_u = rngmod.UniformStream(g(seed, replication, "lemon_picks"))
         self.unrec_stream = rngmod.UniformStream(g(seed, replication, "unrecoverable"))
         self.repair_rng = g(seed, replication, "repairs")
         self.co_stream = rngmod.UniformStream(g(seed, replication, "co_interruption"))

@@ -9,7 +9,7 @@ import numpy as np
 STREAMS = {"inputs": 0, "lengths": 1, "failures": 2, "preemptions": 3, "divergence": 4, "arrivals": 5,
            "job_failures": 6, "planned": 7, "loss_spikes": 8, "stragglers": 9, "lemons": 10, "unrecoverable": 11,
            "repairs": 12, "co_interruption": 13,
-           "domain_failures": 14, "outages": 15}
+           "domain_failures": 14, "outages": 15, "lemon_picks": 16}
 
 
 def generator(seed: int, replication: int, stream: str) -> np.random.Generator:
@@ -20,24 +20,24 @@ class ExpStream:
     """Exponential(1) variates drawn in blocks (a scalar numpy draw costs far more than an array
     slot). Divide by a rate to get a waiting time."""
 
-    __slots__ = ("_rng", "_buf", "_i", "_block")
+    __slots__ = ("_rng", "_it", "_block", "_i")
 
     def __init__(self, rng: np.random.Generator, block: int = 256):
         self._rng = rng
         self._block = block
-        self._buf: list[float] = []
-        self._i = 0
+        self._it = iter(()).__next__
+        self._i = 0  # blocks drawn so far
 
     def _fill(self) -> list[float]:
         return self._rng.standard_exponential(self._block).tolist()
 
     def next(self) -> float:
-        if self._i >= len(self._buf):
-            self._buf = self._fill()
-            self._i = 0
-        x = self._buf[self._i]
-        self._i += 1
-        return x
+        try:
+            return self._it()
+        except StopIteration:
+            self._it = iter(self._fill()).__next__
+            self._i += 1
+            return self._it()
 
 
 class UniformStream(ExpStream):
