@@ -1,8 +1,8 @@
 """trainsim: forecast what a deep-learning training project will cost and when it will finish.
 
 The Python API (sim.api) is re-exported here: sim.load, sim.estimate, sim.run, sim.resume,
-sim.compare, sim.sweep, sim.sensitivity and sim.analyse. (The modules behind them are named
-apart from these functions: sim.deterministic, sim.comparison, sim.sensitivity_analysis.)
+sim.compare, sim.sweep, sim.sensitivity, sim.analyse and sim.backtest. (The modules behind them are named
+apart from these functions: sim.deterministic, sim.comparison, sim.sensitivity_analysis, sim.backtesting.)
 """
 
 __version__ = "0.1.0"
@@ -19,6 +19,7 @@ from sim.api import (  # noqa: E402
     SettingsError,
     SweepResult,
     analyse,
+    backtest,
     compare,
     estimate,
     load,
@@ -29,5 +30,5 @@ from sim.api import (  # noqa: E402
 )
 
 __all__ = ["DEFAULT", "Comparison", "Result", "RunError", "RunInterrupted", "ScenarioError", "SensitivityResult",
-           "SettingsError", "SweepResult", "analyse", "api", "compare", "estimate", "load", "resume", "run",
+           "SettingsError", "SweepResult", "analyse", "api", "backtest", "compare", "estimate", "load", "resume", "run",
            "sensitivity", "sweep"]

@@ -31,6 +31,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -46,14 +47,17 @@ from sim.plan import build_plan, progress_problem
 from sim.runner import RunError, Settings
 from sim.schema import nominal_scenario, uncertain_inputs
 
+if TYPE_CHECKING:
+    from sim.backtesting import BacktestResult
+
 log = logging.getLogger("sim.api")
 
 ScenarioLike = str | Path | Loaded
 Progress = Callable[[int | None, int | None], None]  # (done, total); (None, None) when a run ends
 
 __all__ = ["DEFAULT", "Comparison", "Result", "RunError", "RunInterrupted", "ScenarioError", "SensitivityResult",
-           "SettingsError", "SweepResult", "analyse", "compare", "default_out", "estimate", "load", "resume", "run",
-           "sensitivity", "sweep"]
+           "SettingsError", "SweepResult", "analyse", "backtest", "compare", "default_out", "estimate", "load",
+           "resume", "run", "sensitivity", "sweep"]
 
 
 REPORT_RUNS = 1_000_000  # runs read from runs.parquet for the report's plot of interruptions by run size
@@ -646,3 +650,25 @@ def analyse(folder: str | Path, report: bool = True) -> SensitivityResult:
     analysis = sens.analyse(folder)
     points = pd.read_parquet(folder / sens.POINTS)
     return _write_sensitivity(folder, analysis, points, analysis.meta.get("resolved_scenario"), report)
+
+
+# --------------------------------------------------------------------------------------------
+# sim backtest
+
+
+def backtest(folder: str | Path | None = None, reps: int = 200, seed: int = 0, workers: int = 1,
+             out: str | Path | _Default | None = None, overwrite: bool = False,
+             progress: Callable[[int, int, str], None] | None = None) -> BacktestResult:
+    """Simulate every case file of `folder` (default: the shipped validation/ cases; see
+    sim.backtesting for the format) `reps` times and score it against its published figures:
+    P5/P50/P95, inside [P5, P95] or not, P50 error, P95/P5, and the coverage summary. With `out`,
+    backtest.json and backtest.md are written there (`DEFAULT`: outputs/backtest/<timestamp>/)."""
+    from sim import backtesting
+
+    check_counts(reps, seed, workers)
+    result = backtesting.run(folder, reps, seed, workers, progress)
+    if out is not None:
+        with _folder(default_out("backtest") if out is DEFAULT else out, overwrite) as (path, _keep):
+            backtesting.write(result, path)
+            result.out = path
+    return result

@@ -218,6 +218,27 @@ def cmd_sensitivity(a) -> int:
     return 0
 
 
+def cmd_backtest(a) -> int:
+    from sim import api, backtesting
+
+    reps, seed, workers = (_number(x, flag=f) for x, f in ((a.reps, "--reps"), (a.seed, "--seed"),
+                                                             (a.workers, "--workers")))
+    reps, seed, workers = (backtesting.REPS if reps is None else reps, backtesting.SEED if seed is None else seed,
+                           workers or 1)
+    if a.write_docs and (a.dir or reps != backtesting.REPS or seed != backtesting.SEED):
+        raise api.SettingsError("--write-docs", f"refreshes the table of the shipped cases in docs/validation.md: "
+                                f"give no DIR and the default --reps {backtesting.REPS} and --seed {backtesting.SEED}")
+    result = api.backtest(a.dir, reps=reps, seed=seed, workers=workers, out=a.out or api.DEFAULT,
+                          overwrite=a.overwrite, progress=present.case_progress())
+    if a.json:
+        print((result.out / "backtest.json").read_text(), end="")
+    else:
+        print(present.backtest_text(result))
+    if a.write_docs:
+        print(f"table written to {backtesting.write_docs(result)}", file=sys.stderr)
+    return 0
+
+
 def cmd_catalog(a) -> int:
     from sim.catalog import builtin
 
@@ -355,6 +376,20 @@ def _add_sensitivity(sub) -> None:
     p.set_defaults(func=cmd_sensitivity)
 
 
+def _add_backtest(sub) -> None:
+    p = sub.add_parser("backtest", help="forecast published projects from what their teams knew before training and "
+                       "compare with the published figures")
+    p.add_argument("dir", metavar="DIR", nargs="?", help="folder of case files (default: the shipped validation/)")
+    p.add_argument("--reps", help="replications per case (default 200)")
+    p.add_argument("--seed", help="root seed (default 0)")
+    p.add_argument("--workers", help="processes (default 1; the results do not depend on it)")
+    p.add_argument("--out", help="folder for backtest.json and backtest.md (default outputs/backtest/<timestamp>/)")
+    p.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --out folder")
+    p.add_argument("--json", action="store_true", help="print backtest.json instead of the table")
+    p.add_argument("--write-docs", action="store_true", help="refresh the table in docs/validation.md")
+    p.set_defaults(func=cmd_backtest)
+
+
 def _add_catalog(sub) -> None:
     p = sub.add_parser("catalog", help="list built-in accelerators and prices")
     p.add_argument("accelerator", nargs="*", help="only these accelerator ids")
@@ -374,6 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run(sub)
     _add_compare(sub)
     _add_sensitivity(sub)
+    _add_backtest(sub)
     _add_catalog(sub)
     return ap
 

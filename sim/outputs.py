@@ -61,7 +61,7 @@ class OutputError(Exception):
 
 
 RESULT_FILES = ("replications.parquet", "runs.parquet", "summary.json", "manifest.json", "compare.json",
-                "sweep.parquet")
+                "sweep.parquet", "backtest.json", "backtest.md")
 LOCK = ".lock"
 
 

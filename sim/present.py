@@ -227,3 +227,32 @@ class Progress:
             from tqdm import tqdm
 
             self.bar = tqdm(total=total, unit="rep", dynamic_ncols=True, file=sys.stderr, leave=False)
+
+
+# --- sim backtest ------------------------------------------------------------------------------
+def backtest_text(result) -> str:
+    """Per case the figures (case, metric, P5, P50, P95, published, inside?, P50 error, P95/P5),
+    then the summary lines."""
+    from sim import backtesting
+
+    head = (f"backtest: {len({r['case'] for r in result.rows})} cases, {len(result.rows)} published figures, "
+            f"{result.reps} replications each, seed {result.seed}, {result.runtime_s:.1f} s")
+    if result.out is not None:
+        head += f" -> {result.out}"
+    lines = [head, table(backtesting.HEAD, backtesting.table_rows(result), right=set(range(2, 9))),
+             "* a built-in prior was fitted on this case's figures (in-sample)",
+             *backtesting.summary_lines(result.summary)]
+    if result.failed:
+        lines.append("failed replications (left out): " + ", ".join(f"{k} {v}" for k, v in result.failed.items()))
+    return "\n".join(lines)
+
+
+def case_progress():
+    """A callback (i, n, case) that names each case on stderr when it is a terminal; None otherwise."""
+    if not sys.stderr.isatty():
+        return None
+
+    def show(i: int, n: int, name: str) -> None:
+        print(f"[{i + 1}/{n}] {name}", file=sys.stderr, flush=True)
+
+    return show
