@@ -672,3 +672,50 @@ def backtest(folder: str | Path | None = None, reps: int = 200, seed: int = 0, w
             backtesting.write(result, path)
             result.out = path
     return result
+
+
+# --------------------------------------------------------------------------------------------
+# Re-forecast from actuals
+
+
+def reforecast(scenario: ScenarioLike, actuals, as_of=None, ledger: str | Path | None = None,
+               reps: int | None = None, seed: int | None = None, out: str | Path | _Default | None = None,
+               workers: int | None = None, backend: str = "process", scheduler: str | None = None,
+               overwrite: bool = False, variant: str | None = None, sets: Sequence[str] = (),
+               progress: Progress | None = None) -> Result:
+    """Re-forecast a running project from its actuals (`actuals`: a path read by
+    sim.actuals.read_actuals, or an Actuals already read) at `as_of` (default: the latest date in
+    the actuals): the work left is simulated from the as-of date (sim.reforecasting), the failure
+    rate updated from what was seen, and the result's summary (and summary.json) carries a
+    `reforecast` block: estimate at completion = actual to date + remaining, finish date, P(over
+    budget), P(late), earned value against the baseline, the posterior updates."""
+    from sim import reforecasting as rf
+    from sim.deterministic import estimate as _estimate
+
+    loaded = _loaded(scenario, variant, sets)
+    if isinstance(actuals, (str, Path)):
+        from sim.actuals import read_actuals
+
+        actuals = read_actuals(actuals, loaded, as_of=as_of, ledger=ledger)
+    nominal_gh = {w.name: w.gpu_hours_per_run for w in _estimate(loaded).workloads}
+    rem = rf.remaining(loaded, actuals, nominal_gh)
+    if not rem.raw["workloads"]:
+        raise ScenarioError(str(loaded.file), [Issue((), f"every run is done by {rem.as_of}: nothing left to "
+                                                         "forecast")])
+    left = feasible(load_data(rem.raw, f"{loaded.file} (the work left at {rem.as_of})"))
+    out = _out(out, loaded, "-reforecast")
+    result = run(left, reps=reps, seed=seed, out=out, workers=workers, backend=backend, scheduler=scheduler,
+                 overwrite=overwrite, progress=progress)
+    reps_df = result.replications
+    try:
+        from sim.montecarlo import Replicator
+
+        baseline = Replicator(loaded, 0).nominal()
+    except Exception:  # the baseline is reported when it can be computed, never fatal
+        baseline = None
+    result.summary["reforecast"] = rf.block(rem, rem.actual_usd + reps_df["cost_usd"], reps_df["makespan_days"],
+                                            loaded.scenario, baseline)
+    result.summary["reforecast"]["priors_of_the_scenario"] = loaded.priors
+    if result.out is not None:
+        outputs.write_json(result.out / "summary.json", result.summary)
+    return result

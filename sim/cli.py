@@ -167,6 +167,33 @@ def cmd_run(a) -> int:
     return 0
 
 
+def cmd_reforecast(a) -> int:
+    from sim import api
+
+    seed, workers, reps = (_number(x, flag=f) for x, f in ((a.seed, "--seed"), (a.workers, "--workers"),
+                                                            (a.reps, "--reps")))
+    as_of = _date(a.as_of, "--as-of")
+    try:
+        result = api.reforecast(a.file, a.actuals, as_of=as_of, ledger=a.ledger, reps=reps, seed=seed,
+                                out=a.out or api.DEFAULT, workers=workers, backend=a.backend, scheduler=a.scheduler,
+                                overwrite=a.overwrite, variant=a.variant, sets=a.set, progress=present.Progress())
+    except api.RunInterrupted as e:
+        _resume_hint(e)
+        return 130
+    print(present.reforecast_text(result.summary, result.out))
+    return 0
+
+
+def _date(value: str | None, flag: str):
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ScenarioError("command line", [Issue((flag,), f"expected a date such as 2026-06-30, got {value!r}")]
+                            ) from None
+
+
 def cmd_compare(a) -> int:
     from sim import api
     from sim import comparison as compare
@@ -398,6 +425,26 @@ def _add_catalog(sub) -> None:
     p.set_defaults(func=cmd_catalog)
 
 
+def _add_reforecast(sub) -> None:
+    p = sub.add_parser("reforecast", help="re-forecast a running project from its actuals: estimate at "
+                       "completion, finish date, risks, earned value")
+    _scenario_args(p)
+    p.add_argument("--actuals", required=True, metavar="PATH", help="actuals: CSV or Parquet (one row per run), "
+                   "or Slurm sacct --parsable2 output (docs/actuals.md)")
+    p.add_argument("--ledger", metavar="PATH", help="spend ledger CSV (date, amount_usd, pool) for costs not tied "
+                   "to runs")
+    p.add_argument("--as-of", dest="as_of", metavar="DATE", help="the date of the actuals (default: the latest in "
+                   "them)")
+    p.add_argument("--reps", help="replications (default: simulation.replications)")
+    p.add_argument("--seed", help="root seed (default: simulation.seed)")
+    p.add_argument("--out", help="result folder (default outputs/<project>-reforecast/<timestamp>/)")
+    p.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --out folder")
+    p.add_argument("--workers", help="processes (default: the machine's cores)")
+    p.add_argument("--backend", choices=["process", "dask"], default="process")
+    p.add_argument("--scheduler", help="Dask scheduler address")
+    p.set_defaults(func=cmd_reforecast)
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="sim", description="Forecast the cost and duration of a deep-learning "
                                  "training project from a YAML scenario.")
@@ -410,6 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_compare(sub)
     _add_sensitivity(sub)
     _add_backtest(sub)
+    _add_reforecast(sub)
     _add_catalog(sub)
     return ap
 

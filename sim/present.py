@@ -256,3 +256,34 @@ def case_progress():
         print(f"[{i + 1}/{n}] {name}", file=sys.stderr, flush=True)
 
     return show
+
+
+def reforecast_text(summary: dict, out) -> str:
+    """The terminal summary of `sim reforecast`."""
+    b = summary["reforecast"]
+    e, f = b["eac_usd"], b["finish_date"]
+    lines = [f"{summary['scenario']}: re-forecast at {b['as_of']} from its actuals, {summary['replications']} "
+             f"replications -> {out}",
+             f"actual to date: {format_usd(b['actual_to_date_usd'])}, {b['actual_gpu_hours']:,.0f} GPU-h; "
+             f"{b['done_fraction']:.1%} of the work done",
+             f"estimate at completion: P5 {format_usd(e['p5'])} / P50 {format_usd(e['p50'])} / P95 "
+             f"{format_usd(e['p95'])} (mean {format_usd(e['mean'])})",
+             f"finish date: P5 {f['p5']} / P50 {f['p50']} / P95 {f['p95']}"]
+    risk = [f"P(over budget) = {b['p_over_budget']:.1%}" if "p_over_budget" in b else "",
+            f"P(late) = {b['p_late']:.1%}" if "p_late" in b else ""]
+    if any(risk):
+        lines.append("; ".join(x for x in risk if x))
+    ev = b.get("earned_value")
+    if ev:
+        cpi = f"{ev['cpi']:.2f}" if ev["cpi"] is not None else "n/a"
+        spi = f"{ev['spi']:.2f}" if ev["spi"] is not None else "n/a"
+        lines.append(f"earned value: BAC {format_usd(ev['budget_at_completion_usd'])}, PV "
+                     f"{format_usd(ev['planned_value_usd'])}, EV {format_usd(ev['earned_value_usd'])}, AC "
+                     f"{format_usd(ev['actual_cost_usd'])}; CPI {cpi}, SPI {spi}, VAC "
+                     f"{format_usd(ev['variance_at_completion_usd'])}")
+    for key, p in b.get("posterior", {}).items():
+        lines.append(f"updated from what was seen: {key}: prior mean {p['prior_mean']:.3g} -> posterior mean "
+                     f"{p['posterior_mean']:.3g} ({p['interruptions_seen']} interruptions in "
+                     f"{p['gpu_hours_seen']:,.0f} GPU-h)")
+    lines += [f"note: {n}" for n in b.get("notes", [])]
+    return "\n".join(lines)
