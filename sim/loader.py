@@ -515,6 +515,7 @@ def check(scn: schema.Scenario, catalog: Catalog) -> tuple[list[tuple[tuple, str
     _check_calendar(scn, problems)
     _check_run_count(scn, problems)
     _check_dist_ranges(scn, problems)
+    _check_actuals_map(scn, names, problems)
     if not problems:  # the sizes need a consistent scenario (known accelerators, prices)
         _check_magnitudes(scn, catalog, prices, problems)
     return problems, prices
@@ -672,6 +673,16 @@ def _check_correlation_matrix(matrix: list, problems: Problems) -> None:
     if np.linalg.eigvalsh(m).min() <= 1e-12:
         problems.append((("correlations",), "these rank correlations are not consistent with one another (their "
                          "matrix is not positive definite); weaken some of them"))
+
+
+def _check_actuals_map(scn: schema.Scenario, names: dict[str, int], problems: Problems) -> None:
+    """Every target of actuals.map is a workload."""
+    for pattern, target in scn.actuals.map.items():
+        if target not in names:
+            close = difflib.get_close_matches(target, list(names), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            problems.append((("actuals", "map", pattern),
+                             f"no workload named {target!r}{hint} (workloads: {', '.join(names)})"))
 
 
 def _check_deadline(scn: schema.Scenario, problems: Problems) -> None:

@@ -560,6 +560,17 @@ class Correlation(Strict):
     rank: Rho = Field(description="Spearman rank correlation between them, -1..1.")
 
 
+class ActualsSpec(Strict):
+    """How a running project's actuals are read (docs/actuals.md)."""
+
+    map: dict[str, str] = Field(
+        default_factory=dict, description="Slurm job names to workloads, for actuals read from `sacct` output: "
+        "fnmatch-style patterns (`*` any text, `?` one character, `[abc]` one of these; case matters) to workload "
+        "names, tried in order; the first pattern that matches a JobName gives its workload. A JobName that no "
+        "pattern matches but that equals a workload's name maps to it."
+    )
+
+
 class Scenario(Strict):
     project: Project = Field(description="Name, dates, budget.")
     accelerators: dict[Name, AcceleratorSpec] = Field(
@@ -571,6 +582,9 @@ class Scenario(Strict):
     carbon: Carbon = Field(default_factory=Carbon, description="Energy and emissions.")
     simulation: Simulation = Field(default_factory=Simulation, description="Monte Carlo settings.")
     correlations: list[Correlation] = Field(default_factory=list, description="Rank correlations of inputs.")
+    actuals: ActualsSpec = Field(
+        default_factory=ActualsSpec, description="How actuals (what a running project has done) are read."
+    )
     variants: dict[Name, dict[str, Any]] = Field(
         default_factory=dict, description="Named overrides of this scenario, for `sim compare`."
     )
