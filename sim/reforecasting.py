@@ -123,7 +123,7 @@ def remaining(loaded, actuals, nominal_gpu_hours: dict[str, float]) -> Remaining
 
 def _workloads_left(rem: Remaining, raw: dict, by: dict, nominal: dict[str, float], spec: dict) -> None:
     total = sum(nominal[w["name"]] * int(spec[w["name"]].runs) for w in raw["workloads"]) or 1.0
-    done_h, out, gone = 0.0, [], set()
+    done_h, out, now_as = 0.0, [], {}  # now_as: a workload's name -> the workloads its work is now in
     for w in raw["workloads"]:
         name = w["name"]
         runs = int(spec[name].runs)
@@ -133,14 +133,15 @@ def _workloads_left(rem: Remaining, raw: dict, by: dict, nominal: dict[str, floa
         left = max(runs - completed - len(running), 0)
         rem.runs_done[name], rem.runs_running[name], rem.runs_left[name] = completed, len(running), left
         done_h += nominal[name] * (min(completed, runs) + sum(r.progress or 0.0 for r in running))
+        now_as[name] = []
         for r in running:
             out.append(_running_remainder(w, r))
+            now_as[name].append(out[-1]["name"])
         if left:
             out.append({**w, "runs": left})
-        elif not running:
-            gone.add(name)
-    for w in out:
-        w["after"] = [a for a in w.get("after", []) if a not in gone]
+            now_as[name].append(name)
+    for w in out:  # wait for what is left of the workloads waited for (nothing, when they are done)
+        w["after"] = [n for a in w.get("after", []) for n in now_as.get(a, []) if n != w["name"]]
     raw["workloads"] = out
     rem.done_fraction = done_h / total
 
@@ -175,8 +176,14 @@ def _calendar(rem: Remaining, raw: dict, scn, as_of: date) -> None:
             p["count"] = int(passed[-1].count)
             p["capacity_changes"] = [{"date": c.date.isoformat(), "count": int(c.count)} for c in changes
                                      if c.date > as_of]
-        if spec.pricing == "reserved":
-            p.setdefault("commitment_start", (spec.commitment_start or start).isoformat())
+        if spec.pricing == "reserved":  # only what is left of the commitment is still to pay
+            c0 = spec.commitment_start or start
+            end_h = units.hours_between(c0, as_of) if c0 <= as_of else 0.0
+            term = float(spec.term) if spec.term is not None else 8760.0
+            if c0 <= as_of:
+                p["commitment_start"], p["term"] = as_of.isoformat(), max(term - end_h, 1e-6)
+                rem.notes.append(f"pool {p['name']}: the commitment paid before {as_of} is sunk; "
+                                 f"{max(term - end_h, 0.0) / 24:,.0f} days of it are left")
         curve = p.get("price_curve", {})
         if curve.get("kind") == "exponential" and "price_usd_per_gpu_h" in p and isinstance(
                 p["price_usd_per_gpu_h"], (int, float)):

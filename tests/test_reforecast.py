@@ -68,7 +68,7 @@ def test_the_work_left_is_the_rest_of_the_running_run_and_the_runs_not_started()
     assert set(names) == {"a.running.3", "a", "b"}
     assert names["a.running.3"]["hours_per_run"] == pytest.approx(5.0) and names["a.running.3"]["runs"] == 1
     assert names["a.running.3"]["pools"] == ["g"] and names["a.running.3"].get("after", []) == []
-    assert names["a"]["runs"] == 1 and names["b"]["after"] == ["a"]
+    assert names["a"]["runs"] == 1 and names["b"]["after"] == ["a.running.3", "a"]  # b waits for all of a
     assert rem.raw["project"]["start"] == "2026-01-01"
     assert rem.actual_usd == pytest.approx(400.0) and rem.actual_gpu_hours == pytest.approx(200.0)
     assert rem.done_fraction == pytest.approx((2 * 80 + 0.5 * 80) / (4 * 80 + 40))
@@ -114,7 +114,9 @@ def test_passed_capacity_changes_apply_and_reserved_commitments_keep_their_dates
     rem = rf.remaining(loaded, Acts([], as_of=datetime(2026, 2, 1)), {"a": 80.0, "b": 40.0})
     g, r = rem.raw["pools"]
     assert g["count"] == 16 and g["capacity_changes"] == [{"date": "2026-03-01", "count": 32}]
-    assert r["commitment_start"] == "2026-01-01" and rem.raw["project"]["start"] == "2026-02-01"
+    # only what is left of the reserved commitment is simulated (what was paid before is sunk)
+    assert r["commitment_start"] == "2026-02-01" and r["term"] == pytest.approx(8760 - 31 * 24)
+    assert rem.raw["project"]["start"] == "2026-02-01"
 
 
 def test_failure_rate_posterior_is_the_gamma_poisson_update():
@@ -135,3 +137,36 @@ def test_cumulative_spend_at_a_date_counts_the_month_in_proportion():
     spend = {"2026-01": 310.0, "2026-02": 280.0}
     assert rf.cumulative_at(spend, date(2026, 1, 1), date(2026, 2, 15)) == pytest.approx(310 + 280 * 14 / 28)
     assert rf.cumulative_at(spend, date(2026, 1, 1), date(2026, 1, 1)) == 0.0
+
+
+def test_cli_reforecasts_the_example_project_from_its_actuals(cli, tmp_path):
+    import json
+
+    from tests.conftest import SCENARIOS
+
+    code, out, err = cli("reforecast", SCENARIOS / "example_llm_project.yaml", "--actuals",
+                         SCENARIOS / "actuals" / "example_llm_project.csv", "--ledger",
+                         SCENARIOS / "actuals" / "example_llm_project_ledger.csv", "--reps", "20", "--workers", "1",
+                         "--out", tmp_path / "rf")
+    assert code == 0, err
+    summary = json.loads((tmp_path / "rf" / "summary.json").read_text())
+    b = summary["reforecast"]
+    assert b["as_of"] == "2027-01-25" and b["runs"]["done"]["sweeps"] == 400
+    assert b["runs"]["running"]["pretrain-30b"] == 2
+    assert b["actual_to_date_usd"] > 2e6 and b["eac_usd"]["p5"] > b["actual_to_date_usd"]
+    assert "estimate at completion: P5" in out and "earned value: BAC" in out
+    assert (tmp_path / "rf" / "replications.parquet").exists() and (tmp_path / "rf" / "report.html").exists()
+
+
+def test_cli_bad_actuals_exit_2_with_file_row_and_column(cli, tmp_path):
+    from tests.conftest import SCENARIOS
+
+    bad = tmp_path / "a.csv"
+    bad.write_text("workload,run_id,pool,accelerators,start,end,state,gpu_hours,cost_usd\n"
+                   "sweep,1,spot,8,2027-01-04,2027-01-05,completed,10,25\n")
+    code, _out, err = cli("reforecast", SCENARIOS / "example_llm_project.yaml", "--actuals", bad, "--out",
+                          tmp_path / "rf")
+    assert code == 2 and "row 2" in err and "workload" in err and "did you mean 'sweeps'" in err, err
+    assert "Traceback" not in err and not (tmp_path / "rf").exists()
+    code, _out, err = cli("reforecast", SCENARIOS / "example_llm_project.yaml", "--actuals", bad, "--as-of", "soon")
+    assert code == 2 and "--as-of" in err
