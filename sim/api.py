@@ -697,8 +697,9 @@ def reforecast(scenario: ScenarioLike, actuals, as_of=None, ledger: str | Path |
         from sim.actuals import read_actuals
 
         actuals = read_actuals(actuals, loaded, as_of=as_of, ledger=ledger)
-    nominal_gh = {w.name: w.gpu_hours_per_run for w in _estimate(loaded).workloads}
-    rem = rf.remaining(loaded, actuals, nominal_gh)
+    est = _estimate(loaded).workloads
+    rem = rf.remaining(loaded, actuals, {w.name: w.gpu_hours_per_run for w in est},
+                       {w.name: (w.hours_per_run, w.pool) for w in est if w.flop_per_run})
     if not rem.raw["workloads"]:
         raise ScenarioError(str(loaded.file), [Issue((), f"every run is done by {rem.as_of}: nothing left to "
                                                          "forecast")])

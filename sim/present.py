@@ -282,6 +282,11 @@ def reforecast_text(summary: dict, out) -> str:
                      f"{format_usd(ev['actual_cost_usd'])}; CPI {cpi}, SPI {spi}, VAC "
                      f"{format_usd(ev['variance_at_completion_usd'])}")
     for key, p in b.get("posterior", {}).items():
+        if "prior_median" in p:  # an MFU, from the clean runs seen
+            lines.append(f"updated from what was seen: {key}: prior median {p['prior_median']:.3g} -> posterior "
+                         f"median {p['posterior_median']:.3g} ({p['runs_seen']} clean runs, median "
+                         f"{p['seen_median']:.3g})")
+            continue
         lines.append(f"updated from what was seen: {key}: prior mean {p['prior_mean']:.3g} -> posterior mean "
                      f"{p['posterior_mean']:.3g} ({p['interruptions_seen']} interruptions in "
                      f"{p['gpu_hours_seen']:,.0f} GPU-h)")

@@ -24,6 +24,7 @@ from __future__ import annotations
 import copy
 import math
 import re
+import statistics
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -102,10 +103,12 @@ def _when(t: datetime | date | None) -> date | None:
     return t.date() if isinstance(t, datetime) else t
 
 
-def remaining(loaded, actuals, nominal_gpu_hours: dict[str, float]) -> Remaining:
+def remaining(loaded, actuals, nominal_gpu_hours: dict[str, float],
+              predicted: dict[str, tuple[float, str]] | None = None) -> Remaining:
     """The scenario of the work left at `actuals.as_of` (see the module's docstring).
     `nominal_gpu_hours`: each workload's accelerator-hours per run at its nominal inputs (to weigh
-    the work done)."""
+    the work done); `predicted`: each workload's wall hours per run at its nominal MFU and the pool
+    that is for (to update MFU from the runs seen; None: no MFU update)."""
     scn = loaded.scenario
     raw = copy.deepcopy(loaded.scenario.model_dump(mode="json", exclude_none=True))
     raw.pop("variants", None)
@@ -115,6 +118,8 @@ def remaining(loaded, actuals, nominal_gpu_hours: dict[str, float]) -> Remaining
     _workloads_left(rem, raw, by, nominal_gpu_hours, {w.name: w for w in scn.workloads})
     _calendar(rem, raw, scn, as_of)
     _update_failures(rem, raw, actuals)
+    if predicted:
+        _update_mfu(rem, raw, actuals, predicted, {w.name: w for w in scn.workloads})
     raw.setdefault("simulation", {})["priors"] = "off"  # resolved already: nothing is left to a prior
     rem.actual_usd = sum(r.cost_usd or 0.0 for r in actuals.runs) + sum(e.amount_usd for e in actuals.ledger)
     rem.actual_gpu_hours = sum(r.gpu_hours for r in actuals.runs)
@@ -259,3 +264,70 @@ def block(rem: Remaining, eac, finish_days, scn, baseline: dict | None) -> dict:
                                "spi": ev / pv if pv > 0 else None,
                                "variance_at_completion_usd": bac - float(eac.mean())}
     return out
+
+
+OBS_LOG_SD = 0.1  # run-to-run spread of a run's throughput (log scale) when too few runs show their own
+POINT_LOG_SD = 0.15  # how loosely a point MFU is held as a prior
+
+
+def _log_prior(mfu) -> tuple[float, float]:
+    """Log-mean and log-sd of an MFU given as a number or a distribution (from its P5 and P95)."""
+    from sim.distributions import Dist
+
+    if isinstance(mfu, Dist):
+        f = mfu.frozen()
+        lo, hi = math.log(f.ppf(0.05)), math.log(f.ppf(0.95))
+        return (lo + hi) / 2, max((hi - lo) / (2 * 1.6448536269514722), 1e-3)
+    return math.log(float(mfu)), POINT_LOG_SD
+
+
+def realised_mfu(runs, hours_per_run: float, nominal_mfu: float, pool: str, whole: bool = True) -> list[float]:
+    """The MFU each clean run achieved (no interruption recorded, on the pool the prediction is for):
+    the nominal MFU x predicted hours x the share of its work done / hours held. A completed run did
+    all its work unless its progress says otherwise; with `whole` False (a workload with runs stopped
+    early) only runs that give their progress count."""
+    out = []
+    for r in runs:
+        if r.interruptions != 0 or r.pool != pool or r.start is None or r.accelerators <= 0:
+            continue
+        held = r.gpu_hours / r.accelerators
+        if r.progress is not None:
+            share = r.progress
+        else:
+            share = 1.0 if r.state == "completed" and whole else 0.0
+        if share > 0 and held > 0:
+            out.append(nominal_mfu * hours_per_run * share / held)
+    return out
+
+
+def normal_update(mu0: float, sd0: float, ys: list[float], sd_obs: float) -> tuple[float, float]:
+    """Normal-normal conjugate update of a mean from observations `ys` of known spread."""
+    prec = 1 / sd0**2 + len(ys) / sd_obs**2
+    mean = (mu0 / sd0**2 + sum(ys) / sd_obs**2) / prec
+    return mean, math.sqrt(1 / prec)
+
+
+def _update_mfu(rem: Remaining, raw: dict, actuals, predicted: dict, spec: dict) -> None:
+    """Each workload's MFU (in FLOP terms) updated on the log scale from its clean runs: the prior's
+    log-mean and log-sd, the runs' log MFU with their own spread (or OBS_LOG_SD with fewer than 3)."""
+    from sim.distributions import nominal
+
+    for name, runs in actuals.by_workload().items():
+        w = spec.get(name)
+        if w is None or w.mfu is None or name not in predicted:
+            continue
+        hours, pool = predicted[name]
+        seen = realised_mfu(runs, hours, nominal(w.mfu), pool, whole=w.early_stop is None)
+        if not seen:
+            continue
+        ys = [math.log(x) for x in seen]
+        sd_obs = OBS_LOG_SD if len(ys) < 3 else max(statistics.stdev(ys), 0.02)
+        mu0, sd0 = _log_prior(w.mfu)
+        mu, sd = normal_update(mu0, sd0, ys, sd_obs)
+        value = {"dist": "lognormal", "median": math.exp(mu), "sigma": sd, "clip": True}
+        for x in raw["workloads"]:
+            if x["name"] == name or x["name"].startswith(name + ".running."):
+                x["mfu"] = value
+        rem.posterior[f"workloads[{name}].mfu"] = {
+            "prior_median": math.exp(mu0), "prior_log_sd": sd0, "runs_seen": len(ys),
+            "seen_median": math.exp(sum(ys) / len(ys)), "posterior_median": math.exp(mu), "posterior_log_sd": sd}

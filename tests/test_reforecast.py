@@ -170,3 +170,25 @@ def test_cli_bad_actuals_exit_2_with_file_row_and_column(cli, tmp_path):
     assert "Traceback" not in err and not (tmp_path / "rf").exists()
     code, _out, err = cli("reforecast", SCENARIOS / "example_llm_project.yaml", "--actuals", bad, "--as-of", "soon")
     assert code == 2 and "--as-of" in err
+
+
+def test_mfu_is_updated_on_the_log_scale_from_clean_runs():
+    # prior: lognormal P5 0.3 / P95 0.5; the estimate says 10 h at the median MFU; two clean runs took
+    # 12.5 h (MFU = median x 10/12.5) and one with an interruption is left out
+    loaded = project(workloads=[{"name": "a", "runs": 4, "params": "1B", "tokens": "20B", "accelerators": 8,
+                                 "mfu": {"dist": "lognormal", "p5": 0.3, "p95": 0.5}}])
+    median = math.sqrt(0.3 * 0.5)
+    runs = [Run("a", str(i), "completed", 8 * 12.5, 200, interruptions=0, start=datetime(2026, 1, 1)) for i in (1, 2)]
+    runs.append(Run("a", "3", "completed", 8 * 40, 640, interruptions=2, start=datetime(2026, 1, 1)))
+    rem = rf.remaining(loaded, Acts(runs, as_of=datetime(2026, 1, 3)), {"a": 80.0}, {"a": (10.0, "g")})
+    post = rem.posterior["workloads[a].mfu"]
+    mu0, sd0 = math.log(median), math.log(0.5 / 0.3) / (2 * 1.6448536269514722)
+    y = math.log(median * 10 / 12.5)
+    mu, sd = rf.normal_update(mu0, sd0, [y, y], rf.OBS_LOG_SD)
+    assert post["runs_seen"] == 2 and post["posterior_median"] == pytest.approx(math.exp(mu))
+    assert rem.raw["workloads"][0]["mfu"] == {"dist": "lognormal", "median": pytest.approx(math.exp(mu)),
+                                              "sigma": pytest.approx(sd), "clip": True}
+    assert math.exp(mu) < median  # the runs were slower than the prior's median
+    # closed form of the update: precision-weighted mean
+    prec = 1 / sd0**2 + 2 / rf.OBS_LOG_SD**2
+    assert mu == pytest.approx((mu0 / sd0**2 + 2 * y / rf.OBS_LOG_SD**2) / prec) and sd == pytest.approx(prec**-0.5)
