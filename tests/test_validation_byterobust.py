@@ -88,9 +88,8 @@ def test_a_ten_minute_detection_lowers_ettr_measurably():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("detect, job, restart", [
-    ("30 s", None, "5 min"), ("10 min", None, "5 min"), ("30 s", 0.0, "5 min"), ("30 s", None, "2 min"),
-    ("30 s", None, "8 min")])
+@pytest.mark.parametrize("detect, job, restart", [("30 s", None, "5 min"), ("10 min", None, "5 min"),
+                                                  ("30 s", None, "8 min")])
 def test_engine_matches_the_closed_form_closely(detect, job, restart):
     """1,000 replications: the mean ETTR, wall time and interruption count within 3 standard
     errors of the closed form (a standard error of ETTR near 0.006 points)."""
