@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections import defaultdict
+from collections import defaultdict, deque
+from heapq import heapify, heappop, heappush
 
 import simpy
 
@@ -28,6 +29,7 @@ from sim.records import ReplicationRecord, RunRecord, replication_record, run_re
 from sim.runstate import PoolState, RunState, WorkloadState, length_factors, straggler_slowdowns
 
 INF = math.inf
+QUEUE_KINDS = 1000  # a queue longer than this is kept by kind (see Replication._enqueue)
 
 
 class SimulationError(Exception):
@@ -64,7 +66,9 @@ class Replication(RunLife, PoolEvents, LemonNodes):
         for wl in self.wls:
             for d in set(wl.w.after):
                 self.wls[d].dependents.append(wl)
-        self.queue: list = []
+        self.queue: list = []  # a short queue: (key, run) in the scheduler's order
+        self.kinds: dict | None = None  # a long one: (workload, fallback pool) -> (heap queued again, deque new)
+        self.queued = 0  # runs in `kinds`
         self._qmin = INF  # a lower bound on the accelerators of the smallest queued run
         self.spend: dict[int, float] = defaultdict(float)  # month index -> USD of usage
         self.seq = 0
@@ -152,16 +156,44 @@ class Replication(RunLife, PoolEvents, LemonNodes):
             self._dispatch()
 
     def _enqueue(self, r: RunState, now: float):
+        """Queue a run. A short queue is one list in the scheduler's order; past QUEUE_KINDS runs
+        the queue is kept by kind instead (same workload, same fallback pool first: same size,
+        pools and limits, so a run that cannot start stands for all of its kind behind it), which
+        keeps the work of a dispatch proportional to the kinds, not the queue. Both give the same
+        order, so the same allocations."""
         r.queued_t = now
-        bisect.insort(self.queue, (self._queue_key(r), r))
         if r.n < self._qmin:
             self._qmin = r.n
+        if self.kinds is None:
+            bisect.insort(self.queue, (self._queue_key(r), r))
+        else:
+            self._enqueue_kind(self._queue_key(r), r)
+
+    def _enqueue_kind(self, key: tuple, r: RunState):
+        """Each kind keeps its runs in key order: new submissions (keys rising) in a deque, runs
+        queued again (preempted, moved) in a heap."""
+        kind = (r.wl.w.idx, r.fallback_next)
+        k = self.kinds.get(kind)
+        if k is None:
+            k = self.kinds[kind] = ([], deque())
+        again, fresh = k
+        if not fresh or fresh[-1][0] < key:
+            fresh.append((key, r))
+        else:
+            heappush(again, (key, r))
+        self.queued += 1
 
     def _dispatch(self):
         """Start queued runs, in the scheduler's order, wherever it finds room. `_qmin` is a lower
-        bound on the smallest queued run: when no pool has that much free, nothing is scanned."""
+        bound on the smallest queued run: when no pool has that much free, nothing is looked at."""
         q = self.queue
-        if not q:
+        if not q or len(q) > QUEUE_KINDS:
+            if q:  # the queue grew long: keep it by kind from now on, until it is empty again
+                self.kinds, self.queue = {}, []
+                for key, r in q:
+                    self._enqueue_kind(key, r)
+            if self.queued:
+                self._dispatch_kinds()
             return
         pools = self.pools
         one = pools[0] if len(pools) == 1 else None
@@ -189,6 +221,48 @@ class Replication(RunLife, PoolEvents, LemonNodes):
             i += 1
         self._qmin = smallest  # the whole queue was seen: the exact smallest
 
+    def _dispatch_kinds(self):
+        """A long queue: the heads of the kinds in key order; a head that cannot start blocks its
+        kind for this pass (the runs behind it could not start either)."""
+        pools = self.pools
+        one = pools[0] if len(pools) == 1 else None
+        maxfree = one.free if one else max([p.free for p in pools])
+        if maxfree < self._qmin:
+            return
+        choose, strict = self.scheduler.choose_pool, self.scheduler.strict
+        kinds = self.kinds
+        # each kind's first key: the smaller of its heap's and its deque's (every kind here has runs)
+        heads = [(_first(k)[0], kind) for kind, k in kinds.items()]
+        if len(heads) > 1:
+            heapify(heads)
+        smallest = INF
+        while heads:
+            kind = heappop(heads)[1]
+            k = kinds[kind]
+            r = _first(k)[1]
+            n = r.n
+            if n <= maxfree and r.wl.running < r.wl.w.max_concurrent:
+                pool = choose(r, pools)
+                if pool is not None:
+                    if _take_first(k):
+                        del kinds[kind]
+                    self.queued -= 1
+                    self._allocate(r, pool)
+                    maxfree = one.free if one else max([p.free for p in pools])
+                    if maxfree <= 0:
+                        break
+                    if kind in kinds:
+                        heappush(heads, (_first(k)[0], kind))
+                    continue
+            if strict:
+                break
+            if n < smallest:
+                smallest = n
+        else:
+            self._qmin = smallest  # every kind was seen: the exact smallest
+        if not self.queued:
+            self.kinds = None  # short queues again as one list
+
     # -- results --------------------------------------------------------------------------------
     def makespan_h(self) -> float:
         return max((r.end for r in self.finished), default=0.0)
@@ -203,6 +277,22 @@ class Replication(RunLife, PoolEvents, LemonNodes):
     def summary(self) -> dict:
         """The replication's totals as flat columns (see ReplicationRecord.row)."""
         return self.record().row()
+
+
+def _first(k: tuple) -> tuple:
+    """The first (key, run) of a kind: the smaller of its heap's and its deque's first."""
+    again, fresh = k
+    return again[0] if again and (not fresh or again[0][0] < fresh[0][0]) else fresh[0]
+
+
+def _take_first(k: tuple) -> bool:
+    """Take the first run of a kind off it; True when the kind is then empty."""
+    again, fresh = k
+    if again and (not fresh or again[0][0] < fresh[0][0]):
+        heappop(again)
+    else:
+        fresh.popleft()
+    return not again and not fresh
 
 
 def simulate(plan: Plan, seed: int, replication: int, trace: bool = False) -> Replication:
