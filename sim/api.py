@@ -196,6 +196,7 @@ class Result:
     runtime_s: float
     out: Path | None  # the result folder, None when run with out=None
     _runs: pd.DataFrame | None = field(default=None, repr=False)
+    _reforecast: dict | None = field(default=None, repr=False)  # a re-forecast's: what its report adds
 
     @property
     def runs(self) -> pd.DataFrame:
@@ -210,7 +211,11 @@ class Result:
 
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        report.run_report(path, self.loaded, self.summary, self.replications, self._report_runs())
+        if self._reforecast is not None:
+            report.reforecast_report(path, self.loaded, self.summary, self.replications, self._report_runs(),
+                                     **self._reforecast)
+        else:
+            report.run_report(path, self.loaded, self.summary, self.replications, self._report_runs())
         return path
 
     def _report_runs(self) -> pd.DataFrame | None:
@@ -298,11 +303,11 @@ def _execute(loaded: Loaded, settings: Settings, out: Path, resume: bool, progre
 
 
 def simulate_into(loaded: Loaded, settings: Settings, out: Path, resume: bool = False,
-                  progress: Progress | None = None, keep: bool = True) -> Result:
+                  progress: Progress | None = None, keep: bool = True, report: bool = True) -> Result:
     """Run the replications into the folder `out` and publish replications.parquet, runs.parquet,
-    summary.json, manifest.json and (when `keep`) the report. Ctrl-C raises RunInterrupted, the
-    finished chunks kept for resume; a write that fails (disk full, read-only) raises RunError
-    saying what to do, the finished chunks kept as well."""
+    summary.json, manifest.json and (when `keep` and `report`) the report. Ctrl-C raises
+    RunInterrupted, the finished chunks kept for resume; a write that fails (disk full, read-only)
+    raises RunError saying what to do, the finished chunks kept as well."""
     then = f", then complete the run with  sim run --resume {out}" if keep else ""
     try:
         outcome = _execute(loaded, settings, out, resume, progress)
@@ -318,9 +323,9 @@ def simulate_into(loaded: Loaded, settings: Settings, out: Path, resume: bool = 
     except OSError as e:
         raise RunError(outputs.os_problem(out, e, then)) from None
     result = Result(loaded, outcome.reps, summary, manifest, outcome.errors, outcome.runtime_s, out if keep else None)
-    if keep:
+    if keep and report:
         _write_report(result)
-    else:
+    elif not keep:
         result._runs = pd.read_parquet(out / "runs.parquet")
     return result
 
@@ -682,13 +687,16 @@ def reforecast(scenario: ScenarioLike, actuals, as_of=None, ledger: str | Path |
                reps: int | None = None, seed: int | None = None, out: str | Path | _Default | None = None,
                workers: int | None = None, backend: str = "process", scheduler: str | None = None,
                overwrite: bool = False, variant: str | None = None, sets: Sequence[str] = (),
-               progress: Progress | None = None) -> Result:
+               progress: Progress | None = None, baseline: str | Path | None = None) -> Result:
     """Re-forecast a running project from its actuals (`actuals`: a path read by
     sim.actuals.read_actuals, or an Actuals already read) at `as_of` (default: the latest date in
     the actuals): the work left is simulated from the as-of date (sim.reforecasting), the failure
     rate updated from what was seen, and the result's summary (and summary.json) carries a
     `reforecast` block: estimate at completion = actual to date + remaining, finish date, P(over
-    budget), P(late), earned value against the baseline, the posterior updates."""
+    budget), P(late), earned value against the baseline, the posterior updates. The report draws
+    the actual spend followed by the forecast fan over the baseline forecast's fan: the
+    replications of `baseline` (a `sim run` folder of the original scenario), or else the original
+    scenario simulated with `reps` (at most BASELINE_REPS) replications and the same seed."""
     from sim import reforecasting as rf
     from sim.deterministic import estimate as _estimate
 
@@ -704,19 +712,65 @@ def reforecast(scenario: ScenarioLike, actuals, as_of=None, ledger: str | Path |
         raise ScenarioError(str(loaded.file), [Issue((), f"every run is done by {rem.as_of}: nothing left to "
                                                          "forecast")])
     left = feasible(load_data(rem.raw, f"{loaded.file} (the work left at {rem.as_of})"))
-    out = _out(out, loaded, "-reforecast")
-    result = run(left, reps=reps, seed=seed, out=out, workers=workers, backend=backend, scheduler=scheduler,
-                 overwrite=overwrite, progress=progress)
-    reps_df = result.replications
+    settings = run_settings(left.scenario, reps, seed, workers, backend, scheduler)
+    base = _read_baseline(Path(baseline), loaded) if baseline is not None else None
+    with _folder(_out(out, loaded, "-reforecast"), overwrite) as (folder, keep):
+        base = base or _simulate_baseline(loaded, settings)
+        result = simulate_into(left, settings, folder, progress=progress, keep=keep, report=False)
+        reps_df = result.replications
+        block = rf.block(rem, rem.actual_usd + reps_df["cost_usd"], reps_df["makespan_days"], loaded.scenario,
+                         _nominal(loaded))
+        block.update(priors_of_the_scenario=loaded.priors, baseline=base[1])
+        result.summary["reforecast"] = block
+        result._reforecast = {"scenario": loaded.scenario, "actuals": actuals, "baseline": base[0]}
+        if keep:
+            outputs.write_json(folder / "summary.json", result.summary)
+            _write_report(result)
+    return result
+
+
+BASELINE_REPS = 200  # replications of the baseline forecast a re-forecast simulates (at most)
+
+
+def _nominal(loaded: Loaded) -> dict | None:
+    """The original scenario at its nominal inputs (earned value's baseline), None if it cannot run."""
     try:
         from sim.montecarlo import Replicator
 
-        baseline = Replicator(loaded, 0).nominal()
+        return Replicator(loaded, 0).nominal()
     except Exception:  # the baseline is reported when it can be computed, never fatal
-        baseline = None
-    result.summary["reforecast"] = rf.block(rem, rem.actual_usd + reps_df["cost_usd"], reps_df["makespan_days"],
-                                            loaded.scenario, baseline)
-    result.summary["reforecast"]["priors_of_the_scenario"] = loaded.priors
-    if result.out is not None:
-        outputs.write_json(result.out / "summary.json", result.summary)
-    return result
+        return None
+
+
+def _read_baseline(folder: Path, loaded: Loaded) -> tuple[pd.DataFrame, dict]:
+    """The replications of a `sim run` folder, as the re-forecast's baseline, and where they came from."""
+    path = folder / "replications.parquet"
+    if not path.is_file():
+        raise SettingsError("--baseline", f"{folder}: no replications.parquet (give the folder of a `sim run` of the "
+                            "original scenario)")
+    try:
+        reps = pd.read_parquet(path)
+    except (OSError, ValueError) as e:
+        raise SettingsError("--baseline", f"{path}: cannot be read ({e})") from None
+    if "cost_usd" not in reps or reps.empty:
+        raise SettingsError("--baseline", f"{path}: no cost_usd column or no rows")
+    try:
+        sha = json.loads((folder / "manifest.json").read_text()).get("scenario_sha256")
+    except (OSError, ValueError):
+        sha = None
+    return reps, {"source": str(folder), "replications": len(reps), "same_scenario": sha == loaded.sha256}
+
+
+def _simulate_baseline(loaded: Loaded, settings: Settings) -> tuple[pd.DataFrame | None, dict]:
+    """The original scenario simulated from its start (at most BASELINE_REPS replications, the same
+    seed), as the re-forecast's baseline; None when it cannot be simulated."""
+    n = min(settings.reps, BASELINE_REPS)
+    try:
+        r = run(loaded, reps=n, seed=settings.seed, workers=settings.workers, backend=settings.backend,
+                scheduler=settings.scheduler)
+    except ScenarioError as e:
+        log.warning("the baseline forecast is left out: %s", e)
+        return None, {"source": "none", "error": str(e)}
+    except RunInterrupted:  # its temporary folder is gone: nothing to resume
+        raise KeyboardInterrupt from None
+    return r.replications, {"source": "simulated", "replications": len(r.replications), "seed": settings.seed}

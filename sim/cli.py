@@ -176,7 +176,8 @@ def cmd_reforecast(a) -> int:
     try:
         result = api.reforecast(a.file, a.actuals, as_of=as_of, ledger=a.ledger, reps=reps, seed=seed,
                                 out=a.out or api.DEFAULT, workers=workers, backend=a.backend, scheduler=a.scheduler,
-                                overwrite=a.overwrite, variant=a.variant, sets=a.set, progress=present.Progress())
+                                overwrite=a.overwrite, variant=a.variant, sets=a.set, progress=present.Progress(),
+                                baseline=a.baseline)
     except api.RunInterrupted as e:
         _resume_hint(e)
         return 130
@@ -435,6 +436,8 @@ def _add_reforecast(sub) -> None:
                    "to runs")
     p.add_argument("--as-of", dest="as_of", metavar="DATE", help="the date of the actuals (default: the latest in "
                    "them)")
+    p.add_argument("--baseline", metavar="DIR", help="a `sim run` folder of the original scenario: its replications "
+                   "are the baseline forecast drawn in the report (default: simulate it, at most 200 replications)")
     p.add_argument("--reps", help="replications (default: simulation.replications)")
     p.add_argument("--seed", help="root seed (default: simulation.seed)")
     p.add_argument("--out", help="result folder (default outputs/<project>-reforecast/<timestamp>/)")

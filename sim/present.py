@@ -291,4 +291,10 @@ def reforecast_text(summary: dict, out) -> str:
                      f"{p['posterior_mean']:.3g} ({p['interruptions_seen']} interruptions in "
                      f"{p['gpu_hours_seen']:,.0f} GPU-h)")
     lines += [f"note: {n}" for n in b.get("notes", [])]
+    base = b.get("baseline") or {}
+    if base.get("source") == "simulated":
+        lines.append(f"baseline forecast: the original scenario simulated, {base['replications']:,} replications")
+    elif base.get("source") not in (None, "none"):
+        lines.append(f"baseline forecast: {base['replications']:,} replications read from {base['source']}"
+                     + ("" if base.get("same_scenario") else " (run from another scenario: its hash differs)"))
     return "\n".join(lines)

@@ -26,7 +26,7 @@ import math
 import re
 import statistics
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from sim import units
@@ -123,6 +123,11 @@ def remaining(loaded, actuals, nominal_gpu_hours: dict[str, float],
     raw.setdefault("simulation", {})["priors"] = "off"  # resolved already: nothing is left to a prior
     rem.actual_usd = sum(r.cost_usd or 0.0 for r in actuals.runs) + sum(e.amount_usd for e in actuals.ledger)
     rem.actual_gpu_hours = sum(r.gpu_hours for r in actuals.runs)
+    budget = raw["project"].get("budget_usd")
+    if budget is not None:  # the work left's budget is what is left: P(remaining > it) = P(EAC > budget)
+        left = raw["project"]["budget_usd"] = max(float(budget) - rem.actual_usd, 0.0)
+        rem.notes.append(f"the work left's budget is what is left of it: {units.format_usd(left)} of "
+                         f"{units.format_usd(float(budget))}")
     return rem
 
 
@@ -198,7 +203,8 @@ def _calendar(rem: Remaining, raw: dict, scn, as_of: date) -> None:
     for w in raw["workloads"]:
         if w.get("earliest_start") and date.fromisoformat(str(w["earliest_start"])) <= as_of:
             del w["earliest_start"]
-    if scn.project.deadline and scn.project.deadline <= as_of:
+    if scn.project.deadline and scn.project.deadline <= as_of:  # the work left has none (P(late) is 1)
+        raw["project"].pop("deadline", None)
         rem.notes.append("the deadline has passed")
 
 
@@ -217,6 +223,44 @@ def _update_failures(rem: Remaining, raw: dict, actuals) -> None:
     rem.posterior["reliability.failure_rate_per_gpu_h"] = {
         "prior_mean": prior[0], "prior_cv": prior[1], "interruptions_seen": events,
         "gpu_hours_seen": exposure, "posterior_mean": mean, "posterior_cv": cv}
+
+
+def actual_spend(actuals) -> list[tuple[datetime, float]]:
+    """Cumulative actual spend over time up to the as-of time, as (time, USD) points of a line: a
+    completed, failed or cancelled run's cost at its end (else its start, else the as-of time), a
+    running run's cost spread evenly from its start to the as-of time, a ledger entry at the end of
+    its day (none later than the as-of time); a run without a cost counts 0. A jump is two points
+    at the same time (before and after it); the last point is at the as-of time, with the whole
+    actual to date."""
+    as_of = actuals.as_of if isinstance(actuals.as_of, datetime) else datetime.combine(actuals.as_of, time())
+    steps: dict[datetime, float] = {}
+    ramps: list[tuple[datetime, float]] = []  # (start, cost) of running runs, spread to as_of
+    for r in actuals.runs:
+        cost = r.cost_usd or 0.0
+        if r.state == "running" and r.start is not None and r.start < as_of:
+            ramps.append((r.start, cost))
+        else:
+            t = min(r.end or r.start or as_of, as_of)
+            steps[t] = steps.get(t, 0.0) + cost
+    for e in actuals.ledger:
+        t = min(datetime.combine(e.date, time()) + timedelta(days=1), as_of)
+        steps[t] = steps.get(t, 0.0) + e.amount_usd
+    times = sorted({*steps, *(u for u, _ in ramps), as_of})
+    ramps.sort()
+    points: list[tuple[datetime, float]] = []
+    done = slope = intercept = 0.0  # steps booked so far; ramps begun: slope * seconds - intercept
+    k = 0
+    for t in times:  # seconds counted from as_of (<= 0)
+        while k < len(ramps) and ramps[k][0] <= t:
+            u, c = ramps[k]
+            rate = c / (as_of - u).total_seconds()
+            slope, intercept, k = slope + rate, intercept + rate * (u - as_of).total_seconds(), k + 1
+        ramp = slope * (t - as_of).total_seconds() - intercept
+        for v in (done + ramp, done + steps.get(t, 0.0) + ramp):
+            if not points or points[-1] != (t, v):
+                points.append((t, v))
+        done += steps.get(t, 0.0)
+    return points
 
 
 def cumulative_at(spend_by_month: dict[str, float], start: date, as_of: date) -> float:

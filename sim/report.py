@@ -15,11 +15,13 @@ import logging
 import re
 import warnings
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.dates as mdates  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
@@ -321,25 +323,17 @@ def run_report(out: Path, loaded, summary: dict, reps, runs=None) -> None:
     is when no run was interrupted."""
     import yaml
 
+    write(out, f"trainsim: {loaded.scenario.project.name}", run_sections(loaded, summary, reps, runs),
+          yaml.safe_dump(loaded.resolved, sort_keys=False))
+
+
+def run_sections(loaded, summary: dict, reps, runs=None) -> list:
+    """The sections of a run's report (see `run_report`)."""
     scn = loaded.scenario
     head = HEADLINE_HEAD
     rows = headline_rows(summary, ("cost_usd", "gpu_hours", "lost_gpu_hours", "idle_gpu_hours", "makespan_days",
                                    "energy_kwh", "co2_kg"))
-    r = summary.get("risk", {})
-    conf = r.get("budget_for_confidence", {})
-    lines = [f"{summary['replications']} replications ({summary['sampling']}), seed {summary['seed']}; "
-             f"{summary.get('failed_replications', 0)} failed."]
-    if conf:
-        lines.append("Budget needed for 50/80/90/95% confidence: " + " / ".join(format_usd(v) for v in conf.values())
-                     + ".")
-    if "p_over_budget" in r:
-        lines.append(f"P(cost > budget {format_usd(r['budget_usd'])}) = {r['p_over_budget']:.1%}.")
-    dates = r.get("finish_date_at_confidence", {})
-    if dates:
-        lines.append("Finish date at 50/80/90/95% confidence: " + " / ".join(dates.values()) + ".")
-    if "p_late" in r:
-        lines.append(f"P(finish after {r['deadline']}) = {r['p_late']:.1%}.")
-    text = " ".join(lines)
+    text = _headline_text(summary)
     b = summary.get("breakdown", {})
     brows = [[f"workload {k}", format_usd(v)] for k, v in b.get("cost_usd_by_workload", {}).items()]
     brows += [[f"pool {k}", format_usd(v)] for k, v in b.get("cost_usd_by_pool", {}).items()]
@@ -360,7 +354,25 @@ def run_report(out: Path, loaded, summary: dict, reps, runs=None) -> None:
     assumed = priors_section(summary.get("priors", []))
     if assumed:
         sections.insert(1, assumed)
-    write(out, f"trainsim: {scn.project.name}", sections, yaml.safe_dump(loaded.resolved, sort_keys=False))
+    return sections
+
+
+def _headline_text(summary: dict) -> str:
+    r = summary.get("risk", {})
+    conf = r.get("budget_for_confidence", {})
+    lines = [f"{summary['replications']} replications ({summary['sampling']}), seed {summary['seed']}; "
+             f"{summary.get('failed_replications', 0)} failed."]
+    if conf:
+        lines.append("Budget needed for 50/80/90/95% confidence: " + " / ".join(format_usd(v) for v in conf.values())
+                     + ".")
+    if "p_over_budget" in r:
+        lines.append(f"P(cost > budget {format_usd(r['budget_usd'])}) = {r['p_over_budget']:.1%}.")
+    dates = r.get("finish_date_at_confidence", {})
+    if dates:
+        lines.append("Finish date at 50/80/90/95% confidence: " + " / ".join(dates.values()) + ".")
+    if "p_late" in r:
+        lines.append(f"P(finish after {r['deadline']}) = {r['p_late']:.1%}.")
+    return " ".join(lines)
 
 
 def priors_section(priors: list[dict]):
@@ -415,3 +427,210 @@ def sensitivity_report(out: Path, name: str, rows: list[dict], tornado, resolved
     write(out, f"trainsim sensitivity: {name}",
           [("What drives the cost", [(table_html(head, body), table_md(head, body))], [("tornado.png", tornado)])],
           yaml.safe_dump(resolved, sort_keys=False) if resolved else None)
+
+
+# --------------------------------------------------------------------------------------------
+# The re-forecast's report
+
+
+def _dates(ax) -> None:
+    loc = mdates.AutoDateLocator()
+    ax.xaxis.set_major_locator(loc)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(loc))
+
+
+def _fan(ax, fan, fill: str, line: str, label: str, z: int) -> bool:
+    if fan is None or not len(fan):
+        return False
+    t = list(fan["time"])
+    ax.fill_between(t, _drawable(fan["p5"]), _drawable(fan["p95"]), color=fill, alpha=0.6, linewidth=0,
+                    label=f"{label}: P5 to P95", zorder=z)
+    ax.plot(t, _drawable(fan["p50"]), color=line, marker=".", label=f"{label}: P50", zorder=z + 0.5)
+    return True
+
+
+def plot_reforecast_spend(actual, fan, baseline=None, ax=None, budget: float | None = None, deadline=None,
+                          as_of=None):
+    """Cumulative spend over calendar time: the actual spend (`actual`: (time, USD) points, from
+    `sim.reforecasting.actual_spend`) up to the as-of date, then the re-forecast's fan (`fan`:
+    time, p5, p50, p95 from `sim.stats.cumulative_spend_fan`), with the baseline forecast's fan
+    behind it in a lighter colour; the budget a horizontal line, the deadline a vertical one."""
+    ax = _axes(ax, size=(10, 4.5))
+    drawn = _fan(ax, baseline, "#dddddd", "#a0a0a0", "baseline forecast", 1)
+    drawn = _fan(ax, fan, "#9dbbe0", "#1f3f6e", "re-forecast", 2) or drawn
+    if actual:
+        t, v = zip(*actual, strict=True)
+        ax.plot(list(t), _drawable(v), color="black", linewidth=2, label="actual", zorder=3)
+        drawn = True
+    if not drawn:
+        _no_data(ax, "spend")
+    if as_of is not None:
+        ax.axvline(as_of, color="#555555", linestyle=":", linewidth=1, label=f"as of {as_of:%Y-%m-%d}")
+    if budget is not None and np.isfinite(budget):
+        ax.axhline(min(max(budget, -LIMIT), LIMIT), color="#c0504d", linewidth=1.5,
+                   label=f"budget {format_usd(budget)}")
+    if deadline is not None:
+        ax.axvline(deadline, color="#c0504d", linestyle="--", linewidth=1.5, label=f"deadline {deadline}")
+    _dates(ax)
+    ax.yaxis.set_major_formatter(USD)
+    ax.set_ylim(bottom=0)
+    ax.set_ylabel("cumulative spend (USD)")
+    ax.set_title("Cumulative spend: actual to date, then the re-forecast")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")  # beside: the data stay clear
+    _tidy(ax)
+    return ax
+
+
+def plot_eac_histogram(eac, ax=None, budget: float | None = None, baseline=None):
+    """The estimate at completion of each replication (actual + remaining), over the baseline
+    forecast's project cost (lighter, behind) when given; each as a share of its replications."""
+    ax = _axes(ax)
+    a = finite(eac)
+    b = finite(baseline) if baseline is not None else np.array([])
+    if a.size or b.size:
+        bins, rng = min(40, max(20, max(a.size, b.size) // 5)), span(np.concatenate([a, b]))
+        for x, colour, label in ((b, "#cccccc", "baseline forecast"), (a, "#4f81bd", "re-forecast")):
+            if x.size:
+                ax.hist(x, bins=bins, range=rng, weights=np.full(x.size, 1.0 / x.size), color=colour,
+                        alpha=0.85, edgecolor="white", label=label)
+        ax.legend(loc="best")
+    else:
+        _no_data(ax, "estimates at completion")
+    _budget_line(ax, budget, "best")
+    ax.xaxis.set_major_formatter(USD)
+    ax.set_xlabel("estimate at completion (USD)")
+    ax.set_ylabel("share of replications")
+    ax.set_title("Estimate at completion: actual to date + the work left")
+    _tidy(ax)
+    return ax
+
+
+def _paragraph(text: str) -> tuple[str, str]:
+    return f"<p>{html.escape(text)}</p>", text
+
+
+def _table(head: list[str], rows: list[list[str]]) -> tuple[str, str]:
+    return table_html(head, rows), table_md(head, rows)
+
+
+def _baseline_text(b: dict) -> str:
+    base = b.get("baseline") or {}
+    if base.get("source") in (None, "none"):
+        return "No baseline forecast is drawn" + (f" ({base['error']})." if base.get("error") else ".")
+    where = ("simulated now" if base.get("source") == "simulated"
+             else f"read from {base.get('source')}" + ("" if base.get("same_scenario") else
+                                                       " (run from another scenario: its hash differs)"))
+    return (f"The baseline forecast (grey) is the original scenario from its start, {base.get('replications', 0):,} "
+            f"replications, {where}.")
+
+
+def _reforecast_text(b: dict) -> str:
+    text = (f"Re-forecast at {b['as_of']} from the actuals: {format_usd(b['actual_to_date_usd'])} spent and "
+            f"{b['actual_gpu_hours']:,.0f} accelerator-hours used to date; {b['done_fraction']:.1%} of the work "
+            "done. The work left was simulated from the as-of date; the estimate at completion is the actual to "
+            "date plus the cost of the work left.")
+    risk = []
+    if "p_over_budget" in b:
+        risk.append(f"P(over budget) = {b['p_over_budget']:.1%}")
+    if "p_late" in b:
+        risk.append(f"P(late) = {b['p_late']:.1%}")
+    return text + (" " + "; ".join(risk) + "." if risk else "") + " " + _baseline_text(b)
+
+
+def _estimate_rows(b: dict) -> list[list[str]]:
+    e, f = b["eac_usd"], b["finish_date"]
+    return [["estimate at completion", *(format_usd(e[k]) for k in ("p5", "p50", "p95", "mean"))],
+            ["finish date", f["p5"], f["p50"], f["p95"], ""]]
+
+
+EV_ROWS = (("BAC", "budget_at_completion_usd", "budget at completion: the original scenario's cost at nominal inputs"),
+           ("PV", "planned_value_usd", "planned value: what the baseline planned to spend by the as-of date"),
+           ("EV", "earned_value_usd", "earned value: BAC times the share of the work done"),
+           ("AC", "actual_cost_usd", "actual cost to date"),
+           ("CPI", "cpi", "cost performance index, EV / AC (below 1: over cost)"),
+           ("SPI", "spi", "schedule performance index, EV / PV (below 1: behind schedule)"),
+           ("VAC", "variance_at_completion_usd", "variance at completion, BAC - mean estimate at completion "
+                                                 "(negative: over)"))
+
+
+def _ev_rows(ev: dict) -> list[list[str]]:
+    def fmt(key: str) -> str:
+        v = ev.get(key)
+        return "n/a" if v is None else (format_usd(v) if key.endswith("_usd") else f"{v:.2f}")
+
+    return [[name, fmt(key), meaning] for name, key, meaning in EV_ROWS]
+
+
+def _posterior_rows(post: dict) -> list[list[str]]:
+    """A rate (gamma-Poisson: mean and coefficient of variation) or an MFU (log scale: median and
+    log-sd) before and after what was seen."""
+    rows = []
+    for key, p in post.items():
+        if "prior_median" in p:  # an MFU
+            rows.append([key, f"median {p['prior_median']:.3g}", f"log-sd {p['prior_log_sd']:.2f}",
+                         f"{p['runs_seen']:,} clean runs, median {p['seen_median']:.3g}",
+                         f"median {p['posterior_median']:.3g}", f"log-sd {p['posterior_log_sd']:.2f}"])
+            continue
+        seen = (f"{p['interruptions_seen']:,} interruptions in {p['gpu_hours_seen']:,.0f} accelerator-hours"
+                if "interruptions_seen" in p else "")
+        rows.append([key, f"mean {p['prior_mean']:.3g}", f"cv {p['prior_cv']:.2f}", seen,
+                     f"mean {p['posterior_mean']:.3g}", f"cv {p['posterior_cv']:.2f}"])
+    return rows
+
+
+def _notes(notes: list[str]) -> tuple[str, str]:
+    items = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
+    return f"<p>Notes:</p><ul>{items}</ul>", "Notes:\n\n" + "\n".join(f"- {n}" for n in notes)
+
+
+def reforecast_sections(b: dict, plots: list[tuple[str, object]]) -> list:
+    """The re-forecast's own sections from its `reforecast` block (summary.json), with `plots`."""
+    sections = [("Re-forecast", [_paragraph(_reforecast_text(b)),
+                                 _table(["", "P5", "P50", "P95", "mean"], _estimate_rows(b))], plots)]
+    if b.get("earned_value"):
+        sections.append(("Re-forecast: earned value", [_table(["figure", "value", "what it is"],
+                                                              _ev_rows(b["earned_value"]))], []))
+    runs = b.get("runs", {})
+    rows = [[w, f"{n:,}", f"{runs['running'].get(w, 0):,}", f"{runs['left'].get(w, 0):,}"]
+            for w, n in runs.get("done", {}).items()]
+    blocks = [_table(["workload", "runs done", "running", "left"], rows)]
+    if b.get("notes"):
+        blocks.append(_notes(b["notes"]))
+    sections.append(("Re-forecast: runs", blocks, []))
+    post = b.get("posterior") or {}
+    blocks = ([_table(["key", "prior", "prior spread", "seen", "posterior", "posterior spread"],
+                      _posterior_rows(post))] if post
+              else [_paragraph("No input was updated from the actuals (no interruption counts, or no uncertain "
+                               "failure rate to update).")])
+    sections.append(("Re-forecast: updated from what was seen", blocks, []))
+    return sections
+
+
+def reforecast_report(out: Path, loaded, summary: dict, reps, runs=None, *, scenario, actuals,
+                      baseline=None) -> None:
+    """The report of `sim reforecast`: the re-forecast's sections (summary.json's `reforecast`
+    block, the chart of cumulative actual spend followed by the forecast fan over the baseline's,
+    the histogram of the estimate at completion), then the run sections of the work left.
+    `loaded`, `summary`, `reps`, `runs`: the run of the work left; `scenario`: the original
+    scenario; `actuals`: what sim.reforecasting.remaining read (sim.actuals.Actuals);
+    `baseline`: the original scenario's replications (None: no baseline drawn)."""
+    import yaml
+
+    from sim.reforecasting import actual_spend
+    from sim.stats import cumulative_spend_fan
+
+    b = summary["reforecast"]
+    budget, deadline = scenario.project.budget_usd, scenario.project.deadline
+    actual = actual_spend(actuals)
+    fan = cumulative_spend_fan(reps, date.fromisoformat(b["as_of"]), offset=b["actual_to_date_usd"])
+    base_fan = cumulative_spend_fan(baseline, scenario.project.start) if baseline is not None else None
+    eac = b["actual_to_date_usd"] + finite(reps["cost_usd"])
+    base_cost = baseline["cost_usd"] if baseline is not None else None
+    plots = [("reforecast_spend.png", lambda: plot_reforecast_spend(actual, fan, base_fan, budget=budget,
+                                                                    deadline=deadline, as_of=actuals.as_of)),
+             ("eac_histogram.png", lambda: plot_eac_histogram(eac, budget=budget, baseline=base_cost))]
+    sections = reforecast_sections(b, plots)
+    sections += [(f"The work left: {h.lower()}" if not h.startswith("Assumed") else h, blocks, p)
+                 for h, blocks, p in run_sections(loaded, summary, reps, runs)]
+    write(out, f"trainsim re-forecast: {scenario.project.name} at {b['as_of']}", sections,
+          yaml.safe_dump(loaded.resolved, sort_keys=False))

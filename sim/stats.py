@@ -8,7 +8,7 @@ Pure functions of arrays and DataFrames: no files, no simulation.
 from __future__ import annotations
 
 import math
-from datetime import timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 import numpy as np
@@ -152,6 +152,27 @@ def spend_by_month(reps: pd.DataFrame) -> list[dict]:
                     "p50": float(q[1]), "p90": float(q[2]), "cumulative_p10": float(qc[0]),
                     "cumulative_p50": float(qc[1]), "cumulative_p90": float(qc[2])})
     return out
+
+
+def cumulative_spend_fan(reps: pd.DataFrame, start: date | datetime, offset: float = 0.0,
+                         quantiles: tuple[float, ...] = (5, 50, 95)) -> pd.DataFrame:
+    """Quantiles over replications of the cumulative spend at `start` and at the end of each
+    calendar month of the spend columns (the first of the next month), plus `offset` (the actual
+    spend before `start`, for a re-forecast): columns time (datetime) and p5, p50, p95 (one per
+    quantile). `start`: the day the replications' spend is counted from (the project's start)."""
+    cols = spend_columns(reps)
+    names = [f"p{q:g}" for q in quantiles]
+    t0 = start if isinstance(start, datetime) else datetime.combine(start, time())
+    if not cols or reps.empty:
+        return pd.DataFrame({"time": [t0], **{n: [offset] for n in names}})
+    m = reps[cols].fillna(0.0).to_numpy(dtype=float)
+    cum = np.hstack([np.zeros((len(m), 1)), np.cumsum(m, axis=1)]) + offset
+    times = [t0]
+    for c in cols:
+        y, mo = (int(x) for x in c.removeprefix("spend_usd_").split("-"))
+        times.append(datetime(y + (mo == 12), mo % 12 + 1, 1))
+    q = np.percentile(cum, quantiles, axis=0)
+    return pd.DataFrame({"time": times, **{n: q[i] for i, n in enumerate(names)}})
 
 
 def breakdown(reps: pd.DataFrame) -> dict:

@@ -5,8 +5,9 @@ project, the failure-rate update, earned value."""
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import pytest
 
@@ -42,6 +43,14 @@ class Acts:
         for r in self.runs:
             out.setdefault(r.workload, []).append(r)
         return out
+
+
+@dataclass
+class Ledger:
+    date: date
+    amount_usd: float
+    pool: str | None = None
+    row: int = 0
 
 
 def project(**extra):
@@ -139,6 +148,51 @@ def test_cumulative_spend_at_a_date_counts_the_month_in_proportion():
     assert rf.cumulative_at(spend, date(2026, 1, 1), date(2026, 1, 1)) == 0.0
 
 
+def test_the_work_left_has_what_is_left_of_the_budget():
+    rem = rf.remaining(project(), acts(), {"a": 80.0, "b": 40.0})
+    assert rem.raw["project"]["budget_usd"] == pytest.approx(700 - 400)  # P(remaining > 300) = P(EAC > 700)
+    spent = Acts([Run("a", "1", "completed", 80, 900)], as_of=datetime(2026, 1, 1, 20))
+    assert rf.remaining(project(), spent, {"a": 80.0, "b": 40.0}).raw["project"]["budget_usd"] == 0.0
+
+
+def test_a_passed_deadline_leaves_the_work_left_without_one():
+    late = Acts([Run("a", "1", "completed", 80, 160)], as_of=datetime(2026, 1, 5))
+    rem = rf.remaining(project(), late, {"a": 80.0, "b": 40.0})
+    assert "deadline" not in rem.raw["project"] and "the deadline has passed" in rem.notes
+    load_data(rem.raw, "t")  # a valid scenario (a deadline must be after the start)
+
+
+def test_cumulative_actual_spend_in_closed_form():
+    t = lambda h: datetime(2026, 1, 1) + timedelta(hours=h)  # noqa: E731
+    a = Acts([Run("a", "1", "completed", 80, 160, start=t(0), end=t(10)),
+              Run("a", "2", "failed", 30, 60, start=t(2), end=t(5)),
+              Run("a", "3", "running", 40, 80, progress=0.5, start=t(10)),  # $80 spread over 10 h: $8/h
+              Run("a", "4", "completed", 10, None, start=t(11), end=t(12)),  # no cost: counts 0
+              Run("a", "5", "cancelled", 0, 0.0)],  # never started: at the as-of time
+             as_of=t(20), ledger=[Ledger(date(2025, 12, 31), 50.0),  # at the end of its day
+                                  Ledger(date(2026, 1, 1), 10.0)])  # its day ends after as_of: at as_of
+    assert rf.actual_spend(a) == [
+        (t(0), 0.0), (t(0), 50.0), (t(5), 50.0), (t(5), 110.0), (t(10), 110.0), (t(10), 270.0),
+        (t(12), pytest.approx(286.0)), (t(20), pytest.approx(350.0)), (t(20), pytest.approx(360.0))]
+    assert rf.actual_spend(a)[-1][1] == pytest.approx(160 + 60 + 80 + 50 + 10)  # the actual to date
+    assert rf.actual_spend(Acts([], as_of=t(3))) == [(t(3), 0.0)]
+
+
+def test_cumulative_spend_fan_by_month_from_the_start_plus_the_actual():
+    import pandas as pd
+
+    from sim.stats import cumulative_spend_fan
+
+    reps = pd.DataFrame({"cost_usd": [11.0, 22.0, 33.0], "spend_usd_2026-12": [10.0, 20.0, 30.0],
+                         "spend_usd_2027-01": [1.0, 2.0, None]})
+    fan = cumulative_spend_fan(reps, date(2026, 12, 15), offset=100.0, quantiles=(0, 50, 100))
+    assert list(fan["time"]) == [datetime(2026, 12, 15), datetime(2027, 1, 1), datetime(2027, 2, 1)]
+    assert list(fan["p0"]) == [100.0, 110.0, 111.0] and list(fan["p50"]) == [100.0, 120.0, 122.0]
+    assert list(fan["p100"]) == [100.0, 130.0, 130.0]  # a missing month spends nothing
+    empty = cumulative_spend_fan(reps[["cost_usd"]], date(2026, 12, 15), offset=5.0)
+    assert list(empty.columns) == ["time", "p5", "p50", "p95"] and list(empty["p50"]) == [5.0]
+
+
 def test_cli_reforecasts_the_example_project_from_its_actuals(cli, tmp_path):
     import json
 
@@ -156,6 +210,67 @@ def test_cli_reforecasts_the_example_project_from_its_actuals(cli, tmp_path):
     assert b["actual_to_date_usd"] > 2e6 and b["eac_usd"]["p5"] > b["actual_to_date_usd"]
     assert "estimate at completion: P5" in out and "earned value: BAC" in out
     assert (tmp_path / "rf" / "replications.parquet").exists() and (tmp_path / "rf" / "report.html").exists()
+    assert b["baseline"] == {"source": "simulated", "replications": 20, "seed": 0}
+    assert "baseline forecast: the original scenario simulated, 20 replications" in out
+    check_reforecast_report(tmp_path / "rf")
+
+
+def check_reforecast_report(folder):
+    """The re-forecast's sections come first, then the work left's; every plot is a PNG, embedded."""
+    page = (folder / "report.html").read_text()
+    headings = re.findall(r"<h2>([^<]*)</h2>", page)
+    assert headings[:4] == ["Re-forecast", "Re-forecast: earned value", "Re-forecast: runs",
+                            "Re-forecast: updated from what was seen"]
+    assert "The work left: headline numbers" in headings
+    for name in ("reforecast_spend.png", "eac_histogram.png"):
+        assert (folder / name).read_bytes()[:4] == b"\x89PNG"
+        assert f"]({name})" in (folder / "report.md").read_text()
+    pngs = sorted(folder.glob("*.png"))
+    assert page.count('src="data:image/png;base64,') == len(pngs) >= 6
+    for cell in ("<td>BAC</td>", "<td>PV</td>", "<td>EV</td>", "<td>AC</td>", "<td>CPI</td>", "<td>SPI</td>",
+                 "<td>VAC</td>", "<th>runs done</th>", "<td>pretrain-30b</td>"):
+        assert cell in page, cell
+    assert ("<th>key</th><th>prior</th><th>prior spread</th><th>seen</th><th>posterior</th>"
+            "<th>posterior spread</th>") in page
+    assert "<td>reliability.failure_rate_per_gpu_h</td><td>mean 1.97e-05</td>" in page
+    assert "24 interruptions in 486,899 accelerator-hours" in page
+    assert "<td>workloads[ablations].mfu</td><td>median 0.391</td>" in page and "39 clean runs" in page
+
+
+def test_cli_reforecast_draws_the_baseline_of_a_given_run_folder(cli, tmp_path, monkeypatch):
+    import json
+
+    from sim import api
+    from tests.conftest import SCENARIOS
+
+    code, _out, err = cli("run", SCENARIOS / "example_llm_project.yaml", "--reps", "12", "--workers", "1", "--out",
+                          tmp_path / "base")
+    assert code == 0, err
+
+    def no_simulation(*_a, **_k):
+        raise AssertionError("the baseline is read from --baseline, not simulated")
+
+    monkeypatch.setattr(api, "_simulate_baseline", no_simulation)
+    code, out, err = cli("reforecast", SCENARIOS / "example_llm_project.yaml", "--actuals",
+                         SCENARIOS / "actuals" / "example_llm_project.csv", "--ledger",
+                         SCENARIOS / "actuals" / "example_llm_project_ledger.csv", "--reps", "8", "--workers", "1",
+                         "--baseline", tmp_path / "base", "--out", tmp_path / "rf")
+    assert code == 0, err
+    b = json.loads((tmp_path / "rf" / "summary.json").read_text())["reforecast"]
+    assert b["baseline"] == {"source": str(tmp_path / "base"), "replications": 12, "same_scenario": True}
+    assert f"12 replications read from {tmp_path / 'base'}" in out
+    check_reforecast_report(tmp_path / "rf")
+
+
+def test_cli_reforecast_refuses_a_baseline_folder_without_replications(cli, tmp_path):
+    from tests.conftest import SCENARIOS
+
+    (tmp_path / "empty").mkdir()
+    code, _out, err = cli("reforecast", SCENARIOS / "example_llm_project.yaml", "--actuals",
+                          SCENARIOS / "actuals" / "example_llm_project.csv", "--baseline", tmp_path / "empty",
+                          "--out", tmp_path / "rf")
+    assert code != 0 and "--baseline" in err and "replications" in err, err
+    assert "Traceback" not in err and not (tmp_path / "rf").exists()
 
 
 def test_cli_bad_actuals_exit_2_with_file_row_and_column(cli, tmp_path):
