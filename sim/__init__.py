@@ -1,9 +1,9 @@
 """trainsim: forecast what a deep-learning training project will cost and when it will finish.
 
 The Python API (sim.api) is re-exported here: sim.load, sim.estimate, sim.run, sim.resume,
-sim.compare, sim.sweep, sim.sensitivity, sim.analyse, sim.backtest and sim.reforecast. (The modules
-behind them are named apart from these functions: sim.deterministic, sim.comparison,
-sim.sensitivity_analysis, sim.backtesting, sim.reforecasting.)
+sim.compare, sim.sweep, sim.sensitivity, sim.analyse, sim.backtest, sim.reforecast and sim.calibrate.
+(The modules behind them are named apart from these functions: sim.deterministic, sim.comparison,
+sim.sensitivity_analysis, sim.backtesting, sim.reforecasting, sim.calibration.)
 """
 
 __version__ = "0.1.0"
@@ -21,6 +21,7 @@ from sim.api import (  # noqa: E402
     SweepResult,
     analyse,
     backtest,
+    calibrate,
     compare,
     estimate,
     load,
@@ -32,5 +33,5 @@ from sim.api import (  # noqa: E402
 )
 
 __all__ = ["DEFAULT", "Comparison", "Result", "RunError", "RunInterrupted", "ScenarioError", "SensitivityResult",
-           "SettingsError", "SweepResult", "analyse", "api", "backtest", "compare", "estimate", "load", "reforecast",
-           "resume", "run", "sensitivity", "sweep"]
+           "SettingsError", "SweepResult", "analyse", "api", "backtest", "calibrate", "compare", "estimate", "load",
+           "reforecast", "resume", "run", "sensitivity", "sweep"]

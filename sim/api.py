@@ -56,8 +56,8 @@ ScenarioLike = str | Path | Loaded
 Progress = Callable[[int | None, int | None], None]  # (done, total); (None, None) when a run ends
 
 __all__ = ["DEFAULT", "Comparison", "Result", "RunError", "RunInterrupted", "ScenarioError", "SensitivityResult",
-           "SettingsError", "SweepResult", "analyse", "backtest", "compare", "default_out", "estimate", "load",
-           "resume", "run", "sensitivity", "sweep"]
+           "SettingsError", "SweepResult", "analyse", "backtest", "calibrate", "compare", "default_out", "estimate",
+           "load", "resume", "run", "sensitivity", "sweep"]
 
 
 REPORT_RUNS = 1_000_000  # runs read from runs.parquet for the report's plot of interruptions by run size
@@ -774,3 +774,33 @@ def _simulate_baseline(loaded: Loaded, settings: Settings) -> tuple[pd.DataFrame
     except RunInterrupted:  # its temporary folder is gone: nothing to resume
         raise KeyboardInterrupt from None
     return r.replications, {"source": "simulated", "replications": len(r.replications), "seed": settings.seed}
+
+
+# --------------------------------------------------------------------------------------------
+# Calibrate priors on finished projects
+
+
+def calibrate(pasts, out: str | Path | None = None, overwrite: bool = False) -> dict:
+    """Fit a team's own priors from its finished projects (sim.calibration): `pasts` is a list of
+    `SCENARIO.yaml:ACTUALS` strings, (scenario, actuals) pairs, or folders holding scenario.yaml and
+    one of actuals.csv, actuals.parquet, sacct.txt. Returns the fitted rows (`fitted`: key, when,
+    value, n, ...), `notes`, the priors file's `text`, and `out`; with `out` the file is written
+    there (an existing file is replaced only with `overwrite=True`), ready for
+    `simulation.priors_file`."""
+    from sim import calibration
+
+    result = calibration.calibrate(pasts)
+    if out is not None:
+        path = Path(out)
+        if path.is_dir():
+            raise SettingsError("--out", f"{path} is a folder; give the priors file to write, e.g. {path}/priors.yaml")
+        if path.exists() and not overwrite:
+            raise SettingsError("--out", f"{path} exists; give --overwrite (overwrite=True) to replace it")
+        if not path.parent.is_dir():
+            raise SettingsError("--out", f"no folder {path.parent} to write {path.name} in")
+        try:
+            outputs.write_bytes(path, result["text"].encode())
+        except OSError as e:
+            raise SettingsError("--out", outputs.os_problem(path, e)) from None
+        result["out"] = str(path)
+    return result

@@ -267,6 +267,14 @@ def cmd_backtest(a) -> int:
     return 0
 
 
+def cmd_calibrate(a) -> int:
+    from sim import api
+
+    result = api.calibrate(a.past, out=a.out, overwrite=a.overwrite)
+    print(present.calibrate_text(result))
+    return 0
+
+
 def cmd_catalog(a) -> int:
     from sim.catalog import builtin
 
@@ -448,6 +456,18 @@ def _add_reforecast(sub) -> None:
     p.set_defaults(func=cmd_reforecast)
 
 
+def _add_calibrate(sub) -> None:
+    p = sub.add_parser("calibrate", help="fit your own priors (MFU, failure rate) from finished projects' scenarios "
+                       "and actuals", description="Fit priors from finished projects: each PAST is "
+                       "SCENARIO.yaml:ACTUALS (CSV, Parquet or sacct --parsable2 output) or a folder holding "
+                       "scenario.yaml and one of actuals.csv, actuals.parquet, sacct.txt. Writes a priors file for "
+                       "simulation.priors_file (docs/priors.md, 'Calibrating to your own projects').")
+    p.add_argument("past", nargs="+", metavar="PAST", help="SCENARIO.yaml:ACTUALS, or a folder")
+    p.add_argument("--out", required=True, metavar="FILE", help="the priors file to write, e.g. priors.yaml")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    p.set_defaults(func=cmd_calibrate)
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="sim", description="Forecast the cost and duration of a deep-learning "
                                  "training project from a YAML scenario.")
@@ -461,6 +481,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sensitivity(sub)
     _add_backtest(sub)
     _add_reforecast(sub)
+    _add_calibrate(sub)
     _add_catalog(sub)
     return ap
 

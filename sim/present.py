@@ -298,3 +298,20 @@ def reforecast_text(summary: dict, out) -> str:
         lines.append(f"baseline forecast: {base['replications']:,} replications read from {base['source']}"
                      + ("" if base.get("same_scenario") else " (run from another scenario: its hash differs)"))
     return "\n".join(lines)
+
+
+# --- sim calibrate -----------------------------------------------------------------------------
+def calibrate_text(result: dict) -> str:
+    """The terminal summary of `sim calibrate`: the projects, a table of the fitted rows, the notes."""
+    from sim.calibration import describe_when
+    from sim.priors import format_value
+
+    projects = "; ".join(f"{p['project']} ({p['completed']} of {p['runs']} runs completed)" for p in result["projects"])
+    rows = [[f["key"], describe_when(f["when"]), format_value(f["value"]), str(f["n"]), f["date"]]
+            for f in result["fitted"]]
+    lines = [f"calibrated from {len(result['projects'])} past project(s): {projects}",
+             table(["key", "when", "value", "N", "latest run"], rows, right={3})]
+    lines += [f"note: {n}" for n in result["notes"]]
+    lines.append(f"priors written to {result['out']} (use it with simulation.priors_file)" if result.get("out")
+                 else "nothing written (no --out)")
+    return "\n".join(lines)

@@ -77,7 +77,7 @@ def gamma_update(prior_mean: float, prior_cv: float, events: float, exposure: fl
     return shape / rate, 1.0 / math.sqrt(shape)
 
 
-def _prior_mean_cv(value: Any) -> tuple[float, float] | None:
+def prior_mean_cv(value: Any) -> tuple[float, float] | None:
     """Mean and coefficient of variation of a rate written as a number or a lognormal (else None)."""
     if isinstance(value, (int, float)) and value > 0:
         return float(value), 1.0  # a point guess: held loosely (cv 1), so the field data can move it
@@ -213,7 +213,7 @@ def _update_failures(rem: Remaining, raw: dict, actuals) -> None:
     rel = raw.get("reliability", {})
     if rel.get("model") == "none":
         return
-    prior = _prior_mean_cv(rel.get("failure_rate_per_gpu_h"))
+    prior = prior_mean_cv(rel.get("failure_rate_per_gpu_h"))
     seen = [r for r in actuals.runs if r.interruptions is not None]
     if prior is None or not seen:
         return

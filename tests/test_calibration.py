@@ -1,0 +1,220 @@
+"""`sim calibrate` (sim/calibration.py): a team's own priors fitted on its finished projects; the
+effective MFU and the failure-rate posterior in closed form; the written file read by sim.priors and
+used by a scenario ahead of the built-in rows; bad inputs exit 2 naming the file."""
+
+import math
+
+import pytest
+
+import sim
+from sim import calibration
+from sim.loader import ScenarioError, load
+from sim.priors import builtin, read_file
+
+Z95 = 1.6448536269514722
+PEAK = 989e12  # h100 dense BF16, sim/data/accelerators.yaml
+# 6 x 1B x 56,966,400,000 tokens = 8 x 989e12 x 0.3 x 40 h: effective MFU 0.3 in 40 h, 0.4 in 30 h
+SCENARIO = """\
+project: {name: past-a, start: 2026-01-01}
+pools:
+  - {name: gpus, accelerator: h100, count: 64, price_usd_per_gpu_h: 2.0}
+  - {name: a100, accelerator: a100-80gb, count: 64, price_usd_per_gpu_h: 1.5}
+workloads:
+  - {name: train, runs: 3, params: 1B, tokens: 56966400000, accelerators: 8, mfu: 0.4, pools: [gpus]}
+  - {name: big, runs: 1, flop_per_run: 1e21, accelerators: 8, mfu: 0.4, pools: [a100]}
+  - {name: tune, runs: 1, gpu_hours_per_run: 10, accelerators: 8, pools: [gpus]}
+"""
+HEADER = "workload,run_id,pool,accelerators,start,end,state,gpu_hours,cost_usd,interruptions\n"
+ACTUALS = HEADER + (
+    "train,r1,gpus,8,2026-01-02T00:00,2026-01-03T16:00,completed,320,640,3\n"  # 40 h: MFU 0.3
+    "train,r2,gpus,8,2026-01-05T00:00,2026-01-06T06:00,completed,240,480,1\n"  # 30 h: MFU 0.4
+    "train,r3,gpus,8,2026-01-07T00:00,2026-01-07T05:00,failed,40,80,1\n"
+    "tune,t1,gpus,8,2026-01-08T00:00,2026-01-08T02:00,completed,16,32,\n"  # no FLOP: not used for MFU
+)
+
+
+@pytest.fixture
+def past(tmp_path):
+    def make(actuals: str = ACTUALS, scenario: str = SCENARIO, name: str = "past") -> str:
+        d = tmp_path / name
+        d.mkdir()
+        (d / "scenario.yaml").write_text(scenario)
+        (d / "actuals.csv").write_text(actuals)
+        return str(d)
+
+    return make
+
+
+def fitted(result: dict, key: str) -> list[dict]:
+    return [f for f in result["fitted"] if f["key"] == key]
+
+
+def builtin_sigma(ctx: dict) -> float:
+    v = builtin().find("workloads.mfu", ctx).value
+    return math.log(v["p95"] / v["p5"]) / (2 * Z95)
+
+
+def test_mfu_row_is_the_lognormal_of_the_runs_effective_mfu(past):
+    result = sim.calibrate([past()])
+    [row] = fitted(result, "workloads.mfu")
+    assert row["n"] == 2
+    assert row["when"] == {"accelerator": ["h100"], "params": [10**9, 10**15], "run_accelerators": [0, 4096]}
+    assert row["median"] == pytest.approx(math.sqrt(0.3 * 0.4), rel=1e-9)  # the geometric mean
+    assert row["log_sd"] == pytest.approx(math.log(4 / 3) / math.sqrt(2), rel=1e-9)
+    # two runs: widened to at least the built-in row's spread
+    sigma = max(row["log_sd"], builtin_sigma({"accelerator": "h100", "params": 1e9, "run_accelerators": 8}))
+    assert row["sigma"] == pytest.approx(sigma)
+    v = row["value"]
+    assert v["dist"] == "lognormal" and v["clip"] is True
+    assert math.sqrt(v["p5"] * v["p95"]) == pytest.approx(math.sqrt(0.12), rel=1e-3)
+    assert v["p95"] == pytest.approx(math.sqrt(0.12) * math.exp(Z95 * sigma), rel=1e-3)
+    assert row["source"] == "calibrated from 2 completed runs of past-a"
+    assert row["date"] == "2026-01-06"  # the latest run's end
+    assert "N = 2" in row["note"] and "effective mfu" in row["note"].lower()
+    assert any(n.startswith("past-a: 1 completed run(s) not used for MFU") for n in result["notes"])  # tune
+
+
+def test_three_runs_use_their_own_log_sd(past):
+    # a third run at MFU 0.35: 6ND / (8 x 989e12 x 0.35) seconds
+    secs = 6e9 * 56966400000 / (8 * PEAK * 0.35)
+    from datetime import datetime, timedelta
+
+    end = (datetime(2026, 1, 10) + timedelta(seconds=secs)).isoformat()
+    text = ACTUALS + f"train,r4,gpus,8,2026-01-10T00:00,{end},completed,280,560,0\n"
+    [row] = fitted(sim.calibrate([past(text)]), "workloads.mfu")
+    logs = [math.log(x) for x in (0.3, 0.4, 0.35)]
+    mu = sum(logs) / 3
+    sd = math.sqrt(sum((x - mu) ** 2 for x in logs) / 2)
+    assert row["n"] == 3
+    assert row["median"] == pytest.approx(math.exp(mu), rel=1e-6)
+    assert row["sigma"] == pytest.approx(sd, rel=1e-6)
+    assert row["value"]["p5"] == pytest.approx(math.exp(mu - Z95 * sd), rel=1e-3)
+    assert row["value"]["p95"] == pytest.approx(math.exp(mu + Z95 * sd), rel=1e-3)
+
+
+def test_failure_rate_is_the_gamma_posterior_from_a_weak_prior(past):
+    [row] = fitted(sim.calibrate([past()]), "reliability.failure_rate_per_gpu_h")
+    # the built-in h100 row: lognormal P5 7e-06 / P95 3.5e-05 -> its mean is the prior's
+    s0 = math.log(3.5e-5 / 7e-6) / (2 * Z95)
+    m0 = math.sqrt(7e-6 * 3.5e-5) * math.exp(s0**2 / 2)
+    events, exposure = 3 + 1 + 1, 320 + 240 + 40  # runs with an interruptions count
+    shape, rate = 1 + events, 1 / m0 + exposure
+    assert row["n"] == 3 and row["when"] == {"accelerator": ["h100"]}
+    assert row["posterior_mean"] == pytest.approx(shape / rate, rel=1e-12)
+    assert row["posterior_cv"] == pytest.approx(1 / math.sqrt(shape), rel=1e-12)
+    sigma = math.sqrt(math.log1p(1 / shape))
+    median = shape / rate / math.exp(sigma**2 / 2)
+    assert row["value"]["p5"] == pytest.approx(median * math.exp(-Z95 * sigma), rel=1e-3)
+    assert row["value"]["p95"] == pytest.approx(median * math.exp(Z95 * sigma), rel=1e-3)
+    assert "5 interruptions over 600 accelerator-hours" in row["note"]
+
+
+def test_flop_per_run_workload_on_an_unbanded_accelerator(past):
+    # a100 rows are not banded by size, so a run without params still has a band
+    secs = 1e21 / (8 * 312e12 * 0.5)
+    from datetime import datetime, timedelta
+
+    end = (datetime(2026, 2, 1) + timedelta(seconds=secs)).isoformat()
+    result = sim.calibrate([past(HEADER + f"big,b1,a100,8,2026-02-01T00:00,{end},completed,1,1,\n")])
+    [row] = fitted(result, "workloads.mfu")
+    assert row["when"] == {"accelerator": ["a100-80gb"]}
+    assert row["median"] == pytest.approx(0.5, rel=1e-6)
+    assert not fitted(result, "reliability.failure_rate_per_gpu_h")  # no interruptions counted
+
+
+def test_written_file_is_read_by_priors_and_used_ahead_of_the_builtin_rows(past, tmp_path, cli):
+    out = tmp_path / "priors.yaml"
+    code, stdout, _err = cli("calibrate", past(), "--out", out)
+    assert code == 0
+    assert "workloads.mfu" in stdout and "reliability.failure_rate_per_gpu_h" in stdout
+    text = out.read_text()
+    assert "# h100, params 1B-1e+15, 0-4,096 accelerators: N = 2" in text
+    assert "# h100: N = 3" in text
+    pri = read_file(out)
+    [mfu] = pri.rows["workloads.mfu"]
+    assert mfu.checked and mfu.source == "calibrated from 2 completed runs of past-a" and "N = 2" in mfu.note
+    assert len(pri.rows["reliability.failure_rate_per_gpu_h"]) == 1
+
+    new = tmp_path / "new.yaml"
+    new.write_text("project: {name: next, start: 2026-06-01}\n"
+                   "pools: [{name: gpus, accelerator: h100, count: 16384, price_usd_per_gpu_h: 2.0}]\n"
+                   "workloads:\n"
+                   "  - {name: pretrain, params: 7B, tokens: 1T, accelerators: 256}\n"
+                   "  - {name: huge, params: 70B, tokens: 1T, accelerators: 8192}\n"
+                   f"simulation: {{priors_file: {out.name}}}\n")
+    used = {p["key"]: p for p in load(new).priors}
+    assert used["workloads[pretrain].mfu"]["from"] == str(out)
+    assert used["workloads[pretrain].mfu"]["value"] == mfu.value
+    assert used["workloads[huge].mfu"]["from"] == "built-in"  # 8,192 accelerators: outside the fitted band
+    assert used["reliability.failure_rate_per_gpu_h"]["from"] == str(out)
+    code, stdout, _err = cli("estimate", new)
+    assert code == 0
+    line = next(x for x in stdout.splitlines() if "workloads[pretrain].mfu" in x)
+    assert "calibrated from 2 completed runs of past-a" in line and line.endswith(f"[from {out}]")
+
+
+def test_pair_forms(past, tmp_path):
+    d = past()
+    a = sim.calibrate([f"{d}/scenario.yaml:{d}/actuals.csv"])
+    b = sim.calibrate([(f"{d}/scenario.yaml", f"{d}/actuals.csv")])
+    assert a["fitted"] == b["fitted"] == sim.calibrate(d)["fitted"]
+
+
+def test_sacct_folder(past, tmp_path):
+    d = past(name="slurm")
+    (tmp_path / "slurm" / "actuals.csv").unlink()
+    (tmp_path / "slurm" / "sacct.txt").write_text(
+        "JobID|JobName|Partition|Start|End|Elapsed|AllocTRES|State\n"
+        "7|train|gpus|2026-01-02T00:00:00|2026-01-03T16:00:00|1-16:00:00|gres/gpu=8|COMPLETED\n")
+    [row] = fitted(sim.calibrate([d]), "workloads.mfu")
+    assert row["n"] == 1 and row["median"] == pytest.approx(0.3, rel=1e-9)
+    # one run: the spread is the built-in row's
+    assert row["sigma"] == pytest.approx(builtin_sigma({"accelerator": "h100", "params": 1e9, "run_accelerators": 8}))
+
+
+def test_two_projects_pool_their_runs(past):
+    other = SCENARIO.replace("past-a", "past-b")
+    [row] = fitted(sim.calibrate([past(), past(scenario=other, name="b")]), "workloads.mfu")
+    assert row["n"] == 4 and row["source"] == "calibrated from 4 completed runs of past-a, past-b"
+
+
+def test_out_is_not_replaced_without_overwrite(past, tmp_path):
+    out = tmp_path / "priors.yaml"
+    out.write_text("mine\n")
+    with pytest.raises(sim.SettingsError):
+        sim.calibrate([past()], out=out)
+    assert out.read_text() == "mine\n"
+    assert sim.calibrate([past(name="p2")], out=out, overwrite=True)["out"] == str(out)
+    assert read_file(out).rows
+
+
+@pytest.mark.parametrize("case", ["no colon", "missing actuals", "two actuals", "no scenario", "mfu above 1",
+                                  "nothing to fit", "bad row"])
+def test_bad_pasts_exit_2_naming_the_file(case, past, tmp_path, cli):
+    d = past()
+    arg, named = d, d
+    if case == "no colon":
+        arg = named = f"{d}/scenario.yaml"
+    elif case == "missing actuals":
+        arg, named = f"{d}/scenario.yaml:{d}/nope.csv", f"{d}/nope.csv"
+    elif case == "two actuals":
+        (tmp_path / "past" / "sacct.txt").write_text("x")
+    elif case == "no scenario":
+        (tmp_path / "past" / "scenario.yaml").unlink()
+    elif case == "mfu above 1":  # 1 h for 40 h of work at MFU 0.3
+        (tmp_path / "past" / "actuals.csv").write_text(
+            HEADER + "train,r1,gpus,8,2026-01-02T00:00,2026-01-02T01:00,completed,8,16,\n")
+        named = f"{d}/actuals.csv: row 2"
+    elif case == "nothing to fit":
+        (tmp_path / "past" / "actuals.csv").write_text(HEADER + "tune,t1,gpus,8,2026-01-08,2026-01-08T02:00,"
+                                                       "completed,16,32,\n")
+    elif case == "bad row":
+        (tmp_path / "past" / "actuals.csv").write_text(HEADER + "trian,r1,gpus,8,2026-01-02,2026-01-03,"
+                                                       "completed,8,16,\n")
+        named = f"{d}/actuals.csv: row 2.workload"
+    code, _out, err = cli("calibrate", arg, "--out", tmp_path / "p.yaml")
+    assert code == 2, err
+    assert named in err
+    assert not (tmp_path / "p.yaml").exists()
+    with pytest.raises(ScenarioError):
+        calibration.calibrate([arg])
