@@ -152,6 +152,11 @@ class Replication(RunLife, PoolEvents, LemonNodes):
             r.seq = self.seq
             r.submit_t = now
             self._enqueue(r, now)
+        q = self.queue
+        if len(q) > QUEUE_KINDS:  # the queue grew long: keep it by kind from now on, until it is empty again
+            self.kinds, self.queue = {}, []
+            for key, r in q:
+                self._enqueue_kind(key, r)
         if dispatch:
             self._dispatch()
 
@@ -187,11 +192,7 @@ class Replication(RunLife, PoolEvents, LemonNodes):
         """Start queued runs, in the scheduler's order, wherever it finds room. `_qmin` is a lower
         bound on the smallest queued run: when no pool has that much free, nothing is looked at."""
         q = self.queue
-        if not q or len(q) > QUEUE_KINDS:
-            if q:  # the queue grew long: keep it by kind from now on, until it is empty again
-                self.kinds, self.queue = {}, []
-                for key, r in q:
-                    self._enqueue_kind(key, r)
+        if not q:
             if self.queued:
                 self._dispatch_kinds()
             return
