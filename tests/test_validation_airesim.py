@@ -162,7 +162,7 @@ def test_against_airesims_published_default_case():
     AIReSim they rarely do (its published systematic count lies between the closed forms for the
     working pool's bad servers and for all of them, trainsim's at the upper one); AIReSim's
     host-selection and spare-pool delays (6.8 h) are not modelled."""
-    r = replications(None, 80)
+    r = replications(None, 40)
     for key in ("failures", "wall_h", "etr"):
         assert abs(r[key].mean() / PUBLISHED[key][0] - 1) < 0.01, key
     assert within(r["failures"] - systematic(BAD_FRACTION * (WORKING + SPARE)), "random_failures")

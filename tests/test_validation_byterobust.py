@@ -91,11 +91,11 @@ def test_a_ten_minute_detection_lowers_ettr_measurably():
 @pytest.mark.parametrize("detect, job, restart", [("30 s", None, "5 min"), ("10 min", None, "5 min"),
                                                   ("30 s", None, "8 min")])
 def test_engine_matches_the_closed_form_closely(detect, job, restart):
-    """1,000 replications: the mean ETTR, wall time and interruption count within 3 standard
-    errors of the closed form (a standard error of ETTR near 0.006 points)."""
+    """500 replications: the mean ETTR, wall time and interruption count within 3 standard errors
+    of the closed form (a standard error of ETTR near 0.008 points)."""
     plan = byterobust_plan(detect, job, restart)
     wall_cf, n_cf, ettr_cf = closed_form(plan)
-    sim = simulated(plan, 1000, seed=7)
+    sim = simulated(plan, 500, seed=7)
     assert abs(sim["ettr"].mean() - ettr_cf) < 3 * sem(sim["ettr"])
     assert abs(sim["wall"].mean() - wall_cf) < 3 * sem(sim["wall"])
     assert abs(sim["interruptions"].mean() - n_cf) < 3 * sem(sim["interruptions"])
