@@ -117,7 +117,6 @@ MOMENTS = {"first-chunk": lambda out, n: records(out) >= 1, "half": lambda out, 
 
 @pytest.mark.parametrize("workers,moment,sig", [  # each moment, 1 and 2 workers, kill -9 and a plain kill
     (1, "first-chunk", signal.SIGKILL),
-    (2, "half", signal.SIGKILL),
     (2, "half", signal.SIGTERM),
     (1, "report", signal.SIGKILL),
 ])

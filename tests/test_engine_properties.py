@@ -37,8 +37,8 @@ START = date(2026, 1, 1)
 TIERS = ("on_demand", "spot", "reserved", "owned")
 REL = 1e-9
 
-SETTINGS = settings(max_examples=45, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-SMALL = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=32, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SMALL = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def day(n: int) -> str:

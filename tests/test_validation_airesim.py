@@ -150,7 +150,7 @@ def test_engine_failure_counts_follow_each_mapping_closed_form(variant, factor):
 def test_bad_servers_add_the_failures_of_a_population_cured_by_repairs():
     """Every server a lemon with probability 0.15 (mean 654 of 4,360), each failing until a repair
     cures it: base failures + 654 / 0.76 x 5/6 = 10,486 + 717 on average."""
-    r = replications(None, 40)
+    r = replications(None, 25)
     expect = expected_base_failures() + systematic(BAD_FRACTION * (WORKING + SPARE))
     assert abs(r["failures"].mean() - expect) < 3 * sem(r["failures"])
 
