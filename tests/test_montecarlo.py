@@ -55,8 +55,9 @@ def test_sobol_is_more_uniform_than_random():
     from scipy.stats import qmc
 
     n = 256
-    sob = np.array([Design(two_inputs(), 3, "sobol", n).uniforms(k) for k in range(n)])
-    rnd = np.array([Design(two_inputs(), 3, "random", n).uniforms(k) for k in range(n)])
+    sobol, random = Design(two_inputs(), 3, "sobol", n), Design(two_inputs(), 3, "random", n)
+    sob = np.array([sobol.uniforms(k) for k in range(n)])
+    rnd = np.array([random.uniforms(k) for k in range(n)])
     assert qmc.discrepancy(sob) < qmc.discrepancy(rnd) / 3
 
 
