@@ -37,7 +37,7 @@ START = date(2026, 1, 1)
 TIERS = ("on_demand", "spot", "reserved", "owned")
 REL = 1e-9
 
-SETTINGS = settings(max_examples=32, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SMALL = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 

@@ -257,7 +257,7 @@ def test_cli_fuzz(argv):
 
 
 @pytest.mark.slow
-@settings(max_examples=50, **FUZZ)
+@settings(max_examples=30, **FUZZ)
 @given(argv=command_lines())
 def test_cli_fuzz_more(argv):
     """The same with more examples, in the slow tier (the long campaign: benchmarks/fuzz_campaign.py)."""

@@ -430,7 +430,7 @@ def documents(draw):
     return text
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
 @given(doc=documents())
 def test_fuzz_validate_never_exits_1(cli, tmp_path, doc):
     p = tmp_path / "fuzz.yaml"
