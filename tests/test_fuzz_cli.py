@@ -250,7 +250,7 @@ FUZZ = {"deadline": None, "database": None, "derandomize": False,
         "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large]}
 
 
-@settings(max_examples=30, **FUZZ)
+@settings(max_examples=20, **FUZZ)
 @given(argv=command_lines())
 def test_cli_fuzz(argv):
     check(argv)
