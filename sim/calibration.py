@@ -38,10 +38,10 @@ from sim import schema, units
 from sim.actuals import Actuals, read_actuals
 from sim.compute import training_flop
 from sim.deterministic import first_fit_pool
+from sim.distributions import Z95  # noqa: E402  (P5/P95 = exp(mu -/+ Z95 sigma))
 from sim.loader import Issue, Loaded, ScenarioError, load
 from sim.reforecasting import gamma_update, prior_mean_cv
 
-Z95 = 1.6448536269514722  # standard normal quantile at 0.95: P5/P95 = exp(mu -/+ Z95 sigma)
 MIN_RUNS = 3  # below this, the MFU spread is widened to the built-in row's
 MIN_SIGMA = 0.05  # floor of a fitted MFU log-sd (identical runs would give a point, not a prior)
 PRIOR_SHAPE = 1.0  # the weak gamma prior of the failure rate: worth one interruption

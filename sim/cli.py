@@ -386,11 +386,7 @@ def _add_compare(sub) -> None:
     p.add_argument("--sweep", metavar="KEY=START:STOP:STEP", help="run every strategy at each value of KEY")
     p.add_argument("--reps", help="replications per strategy (default: simulation.replications)")
     p.add_argument("--seed", help="root seed, shared by all strategies (default: simulation.seed)")
-    p.add_argument("--out", help="result folder (default outputs/<project>-compare/<timestamp>/)")
-    p.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --out folder")
-    p.add_argument("--workers", help="processes (default: the machine's cores)")
-    p.add_argument("--backend", choices=["process", "dask"], default="process")
-    p.add_argument("--scheduler", help="Dask scheduler address")
+    _out_and_backend(p, "-compare")
     p.add_argument("--sampling", choices=["random", "lhs", "sobol"])
     p.set_defaults(func=cmd_compare)
 
@@ -448,12 +444,17 @@ def _add_reforecast(sub) -> None:
                    "are the baseline forecast drawn in the report (default: simulate it, at most 200 replications)")
     p.add_argument("--reps", help="replications (default: simulation.replications)")
     p.add_argument("--seed", help="root seed (default: simulation.seed)")
-    p.add_argument("--out", help="result folder (default outputs/<project>-reforecast/<timestamp>/)")
+    _out_and_backend(p, "-reforecast")
+    p.set_defaults(func=cmd_reforecast)
+
+
+def _out_and_backend(p, suffix: str) -> None:
+    """--out, --overwrite and where the replications run (--workers, --backend, --scheduler)."""
+    p.add_argument("--out", help=f"result folder (default outputs/<project>{suffix}/<timestamp>/)")
     p.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --out folder")
     p.add_argument("--workers", help="processes (default: the machine's cores)")
     p.add_argument("--backend", choices=["process", "dask"], default="process")
     p.add_argument("--scheduler", help="Dask scheduler address")
-    p.set_defaults(func=cmd_reforecast)
 
 
 def _add_calibrate(sub) -> None:

@@ -30,6 +30,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from sim import units
+from sim.distributions import Z95
 
 SIZE_KEYS = (("tokens", units.parse_count), ("flop_per_run", units.parse_flop),
              ("gpu_hours_per_run", units.parse_duration_h), ("hours_per_run", units.parse_duration_h))
@@ -84,7 +85,7 @@ def prior_mean_cv(value: Any) -> tuple[float, float] | None:
     if isinstance(value, dict) and value.get("dist") == "lognormal":
         if "p5" in value and "p95" in value:
             lo, hi = float(value["p5"]), float(value["p95"])
-            median, sigma = math.sqrt(lo * hi), math.log(hi / lo) / (2 * 1.6448536269514722)
+            median, sigma = math.sqrt(lo * hi), math.log(hi / lo) / (2 * Z95)
         elif "median" in value and "sigma" in value:
             median, sigma = float(value["median"]), float(value["sigma"])
         else:
@@ -321,7 +322,7 @@ def _log_prior(mfu) -> tuple[float, float]:
     if isinstance(mfu, Dist):
         f = mfu.frozen()
         lo, hi = math.log(f.ppf(0.05)), math.log(f.ppf(0.95))
-        return (lo + hi) / 2, max((hi - lo) / (2 * 1.6448536269514722), 1e-3)
+        return (lo + hi) / 2, max((hi - lo) / (2 * Z95), 1e-3)
     return math.log(float(mfu)), POINT_LOG_SD
 
 
