@@ -38,7 +38,7 @@ from sim import schema, units
 from sim.actuals import Actuals, read_actuals
 from sim.compute import training_flop
 from sim.deterministic import first_fit_pool
-from sim.distributions import Z95  # noqa: E402  (P5/P95 = exp(mu -/+ Z95 sigma))
+from sim.distributions import Z95  # P5/P95 = exp(mu -/+ Z95 sigma)
 from sim.loader import Issue, Loaded, ScenarioError, load
 from sim.reforecasting import gamma_update, prior_mean_cv
 
