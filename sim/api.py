@@ -570,6 +570,41 @@ def sweep(scenario: ScenarioLike, key: str, values: Sequence[float] | str, only:
         return SweepResult(report, table, folder if keep else None)
 
 
+def compare_starts(scenario: ScenarioLike, starts: Sequence[str] | str, key: str = "project.start",
+                   only: Sequence[str] | None = None, reps: int | None = None, seed: int | None = None,
+                   out: str | Path | _Default | None = None, workers: int | None = None, backend: str = "process",
+                   scheduler: str | None = None, sampling: str | None = None, overwrite: bool = False,
+                   sets: Sequence[str] = (), progress: Progress | None = None) -> Comparison:
+    """Run the base scenario (or the strategies in `only`) once per start date, `key` (a date key:
+    project.start, or a workload's earliest_start) set to each, with the same seed (common random
+    numbers); compare them side by side and name the start with the lowest expected CO2 and the
+    one with the lowest expected cost (`report["starts"]`)."""
+    if isinstance(starts, str):
+        try:
+            starts = comparing.start_dates(starts)
+        except ValueError as e:
+            raise SettingsError("--starts", str(e).removeprefix("--starts: ")) from None
+    s = _strategies(scenario, only or ["base"], sets, False,
+                    _compare_options(reps, seed, workers, backend, scheduler, sampling), progress)
+    with _folder(_out(out, s.base, "-starts"), overwrite) as (folder, keep):
+        results, risks = {}, {}
+        for d in starts:
+            for n in s.names:
+                label = f"start {d}" if len(s.names) == 1 else f"{n} start {d}"
+                results[label] = s.run(n, [f"{key}={d}"], folder / label.replace(" ", "-"))
+                risks[label] = s.risks[n]
+        sbs, pairs = comparing.side_by_side(results), comparing.pairwise(results)
+        report = {"scenario": s.base.scenario.project.name, "seed": s.options["seed"],
+                  "replications": s.options["reps"], "side_by_side": sbs, "risk": risks, "pairs": pairs,
+                  "starts": {"key": key, "dates": list(starts), "best": comparing.best_starts(sbs, pairs)}}
+        outputs.write_json(folder / "compare.json", report)
+        from sim import report as reporting
+
+        reporting.compare_report(folder, report, results, {"base": s.base.resolved,
+                                                            "variants": s.base.raw.get("variants")})
+        return Comparison(report, results, folder if keep else None)
+
+
 # --------------------------------------------------------------------------------------------
 # sim sensitivity
 

@@ -74,8 +74,14 @@ def capacity_hours(capacity0: int, steps: Steps, until: float) -> float:
     return over_capacity(capacity0, steps, until, lambda cap, a, b: cap * (b - a))
 
 
-def busy_kwh(busy_gpu_h: float, tdp_kw: float, power_factor: float, pue: float) -> float:
-    return busy_gpu_h * tdp_kw * power_factor * pue
+def energy(use: PoolUse, idle_gpu_h: float, idle_ih: float) -> tuple[float, float]:
+    """(kWh, kg CO2) of a pool: what its busy accelerators drew (booked by the runs) and its idle
+    ones, at the facility (x PUE). `idle_ih` is the idle accelerator-hours weighted by the grid's
+    intensity (kg/kWh x h), used when the intensity varies over time."""
+    kwh = (use.busy_kwh + idle_gpu_h * use.idle_kw) * use.pue
+    if use.busy_co2_kg is None:  # a flat grid
+        return kwh, kwh * use.intensity.kg_per_kwh
+    return kwh, (use.busy_co2_kg + max(idle_ih, 0.0) * use.idle_kw) * use.pue
 
 
 # --------------------------------------------------------------------------------------------
@@ -93,9 +99,13 @@ class PoolUse:
     busy_gpu_h: float
     usage_usd: float  # busy time already billed to runs (on-demand, spot)
     makespan_h: float
-    tdp_kw: float
+    busy_kwh: float  # drawn by busy accelerators and their hosts (before PUE)
+    idle_kw: float  # drawn by one idle accelerator and its host's share
     pue: float
     usd_per_kwh: float  # electricity bought by the project (owned)
+    intensity: object  # grid kg CO2/kWh over time: kg_per_kwh (flat) or integral(a, b) (sim.grid)
+    busy_ih: float = 0.0  # busy accelerator-hours x the grid's intensity then (a varying grid only)
+    busy_co2_kg: float | None = None  # busy kWh x the grid's intensity then (before PUE); None: flat grid
 
 
 @dataclass(slots=True)
@@ -103,6 +113,7 @@ class PoolBill:
     cost_usd: float
     idle_gpu_h: float
     kwh: float
+    co2_kg: float
 
 
 class Tier:
@@ -125,11 +136,10 @@ class Tier:
         """(t0, t1) of the pool's commitment in hours since the project `start`; None if none."""
         return None
 
-    def bill(self, use: PoolUse, months: tuple[float, ...], power_factor: float, idle_power_factor: float,
-             spend: dict[int, float]) -> PoolBill:
-        """The pool's cost over the replication, its idle accelerator-hours and energy; what is not
-        already billed to runs (usage) is added to `spend` by calendar month."""
-        return PoolBill(use.usage_usd, 0.0, busy_kwh(use.busy_gpu_h, use.tdp_kw, power_factor, use.pue))
+    def bill(self, use: PoolUse, months: tuple[float, ...], spend: dict[int, float]) -> PoolBill:
+        """The pool's cost over the replication, its idle accelerator-hours, energy and CO2; what is
+        not already billed to runs (usage) is added to `spend` by calendar month."""
+        return PoolBill(use.usage_usd, 0.0, *energy(use, 0.0, 0.0))
 
     def check(self, pool) -> tuple[str, str] | None:
         """(key, message) for a rule of this tier that the pool breaks, or None."""
@@ -174,14 +184,13 @@ class Reserved(Tier):
         steps.sort()
         return cap0, steps
 
-    def bill(self, use, months, power_factor, idle_power_factor, spend):
+    def bill(self, use, months, spend):
         t0, t1 = use.commit
         capacity = max([use.capacity0, *(c for _, c in use.steps)])
         cost = bill_by_month(use.curve, capacity, t0, t1, months, spend)
         idle = max(capacity * (t1 - t0) - use.busy_gpu_h, 0.0)
-        kwh = busy_kwh(use.busy_gpu_h, use.tdp_kw, power_factor, use.pue) + busy_kwh(idle, use.tdp_kw,
-                                                                                      idle_power_factor, use.pue)
-        return PoolBill(cost, idle, kwh)
+        idle_ih = capacity * use.intensity.integral(t0, t1) - use.busy_ih if use.busy_co2_kg is not None else 0.0
+        return PoolBill(cost, idle, *energy(use, idle, idle_ih))
 
     def check(self, pool):
         if pool.capacity_changes:
@@ -199,21 +208,24 @@ class Owned(Tier):
     bills_usage = False
     keys = ("purchase_usd_per_gpu", "energy_usd_per_kwh")
 
-    def bill(self, use, months, power_factor, idle_power_factor, spend):
+    def bill(self, use, months, spend):
         mk = use.makespan_h
         cost = over_capacity(use.capacity0, use.steps, mk,
                              lambda cap, a, b: bill_by_month(use.curve, cap, a, b, months, spend))
         cap_h = capacity_hours(use.capacity0, use.steps, mk)
         idle = max(cap_h - use.busy_gpu_h, 0.0)
-        kwh = busy_kwh(use.busy_gpu_h, use.tdp_kw, power_factor, use.pue) + busy_kwh(idle, use.tdp_kw,
-                                                                                      idle_power_factor, use.pue)
+        idle_ih = 0.0
+        if use.busy_co2_kg is not None:
+            idle_ih = over_capacity(use.capacity0, use.steps, mk,
+                                    lambda cap, a, b: cap * use.intensity.integral(a, b)) - use.busy_ih
+        kwh, co2 = energy(use, idle, idle_ih)
         if kwh > 0:
             energy_cost = kwh * use.usd_per_kwh
             rate = energy_cost / cap_h if cap_h > 0 else 0.0
             over_capacity(use.capacity0, use.steps, mk,
                           lambda cap, a, b: bill_by_month(FLAT, cap * rate, a, b, months, spend))
             cost += energy_cost
-        return PoolBill(cost, idle, kwh)
+        return PoolBill(cost, idle, kwh, co2)
 
     def catalog_tier_of(self, pool) -> str:
         return "no catalog price for owned capacity; give purchase_usd_per_gpu or price_usd_per_gpu_h"

@@ -7,14 +7,14 @@ TPU chip), by provider, tier and the date they were in force.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date
 from functools import lru_cache
 from importlib import resources
 
 import yaml
 
-from sim import units
+from sim import grid, units
 
 TIERS = ("on_demand", "spot", "reserved_1y", "reserved_3y")
 
@@ -31,6 +31,8 @@ class Accelerator:
     date: date | None
     note: str = ""
     builtin: bool = True
+    power_w: float | None = None  # measured mean draw while training (else tdp_w x a power factor)
+    host_w: float | None = None  # the host's share per accelerator while busy: CPUs, memory, network, fans
 
 
 @dataclass(frozen=True)
@@ -71,8 +73,19 @@ def builtin() -> Catalog:
                 source=str(v["source"]),
                 date=units.parse_date(v["date"]),
                 note=str(v.get("note", "") or ""),
+                power_w=float(v["power_w"]) if v.get("power_w") is not None else None,
+                host_w=float(v["host_w"]) if v.get("host_w") is not None else None,
             )
             for k, v in _read("accelerators.yaml")["accelerators"].items()
+        }
+        host = _read("host_power.yaml")
+        default_host = float(host["default"]["value"])
+        by_acc = {k: float(v["value"]) for k, v in host["by_accelerator"].items()}
+        acc = {k: replace(a, host_w=by_acc.get(k, default_host) if a.host_w is None else a.host_w)
+               for k, a in acc.items()}
+        profiles = {
+            k: grid.Profile.of(k, table=v["gco2_per_kwh"], source=str(v["source"]))
+            for k, v in _read("grid_profiles.yaml")["profiles"].items()
         }
         prices = tuple(
             Price(
@@ -90,47 +103,76 @@ def builtin() -> Catalog:
         )
     except (KeyError, TypeError, ValueError) as e:  # pragma: no cover - guarded by tests/test_catalog.py
         raise CatalogDataError(f"built-in catalog data is malformed: {e!r}") from e
-    return Catalog(acc, prices)
+    return Catalog(acc, prices, profiles, default_host)
 
 
 @dataclass(frozen=True)
 class Catalog:
     accelerators: dict[str, Accelerator]
     prices: tuple[Price, ...]
+    profiles: dict[str, grid.Profile] = field(default_factory=dict)  # grid carbon intensity, by name
+    host_w: float = 0.0  # the host's share per accelerator for an accelerator that gives none
+
+    def with_profiles(self, profiles: dict[str, grid.Profile]) -> Catalog:
+        """The catalog with a scenario's own grid profiles (read from its CSV files) added."""
+        return replace(self, profiles={**self.profiles, **profiles})
 
     def with_specs(self, specs: dict) -> tuple[Catalog, list[tuple[tuple, str]]]:
-        """Merge a scenario's `accelerators:` (id -> AcceleratorSpec). Returns the new catalog and
-        a list of (path, message) problems."""
+        """Merge a scenario's `accelerators:` (id -> AcceleratorSpec). An entry's `base:` names a
+        catalog accelerator or another entry of the same scenario (resolved first; a cycle of
+        `base:` is a problem). Returns the new catalog and a list of (path, message) problems."""
         acc = dict(self.accelerators)
         problems: list[tuple[tuple, str]] = []
-        for key, spec in specs.items():
-            base_id = spec.base or (key if key in acc else None)
-            if spec.base is not None and spec.base not in self.accelerators:
-                problems.append(
-                    (("accelerators", key, "base"), f"unknown catalog accelerator {spec.base!r}; known: "
-                     f"{', '.join(sorted(self.accelerators))}")
-                )
-                continue
-            given = {k: v for k, v in spec.model_dump().items() if v is not None and k != "base"}
-            if base_id is None:
-                missing = [k for k in ("peak_flop_per_s", "tdp_w") if k not in given]
-                if missing:
-                    problems.append(
-                        (("accelerators", key), f"a new accelerator (not in the catalog) needs "
-                         f"{' and '.join(missing)}, or `base:` naming a catalog entry to start from")
-                    )
-                    continue
-                acc[key] = Accelerator(
-                    id=key, name=given.get("name", key), vendor=given.get("vendor", ""),
-                    peak_flop_per_s=given["peak_flop_per_s"], tdp_w=given["tdp_w"],
-                    memory_gb=given.get("memory_gb"), source=given.get("source", "scenario file"),
-                    date=given.get("date"), note=given.get("note", ""), builtin=False,
-                )
-            else:
-                base = self.accelerators[base_id]
-                acc[key] = replace(base, id=key, builtin=False, source=given.get("source", "scenario override"),
-                                   **{k: v for k, v in given.items() if k != "source"})
-        return Catalog(acc, self.prices), problems
+        done: dict[str, bool] = {}  # id -> resolved without a problem
+
+        def resolve(key: str, chain: tuple[str, ...]) -> bool:
+            if key in done:
+                return done[key]
+            spec = specs[key]
+            base = spec.base
+            if base is not None and base != key and base in specs:  # another scenario accelerator
+                if base in chain:
+                    loop = " -> ".join((*chain[chain.index(base):], key, base))
+                    problems.append((("accelerators", key, "base"), f"`base:` goes round in a cycle ({loop}); "
+                                     "one of them must start from a catalog accelerator or give its own figures"))
+                    done[key] = False
+                    return False
+                if not resolve(base, (*chain, key)):
+                    done[key] = False
+                    return False
+            done[key] = self._merge(key, spec, acc, problems)
+            return done[key]
+
+        for key in specs:
+            resolve(key, ())
+        return replace(self, accelerators=acc), problems
+
+    def _merge(self, key: str, spec, acc: dict, problems: list) -> bool:
+        """Add scenario accelerator `key` to `acc` (its base, if any, already there)."""
+        base_id = spec.base or (key if key in self.accelerators else None)
+        if spec.base is not None and spec.base not in acc:
+            problems.append((("accelerators", key, "base"), f"unknown accelerator {spec.base!r}; catalog: "
+                             f"{', '.join(sorted(self.accelerators))} (or one defined under `accelerators:`)"))
+            return False
+        given = {k: v for k, v in spec.model_dump().items() if v is not None and k != "base"}
+        if base_id is None:
+            missing = [k for k in ("peak_flop_per_s", "tdp_w") if k not in given]
+            if missing:
+                problems.append((("accelerators", key), f"a new accelerator (not in the catalog) needs "
+                                 f"{' and '.join(missing)}, or `base:` naming an accelerator to start from"))
+                return False
+            acc[key] = Accelerator(
+                id=key, name=given.get("name", key), vendor=given.get("vendor", ""),
+                peak_flop_per_s=given["peak_flop_per_s"], tdp_w=given["tdp_w"],
+                memory_gb=given.get("memory_gb"), source=given.get("source", "scenario file"),
+                date=given.get("date"), note=given.get("note", ""), builtin=False,
+                power_w=given.get("power_w"), host_w=given.get("host_w", self.host_w),
+            )
+            return True
+        base = acc[base_id] if spec.base is not None else self.accelerators[base_id]
+        acc[key] = replace(base, id=key, builtin=False, source=given.get("source", "scenario override"),
+                           **{k: v for k, v in given.items() if k != "source"})
+        return True
 
     def price(self, accelerator: str, tier: str, provider: str | None, on: date) -> Price | None:
         """The list price in force on `on` for one provider: its latest entry dated on or before

@@ -209,8 +209,14 @@ def cmd_compare(a) -> int:
     options = {"only": only, "reps": reps, "seed": seed, "out": a.out or api.DEFAULT, "workers": workers,
                "backend": a.backend, "scheduler": a.scheduler, "sampling": a.sampling, "overwrite": a.overwrite,
                "sets": a.set, "progress": present.Progress()}
+    if a.starts and sweep is not None:
+        raise SettingsError("--starts", "give --starts or --sweep, not both")
     try:
-        if sweep is None:
+        if a.starts:
+            result = api.compare_starts(a.file, a.starts, key=a.start_key, **options)
+            print(present.compare_text(result.report))
+            print(present.starts_text(result.report))
+        elif sweep is None:
             result = api.compare(a.file, **options)
             print(present.compare_text(result.report))
         else:
@@ -384,6 +390,10 @@ def _add_compare(sub) -> None:
     _no_priors(p)
     p.add_argument("--only", help="comma-separated strategies to run (base and variant names)")
     p.add_argument("--sweep", metavar="KEY=START:STOP:STEP", help="run every strategy at each value of KEY")
+    p.add_argument("--starts", metavar="DATE,DATE,...", help="run the scenario (or the --only strategies) once per "
+                   "start date and name the start with the lowest expected CO2 and the one with the lowest cost")
+    p.add_argument("--start-key", default="project.start", metavar="KEY",
+                   help="the date --starts sets (default project.start; e.g. workloads[pretrain].earliest_start)")
     p.add_argument("--reps", help="replications per strategy (default: simulation.replications)")
     p.add_argument("--seed", help="root seed, shared by all strategies (default: simulation.seed)")
     _out_and_backend(p, "-compare")

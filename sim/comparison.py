@@ -104,3 +104,44 @@ def break_evens(key: str, pairs: list[dict]) -> list[dict]:
                       "band_crossing_p5": break_even(xs, [p["diff_p5"] for p in ps]),
                       "band_crossing_p95": break_even(xs, [p["diff_p95"] for p in ps])})
     return found
+
+
+# --------------------------------------------------------------------------------------------
+# Start dates: when to start (a project, or one workload's earliest_start), for the lowest
+# expected CO2 or cost
+
+MAX_STARTS = 60
+
+
+def start_dates(spec: str) -> list[str]:
+    """'2027-01-01,2027-04-01' -> the dates (ISO text), each once, in the order given."""
+    from datetime import date
+
+    dates = [s.strip() for s in spec.split(",") if s.strip()]
+    if not dates:
+        raise ValueError("--starts: expected dates such as 2027-01-01,2027-04-01")
+    for d in dates:
+        try:
+            date.fromisoformat(d)
+        except ValueError:
+            raise ValueError(f"--starts: {d!r} is not a date such as 2027-01-01") from None
+    if len(dates) > MAX_STARTS:
+        raise ValueError(f"--starts: {len(dates)} dates; at most {MAX_STARTS}")
+    return list(dict.fromkeys(dates))
+
+
+def best_starts(sbs: dict, pairs: list[dict]) -> dict:
+    """For CO2 and for cost: the option with the lowest mean, its mean, the runner-up and the
+    chance (paired, common random numbers) that the best is below the runner-up."""
+    out = {}
+    for metric in ("co2_kg", "cost_usd"):
+        ranked = sorted(sbs, key=lambda n: sbs[n][metric]["mean"])
+        best = {"option": ranked[0], "mean": sbs[ranked[0]][metric]["mean"]}
+        if len(ranked) > 1:
+            second = ranked[1]
+            p = next(q for q in pairs if q["metric"] == metric and {q["a"], q["b"]} == {ranked[0], second})
+            lower = p["p_a_lower"] if p["a"] == ranked[0] else 1.0 - p["p_a_lower"]
+            best.update({"runner_up": second, "runner_up_mean": sbs[second][metric]["mean"],
+                         "p_lower_than_runner_up": lower})
+        out[metric] = best
+    return out

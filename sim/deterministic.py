@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import date
 
-from sim import compute, schema
+from sim import power, schema
 from sim.compute import early_stopped_runs, run_size
 from sim.distributions import nominal
 from sim.loader import Loaded
@@ -91,8 +91,8 @@ def estimate(loaded: Loaded) -> Estimate:
         n = w.accelerators
         cost_run = n * curve.integral(t0, t0 + hours)
         pue = pool.pue if pool.pue is not None else scn.carbon.pue
-        grid = pool.grid_gco2_per_kwh if pool.grid_gco2_per_kwh is not None else scn.carbon.grid_gco2_per_kwh
-        kwh_run = compute.energy_kwh(gpu_h, acc.tdp_w, scn.carbon.power_factor, pue)
+        kwh_run = gpu_h * power.busy_w(acc, pool, w, scn.carbon) / 1000.0 * pue
+        grid_kg = power.intensity(pool, scn.carbon, loaded.catalog.profiles, start).mean(t0, t0 + hours)
         if pool.pricing == "owned":
             cost_run += kwh_run * pool.energy_usd_per_kwh
         eff_runs = float(w.runs)
@@ -104,6 +104,6 @@ def estimate(loaded: Loaded) -> Estimate:
             accelerators=n, pricing=pool.pricing, price_usd_per_gpu_h=curve.at(t0), price_source=price.source,
             flop_per_run=flop, gpu_hours_per_run=gpu_h, hours_per_run=hours, cost_usd_per_run=cost_run,
             cost_usd=cost_run * eff_runs, gpu_hours=gpu_h * eff_runs, energy_kwh=kwh_run * eff_runs,
-            co2_kg=compute.co2_kg(kwh_run, grid) * eff_runs,
+            co2_kg=kwh_run * grid_kg * eff_runs,
         ))
     return Estimate(scn.project.name, start, out)

@@ -255,7 +255,7 @@ class RunLife:
         del pool.running[r]
         if self.trace is not None:
             self.trace.append((now, pool.p.idx, -r.n, r.wl.w.name, r.idx))
-        pool.busy_gpu_h += r.n * (now - r.alloc_t)
+        _book_energy(pool, r, now)
         c = self._bill(pool.p, r.n, r.alloc_t, now)
         pool.usage_cost += c
         r.cost += c
@@ -283,3 +283,15 @@ class RunLife:
         if self.left == 0:
             return
         self._dispatch()
+
+
+def _book_energy(pool: PoolState, r: RunState, now: float) -> None:
+    """Book the accelerator-hours run `r` held on `pool` until `now` and what they drew; when the
+    grid's intensity varies, keep the span (weighed by the intensity after the run, all at once:
+    sim.records)."""
+    held = r.n * (now - r.alloc_t)
+    pool.busy_gpu_h += held
+    kw = r.wl.w.busy_kw_on[pool.p.idx]
+    pool.busy_kwh += held * kw
+    if pool.spans is not None:
+        pool.spans.append((r.alloc_t, now, r.n, kw))

@@ -9,8 +9,10 @@ ScenarioError carrying all of them at once.
 from __future__ import annotations
 
 import copy
+import csv
 import difflib
 import hashlib
+import io
 import json
 import math
 import os
@@ -27,8 +29,8 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from sim import grid, power, schema
 from sim import priors as priorsmod
-from sim import schema
 from sim.billing import TIERS
 from sim.catalog import Catalog, builtin
 from sim.compute import run_size
@@ -1036,8 +1038,9 @@ def load_data(raw: Any, file: str, lines: dict | None = None, variant: str | Non
     except ValidationError as e:
         raise ScenarioError(file, _issues_from_validation(e, lines)) from None
     catalog, acc_problems = builtin().with_specs(scn.accelerators)
+    catalog, grid_problems = grid_profiles(scn, catalog, file, lines)
     problems, prices = check(scn, catalog)
-    problems = acc_problems + problems
+    problems = acc_problems + grid_problems + problems
     if not variant:  # every variant must resolve to a valid scenario too
         for name in scn.variants:
             try:
@@ -1047,6 +1050,39 @@ def load_data(raw: Any, file: str, lines: dict | None = None, variant: str | Non
     if problems:
         raise ScenarioError(file, [Issue(p, m, _line(lines, p)) for p, m in problems])
     return Loaded(file, raw, scn, catalog, prices, variant, sets, used)
+
+
+def grid_profiles(scn: schema.Scenario, catalog: Catalog, file: str, lines: dict) -> tuple[Catalog, Problems]:
+    """The grid profiles the scenario names: shipped ones (sim/data/grid_profiles.yaml) are in the
+    catalog already; a name ending in .csv is a file (relative to the scenario's folder), read here
+    and added to the catalog. A file that cannot be read, or a bad row, is a ScenarioError naming
+    the CSV file, its row and column; an unknown name is a problem at its key."""
+    problems: Problems = []
+    found: dict[str, grid.Profile] = {}
+    for path, name in power.profile_names(scn):
+        if name in catalog.profiles or name in found:
+            continue
+        if not name.lower().endswith(".csv"):
+            close = difflib.get_close_matches(name, list(catalog.profiles), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            shipped = ", ".join(sorted(catalog.profiles))
+            problems.append((path, f"unknown grid profile {name!r}{hint} (shipped: {shipped}; or a CSV file ending "
+                             "in .csv)"))
+            continue
+        where = Path(name) if Path(name).is_absolute() else Path(file).parent / name
+        try:
+            text = read_text(where, str(where))
+        except ScenarioError as e:
+            raise ScenarioError(file, [Issue(path, f"grid profile {name}: {e.issues[0].message}",
+                                             _line(lines, path))]) from None
+        profile, bad = grid.from_csv_rows(name, list(csv.reader(io.StringIO(text))))
+        if bad is not None:
+            row, column, why = bad
+            col = f", column {column}" if column else ""
+            raise ScenarioError(str(where), [Issue((), f"row {row}{col}: {why} (grid profile of {path_str(path)} "
+                                                   f"in {file})", row)])
+        found[name] = profile
+    return (catalog.with_profiles(found) if found else catalog), problems
 
 
 def _explicit_priors(data: Any, path: tuple = ()) -> list[tuple]:

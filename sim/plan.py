@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass
 from datetime import date
 
+from sim import power
 from sim.billing import TIERS, Tier
 from sim.catalog import Catalog, preemption_bands
 from sim.compute import early_stopped_runs, run_size
@@ -41,9 +42,9 @@ class PoolPlan:
     notice_h: float  # preemption warning
     co_interruption: float  # chance a preemption takes every node of the pool in use
     fallback: int  # pool index a preempted run moves to, -1 for none
-    tdp_kw: float
+    idle_kw: float  # one idle accelerator and its host's share (before PUE)
     pue: float
-    grid_kg_per_kwh: float
+    intensity: object  # the grid's kg CO2/kWh over time (sim.grid.Flat or sim.grid.Intensity)
     usd_per_kwh: float  # electricity bought by the project (owned)
     commit: tuple[float, float] | None  # (t0_h, t1_h) of a commitment (reserved), else None
     spares: int = 0  # hot spare nodes
@@ -96,6 +97,7 @@ class WorkloadPlan:
     length_kind: str  # fixed | lognormal | exponential
     length_sigma: float
     arrival_interval_h: float  # mean time between submissions; 0 = all at once
+    busy_kw_on: dict[int, float]  # pool index -> kW one busy accelerator and its host's share draw (before PUE)
 
 
 @dataclass(slots=True)
@@ -158,10 +160,9 @@ def _pool_plan(i: int, p, scn: Scenario, catalog: Catalog, names: dict[str, int]
         preempt_rate_per_node_h=preemption_rate_per_node_h(p),
         notice_h=float(p.preemption.notice) if p.preemption else 0.0,
         co_interruption=float(p.preemption.co_interruption) if p.preemption else 0.0,
-        fallback=names[p.fallback] if p.fallback else -1, tdp_kw=acc.tdp_w / 1000.0,
+        fallback=names[p.fallback] if p.fallback else -1, idle_kw=power.idle_w(acc, p, scn.carbon) / 1000.0,
         pue=float(p.pue if p.pue is not None else scn.carbon.pue),
-        grid_kg_per_kwh=float(p.grid_gco2_per_kwh if p.grid_gco2_per_kwh is not None
-                              else scn.carbon.grid_gco2_per_kwh) / 1000.0,
+        intensity=power.intensity(p, scn.carbon, catalog.profiles, start),
         usd_per_kwh=float(p.energy_usd_per_kwh or 0.0), commit=commit, spares=int(p.spares),
         repair_h=float(scn.reliability.repair), repair_sigma=float(scn.reliability.repair_sigma),
         repair_crews=int(scn.reliability.repair_crews),
@@ -244,6 +245,8 @@ def _workload_plan(i: int, w, scn: Scenario, catalog: Catalog, pools: list[PoolP
         early_at=float(es.at) if es else 1.0,
         length_kind=w.run_length.kind, length_sigma=float(w.run_length.sigma),
         arrival_interval_h=float(w.arrivals.mean_interval or 0.0),
+        busy_kw_on={j: power.busy_w(catalog.accelerators[scn.pools[j].accelerator], scn.pools[j], w, scn.carbon)
+                    / 1000.0 for j in length_on},
     )
     for j in length_on:  # `auto` checkpoints follow every interruption the run can meet on that pool
         wp.ckpt_interval_h_on[j] = checkpoint_interval_h(ck, interruption_rate_per_h(wp, pools[j]))

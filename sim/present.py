@@ -152,6 +152,22 @@ def compare_text(report: dict) -> str:
     return "\n".join(lines)
 
 
+def starts_text(report: dict) -> str:
+    """The start with the lowest expected CO2 and the one with the lowest expected cost."""
+    st = report["starts"]
+    lines = []
+    for metric, what, fmt in (("co2_kg", "CO2", format_kg), ("cost_usd", "cost", format_usd)):
+        b = st["best"][metric]
+        line = f"lowest expected {what}: {b['option']} ({st['key']}), mean {fmt(b['mean'])}"
+        if "runner_up" in b and b["runner_up_mean"] == b["mean"]:
+            line += f"; the same as {b['runner_up']} (no start is lower)"
+        elif "runner_up" in b:
+            line += (f"; next {b['runner_up']}, mean {fmt(b['runner_up_mean'])}; P(lower than it in the same "
+                     f"replication) {b['p_lower_than_runner_up']:.1%}")
+        lines.append(line)
+    return "\n".join(lines)
+
+
 def _fmt(x: float | None) -> str:
     return "none in range" if x is None else f"{x:.3g}"
 

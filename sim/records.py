@@ -13,6 +13,8 @@ from datetime import timedelta
 from operator import attrgetter
 from typing import NamedTuple
 
+import numpy as np
+
 from sim.billing import PoolUse
 
 
@@ -148,13 +150,13 @@ def replication_record(rep, rows: list[tuple] | None = None) -> ReplicationRecor
     energy = co2 = idle = 0.0
     for pool in rep.pools:
         p = pool.p
-        use = PoolUse(p.curve, p.capacity0, p.steps, p.commit, pool.busy_gpu_h, pool.usage_cost, mk, p.tdp_kw, p.pue,
-                      p.usd_per_kwh)
-        bill = p.tier.bill(use, plan.months, plan.power_factor, plan.idle_power_factor, spend)
+        use = PoolUse(p.curve, p.capacity0, p.steps, p.commit, pool.busy_gpu_h, pool.usage_cost, mk, pool.busy_kwh,
+                      p.idle_kw, p.pue, p.usd_per_kwh, p.intensity, *_weighed(pool))
+        bill = p.tier.bill(use, plan.months, spend)
         by_pool[p.name] = bill.cost_usd
         by_tier[p.tier.name] = by_tier.get(p.tier.name, 0.0) + bill.cost_usd
         energy += bill.kwh
-        co2 += bill.kwh * p.grid_kg_per_kwh
+        co2 += bill.co2_kg
         idle += bill.idle_gpu_h
     rows = run_rows(rep.finished) if rows is None else rows
     col = dict(zip(RUN_COLUMNS, zip(*rows, strict=True), strict=True)) if rows else dict.fromkeys(RUN_COLUMNS, ())
@@ -170,6 +172,18 @@ def replication_record(rep, rows: list[tuple] | None = None) -> ReplicationRecor
         cost_usd_by_pool=by_pool, cost_usd_by_tier=by_tier,
         spend_usd_by_month={plan.month_labels[i]: spend[i] for i in sorted(spend)},
     )
+
+
+def _weighed(pool) -> tuple[float, float | None]:
+    """(busy accelerator-hours x the grid's intensity then, busy kWh x the intensity then) of a pool
+    on a grid whose intensity varies: its busy spans integrated at once; (0, None) on a flat grid."""
+    if pool.spans is None:
+        return 0.0, None
+    if not pool.spans:
+        return 0.0, 0.0
+    a, b, n, kw = np.array(pool.spans, dtype=float).T
+    ih = n * pool.p.intensity.integrals(a, b)
+    return float(ih.sum()), float((ih * kw).sum())
 
 
 # run columns summed into the replication's totals of the same name

@@ -8,12 +8,14 @@ from typing import NamedTuple
 
 import numpy as np
 
+from sim.grid import Flat
 from sim.plan import PoolPlan, WorkloadPlan
 
 
 class PoolState:
-    __slots__ = ("p", "capacity", "free", "busy_gpu_h", "usage_cost", "running", "spares_free", "repairing",
-                 "repair_queue", "waiting", "out", "out_since", "hidden", "lemons_free", "lemons_spare")
+    __slots__ = ("p", "capacity", "free", "busy_gpu_h", "busy_kwh", "spans", "usage_cost", "running",
+                 "spares_free", "repairing", "repair_queue", "waiting", "out", "out_since", "hidden", "lemons_free",
+                 "lemons_spare")
 
     def __init__(self, p: PoolPlan):
         self.p = p
@@ -21,6 +23,9 @@ class PoolState:
         self.capacity = p.capacity0
         self.free = p.capacity0
         self.busy_gpu_h = 0.0
+        self.busy_kwh = 0.0  # drawn by its busy accelerators and their hosts (before PUE)
+        # (start, end, accelerators, kW each) of every busy span when the grid's intensity varies, else None
+        self.spans: list | None = None if isinstance(p.intensity, Flat) else []
         self.usage_cost = 0.0
         self.spares_free = p.spares  # hot spare nodes on hand
         self.repairing = 0  # repairs under way

@@ -140,13 +140,18 @@ class Project(Strict):
 
 # --- accelerators ------------------------------------------------------------------------------
 class AcceleratorSpec(Strict):
-    base: str | None = Field(None, description="Catalog id to start from; keys given here override it.")
+    base: str | None = Field(None, description="Accelerator to start from: a catalog id or another entry of this "
+                             "`accelerators:` section; keys given here override it.")
     name: str | None = Field(None, description="Display name.")
     vendor: str | None = Field(None, description="Maker.")
     peak_flop_per_s: FlopPerS | None = Field(
         None, description="Dense BF16/FP16 peak per accelerator (no sparsity), e.g. 989T."
     )
     tdp_w: Watts | None = Field(None, description="Maximum power per accelerator, watts.")
+    power_w: Watts | None = Field(None, description="Measured mean draw of one accelerator while training, watts "
+                                  "(instead of tdp_w x carbon.power_factor).")
+    host_w: Watts | None = Field(None, description="The host's share per accelerator while busy (CPUs, memory, "
+                                 "network, fans), watts; counted when carbon.host_power is `catalog`.")
     memory_gb: GB | None = Field(None, description="Accelerator memory, GB.")
     source: str | None = Field(None, description="Where the figures come from.")
     date: Date | None = Field(None, description="Date of the source.")
@@ -258,6 +263,12 @@ class Pool(Strict):
     )
     pue: PUE | None = Field(None, description="Overrides carbon.pue for this pool.")
     grid_gco2_per_kwh: Intensity | None = Field(None, description="Overrides carbon.grid_gco2_per_kwh.")
+    carbon_profile: str | None = Field(None, description="Overrides carbon.profile for this pool: a shipped grid "
+                                       "profile or a CSV file.")
+    power_factor: FractionPos | None = Field(None, description="Share of TDP a busy accelerator of this pool draws "
+                                             "(overrides the accelerator's power_w and carbon.power_factor).")
+    host_w_per_node: Watts | None = Field(None, description="Power of one node's host while busy (CPUs, memory, "
+                                          "network, fans), watts, shared by its node_size accelerators.")
 
     @property
     def max_count(self) -> int:
@@ -279,6 +290,8 @@ class Pool(Strict):
         if self.availability is not None and self.pricing not in ("on_demand", "spot"):
             raise ValueError(f"availability applies to on_demand and spot pools only (pricing is {self.pricing}): "
                              "reserved and owned capacity is yours")
+        if self.carbon_profile is not None and self.grid_gco2_per_kwh is not None:
+            raise ValueError("give grid_gco2_per_kwh or carbon_profile, not both")
         if self.node_size is not None and self.count % self.node_size:
             raise ValueError(f"count must be a multiple of node_size ({self.node_size}), got {self.count}")
         return self
@@ -418,6 +431,8 @@ class Workload(Strict):
                                           "42.5% of jobs straggle).")
     early_stop: EarlyStop | None = Field(None, description="Sweep runs stopped early on purpose.")
     checkpoint: Checkpoint | None = Field(None, description="Overrides reliability.checkpoint.")
+    power_factor: FractionPos | None = Field(None, description="Share of TDP its runs draw (overrides the pool's "
+                                             "power_factor, the accelerator's power_w and carbon.power_factor).")
     run_length: RunLength = Field(
         default_factory=RunLength, description="How one run's length varies around the workload's size."
     )
@@ -527,8 +542,23 @@ class Carbon(Strict):
     )
     idle_power_factor: Fraction01 = Field(
         default_factory=lambda: carbon_defaults()["idle_power_factor"],
-        description="Share of TDP drawn by an idle owned or reserved accelerator.",
+        description="Share of TDP (and of the host's share) drawn by an idle owned or reserved accelerator.",
     )
+    profile: str | None = Field(
+        None, description="Grid carbon intensity that varies with the month and the hour: a shipped profile "
+        "(sim/data/grid_profiles.yaml: gb-2024) or a CSV file (columns month and/or hour, and gco2_per_kwh; a path "
+        "relative to the scenario file). Energy is weighted by the intensity when it is used; replaces "
+        "grid_gco2_per_kwh.")
+    host_power: Literal["none", "catalog"] = Field(
+        "none", description="Count the hosts' power (CPUs, memory, network): `catalog` takes each accelerator's "
+        "host_w (sim/data/accelerators.yaml) unless a pool gives host_w_per_node; `none` counts the accelerators "
+        "only (pools' host_w_per_node still count).")
+
+    @model_validator(mode="after")
+    def _one_grid(self):
+        if self.profile is not None and "grid_gco2_per_kwh" in self.model_fields_set:
+            raise ValueError("give grid_gco2_per_kwh or profile, not both")
+        return self
 
 
 class Simulation(Strict):
