@@ -28,7 +28,7 @@ from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 from sim.outputs import HEADLINE_HEAD, atomic_write, headline_rows  # noqa: E402
 from sim.stats import interruption_rates, interruption_rates_by_size  # noqa: E402
-from sim.units import format_usd  # noqa: E402
+from sim.units import format_kg, format_usd  # noqa: E402
 
 log = logging.getLogger("sim.report")
 USD = FuncFormatter(lambda x, _p: format_usd(x))
@@ -411,10 +411,24 @@ def compare_report(out: Path, report: dict, results: dict, resolved: dict | None
           ("compare_time.png", lambda: plot_compare(results, metric="makespan_days"))]),
         ("Pairs (common random numbers)", [(table_html(phead, prows), table_md(phead, prows))], []),
     ]
+    if "starts" in report:  # sim compare --starts: the start with the lowest expected CO2 and cost
+        sections.append(_starts_section(report["starts"], results))
     import yaml
 
     write(out, f"trainsim comparison: {report['scenario']}", sections,
           yaml.safe_dump(resolved, sort_keys=False) if resolved else None)
+
+
+def _starts_section(starts: dict, results: dict) -> tuple:
+    head = ["lowest expected", "start", "mean", "next", "its mean", "P(lower than next)"]
+    rows = []
+    for metric, what, fmt in (("co2_kg", "CO2", format_kg), ("cost_usd", "cost", format_usd)):
+        b = starts["best"][metric]
+        rows.append([what, b["option"], fmt(b["mean"]), b.get("runner_up", "-"),
+                     fmt(b["runner_up_mean"]) if "runner_up" in b else "-",
+                     f"{b['p_lower_than_runner_up']:.1%}" if "runner_up" in b else "-"])
+    return (f"Start dates ({starts['key']})", [(table_html(head, rows), table_md(head, rows))],
+            [("compare_co2.png", lambda: plot_compare(results, metric="co2_kg"))])
 
 
 def sensitivity_report(out: Path, name: str, rows: list[dict], tornado, resolved: dict | None = None) -> None:
