@@ -546,9 +546,9 @@ class Carbon(Strict):
     )
     profile: str | None = Field(
         None, description="Grid carbon intensity that varies with the month and the hour: a shipped profile "
-        "(sim/data/grid_profiles.yaml: gb-2023, gb-2024) or a CSV file (columns month and/or hour, and gco2_per_kwh; a path "
-        "relative to the scenario file). Energy is weighted by the intensity when it is used; replaces "
-        "grid_gco2_per_kwh.")
+        "(sim/data/grid_profiles.yaml: gb-2023, gb-2024) or a CSV file (columns month and/or hour, and "
+        "gco2_per_kwh; a path relative to the scenario file). Energy is weighted by the intensity when it is "
+        "used; replaces grid_gco2_per_kwh.")
     host_power: Literal["none", "catalog"] = Field(
         "none", description="Count the hosts' power (CPUs, memory, network): `catalog` takes each accelerator's "
         "host_w (sim/data/accelerators.yaml) unless a pool gives host_w_per_node; `none` counts the accelerators "

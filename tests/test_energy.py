@@ -208,3 +208,13 @@ def test_compare_starts_names_the_start_with_the_lowest_co2(cli, write, tmp_path
     assert sbs["start 2026-01-05"]["cost_usd"]["mean"] == sbs["start 2026-08-03"]["cost_usd"]["mean"]
     code, _, err = cli("compare", write(text), "--starts", "2026-13-01", "--out", tmp_path / "x")
     assert code == 2 and "--starts" in err and "not a date" in err
+
+
+def test_a_pools_monthly_profile_overrides_the_scenarios_grid(cli, write, tmp_path):
+    (tmp_path / "m.csv").write_text(csv_text([(m, 200 if m == 1 else 20) for m in range(1, 13)], "month,gco2_per_kwh"))
+    text = TINY.replace("count: 8,", "count: 8, carbon_profile: m.csv,")
+    text = text.replace("carbon: {", "carbon: {grid_gco2_per_kwh: 900, ")
+    est = estimate(cli, write(text))["total"]
+    assert est["co2_kg"] == pytest.approx(est["energy_kwh"] * 0.2, rel=1e-12)  # January, not the flat 900
+    feb = estimate(cli, write(text), "--set", "project.start=2026-02-01")["total"]
+    assert feb["co2_kg"] == pytest.approx(feb["energy_kwh"] * 0.02, rel=1e-12)
