@@ -134,7 +134,7 @@ def from_csv_rows(name: str, rows: list[list[str]]) -> tuple[Profile | None, tup
     rows counted from 1 with the header as row 1."""
     if not rows:
         return None, (1, "", "the file is empty; expected a header such as month,hour,gco2_per_kwh")
-    header = [h.strip().lower() for h in rows[0]]
+    header = [h.strip().lstrip("\ufeff").lower() for h in rows[0]]  # a spreadsheet's byte-order mark
     keys = [k for k in ("month", "hour") if k in header]
     unknown = [h for h in header if h not in ("month", "hour", CSV_VALUE)]
     if unknown or CSV_VALUE not in header or not keys:

@@ -60,6 +60,12 @@ def test_monthly_and_hourly_profiles_combine_by_shape():
     assert sum(p.table[7]) / 24 == pytest.approx(200.0)  # each month keeps its mean
 
 
+def test_csv_rows_from_a_spreadsheet_with_a_byte_order_mark():
+    rows = [["\ufeffHour", "GCO2_per_kWh"], *([str(h), "7"] for h in range(24))]
+    prof, bad = grid.from_csv_rows("x", rows)
+    assert bad is None and prof.table[5][3] == 7.0
+
+
 def test_the_shipped_profile_is_sourced_and_its_annual_mean_is_the_files():
     gb = builtin().profiles["gb-2024"]
     assert "Electricity Maps" in gb.source
