@@ -14,7 +14,8 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
-PLOTS = ("cost_histogram.png", "cost_cdf.png", "spend_fan.png", "ettr_histogram.png", "interruptions_by_size.png")
+PLOTS = ("cost_histogram.png", "cost_cdf.png", "finish_cdf.png", "spend_fan.png", "ettr_histogram.png",
+         "interruptions_by_size.png")
 FAILING = "reliability: {failure_rate_per_gpu_h: 0.005, job_failure_rate_per_h: 0.05}\n"  # a few per replication
 
 
@@ -32,7 +33,7 @@ def test_run_writes_report_and_plots(cli, write, tmp_path):
     page = (out / "report.html").read_text()
     for name in PLOTS:
         assert (out / name).read_bytes()[:4] == b"\x89PNG"
-    assert page.count('src="data:image/png;base64,') == 5  # embedded: no file or network needed
+    assert page.count('src="data:image/png;base64,') == 6  # embedded: no file or network needed
     assert "http://" not in page and "https://" not in page
     assert "P(cost &gt; budget $400.00)" in page and "Assumptions: the resolved scenario" in page
     md = (out / "report.md").read_text()
@@ -61,7 +62,7 @@ def test_report_renders_in_headless_chromium(cli, write, tmp_path):
                          capture_output=True, text=True, timeout=120)
     body = re.search(r"<body[^>]*>", dom.stdout)
     assert body, dom.stderr[-2000:]
-    assert 'data-images="5"' in body.group(0) and 'data-images-ok="5"' in body.group(0)
+    assert 'data-images="6"' in body.group(0) and 'data-images-ok="6"' in body.group(0)
     console = [line for line in dom.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
     assert not console, console
     shot = tmp_path / "report.png"
@@ -161,7 +162,7 @@ def test_report_plots_interruptions_by_size_and_skips_it_without_runs_or_interru
     code, _o, err = cli("run", write(MINIMAL), "--reps", "3", "--workers", "1", "--out", tmp_path / "calm",
                         "--no-priors")
     assert code == 0, err  # no failures: nothing to plot
-    assert (tmp_path / "calm" / "report.html").read_text().count("data:image/png") == 4
+    assert (tmp_path / "calm" / "report.html").read_text().count("data:image/png") == 5
     assert not (tmp_path / "calm" / "interruptions_by_size.png").exists()
 
 
