@@ -28,7 +28,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -406,6 +406,7 @@ def _report_only(folder: Path) -> Result:
         raise SettingsError("--resume", f"{folder}: its result files cannot be read ({e}); run it again with "
                             "--overwrite") from None
     loaded = feasible(load_data(manifest["resolved_scenario"], manifest["scenario_file"]))
+    loaded = replace(loaded, variant=manifest.get("variant"), sets=manifest.get("set") or [])  # for its title
     result = Result(loaded, reps, summary, manifest, manifest.get("failed_replications", []),
                     manifest.get("runtime_s", 0.0), folder)
     _write_report(result)
@@ -455,13 +456,13 @@ class _Strategies:
             return _loaded(self.scenario, variant, list(extra_sets))
         return load(self.scenario, variant, [*self.sets, *extra_sets])
 
-    def run(self, name: str, extra_sets: list[str], folder: Path) -> pd.DataFrame:
+    def run(self, name: str, extra_sets: list[str], folder: Path, report: bool = True) -> pd.DataFrame:
         loaded = self.load(name, extra_sets)
         o = self.options
         settings = Settings(seed=o["seed"], reps=o["reps"], method=o["sampling"] or loaded.scenario.simulation.sampling,
                             workers=o["workers"], backend=o["backend"], scheduler=o["scheduler"])
         folder.mkdir(parents=True, exist_ok=True)
-        result = simulate_into(loaded, settings, folder, progress=self.progress)
+        result = simulate_into(loaded, settings, folder, progress=self.progress, report=report)
         self.risks[name] = result.summary["risk"]
         self.starts[name] = loaded.scenario.project.start.isoformat()
         return result.replications
@@ -554,7 +555,9 @@ def sweep(scenario: ScenarioLike, key: str, values: Sequence[float] | str, only:
     the band between its 5th and 95th percentiles does. Each strategy's variant is applied first,
     then the key. `key` as "VARIANT:KEY" sweeps the key in that strategy only (a key that only the
     variant has): the other strategies run once, as given, and are compared with it at each value.
-    Each value's results go to a folder named after it (e.g. `finetune-runs-100/`)."""
+    Each value's results go to a folder named after it (e.g. `finetune-runs-100/`), without a run
+    report of their own (the sweep's report is the one to read; `sim run --resume FOLDER` draws a
+    point's)."""
     if isinstance(values, str):
         try:
             key, values = comparing.sweep_values(f"{key}={values}")
@@ -569,7 +572,8 @@ def sweep(scenario: ScenarioLike, key: str, values: Sequence[float] | str, only:
         rows, pairs = [], []
         for v in values:
             sub = folder / comparing.sweep_folder(key, v)
-            results = {n: fixed[n] if n in fixed else s.run(n, [f"{key}={v}"], sub / n) for n in s.names}
+            results = {n: fixed[n] if n in fixed else s.run(n, [f"{key}={v}"], sub / n, report=False)
+                       for n in s.names}
             r, p = comparing.sweep_point(v, results)
             rows += r
             pairs += p
