@@ -518,7 +518,7 @@ def plot_sweep_difference(report: dict, ax=None):
     band from its 5th to its 95th percentile (the 90% band), zero as a black line, the break-even
     point (where the mean crosses zero) marked with its value, and where the band's edges cross."""
     ax = _axes(ax, size=(8, 4.5))
-    key = report["sweep"]["key"]
+    key = tables.swept(report)
     by_pair: dict = {}
     for p in report["pairs"]:
         by_pair.setdefault((p["a"], p["b"]), []).append(p)
@@ -570,7 +570,7 @@ def plot_sweep_costs(report: dict, ax=None):
                             color=colour, alpha=0.15, linewidth=0)
         ax.plot(x, _drawable([r["cost_usd_mean"] for r in rs]), color=colour, marker="o", label=f"{name} (mean)")
     ax.yaxis.set_major_formatter(USD)
-    ax.set_xlabel(report["sweep"]["key"])
+    ax.set_xlabel(tables.swept(report))
     ax.set_ylabel("project cost (USD)")
     ax.set_title("Cost of each strategy (mean; band P5 to P95)")
     ax.legend(loc="best", fontsize="small")
@@ -594,7 +594,7 @@ def sweep_report(out: Path, report: dict, resolved: dict | None = None) -> None:
                 ("Paired cost difference at each value", [_table(*tables.sweep_pair_head_rows(report))], []),
                 ("Cost of each strategy", [_table(*tables.sweep_head_rows(report))],
                  [("sweep_costs.png", lambda: plot_sweep_costs(report))])]
-    write(out, f"trainsim sweep: {report['scenario']}, {sw['key']}", sections,
+    write(out, f"trainsim sweep: {report['scenario']}, {tables.swept(report)}", sections,
           yaml.safe_dump(resolved, sort_keys=False) if resolved else None)
 
 

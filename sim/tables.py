@@ -119,10 +119,16 @@ def sweep_value(v) -> str:
     return f"{v:g}" if isinstance(v, float) else str(v)
 
 
+def swept(report: dict) -> str:
+    """The key swept, as given: 'KEY', or 'VARIANT:KEY' when swept in one strategy only."""
+    sw = report["sweep"]
+    return f"{sw['strategy']}:{sw['key']}" if sw.get("strategy") else sw["key"]
+
+
 def sweep_head_rows(report: dict) -> tuple[list[str], list[list[str]]]:
     rows = [[sweep_value(r["value"]), r["strategy"], format_usd(r["cost_usd_mean"]), format_usd(r["cost_usd_p5"]),
              format_usd(r["cost_usd_p95"])] for r in report["costs"]]
-    return [report["sweep"]["key"], "strategy", "mean cost", "P5", "P95"], rows
+    return [swept(report), "strategy", "mean cost", "P5", "P95"], rows
 
 
 def sweep_pair_head_rows(report: dict) -> tuple[list[str], list[list[str]]]:
@@ -130,7 +136,7 @@ def sweep_pair_head_rows(report: dict) -> tuple[list[str], list[list[str]]]:
     rows = [[sweep_value(p["value"]), f"{p['a']} vs {p['b']}", f"{p['p_a_lower']:.1%}", format_usd(p["diff_mean"]),
              format_usd(p["diff_p5"]), format_usd(p["diff_p50"]), format_usd(p["diff_p95"])]
             for p in report["pairs"]]
-    return [report["sweep"]["key"], "pair (A vs B)", "P(A cheaper)", "mean A-B", "P5 A-B", "P50 A-B", "P95 A-B"], rows
+    return [swept(report), "pair (A vs B)", "P(A cheaper)", "mean A-B", "P5 A-B", "P50 A-B", "P95 A-B"], rows
 
 
 def _fmt(x: float | None) -> str:
@@ -138,7 +144,7 @@ def _fmt(x: float | None) -> str:
 
 
 def break_even_lines(report: dict) -> list[str]:
-    key = report["sweep"]["key"]
+    key = swept(report)
     lines = []
     for b in report["break_even"]:
         if b["break_even_mean"] is None and b["band_crossing_p5"] is None and b["band_crossing_p95"] is None:
