@@ -549,7 +549,7 @@ def _mark_break_even(ax, b: dict | None, colour: str) -> None:
         x = b["break_even_mean"]
         ax.axvline(x, color=colour, linestyle="--", linewidth=1.5)
         ax.plot([x], [0.0], marker="D", color=colour, markersize=8, zorder=5)
-        ax.annotate(f"break-even {x:.3g}", (x, 0.0), textcoords="offset points", xytext=(6, 8), color=colour)
+        ax.annotate(f"break-even {tables.number(x)}", (x, 0.0), textcoords="offset points", xytext=(6, 8), color=colour)
     edges = [b[e] for e in ("band_crossing_p5", "band_crossing_p95") if b[e] is not None]
     if edges:
         ax.plot(edges, [0.0] * len(edges), linestyle="none", marker="|", color=colour, markersize=14,

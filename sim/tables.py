@@ -139,8 +139,18 @@ def sweep_pair_head_rows(report: dict) -> tuple[list[str], list[list[str]]]:
     return [swept(report), "pair (A vs B)", "P(A cheaper)", "mean A-B", "P5 A-B", "P50 A-B", "P95 A-B"], rows
 
 
+def number(x: float) -> str:
+    """About three significant figures, in plain notation from 0.001 to a billion (1,680 not
+    1.68e+03; 25 not 25.0), scientific outside."""
+    if x == 0 or not 1e-3 <= abs(x) < 1e9:
+        return f"{x:.3g}"
+    digits = max(0, 2 - math.floor(math.log10(abs(x))))
+    text = f"{round(x, digits):,.{digits}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 def _fmt(x: float | None) -> str:
-    return "none in range" if x is None else f"{x:.3g}"
+    return "none in range" if x is None else number(x)
 
 
 def break_even_lines(report: dict) -> list[str]:

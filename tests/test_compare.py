@@ -141,3 +141,11 @@ def test_sweep_values_are_round_and_folder_names_readable():
     assert sweep_folder("project.budget_usd", 2e6) == "project-budget_usd-2e+06"
     assert sweep_target("reserve:pools[block].count") == ("reserve", "pools[block].count")
     assert sweep_target("pools[block].count") == (None, "pools[block].count")
+
+
+def test_swept_values_and_break_evens_print_plainly():
+    from sim.tables import number
+
+    assert [number(x) for x in (1680.3, 25.13, 25.0, 0.3512, 999.7, -1400.0)] == [
+        "1,680", "25.1", "25", "0.351", "1,000", "-1,400"]
+    assert [number(x) for x in (1.23e-05, 2e9, 0.0)] == ["1.23e-05", "2e+09", "0"]
