@@ -28,7 +28,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -215,7 +215,8 @@ class Result:
             report.reforecast_report(path, self.loaded, self.summary, self.replications, self._report_runs(),
                                      **self._reforecast)
         else:
-            report.run_report(path, self.loaded, self.summary, self.replications, self._report_runs())
+            report.run_report(path, self.loaded, self.summary, self.replications, self._report_runs(),
+                              runtime_s=self.runtime_s)
         return path
 
     def _report_runs(self) -> pd.DataFrame | None:
@@ -405,6 +406,7 @@ def _report_only(folder: Path) -> Result:
         raise SettingsError("--resume", f"{folder}: its result files cannot be read ({e}); run it again with "
                             "--overwrite") from None
     loaded = feasible(load_data(manifest["resolved_scenario"], manifest["scenario_file"]))
+    loaded = replace(loaded, variant=manifest.get("variant"), sets=manifest.get("set") or [])  # for its title
     result = Result(loaded, reps, summary, manifest, manifest.get("failed_replications", []),
                     manifest.get("runtime_s", 0.0), folder)
     _write_report(result)
@@ -446,19 +448,23 @@ class _Strategies:
     options: dict
     progress: Progress | None
     risks: dict = field(default_factory=dict)
+    starts: dict = field(default_factory=dict)
 
-    def run(self, name: str, extra_sets: list[str], folder: Path) -> pd.DataFrame:
+    def load(self, name: str, extra_sets: Sequence[str] = ()) -> Loaded:
         variant = None if name == "base" else name
         if isinstance(self.scenario, Loaded):
-            loaded = _loaded(self.scenario, variant, extra_sets)
-        else:
-            loaded = load(self.scenario, variant, [*self.sets, *extra_sets])
+            return _loaded(self.scenario, variant, list(extra_sets))
+        return load(self.scenario, variant, [*self.sets, *extra_sets])
+
+    def run(self, name: str, extra_sets: list[str], folder: Path, report: bool = True) -> pd.DataFrame:
+        loaded = self.load(name, extra_sets)
         o = self.options
         settings = Settings(seed=o["seed"], reps=o["reps"], method=o["sampling"] or loaded.scenario.simulation.sampling,
                             workers=o["workers"], backend=o["backend"], scheduler=o["scheduler"])
         folder.mkdir(parents=True, exist_ok=True)
-        result = simulate_into(loaded, settings, folder, progress=self.progress)
+        result = simulate_into(loaded, settings, folder, progress=self.progress, report=report)
         self.risks[name] = result.summary["risk"]
+        self.starts[name] = loaded.scenario.project.start.isoformat()
         return result.replications
 
     def run_all(self, folder: Path, extra_sets: Sequence[str] = ()) -> dict[str, pd.DataFrame]:
@@ -530,7 +536,7 @@ def compare(scenario: ScenarioLike, only: Sequence[str] | None = None, reps: int
         results = s.run_all(folder)
         report = {"scenario": s.base.scenario.project.name, "seed": s.options["seed"],
                   "replications": s.options["reps"], "side_by_side": comparing.side_by_side(results), "risk": s.risks,
-                  "pairs": comparing.pairwise(results)}
+                  "start": s.starts, "pairs": comparing.pairwise(results)}
         outputs.write_json(folder / "compare.json", report)
         from sim import report as reporting
 
@@ -546,28 +552,71 @@ def sweep(scenario: ScenarioLike, key: str, values: Sequence[float] | str, only:
           progress: Progress | None = None) -> SweepResult:
     """Run every strategy at each value of `key` (a list, or "START:STOP:STEP") and find the
     break-even points of each pair: where the mean paired cost difference crosses zero, and where
-    the band between its 5th and 95th percentiles does."""
+    the band between its 5th and 95th percentiles does. Each strategy's variant is applied first,
+    then the key. `key` as "VARIANT:KEY" sweeps the key in that strategy only (a key that only the
+    variant has): the other strategies run once, as given, and are compared with it at each value.
+    Each value's results go to a folder named after it (e.g. `finetune-runs-100/`), without a run
+    report of their own (the sweep's report is the one to read; `sim run --resume FOLDER` draws a
+    point's)."""
     if isinstance(values, str):
         try:
             key, values = comparing.sweep_values(f"{key}={values}")
         except ValueError as e:
             raise SettingsError(None, str(e)) from None
+    target, key = comparing.sweep_target(key)
     s = _strategies(scenario, only, sets, False, _compare_options(reps, seed, workers, backend, scheduler, sampling),
                     progress)
+    swept = _swept(s, target, key, values)
     with _folder(_out(out, s.base, "-compare"), overwrite) as (folder, keep):
+        fixed = {n: s.run(n, [], folder / n) for n in s.names if n not in swept}
         rows, pairs = [], []
         for v in values:
-            results = s.run_all(folder / f"{key}={v}", [f"{key}={v}"])
+            sub = folder / comparing.sweep_folder(key, v)
+            results = {n: fixed[n] if n in fixed else s.run(n, [f"{key}={v}"], sub / n, report=False)
+                       for n in s.names}
             r, p = comparing.sweep_point(v, results)
             rows += r
             pairs += p
         table = pd.DataFrame(rows)
         outputs.write_parquet(folder / "sweep.parquet", table)
         report = {"scenario": s.base.scenario.project.name, "seed": s.options["seed"],
-                  "replications": s.options["reps"], "sweep": {"key": key, "values": list(values)}, "costs": rows,
-                  "pairs": pairs, "break_even": comparing.break_evens(key, pairs)}
+                  "replications": s.options["reps"], "sweep": {"key": key, "values": list(values), "strategy": target},
+                  "costs": rows, "pairs": pairs, "break_even": comparing.break_evens(key, pairs)}
         outputs.write_json(folder / "compare.json", report)
+        from sim import report as reporting
+
+        reporting.sweep_report(folder, report, {"base": s.base.resolved, "variants": s.base.raw.get("variants")})
         return SweepResult(report, table, folder if keep else None)
+
+
+def _swept(s: _Strategies, target: str | None, key: str, values: Sequence[float]) -> list[str]:
+    """The strategies the key is swept in, each checked to take it (before anything runs); when
+    some do not, the message says which strategies have the key and how to sweep it there alone."""
+    if target is not None and target not in s.names:
+        raise SettingsError("--sweep", f"{target}:{key}: {target!r} is not one of the strategies run "
+                            f"({', '.join(s.names)})")
+    swept = [target] if target is not None else s.names
+    setting = f"{key}={values[0]}"
+    failed = {n: e for n in swept if (e := _refusal(s, n, setting)) is not None}
+    if not failed:
+        return swept
+    first = next(iter(failed.values()))
+    have = [n for n in ["base", *s.base.scenario.variants] if n not in failed and _refusal(s, n, setting) is None]
+    if target is not None or not have:
+        raise first
+    issue = first.issues[0]
+    hint = (f"{issue.message}; {key} is in {', '.join(have)} only: sweep it there alone with --sweep "
+            f"{have[0]}:{key}=START:STOP:STEP (the other strategies then run once, as given)")
+    raise ScenarioError(str(s.base.file), [Issue(issue.path, hint, issue.line)]) from None
+
+
+def _refusal(s: _Strategies, name: str, setting: str) -> ScenarioError | None:
+    """Why strategy `name` does not take `setting` (KEY=VALUE), or None when it does."""
+    try:
+        s.load(name, [setting])
+    except ScenarioError as e:
+        return e
+    return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -602,7 +651,8 @@ def _write_sensitivity(folder: Path, analysis: sens.Analysis, points: pd.DataFra
         from sim import report as reporting
 
         reporting.sensitivity_report(folder, meta["scenario"], analysis.tornado,
-                                     lambda: sens.plot_tornado(analysis.tornado), resolved)
+                                     lambda: sens.plot_tornado(analysis.tornado), resolved, sobol=analysis.sobol,
+                                     meta=meta, sobol_plot=lambda: sens.plot_sobol(analysis.sobol))
     return SensitivityResult(analysis.tornado, analysis.sobol, df, points, meta, analysis.failed, folder)
 
 

@@ -1026,6 +1026,7 @@ def load_data(raw: Any, file: str, lines: dict | None = None, variant: str | Non
         raise ScenarioError(file, [Issue((), f"expected a mapping with project, pools and workloads at the top, "
                                          f"got {type(raw).__name__}", 1)])
     raw = _unshare(raw, file)  # no block shared by two places (YAML aliases, or data built in Python)
+    source = raw
     if variant:
         raw = apply_variant(raw, variant, file, lines)
     if sets:
@@ -1045,8 +1046,20 @@ def load_data(raw: Any, file: str, lines: dict | None = None, variant: str | Non
             except ScenarioError as e:
                 problems.extend(((("variants", name, *i.path)), f"(in variant {name}) {i.message}") for i in e.issues)
     if problems:
-        raise ScenarioError(file, [Issue(p, m, _line(lines, p)) for p, m in problems])
+        raise ScenarioError(file, [Issue(p, m + _dropped_hint(variant, p, m, source), _line(lines, p))
+                                   for p, m in problems])
     return Loaded(file, raw, scn, catalog, prices, variant, sets, used)
+
+
+def _dropped_hint(variant: str | None, path: tuple, message: str, raw: dict) -> str:
+    """For a top-level correlation that names what the variant drops (a workload or a pool): how
+    to leave the correlations out of that variant."""
+    spec = (raw.get("variants") or {}).get(variant) if variant and isinstance(raw.get("variants"), dict) else None
+    if (tuple(path[:1]) != ("correlations",) or not isinstance(spec, dict)
+            or "correlations" in spec or not ("no item named" in message or "no such key" in message)):
+        return ""
+    return (f"; the variant drops what this top-level correlation names: set `correlations: []` in variant "
+            f"{variant} (or give it correlations of its own)")
 
 
 def _explicit_priors(data: Any, path: tuple = ()) -> list[tuple]:

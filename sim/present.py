@@ -4,10 +4,10 @@ function returns text (or a callback); the CLI decides where to print it."""
 from __future__ import annotations
 
 import logging
-import math
 import sys
 import time
 
+from sim import tables
 from sim.outputs import HEADLINE_HEAD, headline_rows
 from sim.units import format_count, format_hours, format_kg, format_kwh, format_usd
 
@@ -48,30 +48,7 @@ def estimate_text(name: str, est) -> str:
 
 
 # --- sim run -----------------------------------------------------------------------------------
-def _risk_lines(r: dict) -> list[str]:
-    conf = r["budget_for_confidence"]
-    line = "budget needed for 50/80/90/95% confidence: " + " / ".join(format_usd(conf[k]) for k in conf)
-    if "p_over_budget" in r:
-        lo, hi = r["p_over_budget_ci95"]
-        line += (f"; P(cost > budget {format_usd(r['budget_usd'])}) = {r['p_over_budget']:.1%}"
-                 f" (95% CI {lo:.1%}..{hi:.1%})")
-    dates = r["finish_date_at_confidence"]
-    line2 = "finish date at 50/80/90/95% confidence: " + " / ".join(dates.values())
-    if "p_late" in r:
-        lo, hi = r["p_late_ci95"]
-        line2 += f"; P(finish after {r['deadline']}) = {r['p_late']:.1%} (95% CI {lo:.1%}..{hi:.1%})"
-    return [line, line2]
-
-
-def relative(value: float, ref: float) -> str:
-    """How far `value` is from `ref`, in percent ("+4.2%"); in USD when a percentage has no meaning
-    (a reference of zero, or a number that is not finite)."""
-    if not (math.isfinite(value) and math.isfinite(ref)):
-        return "n/a"
-    if ref == 0 or not math.isfinite(value / ref):
-        diff = value - ref
-        return f"{'+' if diff >= 0 else '-'}{format_usd(abs(diff))}" if math.isfinite(diff) else "n/a"
-    return f"{(value / ref - 1) * 100:+.1f}%"
+relative = tables.relative  # kept here too: how far a figure is from another
 
 
 def priors_text(priors: list[dict]) -> str | None:
@@ -91,33 +68,16 @@ def priors_text(priors: list[dict]) -> str | None:
 def run_text(summary: dict, runtime_s: float, out, estimate_total: dict) -> str:
     """The terminal summary of `sim run`: headline table, the deterministic estimate, risk and
     precision."""
-    m = summary["metrics"]
-    n = summary["replications"]
-    est = estimate_total
-    lines = [f"{summary['scenario']}: {n} replications ({summary['sampling']}), seed {summary['seed']}, "
-             f"{runtime_s:.1f} s -> {out}", table(HEADLINE_HEAD, headline_rows(summary)),
-             f"deterministic estimate (no queueing, failures or preemption): {format_usd(est['cost_usd'])}, "
-             f"{est['gpu_hours']:,.0f} GPU-h.\nThe simulated mean is "
-             f"{relative(m['cost_usd']['mean'], est['cost_usd'])}"
-             " from it: queueing, failures, preemption, restarts, reruns, run-to-run spread and idle"
-             " reserved or owned capacity."]
+    lines = [f"{summary['scenario']}: {tables.run_title(summary, runtime_s)} -> {out}",
+             table(HEADLINE_HEAD, headline_rows(summary)), *tables.estimate_lines(summary, estimate_total)]
     if summary.get("risk"):
-        lines += _risk_lines(summary["risk"])
+        lines += tables.risk_lines(summary["risk"])
     assumed = priors_text(summary.get("priors", []))
     if assumed:
         lines.append(assumed)
     if "precision" in summary:
-        p = summary["precision"]
-        how = "met" if p["met"] else "NOT met (cap reached)"
-        lines.append(f"precision target {p['target']:.2%}: {how} after {n} replications "
-                     f"(mean +-{_share(p.get('mean_half_width_rel'))}, P95 +-{_share(p.get('p95_half_width_rel'))})")
+        lines.append(tables.precision_line(summary))
     return "\n".join(lines)
-
-
-def _share(x: float | None) -> str:
-    """A relative half-width as a percentage; n/a when there is none (too few replications, or a
-    mean of zero)."""
-    return f"{x:.2%}" if x is not None and math.isfinite(x) else "n/a"
 
 
 def failed_text(errors: list[dict]) -> str | None:
@@ -129,65 +89,26 @@ def failed_text(errors: list[dict]) -> str | None:
 
 # --- sim compare -------------------------------------------------------------------------------
 def compare_text(report: dict) -> str:
-    sbs = report["side_by_side"]
-    risks = report.get("risk", {})
-    extra = [k for k in ("p_over_budget", "p_late") if any(k in r for r in risks.values())]
-    rows = []
-    for name, m in sbs.items():
-        rows.append([name, format_usd(m["cost_usd"]["mean"]), format_usd(m["cost_usd"]["p5"]),
-                     format_usd(m["cost_usd"]["p95"]), f"{m['makespan_days']['mean']:.1f} d",
-                     f"{m['makespan_days']['p95']:.1f} d", format_kg(m["co2_kg"]["mean"]),
-                     *(f"{risks[name][k]:.1%}" if k in risks.get(name, {}) else "-" for k in extra)])
-    labels = {"p_over_budget": "P(over budget)", "p_late": "P(late)"}
-    lines = [f"{report['scenario']}: {report['replications']} replications each, seed {report['seed']} "
-             "(common random numbers)",
-             table(["strategy", "mean cost", "P5", "P95", "mean time", "P95 time", "mean CO2",
-                    *(labels[k] for k in extra)], rows)]
-    rows = [[f"{p['a']} vs {p['b']}", f"{p['p_a_lower']:.1%}", format_usd(p["diff_mean"]),
-             f"{format_usd(p['diff_mean_ci95'][0])}..{format_usd(p['diff_mean_ci95'][1])}",
-             format_usd(p["diff_p5"]), format_usd(p["diff_p50"]), format_usd(p["diff_p95"])]
-            for p in report["pairs"] if p["metric"] == "cost_usd"]
-    lines.append(table(["pair (A vs B)", "P(A cheaper)", "mean A-B", "95% CI", "P5 A-B", "P50 A-B", "P95 A-B"],
-                       rows))
+    lines = [tables.compare_title(report), table(*tables.compare_head_rows(report))]
+    limits = tables.budget_deadline(report)
+    if limits:
+        lines.append(f"({limits})")
+    lines.append(table(*tables.pair_head_rows(report["pairs"])))
     return "\n".join(lines)
 
 
-def _fmt(x: float | None) -> str:
-    return "none in range" if x is None else f"{x:.3g}"
-
-
 def sweep_text(report: dict) -> str:
-    key = report["sweep"]["key"]
-    rows = [[str(r["value"]), r["strategy"], format_usd(r["cost_usd_mean"]), format_usd(r["cost_usd_p5"]),
-             format_usd(r["cost_usd_p95"])] for r in report["costs"]]
-    lines = [table([key, "strategy", "mean cost", "P5", "P95"], rows, right={0, 2, 3, 4})]
-    for b in report["break_even"]:
-        if b["break_even_mean"] is None and b["band_crossing_p5"] is None and b["band_crossing_p95"] is None:
-            lines.append(f"{b['a']} vs {b['b']}: no break-even for {key} in the range swept")
-            continue
-        lines.append(f"{b['a']} vs {b['b']}: break-even at {key} = {_fmt(b['break_even_mean'])} (mean cost "
-                     f"difference crosses zero; median at {_fmt(b['break_even_p50'])}); the 90% band of the paired "
-                     f"difference crosses zero between {_fmt(b['band_crossing_p5'])} and "
-                     f"{_fmt(b['band_crossing_p95'])}")
+    lines = [table(*tables.sweep_head_rows(report), right={0, 2, 3, 4}), *tables.break_even_lines(report)]
     return "\n".join(lines)
 
 
 # --- sim sensitivity ---------------------------------------------------------------------------
 def sensitivity_text(rows: list[dict], indices: dict, reps: int, n: int, seed: int, name: str, out) -> str:
-    head = ["input", "P10 value", "P90 value", "mean cost at P10", "at P90", "swing"]
-    body = [[r["input"], f"{r['low_value']:.4g}", f"{r['high_value']:.4g}", format_usd(r["cost_mean_at_low"]),
-             format_usd(r["cost_mean_at_high"]), format_usd(r["cost_mean_swing"])] for r in rows]
-    if indices:
-        head += ["Sobol S1 (mean cost)", "ST"]
-        per = indices["indices"]["cost_mean"]
-        for b, r in zip(body, rows, strict=True):
-            i = per[r["input"]]
-            b += [f"{i['S1']:.2f} +-{i['S1_conf']:.2f}", f"{i['ST']:.2f} +-{i['ST_conf']:.2f}"]
-    lines = [f"{name}: what drives the cost ({reps} replications per point, seed {seed}) -> {out}",
+    head, body = tables.sensitivity_head_rows(rows, indices)
+    lines = [f"{tables.sensitivity_title(name, reps, seed)} -> {out}",
              table(head, body, right=set(range(1, len(head))))]
     if indices:
-        lines.append(f"Sobol indices from {indices['points']} points (Saltelli, N={n}) x {reps} replications; "
-                     "inputs treated as independent (correlations are not used here)")
+        lines.append(tables.sobol_note(indices, n, reps))
     return "\n".join(lines)
 
 

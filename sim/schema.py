@@ -60,7 +60,13 @@ def _number(parser, bounds: Bounds, uncertain: bool):
                     f"got a mapping without `dist`: {v!r}"
                 )
             return parse_dist(v, parser, bounds)
-        x = parser(v)
+        try:
+            x = parser(v)
+        except ValueError as e:
+            hint = units.range_hint(v, parser) if uncertain and isinstance(v, str) else None
+            if hint:
+                raise ValueError(f"{e}; {hint}") from None
+            raise
         rule = bounds.check(x)
         if rule:
             raise ValueError(f"{rule}, got {v!r}" if isinstance(v, str) else f"{rule}, got {x:g}")
@@ -109,6 +115,17 @@ UsdPerKwh = num(units.parse_usd, "USD/kWh", lo=0)
 Rho = num(units.parse_plain, "rank correlation", lo=-1, hi=1, uncertain=False)
 
 Date = Annotated[date, BeforeValidator(units.parse_date), Unit("date YYYY-MM-DD")]
+
+
+def _deadline(value: object) -> date:
+    try:
+        return units.parse_date(value)
+    except ValueError:
+        raise ValueError(f"expected a date as YYYY-MM-DD or a duration after project.start such as '4 mo', got "
+                         f"{value!r}") from None
+
+
+Deadline = Annotated[date, BeforeValidator(_deadline), Unit("date YYYY-MM-DD, or a duration after start")]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$", max_length=80)]
 
 
@@ -123,13 +140,37 @@ class Strict(BaseModel):
 
 
 # --- project -----------------------------------------------------------------------------------
+def _is_date(text: str) -> bool:
+    try:
+        units.parse_date(text)
+    except ValueError:
+        return False
+    return True
+
+
 class Project(Strict):
     name: Name = Field(description="Short name of the project; used for output folders.")
     description: str = Field("", description="Free text shown in reports.")
     start: Date = Field(description="Calendar date the project starts; time zero of the simulation.")
     currency: Literal["USD"] = Field("USD", description="Currency of every price. Only USD for now.")
     budget_usd: FixedUsd | None = Field(None, description="Budget, for P(cost > budget).")
-    deadline: Date | None = Field(None, description="Date the project should finish by.")
+    deadline: Deadline | None = Field(None, description="Date the project should finish by, or a duration after "
+                                  "`start` such as `4 mo` (calendar months and years; weeks, days and hours "
+                                  "counted on, to the day they end in).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _relative_deadline(cls, data: Any) -> Any:
+        """`deadline: 4 mo` (a duration after `start`) -> the date it ends on."""
+        given = data.get("deadline") if isinstance(data, dict) else None
+        if given is None or isinstance(given, date) or (isinstance(given, str) and _is_date(given)):
+            return data
+        try:
+            start = units.parse_date(data.get("start"))
+        except ValueError:
+            return data  # the start's own message says what is wrong
+        after = units.date_after(start, given)
+        return data if after is None else {**data, "deadline": after}
 
     @model_validator(mode="after")
     def _deadline_after_start(self):

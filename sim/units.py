@@ -137,6 +137,56 @@ def parse_date(value: object) -> date:
     raise ValueError(f"expected a date as YYYY-MM-DD, got {_describe(value)}")
 
 
+_CALENDAR = {"mo": 1, "month": 1, "months": 1, "y": 12, "yr": 12, "year": 12, "years": 12}
+
+
+def date_after(start: date, value: object) -> date | None:
+    """The date a duration after `start` ends on ('4 mo' -> the same day four calendar months
+    on; '6 w', '90 d' -> that many days on; a duration in hours -> the day it ends in), or None
+    when `value` is not a duration."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        return None
+    m = re.match(r"^\s*(\d+)\s*([A-Za-z]+)\s*$", value) if isinstance(value, str) else None
+    if m and m.group(2).lower() in _CALENDAR:
+        months = start.month - 1 + int(m.group(1)) * _CALENDAR[m.group(2).lower()]
+        year, month = start.year + months // 12, months % 12 + 1
+        if year > 9999:
+            return None
+        import calendar
+
+        return date(year, month, min(start.day, calendar.monthrange(year, month)[1]))
+    try:
+        hours = parse_duration_h(value)
+        from datetime import timedelta
+
+        return start + timedelta(days=math.floor(hours / 24.0))
+    except (ValueError, OverflowError):
+        return None
+
+
+_RANGE_SEPARATOR = re.compile(r"\s*(?:-|\u2013|\.\.|\bto\b)\s*")
+_UNIT_TAIL = re.compile(rf"^\s*{_NUM}\s*(.*?)\s*$")
+
+
+def range_hint(text: str, parser) -> str | None:
+    """For a range written as one string ('30-50%', '1B to 2B', '20..40 min'), the distribution
+    to write instead; None when `text` is not two values `parser` reads."""
+    for sep in _RANGE_SEPARATOR.finditer(text):
+        lo, hi = text[:sep.start()].strip(), text[sep.end():].strip()
+        if not lo or not hi:
+            continue
+        tail = _UNIT_TAIL.match(hi)
+        if tail and tail.group(1) and re.fullmatch(_NUM, lo):  # '30-50%': the unit is written once
+            unit = tail.group(1)
+            lo = f"{lo}{unit}" if unit == "%" or unit in SUFFIX else f"{lo} {unit}"
+        try:
+            parser(lo), parser(hi)
+        except (ValueError, TypeError):
+            continue
+        return f"for a range, write {{dist: uniform, min: {lo}, max: {hi}}}"
+    return None
+
+
 def hours_between(start: date, end: date) -> float:
     """Calendar hours from the start of day `start` to the start of day `end`."""
     return (end - start).days * 24.0
