@@ -8,8 +8,8 @@ import math
 import sys
 import time
 
-from sim.outputs import HEADLINE_HEAD, headline_rows
-from sim.units import format_count, format_hours, format_kg, format_kwh, format_usd
+from sim.outputs import HEADLINE_HEAD, NOMINAL_NOTE, headline_rows
+from sim.units import format_count, format_hours, format_kg, format_kwh, format_pct, format_usd, format_value
 
 log = logging.getLogger("sim")
 
@@ -44,7 +44,36 @@ def estimate_text(name: str, est) -> str:
              table(["workload", "runs", "per run on", "FLOP/run", "GPU-h/run", "wall/run", "$/GPU-h", "cost/run",
                     "cost", "energy", "CO2"], rows, right=set(range(3, 11)))]
     lines += [f"  {w.name}: price from {w.price_source}" for w in est.workloads]
+    if est.commitments:
+        lines += _commitment_lines(est)
     return "\n".join(lines)
+
+
+def _commitment_lines(est) -> list[str]:
+    """Usage, each commitment and the floor (their sum), under the estimate's table."""
+    t = est.total
+    lines = ["(a run's cost on a reserved or owned pool is its hours at the pool's rate; the pool itself is billed "
+             "as a commitment below)",
+             f"usage, billed by the hour (on-demand, spot): {format_usd(t['usage_usd'])}",
+             "commitments, billed whatever the runs do:"]
+    for c in est.commitments:
+        span = f"{c.start} to {c.end} ({format_hours(c.billed_hours)})"
+        held = c.busy_gpu_hours + c.idle_gpu_hours
+        line = f"  {c.pool}: {c.accelerators} x {c.accelerator} {c.pricing}, "
+        if c.pricing == "owned":
+            line += (f"{span}, the project's floor length: {format_usd(c.cost_usd)} (purchase amortized "
+                     f"{format_usd(c.cost_usd - c.electricity_usd)}, electricity busy and idle "
+                     f"{format_usd(c.electricity_usd)})")
+        else:
+            line += f"{span} at ${c.price_usd_per_gpu_h:.2f}/GPU-h: {format_usd(c.cost_usd)}"
+        line += f"; the runs above use {c.busy_gpu_hours:,.0f} of its {held:,.0f} GPU-h"
+        if c.sunk_hours > 0:
+            line += f"; the {format_hours(c.sunk_hours)} of the term before {est.start} are sunk, not counted"
+        lines.append(line)
+    lines.append(f"floor (usage + commitments): {format_usd(t['cost_usd'])}; energy {format_kwh(t['energy_kwh'])}, "
+                 f"CO2 {format_kg(t['co2_kg'])} (idle reserved or owned capacity included); the runs could all "
+                 f"end after {format_hours(est.project_hours)}")
+    return lines
 
 
 # --- sim run -----------------------------------------------------------------------------------
@@ -53,13 +82,14 @@ def _risk_lines(r: dict) -> list[str]:
     line = "budget needed for 50/80/90/95% confidence: " + " / ".join(format_usd(conf[k]) for k in conf)
     if "p_over_budget" in r:
         lo, hi = r["p_over_budget_ci95"]
-        line += (f"; P(cost > budget {format_usd(r['budget_usd'])}) = {r['p_over_budget']:.1%}"
-                 f" (95% CI {lo:.1%}..{hi:.1%})")
+        line += (f"; P(cost > budget {format_usd(r['budget_usd'])}) = {format_pct(r['p_over_budget'])}"
+                 f" (95% CI {format_pct(lo)}..{format_pct(hi)})")
     dates = r["finish_date_at_confidence"]
     line2 = "finish date at 50/80/90/95% confidence: " + " / ".join(dates.values())
     if "p_late" in r:
         lo, hi = r["p_late_ci95"]
-        line2 += f"; P(finish after {r['deadline']}) = {r['p_late']:.1%} (95% CI {lo:.1%}..{hi:.1%})"
+        line2 += (f"; P(finish after {r['deadline']}) = {format_pct(r['p_late'])} (95% CI {format_pct(lo)}.."
+                  f"{format_pct(hi)})")
     return [line, line2]
 
 
@@ -96,13 +126,18 @@ def run_text(summary: dict, runtime_s: float, out, estimate_total: dict) -> str:
     est = estimate_total
     lines = [f"{summary['scenario']}: {n} replications ({summary['sampling']}), seed {summary['seed']}, "
              f"{runtime_s:.1f} s -> {out}", table(HEADLINE_HEAD, headline_rows(summary)),
-             f"deterministic estimate (no queueing, failures or preemption): {format_usd(est['cost_usd'])}, "
-             f"{est['gpu_hours']:,.0f} GPU-h.\nThe simulated mean is "
+             f"deterministic estimate (no queueing, failures or preemption): {format_usd(est['cost_usd'])}"
+             f"{_floor_parts(est)}, {est['gpu_hours']:,.0f} GPU-h.\nThe simulated mean is "
              f"{relative(m['cost_usd']['mean'], est['cost_usd'])}"
-             " from it: queueing, failures, preemption, restarts, reruns, run-to-run spread and idle"
-             " reserved or owned capacity."]
+             " from it: queueing, failures, preemption, restarts, reruns and run-to-run spread (and owned"
+             " capacity held for longer than the floor's project length)."]
+    if summary.get("nominal"):
+        lines.append(NOMINAL_NOTE + ".")
     if summary.get("risk"):
         lines += _risk_lines(summary["risk"])
+    spend = spend_text(summary)
+    if spend:
+        lines.append(spend)
     assumed = priors_text(summary.get("priors", []))
     if assumed:
         lines.append(assumed)
@@ -112,6 +147,32 @@ def run_text(summary: dict, runtime_s: float, out, estimate_total: dict) -> str:
         lines.append(f"precision target {p['target']:.2%}: {how} after {n} replications "
                      f"(mean +-{_share(p.get('mean_half_width_rel'))}, P95 +-{_share(p.get('p95_half_width_rel'))})")
     return "\n".join(lines)
+
+
+SPEND_ROWS = 24  # more periods than this are left to summary.json and --format csv/xlsx
+
+
+def spend_text(summary: dict) -> str | None:
+    """Spend by week or month (sim.stats.spend_period): P50 and P10..P90 in the period and the
+    cumulative P50; None when there is none."""
+    period = summary.get("spend_period", "month")
+    rows = summary.get("spend_by_period", summary.get("spend_by_month")) or []
+    if not rows:
+        return None
+    what = "week (its first day)" if period == "week" else "month"
+    if len(rows) > SPEND_ROWS:
+        return (f"spend by {what}: {len(rows)} {period}s, from {rows[0][period]} to {rows[-1][period]} "
+                "(summary.json spend_by_period, or --format csv)")
+    body = [[r[period], format_usd(r["p50"]), f"{format_usd(r['p10'])}..{format_usd(r['p90'])}",
+             format_usd(r["cumulative_p50"])] for r in rows]
+    return table([f"spend by {what}", "P50", "P10..P90", "cumulative P50"], body)
+
+
+def _floor_parts(total: dict) -> str:
+    """" (usage $X + commitments $Y)" when the estimate has commitments."""
+    if not total.get("commitment_usd"):
+        return ""
+    return f" (usage {format_usd(total['usage_usd'])} + commitments {format_usd(total['commitment_usd'])})"
 
 
 def _share(x: float | None) -> str:
@@ -137,13 +198,13 @@ def compare_text(report: dict) -> str:
         rows.append([name, format_usd(m["cost_usd"]["mean"]), format_usd(m["cost_usd"]["p5"]),
                      format_usd(m["cost_usd"]["p95"]), f"{m['makespan_days']['mean']:.1f} d",
                      f"{m['makespan_days']['p95']:.1f} d", format_kg(m["co2_kg"]["mean"]),
-                     *(f"{risks[name][k]:.1%}" if k in risks.get(name, {}) else "-" for k in extra)])
+                     *(format_pct(risks[name][k]) if k in risks.get(name, {}) else "-" for k in extra)])
     labels = {"p_over_budget": "P(over budget)", "p_late": "P(late)"}
     lines = [f"{report['scenario']}: {report['replications']} replications each, seed {report['seed']} "
              "(common random numbers)",
              table(["strategy", "mean cost", "P5", "P95", "mean time", "P95 time", "mean CO2",
                     *(labels[k] for k in extra)], rows)]
-    rows = [[f"{p['a']} vs {p['b']}", f"{p['p_a_lower']:.1%}", format_usd(p["diff_mean"]),
+    rows = [[f"{p['a']} vs {p['b']}", format_pct(p["p_a_lower"]), format_usd(p["diff_mean"]),
              f"{format_usd(p['diff_mean_ci95'][0])}..{format_usd(p['diff_mean_ci95'][1])}",
              format_usd(p["diff_p5"]), format_usd(p["diff_p50"]), format_usd(p["diff_p95"])]
             for p in report["pairs"] if p["metric"] == "cost_usd"]
@@ -152,13 +213,13 @@ def compare_text(report: dict) -> str:
     return "\n".join(lines)
 
 
-def _fmt(x: float | None) -> str:
-    return "none in range" if x is None else f"{x:.3g}"
-
-
 def sweep_text(report: dict) -> str:
-    key = report["sweep"]["key"]
-    rows = [[str(r["value"]), r["strategy"], format_usd(r["cost_usd_mean"]), format_usd(r["cost_usd_p5"]),
+    key, unit = report["sweep"]["key"], report["sweep"].get("unit")
+
+    def _fmt(x: float | None) -> str:
+        return "none in range" if x is None else format_value(x, unit)
+
+    rows = [[_fmt(r["value"]), r["strategy"], format_usd(r["cost_usd_mean"]), format_usd(r["cost_usd_p5"]),
              format_usd(r["cost_usd_p95"])] for r in report["costs"]]
     lines = [table([key, "strategy", "mean cost", "P5", "P95"], rows, right={0, 2, 3, 4})]
     for b in report["break_even"]:
@@ -269,8 +330,8 @@ def reforecast_text(summary: dict, out) -> str:
              f"estimate at completion: P5 {format_usd(e['p5'])} / P50 {format_usd(e['p50'])} / P95 "
              f"{format_usd(e['p95'])} (mean {format_usd(e['mean'])})",
              f"finish date: P5 {f['p5']} / P50 {f['p50']} / P95 {f['p95']}"]
-    risk = [f"P(over budget) = {b['p_over_budget']:.1%}" if "p_over_budget" in b else "",
-            f"P(late) = {b['p_late']:.1%}" if "p_late" in b else ""]
+    risk = [f"P(over budget) = {format_pct(b['p_over_budget'])}" if "p_over_budget" in b else "",
+            f"P(late) = {format_pct(b['p_late'])}" if "p_late" in b else ""]
     if any(risk):
         lines.append("; ".join(x for x in risk if x))
     ev = b.get("earned_value")
