@@ -203,6 +203,9 @@ def format_value(x: float | None, unit: str | None) -> str:
         return format_pct(x) + unit.removeprefix("fraction")
     if unit == "count":
         return format_count(x)
+    short = {"per accelerator-hour": "/GPU-h", "per run-hour": "/run-h", "per node-hour": "/node-h"}
+    if unit in short:
+        return f"{x:.3g}{short[unit]}"
     return f"{x:.4g}" + (f" {unit}" if unit and unit not in ("factor", "ratio") else "")
 
 
@@ -219,9 +222,11 @@ def format_count(x: float) -> str:
 
 
 def format_hours(h: float) -> str:
-    """Hours as the most readable unit: '45 min', '6.0 h', '4.2 d', '1.3 y'."""
+    """Hours as the most readable unit: '6.6 s', '45 min', '6.0 h', '4.2 d', '1.3 y'."""
     if h is None or not math.isfinite(h):
         return "n/a"
+    if 0 < h < 0.5 / 60:  # would read '0 min'
+        return f"{h * 3600:.2g} s"
     if h < 1:
         return f"{h * 60:.0f} min"
     if h < 48:

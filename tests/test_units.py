@@ -445,7 +445,10 @@ def test_format_pct(x, text):
         (0.35, "fraction", "35.0%"),
         (0.3, "fraction per year", "30.0% per year"),
         (34.2, "count", "34.2"),
-        (1.97e-5, "per accelerator-hour", "1.97e-05 per accelerator-hour"),
+        (1.97e-5, "per accelerator-hour", "1.97e-05/GPU-h"),
+        (0.03699, "per run-hour", "0.037/run-h"),
+        (0.001827, "duration (hours)", "6.6 s"),  # was '0 min'
+        (0.0, "duration (hours)", "0 min"),
         (1.5, "factor", "1.5"),
         (2.0, None, "2"),
     ],
