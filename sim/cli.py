@@ -120,6 +120,11 @@ def _refuse_non_finite(file: str, est: dict) -> None:
                 raise ScenarioError(file, [Issue(("workloads", i), f"{name}: {key} is {v}, not a finite number: an "
                                                  "input is too large for the arithmetic (params, tokens, FLOP, "
                                                  "accelerator-hours or price near the limits of floating point)")])
+    for key, v in est["total"].items():
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ScenarioError(file, [Issue(("pools",), f"the estimate's {key} is {v}, not a finite number: a "
+                                             "commitment (count, term, lifetime or price) is too large for the "
+                                             "arithmetic")])
 
 
 def _number(value: str | None, kind: type = int, flag: str | None = None):
