@@ -239,8 +239,8 @@ def sensitivity_text(rows: list[dict], indices: dict, reps: int, n: int, seed: i
 
     head = ["input", "P10 value", "P90 value", "mean cost at P10", "at P90", "swing"]
     unit = {r["input"]: key_unit(r["input"]) for r in rows}
-    body = [[r["input"], format_value(r["low_value"], unit[r["input"]]), format_value(r["high_value"], unit[r["input"]]),
-             format_usd(r["cost_mean_at_low"]),
+    body = [[r["input"], format_value(r["low_value"], unit[r["input"]]),
+             format_value(r["high_value"], unit[r["input"]]), format_usd(r["cost_mean_at_low"]),
              format_usd(r["cost_mean_at_high"]), format_usd(r["cost_mean_swing"])] for r in rows]
     if indices:
         head += ["Sobol S1 (mean cost)", "ST"]
