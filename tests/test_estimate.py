@@ -183,6 +183,7 @@ def test_a_reservation_costs_its_term_in_the_estimate_and_the_run_whatever_the_r
     s = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert s["metrics"]["cost_usd"]["min"] == s["metrics"]["cost_usd"]["max"] == pytest.approx(TERM_USD, rel=1e-9)
     assert s["metrics"]["failures"]["mean"] > 0  # the runs were interrupted, the bill did not move
+    assert s["spend_period"] == "month" and len(s["spend_by_period"]) == 12  # a year: by month
     assert "$6.73M (usage $0.00 + commitments $6.73M)" in out and "The simulated mean is +0.0% from it" in out
     text = cli("estimate", path)[1]
     assert "commitments, billed whatever the runs do:" in text and "floor (usage + commitments): $6.73M" in text

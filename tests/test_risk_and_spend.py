@@ -80,7 +80,7 @@ def test_a_run_across_a_week_boundary_is_split_exactly_by_week():
     assert s["spend_usd_2026-01"] == pytest.approx(s["cost_usd"])
 
 
-def test_a_two_week_project_shows_its_spend_by_week_and_a_year_by_month(cli, write, tmp_path):
+def test_a_two_week_project_shows_its_spend_by_week(cli, write, tmp_path):
     from sim.outputs import NOMINAL_NOTE
     from sim.report import plot_spend_fan
 
@@ -98,9 +98,4 @@ def test_a_two_week_project_shows_its_spend_by_week_and_a_year_by_month(cli, wri
     assert NOMINAL_NOTE in out and NOMINAL_NOTE in (tmp_path / "w" / "report.md").read_text()  # item 7's column
     ax = plot_spend_fan(s)
     assert ax.get_xlabel() == "week (its first day)" and len(ax.get_xticks()) == 5
-    reserved = MINIMAL.replace("    price_usd_per_gpu_h: 2.0", "    price_usd_per_gpu_h: 2.0\n    pricing: reserved\n"
-                               "    term: 1 y")
-    code, out, err = cli("run", write(reserved), "--reps", "2", "--workers", "1", "--out", tmp_path / "m")
-    s = json.loads((tmp_path / "m" / "summary.json").read_text())
-    assert s["spend_period"] == "month" and len(s["spend_by_period"]) == 12 and "spend by month" in out
-
+    # a year-long reservation is shown by month: tests/test_estimate.py (the reservation's test)
