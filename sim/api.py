@@ -113,12 +113,15 @@ def _loaded(scenario: ScenarioLike, variant: str | None = None, sets: Sequence[s
 
 def estimate(scenario: ScenarioLike) -> pd.DataFrame:
     """The deterministic estimate (no queueing, failures or preemption), one row per workload;
-    the totals are in `.attrs["total"]`."""
+    the totals are in `.attrs["total"]`: `cost_usd` (the floor) = `usage_usd` (busy hours on
+    on-demand and spot pools) + `commitment_usd` (reserved terms, owned capacity and its
+    electricity, whatever the runs do); each commitment is a dict in `.attrs["commitments"]`."""
     from sim.deterministic import estimate as _estimate
 
     est = _estimate(_loaded(scenario))
     df = pd.DataFrame([asdict(w) for w in est.workloads])
     df.attrs["total"] = est.total
+    df.attrs["commitments"] = [asdict(c) for c in est.commitments]
     return df
 
 
@@ -580,7 +583,8 @@ def sweep(scenario: ScenarioLike, key: str, values: Sequence[float] | str, only:
         table = pd.DataFrame(rows)
         outputs.write_parquet(folder / "sweep.parquet", table)
         report = {"scenario": s.base.scenario.project.name, "seed": s.options["seed"],
-                  "replications": s.options["reps"], "sweep": {"key": key, "values": list(values), "strategy": target},
+                  "replications": s.options["reps"],
+                  "sweep": {"key": key, "values": list(values), "strategy": target, "unit": comparing.key_unit(key)},
                   "costs": rows, "pairs": pairs, "break_even": comparing.break_evens(key, pairs)}
         outputs.write_json(folder / "compare.json", report)
         from sim import report as reporting

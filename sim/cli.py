@@ -16,7 +16,7 @@ import traceback
 import warnings
 from datetime import date
 
-from sim import __version__, present
+from sim import __version__, outputs, present
 from sim.api import SettingsError
 from sim.loader import Issue, ScenarioError, load, load_data
 from sim.runner import RunError
@@ -120,6 +120,11 @@ def _refuse_non_finite(file: str, est: dict) -> None:
                 raise ScenarioError(file, [Issue(("workloads", i), f"{name}: {key} is {v}, not a finite number: an "
                                                  "input is too large for the arithmetic (params, tokens, FLOP, "
                                                  "accelerator-hours or price near the limits of floating point)")])
+    for key, v in est["total"].items():
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ScenarioError(file, [Issue(("pools",), f"the estimate's {key} is {v}, not a finite number: a "
+                                             "commitment (count, term, lifetime or price) is too large for the "
+                                             "arithmetic")])
 
 
 def _number(value: str | None, kind: type = int, flag: str | None = None):
@@ -141,6 +146,7 @@ def cmd_run(a) -> int:
     from sim import api
     from sim.deterministic import estimate
 
+    _check_export(a.export)
     seed, workers = _number(a.seed, flag="--seed"), _number(a.workers, flag="--workers")
     precision, reps = _number(a.precision, float, "--precision"), _number(a.reps, flag="--reps")
     common = {"workers": workers, "backend": a.backend, "scheduler": a.scheduler, "strict": a.strict,
@@ -160,7 +166,10 @@ def cmd_run(a) -> int:
     except api.RunInterrupted as e:
         _resume_hint(e)
         return 130
-    print(present.run_text(result.summary, result.runtime_s, result.out, estimate(result.loaded).total))
+    total = estimate(result.loaded).total
+    print(present.run_text(result.summary, result.runtime_s, result.out, total))
+    if a.export:
+        _export(result.out, outputs.run_tables(result.summary, total), a.export)
     warning = present.failed_text(result.errors)
     if warning:
         print(warning, file=sys.stderr)
@@ -199,6 +208,7 @@ def cmd_compare(a) -> int:
     from sim import api
     from sim import comparison as compare
 
+    _check_export(a.export)
     only = [n.strip() for n in a.only.split(",") if n.strip()] if a.only else None
     reps, seed, workers = (_number(x, flag=f) for x, f in ((a.reps, "--reps"), (a.seed, "--seed"),
                                                              (a.workers, "--workers")))
@@ -219,8 +229,22 @@ def cmd_compare(a) -> int:
     except api.RunInterrupted as e:
         _resume_hint(e)
         raise KeyboardInterrupt from None
+    if a.export:
+        _export(result.out, outputs.compare_tables(result.report), a.export, "compare")
     print(f"results in {result.out}")
     return 0
+
+
+def _check_export(fmt: str | None) -> None:
+    """Before any simulation: a clear exit-2 message when --format xlsx cannot be written."""
+    problem = outputs.xlsx_missing() if fmt == "xlsx" else None
+    if problem:
+        raise SettingsError("--format", problem)
+
+
+def _export(folder, tables: dict, fmt: str, stem: str = "summary") -> None:
+    paths = outputs.export_tables(folder, tables, fmt, stem)
+    print(f"{fmt}: " + ", ".join(str(p) for p in paths))
 
 
 def cmd_sensitivity(a) -> int:
@@ -373,7 +397,14 @@ def _add_run(sub) -> None:
                    "relative half-width (e.g. 0.01), or --reps is reached")
     p.add_argument("--strict", action="store_true", help="stop at the first failing replication")
     p.add_argument("--resume", metavar="DIR", help="complete an interrupted run in DIR")
+    _format_arg(p)
     p.set_defaults(func=cmd_run)
+
+
+def _format_arg(p) -> None:
+    p.add_argument("--format", choices=["csv", "xlsx"], dest="export",
+                   help="also write the headline table, the risk figures and the spend by period for a spreadsheet: "
+                   "CSV files, or one .xlsx workbook (needs openpyxl)")
 
 
 def _add_compare(sub) -> None:
@@ -388,6 +419,7 @@ def _add_compare(sub) -> None:
     p.add_argument("--seed", help="root seed, shared by all strategies (default: simulation.seed)")
     _out_and_backend(p, "-compare")
     p.add_argument("--sampling", choices=["random", "lhs", "sobol"])
+    _format_arg(p)
     p.set_defaults(func=cmd_compare)
 
 

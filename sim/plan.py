@@ -6,9 +6,10 @@ Times are hours since 00:00 of the project's start date; rates are per hour. Nam
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 from sim.billing import TIERS, Tier
 from sim.catalog import Catalog, preemption_bands
@@ -108,24 +109,33 @@ class Plan:
     workloads: list[WorkloadPlan]
     power_factor: float
     idle_power_factor: float
-    months: tuple[float, ...] = ()  # hours at which each calendar month starts (month 0 = project start)
-    month_labels: tuple[str, ...] = ()
+    months: tuple[float, ...] = ()  # hours at which each calendar month or week starts (0 = project start)
+    month_labels: tuple[str, ...] = ()  # the month (YYYY-MM) of each of those periods
+    week_labels: tuple[str, ...] = ()  # the week (the date it begins) of each of those periods
     max_events: int = MAX_EVENTS  # run segments one replication may take before it is given up
 
 
-def month_starts(start: date, horizon_h: float) -> tuple[tuple[float, ...], tuple[str, ...]]:
-    """Hours since `start` at which each calendar month begins (the first is the start itself,
-    perhaps mid-month), up to the horizon, and their labels (YYYY-MM)."""
-    times, labels = [0.0], [f"{start.year:04d}-{start.month:02d}"]
-    y, m = start.year, start.month
+@functools.lru_cache(maxsize=64)
+def month_starts(start: date, horizon_h: float) -> tuple[tuple[float, ...], tuple[str, ...], tuple[str, ...]]:
+    """The hours since `start` at which a calendar month or a week (Monday) begins, up to the
+    horizon (the first is the start itself), with, for each, the label of its month (YYYY-MM) and
+    of its week (the date the week begins in the project: the start, then Mondays). Spend is
+    billed into these periods, so that it can be summed exactly by month and by week."""
+    times, months, weeks = [0.0], [f"{start.year:04d}-{start.month:02d}"], [start.isoformat()]
+    day, week = start, start.isoformat()
     while True:
-        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
-        t = hours_between(start, type(start)(y, m, 1))
+        day += timedelta(days=1)
+        t = hours_between(start, day)
         if t > horizon_h:
             break
+        if day.weekday() == 0:
+            week = day.isoformat()
+        elif day.day != 1:
+            continue
         times.append(t)
-        labels.append(f"{y:04d}-{m:02d}")
-    return tuple(times), tuple(labels)
+        months.append(f"{day.year:04d}-{day.month:02d}")
+        weeks.append(week)
+    return tuple(times), tuple(months), tuple(weeks)
 
 
 def preemption_rate_per_node_h(p) -> float:
@@ -257,11 +267,11 @@ def build_plan(scn: Scenario, catalog: Catalog) -> Plan:
     pools = [_pool_plan(i, p, scn, catalog, names) for i, p in enumerate(scn.pools)]
     workloads = [_workload_plan(i, w, scn, catalog, pools, names, wnames) for i, w in enumerate(scn.workloads)]
     horizon = float(scn.simulation.horizon)
-    months, labels = month_starts(scn.project.start, horizon)
+    months, labels, weeks = month_starts(scn.project.start, horizon)
     return Plan(start=scn.project.start, horizon_h=horizon, scheduler=scn.simulation.scheduler,
                 failure_model=scn.reliability.model, pools=pools, workloads=workloads,
                 power_factor=float(scn.carbon.power_factor), idle_power_factor=float(scn.carbon.idle_power_factor),
-                months=months, month_labels=labels)
+                months=months, month_labels=labels, week_labels=weeks)
 
 
 def interruption_rate_per_h(w: WorkloadPlan, p: PoolPlan) -> float:

@@ -8,8 +8,8 @@ import sys
 import time
 
 from sim import tables
-from sim.outputs import HEADLINE_HEAD, headline_rows
-from sim.units import format_count, format_hours, format_kg, format_kwh, format_usd
+from sim.outputs import HEADLINE_HEAD, NOMINAL_NOTE, headline_rows
+from sim.units import format_count, format_hours, format_kg, format_kwh, format_pct, format_usd
 
 log = logging.getLogger("sim")
 
@@ -44,7 +44,36 @@ def estimate_text(name: str, est) -> str:
              table(["workload", "runs", "per run on", "FLOP/run", "GPU-h/run", "wall/run", "$/GPU-h", "cost/run",
                     "cost", "energy", "CO2"], rows, right=set(range(3, 11)))]
     lines += [f"  {w.name}: price from {w.price_source}" for w in est.workloads]
+    if est.commitments:
+        lines += _commitment_lines(est)
     return "\n".join(lines)
+
+
+def _commitment_lines(est) -> list[str]:
+    """Usage, each commitment and the floor (their sum), under the estimate's table."""
+    t = est.total
+    lines = ["(a run's cost on a reserved or owned pool is its hours at the pool's rate; the pool itself is billed "
+             "as a commitment below)",
+             f"usage, billed by the hour (on-demand, spot): {format_usd(t['usage_usd'])}",
+             "commitments, billed whatever the runs do:"]
+    for c in est.commitments:
+        span = f"{c.start} to {c.end} ({format_hours(c.billed_hours)})"
+        held = c.busy_gpu_hours + c.idle_gpu_hours
+        line = f"  {c.pool}: {c.accelerators} x {c.accelerator} {c.pricing}, "
+        if c.pricing == "owned":
+            line += (f"{span}, the project's floor length: {format_usd(c.cost_usd)} (purchase amortized "
+                     f"{format_usd(c.cost_usd - c.electricity_usd)}, electricity busy and idle "
+                     f"{format_usd(c.electricity_usd)})")
+        else:
+            line += f"{span} at ${c.price_usd_per_gpu_h:.2f}/GPU-h: {format_usd(c.cost_usd)}"
+        line += f"; the runs above use {c.busy_gpu_hours:,.0f} of its {held:,.0f} GPU-h"
+        if c.sunk_hours > 0:
+            line += f"; the {format_hours(c.sunk_hours)} of the term before {est.start} are sunk, not counted"
+        lines.append(line)
+    lines.append(f"floor (usage + commitments): {format_usd(t['cost_usd'])}; energy {format_kwh(t['energy_kwh'])}, "
+                 f"CO2 {format_kg(t['co2_kg'])} (idle reserved or owned capacity included); the runs could all "
+                 f"end after {format_hours(est.project_hours)}")
+    return lines
 
 
 # --- sim run -----------------------------------------------------------------------------------
@@ -70,14 +99,38 @@ def run_text(summary: dict, runtime_s: float, out, estimate_total: dict) -> str:
     precision."""
     lines = [f"{summary['scenario']}: {tables.run_title(summary, runtime_s)} -> {out}",
              table(HEADLINE_HEAD, headline_rows(summary)), *tables.estimate_lines(summary, estimate_total)]
+    if summary.get("nominal"):
+        lines.append(NOMINAL_NOTE + ".")
     if summary.get("risk"):
         lines += tables.risk_lines(summary["risk"])
+    spend = spend_text(summary)
+    if spend:
+        lines.append(spend)
     assumed = priors_text(summary.get("priors", []))
     if assumed:
         lines.append(assumed)
     if "precision" in summary:
         lines.append(tables.precision_line(summary))
     return "\n".join(lines)
+
+
+SPEND_ROWS = 24  # more periods than this are left to summary.json and --format csv/xlsx
+
+
+def spend_text(summary: dict) -> str | None:
+    """Spend by week or month (sim.stats.spend_period): P50 and P10..P90 in the period and the
+    cumulative P50; None when there is none."""
+    period = summary.get("spend_period", "month")
+    rows = summary.get("spend_by_period", summary.get("spend_by_month")) or []
+    if not rows:
+        return None
+    what = "week (its first day)" if period == "week" else "month"
+    if len(rows) > SPEND_ROWS:
+        return (f"spend by {what}: {len(rows)} {period}s, from {rows[0][period]} to {rows[-1][period]} "
+                "(summary.json spend_by_period, or --format csv)")
+    body = [[r[period], format_usd(r["p50"]), f"{format_usd(r['p10'])}..{format_usd(r['p90'])}",
+             format_usd(r["cumulative_p50"])] for r in rows]
+    return table([f"spend by {what}", "P50", "P10..P90", "cumulative P50"], body)
 
 
 def failed_text(errors: list[dict]) -> str | None:
@@ -190,8 +243,8 @@ def reforecast_text(summary: dict, out) -> str:
              f"estimate at completion: P5 {format_usd(e['p5'])} / P50 {format_usd(e['p50'])} / P95 "
              f"{format_usd(e['p95'])} (mean {format_usd(e['mean'])})",
              f"finish date: P5 {f['p5']} / P50 {f['p50']} / P95 {f['p95']}"]
-    risk = [f"P(over budget) = {b['p_over_budget']:.1%}" if "p_over_budget" in b else "",
-            f"P(late) = {b['p_late']:.1%}" if "p_late" in b else ""]
+    risk = [f"P(over budget) = {format_pct(b['p_over_budget'])}" if "p_over_budget" in b else "",
+            f"P(late) = {format_pct(b['p_late'])}" if "p_late" in b else ""]
     if any(risk):
         lines.append("; ".join(x for x in risk if x))
     ev = b.get("earned_value")

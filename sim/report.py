@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 from sim import tables  # noqa: E402
-from sim.outputs import HEADLINE_HEAD, atomic_write, headline_rows  # noqa: E402
+from sim.outputs import HEADLINE_HEAD, NOMINAL_NOTE, atomic_write, headline_rows  # noqa: E402
 from sim.stats import interruption_rates, interruption_rates_by_size  # noqa: E402
 from sim.units import format_usd  # noqa: E402
 
@@ -191,8 +191,9 @@ def plot_finish_cdf(reps, start: date, ax=None, deadline: date | None = None):
 
 def plot_spend_fan(summary: dict, ax=None, cumulative: bool = True):
     ax = _axes(ax)
-    months = summary.get("spend_by_month") or []
-    labels = [m["month"] for m in months]
+    period = summary.get("spend_period", "month")  # week for a short project (sim.stats.spend_period)
+    months = (summary.get("spend_by_period") if "spend_by_period" in summary else summary.get("spend_by_month")) or []
+    labels = [m.get(period, m.get("period", "")) for m in months]
     pre = "cumulative_" if cumulative else ""
     x = np.arange(len(labels))
     p10, p50, p90 = (_drawable([m.get(f"{pre}{q}") for m in months]) for q in ("p10", "p50", "p90"))
@@ -202,8 +203,8 @@ def plot_spend_fan(summary: dict, ax=None, cumulative: bool = True):
     ax.plot(x, p50, color="#1f3f6e", marker="o", label="P50")
     ax.set_xticks(x, labels, rotation=45, ha="right")
     ax.yaxis.set_major_formatter(USD)
-    ax.set_xlabel("month")
-    ax.set_ylabel("cumulative spend (USD)" if cumulative else "spend in the month (USD)")
+    ax.set_xlabel("week (its first day)" if period == "week" else "month")
+    ax.set_ylabel("cumulative spend (USD)" if cumulative else f"spend in the {period} (USD)")
     ax.set_title("Spend over calendar time")
     ax.legend(loc="upper left")
     _tidy(ax)
@@ -389,7 +390,8 @@ def run_sections(loaded, summary: dict, reps, runs=None, runtime_s: float | None
     srows = [[k, f"{v:.1%}"] for k, v in b.get("gpu_hours_shares", {}).items()]
     budget, deadline = scn.project.budget_usd, scn.project.deadline
     sections = [
-        ("Headline numbers", [_lines(text), (table_html(head, rows), table_md(head, rows))], []),
+        ("Headline numbers", [_lines(text), (table_html(head, rows), table_md(head, rows)),
+                              (f"<p>{html.escape(NOMINAL_NOTE)}.</p>", NOMINAL_NOTE + ".")], []),
         ("Cost", [], [("cost_histogram.png", lambda: plot_cost_histogram(reps, budget=budget)),
                       ("cost_cdf.png", lambda: plot_cost_cdf(reps, budget=budget))]),
         ("Finish date", [], [("finish_cdf.png", lambda: plot_finish_cdf(reps, scn.project.start, deadline=deadline))]),

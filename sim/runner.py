@@ -375,7 +375,8 @@ class Assembler:
         os.replace(self.tmp, self.parts / "runs.parquet")
         reps = pd.concat(self.frames, ignore_index=True) if self.frames else pd.DataFrame({"replication": []})
         reps = reps.sort_values("replication", kind="stable").reset_index(drop=True)
-        months = spend_columns(reps)  # a month with no spend in a replication spent nothing
+        months = spend_columns(reps) + spend_columns(reps, "week")  # a period with no spend in a replication
+        # spent nothing
         reps = reps[[c for c in reps.columns if c not in months] + months]
         reps[months] = reps[months].fillna(0.0)
         write_parquet(self.parts / "replications.parquet", reps)

@@ -276,7 +276,8 @@ class Pool(Strict):
     term: FixedPosHours | None = Field(
         None, description="Reserved only: commitment length (catalog knows 1 y and 3 y); default 1 y."
     )
-    commitment_start: Date | None = Field(None, description="Reserved only: default project.start.")
+    commitment_start: Date | None = Field(None, description="Reserved only: default project.start. A term begun "
+                                          "before project.start is billed from project.start on (the rest is sunk).")
     purchase_usd_per_gpu: FixedUsd | None = Field(
         None, description="Owned only: purchase price per accelerator incl. its share of servers/network."
     )

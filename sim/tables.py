@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from sim.units import format_kg, format_usd
+from sim.units import format_kg, format_pct, format_usd, format_value
 
 RISK_LABELS = {"p_over_budget": "P(over budget)", "p_late": "P(late)"}
 
@@ -32,13 +32,20 @@ def relative(value: float, ref: float) -> str:
     return f"{(value / ref - 1) * 100:+.1f}%"
 
 
+def floor_parts(total: dict) -> str:
+    """" (usage $X + commitments $Y)" when the estimate has commitments."""
+    if not total.get("commitment_usd"):
+        return ""
+    return f" (usage {format_usd(total['usage_usd'])} + commitments {format_usd(total['commitment_usd'])})"
+
+
 def estimate_lines(summary: dict, est: dict) -> list[str]:
-    """The deterministic estimate (`est`: its total) and how far the simulated mean is from it."""
-    return [f"deterministic estimate (no queueing, failures or preemption): {format_usd(est['cost_usd'])}, "
-            f"{est['gpu_hours']:,.0f} GPU-h.",
+    """The deterministic estimate (`est`: its total, the floor) and how far the simulated mean is from it."""
+    return [f"deterministic estimate (no queueing, failures or preemption): {format_usd(est['cost_usd'])}"
+            f"{floor_parts(est)}, {est['gpu_hours']:,.0f} GPU-h.",
             f"The simulated mean is {relative(summary['metrics']['cost_usd']['mean'], est['cost_usd'])} from it: "
-            "queueing, failures, preemption, restarts, reruns, run-to-run spread and idle reserved or owned "
-            "capacity."]
+            "queueing, failures, preemption, restarts, reruns and run-to-run spread (and owned capacity held for "
+            "longer than the floor's project length)."]
 
 
 def risk_lines(r: dict) -> list[str]:
@@ -48,13 +55,14 @@ def risk_lines(r: dict) -> list[str]:
     line = "budget needed for 50/80/90/95% confidence: " + " / ".join(format_usd(conf[k]) for k in conf)
     if "p_over_budget" in r:
         lo, hi = r["p_over_budget_ci95"]
-        line += (f"; P(cost > budget {format_usd(r['budget_usd'])}) = {r['p_over_budget']:.1%}"
-                 f" (95% CI {lo:.1%}..{hi:.1%})")
+        line += (f"; P(cost > budget {format_usd(r['budget_usd'])}) = {format_pct(r['p_over_budget'])}"
+                 f" (95% CI {format_pct(lo)}..{format_pct(hi)})")
     dates = r["finish_date_at_confidence"]
     line2 = "finish date at 50/80/90/95% confidence: " + " / ".join(dates.values())
     if "p_late" in r:
         lo, hi = r["p_late_ci95"]
-        line2 += f"; P(finish after {r['deadline']}) = {r['p_late']:.1%} (95% CI {lo:.1%}..{hi:.1%})"
+        line2 += (f"; P(finish after {r['deadline']}) = {format_pct(r['p_late'])} (95% CI {format_pct(lo)}.."
+                  f"{format_pct(hi)})")
     return [line, line2]
 
 
@@ -84,14 +92,14 @@ def compare_head_rows(report: dict) -> tuple[list[str], list[list[str]]]:
         rows.append([name, format_usd(m["cost_usd"]["mean"]), format_usd(m["cost_usd"]["p5"]),
                      format_usd(m["cost_usd"]["p95"]), f"{m['makespan_days']['mean']:.1f} d",
                      f"{m['makespan_days']['p95']:.1f} d", format_kg(m["co2_kg"]["mean"]),
-                     *(f"{risks[name][k]:.1%}" if k in risks.get(name, {}) else "-" for k in extra)])
+                     *(format_pct(risks[name][k]) if k in risks.get(name, {}) else "-" for k in extra)])
     head = ["strategy", "mean cost", "P5", "P95", "mean time", "P95 time", "mean CO2", *(RISK_LABELS[k] for k in extra)]
     return head, rows
 
 
 def pair_head_rows(pairs: list[dict]) -> tuple[list[str], list[list[str]]]:
     """Each pair's paired cost difference A - B: P(A cheaper), its mean with a 95% interval, P5/P50/P95."""
-    rows = [[f"{p['a']} vs {p['b']}", f"{p['p_a_lower']:.1%}", format_usd(p["diff_mean"]),
+    rows = [[f"{p['a']} vs {p['b']}", format_pct(p["p_a_lower"]), format_usd(p["diff_mean"]),
              f"{format_usd(p['diff_mean_ci95'][0])}..{format_usd(p['diff_mean_ci95'][1])}",
              format_usd(p["diff_p5"]), format_usd(p["diff_p50"]), format_usd(p["diff_p95"])]
             for p in pairs if p["metric"] == "cost_usd"]
@@ -115,7 +123,10 @@ def budget_deadline(report: dict) -> str | None:
 
 
 # --- sweeps ------------------------------------------------------------------------------------
-def sweep_value(v) -> str:
+def sweep_value(v, unit: str | None = None) -> str:
+    """A swept value in its key's unit (7.6 h, 34.9%), plain when the key has none."""
+    if isinstance(v, int | float) and not isinstance(v, bool) and unit:
+        return format_value(v, unit)
     return f"{v:g}" if isinstance(v, float) else str(v)
 
 
@@ -126,14 +137,17 @@ def swept(report: dict) -> str:
 
 
 def sweep_head_rows(report: dict) -> tuple[list[str], list[list[str]]]:
-    rows = [[sweep_value(r["value"]), r["strategy"], format_usd(r["cost_usd_mean"]), format_usd(r["cost_usd_p5"]),
+    unit = report["sweep"].get("unit")
+    rows = [[sweep_value(r["value"], unit), r["strategy"], format_usd(r["cost_usd_mean"]), format_usd(r["cost_usd_p5"]),
              format_usd(r["cost_usd_p95"])] for r in report["costs"]]
     return [swept(report), "strategy", "mean cost", "P5", "P95"], rows
 
 
 def sweep_pair_head_rows(report: dict) -> tuple[list[str], list[list[str]]]:
     """The paired cost difference of each pair at each swept value (the report's table)."""
-    rows = [[sweep_value(p["value"]), f"{p['a']} vs {p['b']}", f"{p['p_a_lower']:.1%}", format_usd(p["diff_mean"]),
+    unit = report["sweep"].get("unit")
+    rows = [[sweep_value(p["value"], unit), f"{p['a']} vs {p['b']}", format_pct(p["p_a_lower"]),
+             format_usd(p["diff_mean"]),
              format_usd(p["diff_p5"]), format_usd(p["diff_p50"]), format_usd(p["diff_p95"])]
             for p in report["pairs"]]
     return [swept(report), "pair (A vs B)", "P(A cheaper)", "mean A-B", "P5 A-B", "P50 A-B", "P95 A-B"], rows
@@ -149,29 +163,37 @@ def number(x: float) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
-def _fmt(x: float | None) -> str:
-    return "none in range" if x is None else number(x)
+def _fmt(x: float | None, unit: str | None = None) -> str:
+    if x is None:
+        return "none in range"
+    return format_value(x, unit) if unit else number(x)
 
 
 def break_even_lines(report: dict) -> list[str]:
     key = swept(report)
+    unit = report["sweep"].get("unit")
     lines = []
     for b in report["break_even"]:
         if b["break_even_mean"] is None and b["band_crossing_p5"] is None and b["band_crossing_p95"] is None:
             lines.append(f"{b['a']} vs {b['b']}: no break-even for {key} in the range swept")
             continue
-        lines.append(f"{b['a']} vs {b['b']}: break-even at {key} = {_fmt(b['break_even_mean'])} (mean cost "
-                     f"difference crosses zero; median at {_fmt(b['break_even_p50'])}); the 90% band of the paired "
-                     f"difference crosses zero between {_fmt(b['band_crossing_p5'])} and "
-                     f"{_fmt(b['band_crossing_p95'])}")
+        lines.append(f"{b['a']} vs {b['b']}: break-even at {key} = {_fmt(b['break_even_mean'], unit)} (mean cost "
+                     f"difference crosses zero; median at {_fmt(b['break_even_p50'], unit)}); the 90% band of the "
+                     "paired "
+                     f"difference crosses zero between {_fmt(b['band_crossing_p5'], unit)} and "
+                     f"{_fmt(b['band_crossing_p95'], unit)}")
     return lines
 
 
 # --- sensitivity -------------------------------------------------------------------------------
 def sensitivity_head_rows(rows: list[dict], indices: dict) -> tuple[list[str], list[list[str]]]:
     """The tornado (each input at its P10 and P90) with the Sobol indices of the mean cost beside it."""
+    from sim.comparison import key_unit
+
     head = ["input", "P10 value", "P90 value", "mean cost at P10", "at P90", "swing"]
-    body = [[r["input"], f"{r['low_value']:.4g}", f"{r['high_value']:.4g}", format_usd(r["cost_mean_at_low"]),
+    unit = {r["input"]: key_unit(r["input"]) for r in rows}
+    body = [[r["input"], format_value(r["low_value"], unit[r["input"]]),
+             format_value(r["high_value"], unit[r["input"]]), format_usd(r["cost_mean_at_low"]),
              format_usd(r["cost_mean_at_high"]), format_usd(r["cost_mean_swing"])] for r in rows]
     if indices:
         head += ["Sobol S1 (mean cost)", "ST"]
