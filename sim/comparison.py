@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import math
 import re
-import typing
 from itertools import combinations
 
 import numpy as np
 import pandas as pd
 
 from sim.stats import ci95, describe, moments
+from sim.tables import key_unit
 
 __all__ = ["break_even", "break_evens", "describe", "key_unit", "pairwise", "side_by_side", "sweep_folder",
            "sweep_point", "sweep_target", "sweep_values"]
@@ -47,39 +47,6 @@ def pairwise(results: dict[str, pd.DataFrame]) -> list[dict]:
             if metric in results[a] and metric in results[b]:
                 out.append({"a": a, "b": b, "metric": metric, **paired(results[a], results[b], metric)})
     return out
-
-
-def _parts(ann, units: list, models: list) -> None:
-    """The Units and pydantic models found inside an annotation (through Optional, unions, lists)."""
-    from pydantic import BaseModel
-
-    from sim.schema import Unit
-
-    if isinstance(ann, Unit):
-        units.append(ann.name)
-    elif isinstance(ann, type) and issubclass(ann, BaseModel):
-        models.append(ann)
-    for a in typing.get_args(ann):
-        if not isinstance(a, (str, int, float)):
-            _parts(a, units, models)
-    for m in getattr(ann, "__metadata__", ()):
-        _parts(m, units, models)
-
-
-def key_unit(key: str) -> str | None:
-    """The unit of a scenario key ("workloads[x].hours_per_run" -> "duration (hours)"), as the
-    key reference names it; None when the key has none or is not found."""
-    from sim.schema import Scenario, Unit
-
-    models: list = [Scenario]
-    units: list = []
-    for name in re.sub(r"\[[^\]]*\]", "", key).split("."):
-        fields = [m.model_fields[name] for m in models if name in m.model_fields]
-        if not fields:
-            return None
-        units, models = [u.name for u in fields[0].metadata if isinstance(u, Unit)], []
-        _parts(fields[0].annotation, units, models)
-    return units[0] if units else None
 
 
 def sweep_values(spec: str) -> tuple[str, list[float]]:

@@ -9,6 +9,8 @@ strings, or lines of text.
 from __future__ import annotations
 
 import math
+import re
+import typing
 
 from sim.units import format_kg, format_pct, format_usd, format_value
 
@@ -188,8 +190,6 @@ def break_even_lines(report: dict) -> list[str]:
 # --- sensitivity -------------------------------------------------------------------------------
 def sensitivity_head_rows(rows: list[dict], indices: dict) -> tuple[list[str], list[list[str]]]:
     """The tornado (each input at its P10 and P90) with the Sobol indices of the mean cost beside it."""
-    from sim.comparison import key_unit
-
     head = ["input", "P10 value", "P90 value", "mean cost at P10", "at P90", "swing"]
     unit = {r["input"]: key_unit(r["input"]) for r in rows}
     body = [[r["input"], format_value(r["low_value"], unit[r["input"]]),
@@ -211,3 +211,37 @@ def sensitivity_title(name: str, reps: int, seed: int) -> str:
 def sobol_note(indices: dict, n: int, reps: int) -> str:
     return (f"Sobol indices from {indices['points']} points (Saltelli, N={n}) x {reps} replications; "
             "inputs treated as independent (correlations are not used here)")
+
+
+# --- units of keys ------------------------------------------------------------------------------
+def _parts(ann, units: list, models: list) -> None:
+    """The Units and pydantic models found inside an annotation (through Optional, unions, lists)."""
+    from pydantic import BaseModel
+
+    from sim.schema import Unit
+
+    if isinstance(ann, Unit):
+        units.append(ann.name)
+    elif isinstance(ann, type) and issubclass(ann, BaseModel):
+        models.append(ann)
+    for a in typing.get_args(ann):
+        if not isinstance(a, (str, int, float)):
+            _parts(a, units, models)
+    for m in getattr(ann, "__metadata__", ()):
+        _parts(m, units, models)
+
+
+def key_unit(key: str) -> str | None:
+    """The unit of a scenario key ("workloads[x].hours_per_run" -> "duration (hours)"), as the
+    key reference names it; None when the key has none or is not found."""
+    from sim.schema import Scenario, Unit
+
+    models: list = [Scenario]
+    units: list = []
+    for name in re.sub(r"\[[^\]]*\]", "", key).split("."):
+        fields = [m.model_fields[name] for m in models if name in m.model_fields]
+        if not fields:
+            return None
+        units, models = [u.name for u in fields[0].metadata if isinstance(u, Unit)], []
+        _parts(fields[0].annotation, units, models)
+    return units[0] if units else None

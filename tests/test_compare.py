@@ -124,7 +124,7 @@ def test_a_key_only_a_variant_has_is_swept_in_that_variant(cli, write, tmp_path)
     reserve = [r["cost_usd_mean"] for r in report["costs"] if r["strategy"] == "reserve"]
     assert reserve == pytest.approx([960.0 + 160.0 * p for p in (1, 2, 3, 4)])
     assert report["break_even"][0]["break_even_mean"] == pytest.approx(2.0)
-    assert "break-even at reserve:pools[block].price_usd_per_gpu_h = 2 " in out
+    assert "break-even at reserve:pools[block].price_usd_per_gpu_h = $2.00 " in out
     folders = sorted(p.name for p in (tmp_path / "s").iterdir() if p.is_dir())
     assert folders == ["base", "block-price_usd_per_gpu_h-1", "block-price_usd_per_gpu_h-2",
                        "block-price_usd_per_gpu_h-3", "block-price_usd_per_gpu_h-4"]
