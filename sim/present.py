@@ -114,23 +114,14 @@ def run_text(summary: dict, runtime_s: float, out, estimate_total: dict) -> str:
     return "\n".join(lines)
 
 
-SPEND_ROWS = 24  # more periods than this are left to summary.json and --format csv/xlsx
-
-
 def spend_text(summary: dict) -> str | None:
-    """Spend by week or month (sim.stats.spend_period): P50 and P10..P90 in the period and the
-    cumulative P50; None when there is none."""
-    period = summary.get("spend_period", "month")
-    rows = summary.get("spend_by_period", summary.get("spend_by_month")) or []
-    if not rows:
+    """Spend by week or month (sim.stats.spend_period), as the report shows it; None when there is none."""
+    spend = tables.spend_head_rows(summary)
+    if spend is None:
         return None
-    what = "week (its first day)" if period == "week" else "month"
-    if len(rows) > SPEND_ROWS:
-        return (f"spend by {what}: {len(rows)} {period}s, from {rows[0][period]} to {rows[-1][period]} "
-                "(summary.json spend_by_period, or --format csv)")
-    body = [[r[period], format_usd(r["p50"]), f"{format_usd(r['p10'])}..{format_usd(r['p90'])}",
-             format_usd(r["cumulative_p50"])] for r in rows]
-    return table([f"spend by {what}", "P50", "P10..P90", "cumulative P50"], body)
+    if isinstance(spend, str):
+        return spend
+    return table(*spend)
 
 
 def failed_text(errors: list[dict]) -> str | None:

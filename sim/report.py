@@ -377,6 +377,16 @@ def scenario_title(loaded) -> str:
     return title + (f" (--set {', '.join(sets)})" if sets else "")
 
 
+def _spend_table(summary: dict) -> list:
+    """The spend by period the terminal prints (sim.tables.spend_head_rows), as html and markdown."""
+    spend = tables.spend_head_rows(summary)
+    if spend is None:
+        return []
+    if isinstance(spend, str):
+        return [(f"<p>{html.escape(spend)}</p>", spend)]
+    return [(table_html(*spend), table_md(*spend))]
+
+
 def run_sections(loaded, summary: dict, reps, runs=None, runtime_s: float | None = None) -> list:
     """The sections of a run's report (see `run_report`)."""
     scn = loaded.scenario
@@ -395,7 +405,7 @@ def run_sections(loaded, summary: dict, reps, runs=None, runtime_s: float | None
         ("Cost", [], [("cost_histogram.png", lambda: plot_cost_histogram(reps, budget=budget)),
                       ("cost_cdf.png", lambda: plot_cost_cdf(reps, budget=budget))]),
         ("Finish date", [], [("finish_cdf.png", lambda: plot_finish_cdf(reps, scn.project.start, deadline=deadline))]),
-        ("Spend over time", [], [("spend_fan.png", lambda: plot_spend_fan(summary))]),
+        ("Spend over time", _spend_table(summary), [("spend_fan.png", lambda: plot_spend_fan(summary))]),
         ("Where the money and the hours go",
          [(table_html(["mean cost by", "USD"], brows), table_md(["mean cost by", "USD"], brows)),
           (table_html(["accelerator-hours", "share"], srows), table_md(["accelerator-hours", "share"], srows))], []),

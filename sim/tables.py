@@ -81,6 +81,26 @@ def precision_line(summary: dict) -> str:
             f"(mean +-{_share(p.get('mean_half_width_rel'))}, P95 +-{_share(p.get('p95_half_width_rel'))})")
 
 
+SPEND_ROWS = 24  # more periods than this are left to summary.json and --format csv/xlsx
+
+
+def spend_head_rows(summary: dict):
+    """Spend by week or month (sim.stats.spend_period): P50 and P10..P90 in the period and the
+    cumulative P50, as (head, rows); a line instead when there are too many periods; None when
+    there is none."""
+    period = summary.get("spend_period", "month")
+    rows = summary.get("spend_by_period", summary.get("spend_by_month")) or []
+    if not rows:
+        return None
+    what = "week (its first day)" if period == "week" else "month"
+    if len(rows) > SPEND_ROWS:
+        return (f"spend by {what}: {len(rows)} {period}s, from {rows[0][period]} to {rows[-1][period]} "
+                "(summary.json spend_by_period, or --format csv)")
+    body = [[r[period], format_usd(r["p50"]), f"{format_usd(r['p10'])}..{format_usd(r['p90'])}",
+             format_usd(r["cumulative_p50"])] for r in rows]
+    return [f"spend by {what}", "P50", "P10..P90", "cumulative P50"], body
+
+
 # --- sim compare -------------------------------------------------------------------------------
 
 
