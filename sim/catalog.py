@@ -196,17 +196,20 @@ class Catalog:
 
 
 CAPACITY_BLOCK = "aws-capacity-block"  # pseudo-provider: EC2 Capacity Blocks, priced as on_demand rows
+MARKET_INDEX = "market-index"  # pseudo-provider: market-wide rental indices, not a provider's list
 
 
 def coverage_markdown(cat: Catalog) -> str:
     """The coverage table of docs/catalog.md: per accelerator and tier, how many providers have a
-    price, how many of those were checked against a stored copy, and the newest date."""
+    price, how many of those were checked against a stored copy, and the newest date (market
+    indices left out)."""
     cols = [*TIERS, "capacity block"]
     lines = ["| accelerator | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
-    for acc in sorted({p.accelerator for p in cat.prices}):
+    listed = [p for p in cat.prices if p.provider != MARKET_INDEX]
+    for acc in sorted({p.accelerator for p in listed}):
         cells = []
         for col in cols:
-            rows = [p for p in cat.prices if p.accelerator == acc and (
+            rows = [p for p in listed if p.accelerator == acc and (
                 p.provider == CAPACITY_BLOCK and p.tier == "on_demand" if col == "capacity block"
                 else p.tier == col and p.provider != CAPACITY_BLOCK)]
             provs = {p.provider for p in rows}
