@@ -208,3 +208,21 @@ def test_provider_names_any_case_in_a_scenario(cli, write):
     code, _, err = cli("validate", path)
     assert code == 2 and str(path) in err and "pools[0].provider" in err
     assert "unknown provider 'Lamda'; did you mean 'lambda'?" in err and "Traceback" not in err
+
+
+def test_provider_median_counts_only_prices_in_force_and_never_floors():
+    cat = builtin()
+    on = date(2024, 1, 1)
+    rows = [p for p in cat.prices if (p.accelerator, p.tier) == ("h100", "on_demand") and p.default]
+    latest = {}
+    for p in sorted(rows, key=lambda p: p.date):
+        if p.date <= on:
+            latest[p.provider] = p
+    later = {p.provider for p in rows} - set(latest)
+    assert later, "some provider is first listed after the date (else the test shows nothing)"
+    ranked = sorted(latest.values(), key=lambda p: (p.usd_per_gpu_h, p.provider))
+    assert cat.price("h100", "on_demand", None, on) == ranked[(len(ranked) - 1) // 2]
+    assert cat.price("h100", "on_demand", None, date(2000, 1, 1)).date == min(p.date for p in rows)
+    for p in cat.prices:
+        if "'from" in p.note.lower():
+            assert not p.default, p
