@@ -303,13 +303,18 @@ def cmd_catalog(a) -> int:
     from sim.catalog import builtin
 
     cat = builtin()
+    if a.coverage:
+        from sim.catalog import coverage_markdown
+
+        print(coverage_markdown(cat))
+        return 0
     accs = [x for x in cat.accelerators.values() if not a.accelerator or x.id in a.accelerator]
     if a.accelerator:
         unknown = sorted(set(a.accelerator) - set(cat.accelerators))
         if unknown:
             raise ScenarioError("command line", [Issue((), f"unknown accelerator {unknown[0]!r}; known: "
                                                        f"{', '.join(sorted(cat.accelerators))}")])
-    prices = [p for p in cat.prices if p.accelerator in {x.id for x in accs}]
+    prices = [p for p in _catalog_rows(cat, a) if p.accelerator in {x.id for x in accs}]
     if a.json:
         from dataclasses import asdict
 
@@ -331,7 +336,26 @@ def cmd_catalog(a) -> int:
             print(f"{p.accelerator} {p.label()}: {p.source}" + (f" ({p.note})" if p.note else ""))
     else:
         print("\n(sources and notes: sim catalog --sources)")
+    if a.stale:
+        print(f"\n{len(prices)} price(s) in force on {a.as_of or date.today()} are more than a year old")
     return 0
+
+
+def _catalog_rows(cat, a) -> list:
+    """The price rows `sim catalog` shows: one provider's (--provider, any case), and with --stale
+    only the prices in force (on --as-of, default today) that are more than a year old."""
+    rows = list(cat.prices)
+    if a.provider is not None:
+        unknown = cat.unknown_provider(a.provider)
+        if unknown:
+            raise ScenarioError("command line", [Issue(("--provider",), unknown)])
+        rows = [p for p in rows if p.provider == cat.provider_id(a.provider)]
+    if a.stale:
+        stale = set(cat.stale(_date(a.as_of, "--as-of") or date.today()))
+        rows = [p for p in rows if p in stale]
+    elif a.as_of is not None:
+        raise ScenarioError("command line", [Issue(("--as-of",), "only used with --stale")])
+    return rows
 
 
 # --- parser ------------------------------------------------------------------------------------
@@ -459,6 +483,10 @@ def _add_catalog(sub) -> None:
     p.add_argument("accelerator", nargs="*", help="only these accelerator ids")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--sources", action="store_true", help="print the source of every figure")
+    p.add_argument("--provider", help="only this provider's prices (any case, e.g. aws, GCP)")
+    p.add_argument("--stale", action="store_true", help="only prices in force that are more than a year old")
+    p.add_argument("--as-of", dest="as_of", metavar="DATE", help="with --stale: the day to judge from (default: today)")
+    p.add_argument("--coverage", action="store_true", help="print the coverage table of docs/catalog.md (markdown)")
     p.set_defaults(func=cmd_catalog)
 
 

@@ -578,7 +578,10 @@ def _check_pool_price(scn: schema.Scenario, catalog: Catalog, i: int, p, problem
         problems.append((("pools", i, tier_rule[0]), tier_rule[1]))
     elif p.accelerator in catalog.accelerators:
         price = pool_price(p, catalog, scn.project.start)
-        if isinstance(price, str):
+        unknown = catalog.unknown_provider(p.provider) if p.provider is not None else None
+        if isinstance(price, str) and unknown:
+            problems.append((("pools", i, "provider"), f"{unknown}; or give price_usd_per_gpu_h"))
+        elif isinstance(price, str):
             problems.append((("pools", i, "price_usd_per_gpu_h"), price))
         else:
             prices[p.name] = price
