@@ -50,6 +50,9 @@ ONE_LINER_FLAGS = {
 }
 
 
+ONE_LINER_RUNS = 200_000  # runs simulated at most by the one-liner's quick forecast (about 3 s)
+
+
 def _one_liner(a):
     if a.accelerator is None or a.count is None:
         raise ScenarioError("command line", [Issue((), "without a FILE, sim estimate needs --accelerator and "
@@ -101,6 +104,9 @@ def cmd_estimate(a) -> int:
     est = estimate(loaded)
     data = est.to_json()
     _refuse_non_finite(str(loaded.file), data)
+    band = _one_liner_spread(a, loaded)
+    if band is not None:
+        data["forecast"] = band
     if a.json:
         print(json.dumps(data, indent=2, default=str, allow_nan=False))
         return 0
@@ -108,7 +114,24 @@ def cmd_estimate(a) -> int:
     assumed = present.priors_text(loaded.priors)
     if assumed:
         print(assumed)
+    if band is not None:
+        print(present.spread_text(band, loaded.priors))
     return 0
+
+
+def _one_liner_spread(a, loaded):
+    """The one-line form (no FILE) with priors on also simulates: a distribution with failures
+    and the MFU spread, not only the point (issue 11)."""
+    if a.file or a.no_priors:
+        return None
+    from sim.backtesting import REPS, spread
+    from sim.schema import nominal_scenario
+
+    runs = sum(w.runs for w in nominal_scenario(loaded.scenario).workloads)
+    reps = min(REPS, int(ONE_LINER_RUNS // max(runs, 1)))  # a few seconds at most
+    if reps < 20:
+        return {"skipped": f"{runs:,} runs: too many for the quick forecast; `sim run` a scenario file"}
+    return spread(loaded, reps=reps)
 
 
 def _refuse_non_finite(file: str, est: dict) -> None:

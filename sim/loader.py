@@ -1083,6 +1083,9 @@ def with_priors(raw: dict, file: str, lines: dict) -> tuple[dict, list]:
         if asked:
             raise ScenarioError(file, [Issue(p, "written `prior`, but priors are off (simulation.priors: off or "
                                              "--no-priors); give a value", _line(lines, p)) for p in asked])
+        raw, problems = priorsmod.expand_experiments(raw)
+        if problems:
+            raise ScenarioError(file, [Issue(p, m, _line(lines, p)) for p, m in problems])
         return raw, []
     pri = priorsmod.builtin()
     own = sim.get("priors_file")

@@ -76,6 +76,41 @@ def _commitment_lines(est) -> list[str]:
     return lines
 
 
+def spread_text(band: dict, priors: list[dict]) -> str:
+    """The one-liner's quick forecast: P5 / P50 / P95 with failures and the MFU spread, and what
+    it includes (so a user who gave only size, tokens, accelerator and count is told)."""
+    from sim.priors import format_value
+
+    def trio(m: str, f) -> str:
+        b = band[m]
+        return f"{f(b['p5'])} / {f(b['p50'])} / {f(b['p95'])}"
+
+    if "skipped" in band:
+        return f"Forecast with failures and MFU spread: skipped ({band['skipped']})."
+    if "cost_usd" not in band:
+        return (f"Forecast: every one of {band['failed_replications']} replications failed "
+                f"({band.get('first_error', 'no detail')}); only the point estimate above stands.")
+    keys = {p["key"].split(".", 1)[-1].split("].")[-1]: p for p in priors}
+    mfu = keys.get("mfu")
+    fails = "failure_rate_per_gpu_h" in keys
+    lines = [f"Forecast, P5 / P50 / P95 of {band['replications']} replications (seed {band['seed']}):",
+             f"  cost {trio('cost_usd', format_usd)}; GPU-hours {trio('gpu_hours', format_count)}; "
+             f"wall time {trio('makespan_days', lambda v: f'{v:,.1f} d')}; interruptions "
+             f"{trio('interruptions', lambda v: f'{v:,.0f}')} (mean {band['interruptions']['mean']:.1f})"]
+    has = []
+    if fails:
+        has.append("failures and restarts drawn from the reliability priors (rate, detection, restart, work "
+                   "lost since the last checkpoint)")
+    if mfu:
+        has.append(f"MFU drawn from its prior ({format_value(mfu['value'])})")
+    if has:
+        lines.append("  It includes " + "; ".join(has) + ", one draw per replication. "
+                     "Write a scenario file and `sim run` it for the report, dates and risk.")
+    else:
+        lines.append("  No failures or MFU spread: priors are off; the spread is only what the inputs give.")
+    return "\n".join(lines)
+
+
 # --- sim run -----------------------------------------------------------------------------------
 relative = tables.relative  # kept here too: how far a figure is from another
 

@@ -21,6 +21,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSeriali
 
 from sim import units
 from sim.billing import TIERS
+from sim.compute import METHOD_K
 from sim.distributions import Bounds, Dist, parse_dist
 from sim.policies import FAILURE_MODELS, SCHEDULERS
 
@@ -417,7 +418,6 @@ class Arrivals(Strict):
         return self
 
 
-METHOD_K = {"full": 6.0, "full_recompute": 8.0, "lora": 4.0}
 
 
 class Workload(Strict):
