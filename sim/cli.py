@@ -19,6 +19,7 @@ from datetime import date
 from sim import __version__, present
 from sim.api import SettingsError
 from sim.loader import Issue, ScenarioError, load, load_data
+from sim.plan import capacity_assumptions
 from sim.runner import RunError
 
 log = logging.getLogger("sim")
@@ -108,6 +109,8 @@ def cmd_estimate(a) -> int:
     assumed = present.priors_text(loaded.priors)
     if assumed:
         print(assumed)
+    for line in present.assumption_lines(capacity_assumptions(loaded.scenario)):
+        print(line)
     return 0
 
 
