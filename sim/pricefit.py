@@ -28,8 +28,6 @@ import argparse
 import math
 from dataclasses import dataclass
 from datetime import date
-from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 
 import yaml
@@ -116,12 +114,6 @@ def fit_catalog(catalog: Catalog | None = None) -> Fit:
     return fit(price_changes(catalog or builtin()))
 
 
-@lru_cache(maxsize=1)
-def shipped() -> dict:
-    """The shipped defaults (sim/data/price_paths.yaml)."""
-    return yaml.safe_load(resources.files("sim").joinpath(DATA_FILE).read_text())
-
-
 def report(f: Fit) -> str:
     lines = [f"{len(f.changes)} price changes ({', '.join(TIERS)}; prices at least {MIN_GAP_DAYS} days apart):"]
     lines += [f"  {c.series:<40} {c.d0} ${c.p0:<8.4g} -> {c.d1} ${c.p1:<8.4g} {c.log_return:+.3f} over "
@@ -138,7 +130,11 @@ def file_text(f: Fit) -> str:
     head = ("# Default drift and volatility of price_curve {kind: random_walk}, written by\n"
             "# `python -m sim.pricefit --write` from the dated prices of sim/data/prices.yaml (see\n"
             "# sim/pricefit.py for the data kept and the estimator). Do not edit by hand: re-run it after the\n"
-            "# catalog changes (tests/test_pricepath.py fails while these differ from the fit).\n")
+            "# catalog changes (tests/test_pricepath.py fails while these differ from the fit).\n"
+            "# Context, not used in the fit: Epoch AI, 'Machine Learning Hardware' (https://epoch.ai/data/\n"
+            "# machine-learning-hardware, 2024-10-23, updated 2025-01-16; checked against a stored copy): hardware of\n"
+            "# a fixed performance gets about 30% cheaper a year (price per FLOP/s of new chips, not the rental\n"
+            "# price of one accelerator model, which is what this fit follows).\n")
     body = {**f.defaults(), "log_drift": round(f.log_drift, 4), "se_log_drift": round(f.se_log_drift, 4),
             "se_volatility": round(f.se_volatility, 4), "changes": len(f.changes),
             "years": round(sum(c.years for c in f.changes), 3),

@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, field_validator, model_validator
 
-from sim import pricefit, units
+from sim import units
 from sim.billing import TIERS
 from sim.distributions import Bounds, Dist, parse_dist
 from sim.policies import FAILURE_MODELS, SCHEDULERS
@@ -118,6 +118,12 @@ def carbon_defaults() -> dict[str, float]:
     return {k: float(v["value"]) for k, v in yaml.safe_load(text).items()}
 
 
+@lru_cache(maxsize=1)
+def price_path_defaults() -> dict:
+    """The default drift and volatility of random price paths (written by `python -m sim.pricefit`)."""
+    return yaml.safe_load(resources.files("sim").joinpath("data/price_paths.yaml").read_text())
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=False, arbitrary_types_allowed=True)
 
@@ -201,12 +207,12 @@ class RandomWalkCurve(Strict):
         "expected jumps; volatility 0 gives the exponential curve exactly."
     )
     annual_decline: Decline = Field(
-        default_factory=lambda: pricefit.shipped()["annual_decline"],
+        default_factory=lambda: price_path_defaults()["annual_decline"],
         description="Fraction the EXPECTED price falls per year; default: fitted to the catalog's dated prices "
         "(sim/data/price_paths.yaml, `python -m sim.pricefit`).",
     )
     volatility: num(units.parse_fraction, "per square-root year", lo=0) = Field(
-        default_factory=lambda: pricefit.shipped()["volatility"],
+        default_factory=lambda: price_path_defaults()["volatility"],
         description="Standard deviation of the log price's change over one year (0.3 = 30%); default: fitted to the "
         "catalog's dated prices (sim/data/price_paths.yaml).",
     )
@@ -258,7 +264,7 @@ class Obtain(Strict):
     accelerators: FixedPosInt | None = Field(
         None, description="Size of the request p_within and wait describe; default: the pool's count."
     )
-    growth: num(units.parse_plain, "exponent", lo=0, uncertain=False) = Field(
+    growth: num(units.parse_plain, "exponent", lo=0, hi=4, uncertain=False) = Field(
         1.0, description="The mean wait of a request of N accelerators grows as (N / accelerators)^growth "
         "(1: proportional; 0: the same whatever N)."
     )

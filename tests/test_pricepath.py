@@ -11,13 +11,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim import pricefit
+from sim import api, pricefit
 from sim import rng as rngmod
 from sim.catalog import Catalog, Price
 from sim.engine import simulate
-from sim.plan import build_plan, drawn_prices
+from sim.montecarlo import Replicator
+from sim.plan import build_plan, capacity_assumptions, drawn_prices
 from sim.pricing import ExponentialPrice, RandomWalkPrice, make_curve
-from sim.schema import RandomWalkCurve, nominal_scenario
+from sim.schema import RandomWalkCurve, nominal_scenario, price_path_defaults
 from sim.units import HOURS_PER_YEAR
 from tests.test_engine import plan_of, pool, scenario
 
@@ -175,7 +176,7 @@ def test_fit_is_maximum_likelihood_on_the_dated_changes():
 def test_shipped_defaults_are_the_fit_of_the_catalog_as_it_is():
     """Fails when sim/data/prices.yaml changed and the defaults were not fitted again: run
     `python -m sim.pricefit --write`."""
-    shipped = pricefit.shipped()
+    shipped = price_path_defaults()
     assert {k: shipped[k] for k in ("annual_decline", "volatility")} == pricefit.fit_catalog().defaults(), (
         "sim/data/price_paths.yaml is stale: run python -m sim.pricefit --write")
     assert RandomWalkCurve(kind="random_walk").volatility == shipped["volatility"]
@@ -204,16 +205,17 @@ def test_quota_caps_the_pool_and_unmodelled_pools_are_an_assumption_shown(cli, w
         workloads:
           - {{name: w, runs: 4, accelerators: 8, hours_per_run: 24}}
         """
+    code, printed, err = cli("run", write(text.format(obtain=""), "none.yaml"), "--reps", "2", "--workers", "1",
+                             "--no-priors", "--out", tmp_path / "none")
+    assert code == 0, err
+    assert "assumption: pool od: 32 h100 on demand assumed obtainable at once" in printed
+    assert "Capacity assumed" in (tmp_path / "none" / "report.md").read_text()
     days = {}
     for name, obtain in (("none", ""), ("quota", ", obtain: {quota: 16}")):
-        code, printed, err = cli("run", write(text.format(obtain=obtain), f"{name}.yaml"), "--reps", "2",
-                                 "--workers", "1", "--no-priors", "--out", tmp_path / name)
-        assert code == 0, err
-        days[name] = pd.read_parquet(tmp_path / name / "replications.parquet").makespan_days.tolist()
-        shown = "assumption: pool od: 32 h100 on demand assumed obtainable at once" in printed
-        assert shown == (name == "none")
-        assert ("Capacity assumed" in (tmp_path / name / "report.md").read_text()) == (name == "none")
-    assert days == {"none": [1.0, 1.0], "quota": [2.0, 2.0]}  # 4 runs of 8 at once, or two by two
+        loaded = api.load(write(text.format(obtain=obtain), f"{name}.yaml"), sets=["simulation.priors=off"])
+        days[name] = simulate(plan_of(loaded), 0, 0).summary()["makespan_days"]
+        assert bool(capacity_assumptions(loaded.scenario)) == (name == "none")
+    assert days == {"none": 1.0, "quota": 2.0}  # 4 runs of 8 at once, or two by two
     code, printed, _e = cli("estimate", write(text.format(obtain=""), "e.yaml"), "--no-priors")
     assert code == 0 and "assumption: pool od" in printed
     # a fixed quota below a run: refused at load, located; p_within without a wait: refused too
@@ -224,3 +226,27 @@ def test_quota_caps_the_pool_and_unmodelled_pools_are_an_assumption_shown(cli, w
     code, _o, err = cli("estimate", write(text.format(obtain=", pricing: reserved, obtain: {quota: 8}"), "r.yaml"),
                         "--no-priors")
     assert code == 2 and "obtain applies to on_demand and spot pools only" in err
+
+
+def test_compared_variants_share_the_price_path(write):
+    # a variant at twice the price, same market: every replication costs exactly twice as much
+    # (common random numbers); a variant with another market draws another path
+    f = write("""\
+        project: {name: crn, start: 2026-01-01}
+        pools:
+          - {name: od, accelerator: h100, count: 8, price_usd_per_gpu_h: 2,
+             price_curve: {kind: random_walk, volatility: 0.5}}
+        workloads:
+          - {name: w, runs: 3, accelerators: 8, hours_per_run: 2000}
+        variants:
+          double: {pools: [{name: od, accelerator: h100, count: 8, price_usd_per_gpu_h: 4,
+                            price_curve: {kind: random_walk, volatility: 0.5}}]}
+          other: {pools: [{name: od, accelerator: h100, count: 8, price_usd_per_gpu_h: 2,
+                           price_curve: {kind: random_walk, volatility: 0.5, market: elsewhere}}]}
+        """)
+    cost = {}
+    for v in ("base", "double", "other"):  # as sim compare runs them: one seed, replication by replication
+        rep = Replicator(api.load(f, variant=None if v == "base" else v, sets=["simulation.priors=off"]), 5)
+        cost[v] = np.array([rep.one(k, strict=True).row["cost_usd"] for k in range(6)])
+    assert np.allclose(cost["double"], 2 * cost["base"], rtol=1e-12)
+    assert not np.allclose(cost["other"], cost["base"], rtol=1e-3)
