@@ -5,8 +5,9 @@ out for repair, spares, repairs with a limited number of crews, and spot co-inte
 `_segment`, `_evict`, `_allocate` and `_dispatch`).
 
 Capacity bookkeeping of a pool: free = capacity - accelerators held by runs - nodes out for repair
-(x node size) - requests under way - capacity hidden by an outage. `free` may go below zero: a run that lost a node with
-no replacement, or an outage, keeps new runs off until it is back above their size.
+(x node size) - requests under way - capacity hidden by an outage. `free` may go below zero: a run
+that lost a node with no replacement, or an outage, keeps new runs off until it is back above their
+size.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ from sim.runstate import PoolState, RunState
 
 
 class PoolEvents:
-    """The capacity half of a replication. Needs `env`, `plan`, `pools`, `outage_stream`, `obtain_stream`,
-    `repair_rng`, `co_stream`, `events`, `max_events`, `_endless_outages` and the RunLife methods
-    named above."""
+    """The capacity half of a replication. Needs `env`, `plan`, `pools`, `outage_stream`,
+    `obtain_stream`, `repair_rng`, `co_stream`, `events`, `max_events`, `_endless_outages` and the
+    RunLife methods named above."""
 
     env: simpy.Environment
     plan: Plan
