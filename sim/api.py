@@ -97,7 +97,8 @@ def feasible(loaded: Loaded) -> Loaded:
     problem = progress_problem(plan)
     if problem:
         w, p, why = problem
-        path = ("pools", p.idx, "preemption") if p.preempt_rate_per_node_h > 0 else ("reliability",)
+        path = ("workloads", w.idx) if p is None else ("pools", p.idx, "preemption") if (
+            p.preempt_rate_per_node_h > 0) else ("reliability",)
         raise ScenarioError(loaded.file, [Issue(path, why)])
     return loaded
 

@@ -129,6 +129,11 @@ def priors_text(priors: list[dict]) -> str | None:
     return "\n".join(lines)
 
 
+def assumption_lines(assumptions: list[str]) -> list[str]:
+    """Assumptions the scenario makes without saying so (on-demand capacity always there), one a line."""
+    return [f"assumption: {a}" for a in assumptions]
+
+
 def run_text(summary: dict, runtime_s: float, out, estimate_total: dict) -> str:
     """The terminal summary of `sim run`: headline table, the deterministic estimate, risk and
     precision."""
@@ -144,6 +149,7 @@ def run_text(summary: dict, runtime_s: float, out, estimate_total: dict) -> str:
     assumed = priors_text(summary.get("priors", []))
     if assumed:
         lines.append(assumed)
+    lines += assumption_lines(summary.get("assumptions", []))
     if "precision" in summary:
         lines.append(tables.precision_line(summary))
     return "\n".join(lines)

@@ -414,6 +414,8 @@ def run_sections(loaded, summary: dict, reps, runs=None, runtime_s: float | None
     assumed = priors_section(summary.get("priors", []))
     if assumed:
         sections.insert(1, assumed)
+    if summary.get("assumptions"):
+        sections.insert(1, ("Capacity assumed", [_notes(summary["assumptions"])], []))
     return sections
 
 

@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 from sim.loader import Loaded
 from sim.montecarlo import ChunkResult, Replicator
 from sim.outputs import file_sha256, write_bytes, write_json, write_parquet
+from sim.plan import capacity_assumptions
 from sim.records import RUN_COLUMNS, columns_of
 from sim.stats import precision_met, spend_columns
 from sim.stats import summarize as summarize_stats
@@ -553,7 +554,8 @@ def summarize(outcome: Outcome, loaded: Loaded, settings: Settings) -> dict:
     """summary.json of a finished run (the statistics are sim.stats.summarize)."""
     head = {"scenario": loaded.scenario.project.name, "scenario_sha256": loaded.sha256, "seed": settings.seed,
             "replications": int(len(outcome.reps)), "failed_replications": len(outcome.errors),
-            "sampling": settings.method, "stopped_by": outcome.stop_reason, "priors": loaded.priors}
+            "sampling": settings.method, "stopped_by": outcome.stop_reason, "priors": loaded.priors,
+            "assumptions": capacity_assumptions(loaded.scenario)}
     return summarize_stats(outcome.reps, loaded.scenario, head, outcome.nominal, settings.precision)
 
 

@@ -136,6 +136,12 @@ def carbon_defaults() -> dict[str, float]:
     return {k: float(v["value"]) for k, v in yaml.safe_load(text).items()}
 
 
+@lru_cache(maxsize=1)
+def price_path_defaults() -> dict:
+    """The default drift and volatility of random price paths (written by `python -m sim.pricefit`)."""
+    return yaml.safe_load(resources.files("sim").joinpath("data/price_paths.yaml").read_text())
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=False, arbitrary_types_allowed=True)
 
@@ -225,7 +231,43 @@ class PiecewiseCurve(Strict):
         return self
 
 
-PriceCurve = Annotated[ConstantCurve | ExponentialCurve | PiecewiseCurve, Field(discriminator="kind")]
+class PriceJump(Strict):
+    date: Date = Field(description="Date of the jump (a new generation's release, a price cut); a jump on or before "
+                       "project.start is already in the pool's price and is ignored.")
+    change: num(units.parse_fraction, "fraction", lo=-1, lo_strict=True) = Field(
+        description="Relative change of the price at the jump (-0.3 = 30% cheaper from that date); may be a "
+        "distribution, drawn per replication like any uncertain input."
+    )
+    probability: Fraction01 = Field(1.0, description="Chance that the jump happens at all (drawn per replication "
+                                    "from the price path's stream).")
+
+
+class RandomWalkCurve(Strict):
+    kind: Literal["random_walk"] = Field(
+        description="A random price path (geometric Brownian motion of the log price on a fixed step, with optional "
+        "jumps); each replication draws its own. E[price at t] = price x (1 - annual_decline)^(t / 1 y) x the "
+        "expected jumps; volatility 0 gives the exponential curve exactly."
+    )
+    annual_decline: Decline = Field(
+        default_factory=lambda: price_path_defaults()["annual_decline"],
+        description="Fraction the EXPECTED price falls per year; default: fitted to the catalog's dated prices "
+        "(sim/data/price_paths.yaml, `python -m sim.pricefit`).",
+    )
+    volatility: num(units.parse_fraction, "per square-root year", lo=0) = Field(
+        default_factory=lambda: price_path_defaults()["volatility"],
+        description="Standard deviation of the log price's change over one year (0.3 = 30%); default: fitted to the "
+        "catalog's dated prices (sim/data/price_paths.yaml).",
+    )
+    step: FixedPosHours = Field(730.0, description="Time between price moves (default 1 mo).")
+    market: Name | None = Field(
+        None, description="Pools naming the same market draw the same shocks in a replication (their prices move "
+        "together; variants compared share them); default: the pool's accelerator id."
+    )
+    jumps: list[PriceJump] = Field(default_factory=list, description="Dated jumps of the price.")
+
+
+PriceCurve = Annotated[ConstantCurve | ExponentialCurve | PiecewiseCurve | RandomWalkCurve,
+                       Field(discriminator="kind")]
 
 
 class Preemption(Strict):
@@ -250,6 +292,32 @@ class Availability(Strict):
     fraction: FractionPos = Field(description="Share of the time the pool's capacity can be obtained; the rest "
                                   "is outages (no capacity to be had), whose starts form a Poisson process.")
     mean_outage: PosHours = Field(description="Mean length of an outage (exponential).")
+
+
+class Obtain(Strict):
+    quota: num(units.parse_count, "count", lo=1, integer=True) | None = Field(
+        None, description="Most accelerators the provider lets you hold at once (the pool's capacity is the smaller "
+        "of count and quota); may be a distribution, drawn per replication."
+    )
+    p_within: num(units.parse_fraction, "fraction", lo=0, hi=1, lo_strict=True, hi_strict=True) | None = Field(
+        None, description="Chance that a request for `accelerators` is filled within `wait` (with `wait`)."
+    )
+    wait: PosHours | None = Field(None, description="The wait `p_within` is for, e.g. 2 d.")
+    accelerators: FixedPosInt | None = Field(
+        None, description="Size of the request p_within and wait describe; default: the pool's count."
+    )
+    growth: num(units.parse_plain, "exponent", lo=0, hi=4, uncertain=False) = Field(
+        1.0, description="The mean wait of a request of N accelerators grows as (N / accelerators)^growth "
+        "(1: proportional; 0: the same whatever N)."
+    )
+
+    @model_validator(mode="after")
+    def _given(self):
+        if (self.p_within is None) != (self.wait is None):
+            raise ValueError("give p_within and wait together (the chance a request is filled within that wait)")
+        if self.quota is None and self.wait is None:
+            raise ValueError("give a quota, or p_within and wait, or both")
+        return self
 
 
 class CapacityChange(Strict):
@@ -294,6 +362,12 @@ class Pool(Strict):
         "outage nothing new starts on it (queued and preempted runs wait or fall back); runs already on it go "
         "on (spot preemptions still strike them)."
     )
+    obtain: Obtain | None = Field(
+        None, description="On-demand and spot only: how much capacity can be had and how fast. Without it the "
+        "pool's count is assumed obtainable at once, whenever asked (printed as an assumption). Each start of a "
+        "run on the pool is a request: its accelerators are set aside, and it starts (and is billed) after a wait "
+        "drawn per request (exponential, mean from p_within and wait, growing with its size)."
+    )
     spares: FixedInt0 = Field(0, description="Hot spare nodes: a failed node is swapped for a free spare at "
                               "once; a repaired node goes back to the spares.")
     capacity_changes: list[CapacityChange] = Field(
@@ -305,7 +379,9 @@ class Pool(Strict):
     @property
     def max_count(self) -> int:
         """The most accelerators the pool ever has (a run larger than this can never run on it)."""
-        return max([self.count, *(c.count for c in self.capacity_changes)])
+        most = max([self.count, *(c.count for c in self.capacity_changes)])
+        quota = self.obtain.quota if self.obtain is not None else None
+        return min(most, quota) if isinstance(quota, int) else most  # a distribution: known once sampled
 
     @property
     def nodes_of(self) -> int:
@@ -321,6 +397,9 @@ class Pool(Strict):
                                  f"{self.pricing})")
         if self.availability is not None and self.pricing not in ("on_demand", "spot"):
             raise ValueError(f"availability applies to on_demand and spot pools only (pricing is {self.pricing}): "
+                             "reserved and owned capacity is yours")
+        if self.obtain is not None and self.pricing not in ("on_demand", "spot"):
+            raise ValueError(f"obtain applies to on_demand and spot pools only (pricing is {self.pricing}): "
                              "reserved and owned capacity is yours")
         if self.node_size is not None and self.count % self.node_size:
             raise ValueError(f"count must be a multiple of node_size ({self.node_size}), got {self.count}")
