@@ -724,6 +724,8 @@ def reforecast(scenario: ScenarioLike, actuals, as_of=None, ledger: str | Path |
 
         actuals = read_actuals(actuals, loaded, as_of=as_of, ledger=ledger)
     rem, left = work_left(loaded, actuals)
+    if left is None:
+        return _all_done(loaded, actuals, rem, out, overwrite)
     settings = run_settings(left.scenario, reps, seed, workers, backend, scheduler)
     base = _read_baseline(Path(baseline), loaded) if baseline is not None else None
     with _folder(_out(out, loaded, "-reforecast"), overwrite) as (folder, keep):
@@ -746,18 +748,36 @@ def reforecast(scenario: ScenarioLike, actuals, as_of=None, ledger: str | Path |
 
 
 def work_left(loaded: Loaded, actuals, nominal: tuple[dict, dict] | None = None):
-    """(sim.reforecasting.Remaining, the scenario of the work left, loaded and checked) at the
-    actuals' as-of time. `nominal`: each workload's accelerator-hours and (wall hours, pool) per
-    run from the deterministic estimate, when already computed (the calibration loop reuses them)."""
+    """(sim.reforecasting.Remaining, the scenario of the work left, loaded and checked; None when
+    every run is done) at the actuals' as-of time. `nominal`: each workload's accelerator-hours
+    and (wall hours, pool) per run from the deterministic estimate, when already computed (the
+    calibration loop reuses them)."""
     from sim import reforecasting as rf
 
     if nominal is None:
         nominal = nominal_sizes(loaded)
     rem = rf.remaining(loaded, actuals, *nominal)
     if not rem.raw["workloads"]:
-        raise ScenarioError(str(loaded.file), [Issue((), f"every run is done by {rem.as_of}: nothing left to "
-                                                         "forecast")])
+        return rem, None
     return rem, feasible(load_data(rem.raw, f"{loaded.file} (the work left at {rem.as_of})"))
+
+
+def _all_done(loaded: Loaded, actuals, rem, out, overwrite: bool) -> Result:
+    """Every run is done: the estimate at completion is the actual cost and the finish the last
+    run's end, with no spread; summary.json holds the `reforecast` block (nothing to simulate)."""
+    from sim import reforecasting as rf
+
+    ends = [r.end for r in actuals.runs if r.end is not None]
+    last = max(ends) if ends else rem.as_of_time
+    days = (last - rem.as_of_time).total_seconds() / 86400
+    block = rf.block(rem, [rem.actual_usd], [days], loaded.scenario, _nominal(loaded))
+    block["notes"].append("every run is done: the estimate at completion is the actual cost, the finish the last "
+                          "run's end")
+    summary = {"scenario": loaded.scenario.project.name, "replications": 0, "reforecast": block}
+    with _folder(_out(out, loaded, "-reforecast"), overwrite) as (folder, keep):
+        if keep:
+            outputs.write_json(folder / "summary.json", summary)
+    return Result(loaded, pd.DataFrame(), summary, {}, [], 0.0, folder if keep else None)
 
 
 def nominal_sizes(loaded: Loaded) -> tuple[dict, dict]:

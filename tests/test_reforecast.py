@@ -448,3 +448,49 @@ def test_the_sacct_example_is_the_csv_examples_runs():
         [(r.workload, r.state, r.pool, r.accelerators, r.start) for r in csv.runs]  # steps and PENDING left out
     assert sacct.gpu_hours == pytest.approx(csv.gpu_hours, rel=1e-3)
     assert all(r.cost_usd is None and r.progress is None for r in sacct.runs)
+
+
+UNCERTAIN = {"project": {"name": "u", "start": "2026-01-01", "budget_usd": 3000},
+             "pools": [{"name": "g", "accelerator": "h100", "count": 16, "price_usd_per_gpu_h": 2.0}],
+             "workloads": [{"name": "a", "runs": 6, "params": "1B", "tokens": "20B", "accelerators": 8,
+                            "mfu": {"dist": "lognormal", "p5": 0.3, "p95": 0.5},
+                            "run_length": {"kind": "lognormal", "sigma": 0.2}},
+                           {"name": "b", "runs": 2, "params": "1B", "tokens": "40B", "accelerators": 16, "after": ["a"],
+                            "mfu": 0.4}],
+             "reliability": {"failure_rate_per_gpu_h": {"dist": "lognormal", "p5": 1e-4, "p95": 1e-3}},
+             "simulation": {"priors": "off"}}
+
+
+def test_at_the_start_with_no_actuals_the_reforecast_is_the_run():
+    import numpy as np
+
+    loaded = load_data(UNCERTAIN, "u")
+    run = sim.run(loaded, reps=6, seed=3, workers=1)
+    rf_result = sim.reforecast(loaded, Acts([], as_of=datetime(2026, 1, 1)), reps=6, seed=3, workers=1)
+    assert list(rf_result.replications["cost_usd"]) == list(run.replications["cost_usd"])
+    assert list(rf_result.replications["makespan_days"]) == list(run.replications["makespan_days"])
+    b = rf_result.summary["reforecast"]
+    assert b["actual_to_date_usd"] == 0.0 and b["done_fraction"] == 0.0
+    q = np.percentile(run.replications["cost_usd"], [5, 50, 95], method="weibull")
+    assert [b["eac_usd"][k] for k in ("p5", "p50", "p95")] == pytest.approx(list(q), rel=1e-12)
+    assert b["posterior"] == {}
+
+
+def test_with_every_run_completed_the_reforecast_is_the_actual_cost_and_date(cli, tmp_path):
+    import json
+
+    (tmp_path / "s.yaml").write_text(TINY)
+    done = TINY_ACTUALS.splitlines()[:2] + [
+        "a,2,g,8,2026-01-01T10:00,2026-01-01T20:00,completed,80,160,",
+        "a,3,g,8,2026-01-01T20:00,2026-01-02T06:00,completed,80,160,",
+        "a,4,g,8,2026-01-02T06:00,2026-01-02T16:00,completed,80,170,",
+        "b,1,g,8,2026-01-02T16:00,2026-01-02T21:00,completed,40,80,"]
+    (tmp_path / "a.csv").write_text("\n".join(done) + "\n")
+    code, out, err = cli("reforecast", tmp_path / "s.yaml", "--actuals", tmp_path / "a.csv", "--as-of", "2026-01-05",
+                         "--out", tmp_path / "rf")
+    assert code == 0, err
+    b = json.loads((tmp_path / "rf" / "summary.json").read_text())["reforecast"]
+    assert b["eac_usd"] == {"mean": 730.0, "p5": 730.0, "p50": 730.0, "p95": 730.0}
+    assert b["finish_date"] == {"p5": "2026-01-02", "p50": "2026-01-02", "p95": "2026-01-02"}
+    assert b["p_over_budget"] == 1.0 and b["p_late"] == 0.0 and b["done_fraction"] == 1.0
+    assert "every run is done" in out
