@@ -294,8 +294,9 @@ def checkpoint_intervals(loaded: Loaded) -> dict[str, dict[str, float | None]]:
             for w in plan.workloads}
 
 
-def _execute(loaded: Loaded, settings: Settings, out: Path, resume: bool, progress: Progress | None) -> runner.Outcome:
-    state = {"file": str(loaded.file), "variant": loaded.variant, "set": loaded.sets}
+def _execute(loaded: Loaded, settings: Settings, out: Path, resume: bool, progress: Progress | None,
+             extra: dict | None = None) -> runner.Outcome:
+    state = {"file": str(loaded.file), "variant": loaded.variant, "set": loaded.sets, **(extra or {})}
     try:
         return runner.execute(loaded, settings, out, progress=progress, resume=resume, extra_state=state)
     except (RunError, SampleError, SimulationError) as e:  # SimulationError: with strict
@@ -308,14 +309,15 @@ def _execute(loaded: Loaded, settings: Settings, out: Path, resume: bool, progre
 
 
 def simulate_into(loaded: Loaded, settings: Settings, out: Path, resume: bool = False,
-                  progress: Progress | None = None, keep: bool = True, report: bool = True) -> Result:
+                  progress: Progress | None = None, keep: bool = True, report: bool = True,
+                  state: dict | None = None) -> Result:
     """Run the replications into the folder `out` and publish replications.parquet, runs.parquet,
     summary.json, manifest.json and (when `keep` and `report`) the report. Ctrl-C raises
     RunInterrupted, the finished chunks kept for resume; a write that fails (disk full, read-only)
     raises RunError saying what to do, the finished chunks kept as well."""
     then = f", then complete the run with  sim run --resume {out}" if keep else ""
     try:
-        outcome = _execute(loaded, settings, out, resume, progress)
+        outcome = _execute(loaded, settings, out, resume, progress, state)
         if outcome.reps.empty:
             first = outcome.errors[0]["error"] if outcome.errors else "no replication ran"
             raise ScenarioError(str(loaded.file), [Issue((), f"every replication failed; the first: {first} "
@@ -379,6 +381,8 @@ def resume(folder: str | Path, workers: int | None = None, backend: str = "proce
         if not (folder / runner.PARTS / "state.json").exists():
             return _report_only(folder)
         state = runner.read_state(folder)
+        if "reforecast" in state:
+            raise SettingsError("--resume", reforecast_again(folder, state["reforecast"]))
         _same_as_state(state, {"--reps": reps, "--seed": seed, "--sampling": sampling, "--precision": precision})
         loaded = _loaded(scenario or state.get("file"), variant or state.get("variant"),
                          sets or state.get("set") or [])
@@ -386,6 +390,19 @@ def resume(folder: str | Path, workers: int | None = None, backend: str = "proce
                                 state["method"], state["precision"], strict)
         settings.chunk = state["chunk"]
         return simulate_into(loaded, settings, folder, resume=True, progress=progress)
+
+
+def reforecast_again(folder: Path, again: dict | None) -> str:
+    """What to do with an interrupted re-forecast's folder: run `sim reforecast` again into it (the
+    work left is rebuilt from the actuals, so `sim run --resume` cannot complete it)."""
+    again = again or {}
+    words = ["sim reforecast", again.get("scenario", "FILE"), "--actuals", again.get("actuals", "PATH")]
+    for flag, key in (("--as-of", "as_of"), ("--ledger", "ledger")):
+        if again.get(key):
+            words += [flag, again[key]]
+    return (f"{folder} holds an interrupted re-forecast, which `sim run --resume` does not complete (the work left "
+            f"is rebuilt from the actuals); run it again into the same folder:  {' '.join(words)} --out {folder} "
+            "--overwrite (with the same --reps and --seed)")
 
 
 def _same_as_state(state: dict, given: dict) -> None:
@@ -409,6 +426,8 @@ def _report_only(folder: Path) -> Result:
     except (OSError, ValueError) as e:
         raise SettingsError("--resume", f"{folder}: its result files cannot be read ({e}); run it again with "
                             "--overwrite") from None
+    if "reforecast" in summary:  # its report needs the actuals and the baseline: run it again
+        raise SettingsError("--resume", reforecast_again(folder, summary["reforecast"].get("again")))
     loaded = feasible(load_data(manifest["resolved_scenario"], manifest["scenario_file"]))
     loaded = replace(loaded, variant=manifest.get("variant"), sets=manifest.get("set") or [])  # for its title
     result = Result(loaded, reps, summary, manifest, manifest.get("failed_replications", []),
@@ -753,35 +772,77 @@ def reforecast(scenario: ScenarioLike, actuals, as_of=None, ledger: str | Path |
     replications of `baseline` (a `sim run` folder of the original scenario), or else the original
     scenario simulated with `reps` (at most BASELINE_REPS) replications and the same seed."""
     from sim import reforecasting as rf
-    from sim.deterministic import estimate as _estimate
 
     loaded = _loaded(scenario, variant, sets)
     if isinstance(actuals, (str, Path)):
         from sim.actuals import read_actuals
 
         actuals = read_actuals(actuals, loaded, as_of=as_of, ledger=ledger)
-    est = _estimate(loaded).workloads
-    rem = rf.remaining(loaded, actuals, {w.name: w.gpu_hours_per_run for w in est},
-                       {w.name: (w.hours_per_run, w.pool) for w in est if w.flop_per_run})
-    if not rem.raw["workloads"]:
-        raise ScenarioError(str(loaded.file), [Issue((), f"every run is done by {rem.as_of}: nothing left to "
-                                                         "forecast")])
-    left = feasible(load_data(rem.raw, f"{loaded.file} (the work left at {rem.as_of})"))
+    rem, left = work_left(loaded, actuals)
+    if left is None:
+        return _all_done(loaded, actuals, rem, out, overwrite)
     settings = run_settings(left.scenario, reps, seed, workers, backend, scheduler)
     base = _read_baseline(Path(baseline), loaded) if baseline is not None else None
     with _folder(_out(out, loaded, "-reforecast"), overwrite) as (folder, keep):
         base = base or _simulate_baseline(loaded, settings)
-        result = simulate_into(left, settings, folder, progress=progress, keep=keep, report=False)
+        again = {"scenario": str(loaded.file), "actuals": str(getattr(actuals, "source", "PATH")),
+                 "as_of": rem.as_of_time.isoformat(timespec="minutes") if rem.as_of_time else None,
+                 "ledger": str(ledger) if ledger is not None else None}
+        result = simulate_into(left, settings, folder, progress=progress, keep=keep, report=False,
+                               state={"reforecast": again})
         reps_df = result.replications
         block = rf.block(rem, rem.actual_usd + reps_df["cost_usd"], reps_df["makespan_days"], loaded.scenario,
                          _nominal(loaded))
-        block.update(priors_of_the_scenario=loaded.priors, baseline=base[1])
+        block.update(priors_of_the_scenario=loaded.priors, baseline=base[1], again=again)
         result.summary["reforecast"] = block
         result._reforecast = {"scenario": loaded.scenario, "actuals": actuals, "baseline": base[0]}
         if keep:
             outputs.write_json(folder / "summary.json", result.summary)
             _write_report(result)
     return result
+
+
+def work_left(loaded: Loaded, actuals, nominal: tuple[dict, dict] | None = None):
+    """(sim.reforecasting.Remaining, the scenario of the work left, loaded and checked; None when
+    every run is done) at the actuals' as-of time. `nominal`: each workload's accelerator-hours
+    and (wall hours, pool) per run from the deterministic estimate, when already computed (the
+    calibration loop reuses them)."""
+    from sim import reforecasting as rf
+
+    if nominal is None:
+        nominal = nominal_sizes(loaded)
+    rem = rf.remaining(loaded, actuals, *nominal)
+    if not rem.raw["workloads"]:
+        return rem, None
+    return rem, feasible(load_data(rem.raw, f"{loaded.file} (the work left at {rem.as_of})"))
+
+
+def _all_done(loaded: Loaded, actuals, rem, out, overwrite: bool) -> Result:
+    """Every run is done: the estimate at completion is the actual cost and the finish the last
+    run's end, with no spread; summary.json holds the `reforecast` block (nothing to simulate)."""
+    from sim import reforecasting as rf
+
+    ends = [r.end for r in actuals.runs if r.end is not None]
+    last = max(ends) if ends else rem.as_of_time
+    days = (last - rem.as_of_time).total_seconds() / 86400
+    block = rf.block(rem, [rem.actual_usd], [days], loaded.scenario, _nominal(loaded))
+    block["notes"].append("every run is done: the estimate at completion is the actual cost, the finish the last "
+                          "run's end")
+    summary = {"scenario": loaded.scenario.project.name, "replications": 0, "reforecast": block}
+    with _folder(_out(out, loaded, "-reforecast"), overwrite) as (folder, keep):
+        if keep:
+            outputs.write_json(folder / "summary.json", summary)
+    return Result(loaded, pd.DataFrame(), summary, {}, [], 0.0, folder if keep else None)
+
+
+def nominal_sizes(loaded: Loaded) -> tuple[dict, dict]:
+    """Each workload's accelerator-hours per run, and (wall hours per run, pool) of the workloads
+    sized in FLOP, at nominal inputs (sim.deterministic)."""
+    from sim.deterministic import estimate as _estimate
+
+    est = _estimate(loaded).workloads
+    return ({w.name: w.gpu_hours_per_run for w in est},
+            {w.name: (w.hours_per_run, w.pool) for w in est if w.flop_per_run})
 
 
 BASELINE_REPS = 200  # replications of the baseline forecast a re-forecast simulates (at most)

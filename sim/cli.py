@@ -14,7 +14,7 @@ import os
 import sys
 import traceback
 import warnings
-from datetime import date
+from datetime import date, datetime
 
 from sim import __version__, outputs, present
 from sim.api import SettingsError
@@ -207,17 +207,29 @@ def cmd_reforecast(a) -> int:
 
     seed, workers, reps = (_number(x, flag=f) for x, f in ((a.seed, "--seed"), (a.workers, "--workers"),
                                                             (a.reps, "--reps")))
-    as_of = _date(a.as_of, "--as-of")
+    as_of = _instant(a.as_of, "--as-of")
     try:
         result = api.reforecast(a.file, a.actuals, as_of=as_of, ledger=a.ledger, reps=reps, seed=seed,
                                 out=a.out or api.DEFAULT, workers=workers, backend=a.backend, scheduler=a.scheduler,
                                 overwrite=a.overwrite, variant=a.variant, sets=a.set, progress=present.Progress(),
                                 baseline=a.baseline)
     except api.RunInterrupted as e:
-        _resume_hint(e)
+        again = {"scenario": a.file, "actuals": a.actuals, "as_of": a.as_of, "ledger": a.ledger}
+        print(f"interrupted: {api.reforecast_again(e.out, again)}", file=sys.stderr)
         return 130
     print(present.reforecast_text(result.summary, result.out))
     return 0
+
+
+def _instant(value: str | None, flag: str):
+    """A date (the end of that day) or a date-time such as 2027-01-15T12:00 (that moment)."""
+    if value is None or len(value.strip()) == 10:
+        return _date(value, flag)
+    try:
+        return datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise ScenarioError("command line", [Issue((flag,), f"expected a date such as 2026-06-30 or a date-time "
+                                                   f"such as 2026-06-30T12:00, got {value!r}")]) from None
 
 
 def _date(value: str | None, flag: str):
@@ -524,8 +536,8 @@ def _add_reforecast(sub) -> None:
                    "or Slurm sacct --parsable2 output (docs/actuals.md)")
     p.add_argument("--ledger", metavar="PATH", help="spend ledger CSV (date, amount_usd, pool) for costs not tied "
                    "to runs")
-    p.add_argument("--as-of", dest="as_of", metavar="DATE", help="the date of the actuals (default: the latest in "
-                   "them)")
+    p.add_argument("--as-of", dest="as_of", metavar="DATE", help="the moment the actuals describe: a date (the "
+                   "end of that day) or a date-time such as 2027-01-15T12:00 (default: the latest time in them)")
     p.add_argument("--baseline", metavar="DIR", help="a `sim run` folder of the original scenario: its replications "
                    "are the baseline forecast drawn in the report (default: simulate it, at most 200 replications)")
     p.add_argument("--reps", help="replications (default: simulation.replications)")

@@ -266,9 +266,12 @@ def case_progress():
 
 def reforecast_text(summary: dict, out) -> str:
     """The terminal summary of `sim reforecast`."""
+    from sim.reforecasting import posterior_rows
+
     b = summary["reforecast"]
     e, f = b["eac_usd"], b["finish_date"]
-    lines = [f"{summary['scenario']}: re-forecast at {b['as_of']} from its actuals, {summary['replications']} "
+    when = b.get("as_of_time", b["as_of"]).removesuffix("T00:00").replace("T", " ")
+    lines = [f"{summary['scenario']}: re-forecast at {when} from its actuals, {summary['replications']} "
              f"replications -> {out}",
              f"actual to date: {format_usd(b['actual_to_date_usd'])}, {b['actual_gpu_hours']:,.0f} GPU-h; "
              f"{b['done_fraction']:.1%} of the work done",
@@ -287,15 +290,9 @@ def reforecast_text(summary: dict, out) -> str:
                      f"{format_usd(ev['planned_value_usd'])}, EV {format_usd(ev['earned_value_usd'])}, AC "
                      f"{format_usd(ev['actual_cost_usd'])}; CPI {cpi}, SPI {spi}, VAC "
                      f"{format_usd(ev['variance_at_completion_usd'])}")
-    for key, p in b.get("posterior", {}).items():
-        if "prior_median" in p:  # an MFU, from the clean runs seen
-            lines.append(f"updated from what was seen: {key}: prior median {p['prior_median']:.3g} -> posterior "
-                         f"median {p['posterior_median']:.3g} ({p['runs_seen']} clean runs, median "
-                         f"{p['seen_median']:.3g})")
-            continue
-        lines.append(f"updated from what was seen: {key}: prior mean {p['prior_mean']:.3g} -> posterior mean "
-                     f"{p['posterior_mean']:.3g} ({p['interruptions_seen']} interruptions in "
-                     f"{p['gpu_hours_seen']:,.0f} GPU-h)")
+    for key, prior, prior_sd, seen, post, post_sd in posterior_rows(b.get("posterior", {})):
+        lines.append(f"updated from what was seen: {key}: prior {prior} ({prior_sd}) -> posterior {post} ({post_sd}); "
+                     f"seen: {seen}")
     lines += [f"note: {n}" for n in b.get("notes", [])]
     base = b.get("baseline") or {}
     if base.get("source") == "simulated":
@@ -309,7 +306,7 @@ def reforecast_text(summary: dict, out) -> str:
 # --- sim calibrate -----------------------------------------------------------------------------
 def calibrate_text(result: dict) -> str:
     """The terminal summary of `sim calibrate`: the projects, a table of the fitted rows, the notes."""
-    from sim.calibration import describe_when
+    from sim.calibration import describe_team, describe_when
     from sim.priors import format_value
 
     projects = "; ".join(f"{p['project']} ({p['completed']} of {p['runs']} runs completed)" for p in result["projects"])
@@ -318,6 +315,7 @@ def calibrate_text(result: dict) -> str:
     lines = [f"calibrated from {len(result['projects'])} past project(s): {projects}",
              table(["key", "when", "value", "N", "latest run"], rows, right={3})]
     lines += [f"note: {n}" for n in result["notes"]]
+    lines += describe_team(result.get("team") or {})
     lines.append(f"priors written to {result['out']} (use it with simulation.priors_file)" if result.get("out")
                  else "nothing written (no --out)")
     return "\n".join(lines)

@@ -28,6 +28,7 @@ from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 from sim import tables  # noqa: E402
 from sim.outputs import HEADLINE_HEAD, NOMINAL_NOTE, atomic_write, headline_rows  # noqa: E402
+from sim.reforecasting import posterior_rows  # noqa: E402
 from sim.stats import interruption_rates, interruption_rates_by_size  # noqa: E402
 from sim.units import format_usd  # noqa: E402
 
@@ -744,23 +745,6 @@ def _ev_rows(ev: dict) -> list[list[str]]:
     return [[name, fmt(key), meaning] for name, key, meaning in EV_ROWS]
 
 
-def _posterior_rows(post: dict) -> list[list[str]]:
-    """A rate (gamma-Poisson: mean and coefficient of variation) or an MFU (log scale: median and
-    log-sd) before and after what was seen."""
-    rows = []
-    for key, p in post.items():
-        if "prior_median" in p:  # an MFU
-            rows.append([key, f"median {p['prior_median']:.3g}", f"log-sd {p['prior_log_sd']:.2f}",
-                         f"{p['runs_seen']:,} clean runs, median {p['seen_median']:.3g}",
-                         f"median {p['posterior_median']:.3g}", f"log-sd {p['posterior_log_sd']:.2f}"])
-            continue
-        seen = (f"{p['interruptions_seen']:,} interruptions in {p['gpu_hours_seen']:,.0f} accelerator-hours"
-                if "interruptions_seen" in p else "")
-        rows.append([key, f"mean {p['prior_mean']:.3g}", f"cv {p['prior_cv']:.2f}", seen,
-                     f"mean {p['posterior_mean']:.3g}", f"cv {p['posterior_cv']:.2f}"])
-    return rows
-
-
 def _notes(notes: list[str]) -> tuple[str, str]:
     items = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
     return f"<p>Notes:</p><ul>{items}</ul>", "Notes:\n\n" + "\n".join(f"- {n}" for n in notes)
@@ -782,7 +766,7 @@ def reforecast_sections(b: dict, plots: list[tuple[str, object]]) -> list:
     sections.append(("Re-forecast: runs", blocks, []))
     post = b.get("posterior") or {}
     blocks = ([_table(["key", "prior", "prior spread", "seen", "posterior", "posterior spread"],
-                      _posterior_rows(post))] if post
+                      posterior_rows(post))] if post
               else [_paragraph("No input was updated from the actuals (no interruption counts, or no uncertain "
                                "failure rate to update).")])
     sections.append(("Re-forecast: updated from what was seen", blocks, []))
