@@ -28,7 +28,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -97,7 +97,8 @@ def feasible(loaded: Loaded) -> Loaded:
     problem = progress_problem(plan)
     if problem:
         w, p, why = problem
-        path = ("pools", p.idx, "preemption") if p.preempt_rate_per_node_h > 0 else ("reliability",)
+        path = ("workloads", w.idx) if p is None else ("pools", p.idx, "preemption") if (
+            p.preempt_rate_per_node_h > 0) else ("reliability",)
         raise ScenarioError(loaded.file, [Issue(path, why)])
     return loaded
 
@@ -113,12 +114,15 @@ def _loaded(scenario: ScenarioLike, variant: str | None = None, sets: Sequence[s
 
 def estimate(scenario: ScenarioLike) -> pd.DataFrame:
     """The deterministic estimate (no queueing, failures or preemption), one row per workload;
-    the totals are in `.attrs["total"]`."""
+    the totals are in `.attrs["total"]`: `cost_usd` (the floor) = `usage_usd` (busy hours on
+    on-demand and spot pools) + `commitment_usd` (reserved terms, owned capacity and its
+    electricity, whatever the runs do); each commitment is a dict in `.attrs["commitments"]`."""
     from sim.deterministic import estimate as _estimate
 
     est = _estimate(_loaded(scenario))
     df = pd.DataFrame([asdict(w) for w in est.workloads])
     df.attrs["total"] = est.total
+    df.attrs["commitments"] = [asdict(c) for c in est.commitments]
     return df
 
 
@@ -215,7 +219,8 @@ class Result:
             report.reforecast_report(path, self.loaded, self.summary, self.replications, self._report_runs(),
                                      **self._reforecast)
         else:
-            report.run_report(path, self.loaded, self.summary, self.replications, self._report_runs())
+            report.run_report(path, self.loaded, self.summary, self.replications, self._report_runs(),
+                              runtime_s=self.runtime_s)
         return path
 
     def _report_runs(self) -> pd.DataFrame | None:
@@ -289,8 +294,9 @@ def checkpoint_intervals(loaded: Loaded) -> dict[str, dict[str, float | None]]:
             for w in plan.workloads}
 
 
-def _execute(loaded: Loaded, settings: Settings, out: Path, resume: bool, progress: Progress | None) -> runner.Outcome:
-    state = {"file": str(loaded.file), "variant": loaded.variant, "set": loaded.sets}
+def _execute(loaded: Loaded, settings: Settings, out: Path, resume: bool, progress: Progress | None,
+             extra: dict | None = None) -> runner.Outcome:
+    state = {"file": str(loaded.file), "variant": loaded.variant, "set": loaded.sets, **(extra or {})}
     try:
         return runner.execute(loaded, settings, out, progress=progress, resume=resume, extra_state=state)
     except (RunError, SampleError, SimulationError) as e:  # SimulationError: with strict
@@ -303,14 +309,15 @@ def _execute(loaded: Loaded, settings: Settings, out: Path, resume: bool, progre
 
 
 def simulate_into(loaded: Loaded, settings: Settings, out: Path, resume: bool = False,
-                  progress: Progress | None = None, keep: bool = True, report: bool = True) -> Result:
+                  progress: Progress | None = None, keep: bool = True, report: bool = True,
+                  state: dict | None = None) -> Result:
     """Run the replications into the folder `out` and publish replications.parquet, runs.parquet,
     summary.json, manifest.json and (when `keep` and `report`) the report. Ctrl-C raises
     RunInterrupted, the finished chunks kept for resume; a write that fails (disk full, read-only)
     raises RunError saying what to do, the finished chunks kept as well."""
     then = f", then complete the run with  sim run --resume {out}" if keep else ""
     try:
-        outcome = _execute(loaded, settings, out, resume, progress)
+        outcome = _execute(loaded, settings, out, resume, progress, state)
         if outcome.reps.empty:
             first = outcome.errors[0]["error"] if outcome.errors else "no replication ran"
             raise ScenarioError(str(loaded.file), [Issue((), f"every replication failed; the first: {first} "
@@ -374,6 +381,8 @@ def resume(folder: str | Path, workers: int | None = None, backend: str = "proce
         if not (folder / runner.PARTS / "state.json").exists():
             return _report_only(folder)
         state = runner.read_state(folder)
+        if "reforecast" in state:
+            raise SettingsError("--resume", reforecast_again(folder, state["reforecast"]))
         _same_as_state(state, {"--reps": reps, "--seed": seed, "--sampling": sampling, "--precision": precision})
         loaded = _loaded(scenario or state.get("file"), variant or state.get("variant"),
                          sets or state.get("set") or [])
@@ -381,6 +390,19 @@ def resume(folder: str | Path, workers: int | None = None, backend: str = "proce
                                 state["method"], state["precision"], strict)
         settings.chunk = state["chunk"]
         return simulate_into(loaded, settings, folder, resume=True, progress=progress)
+
+
+def reforecast_again(folder: Path, again: dict | None) -> str:
+    """What to do with an interrupted re-forecast's folder: run `sim reforecast` again into it (the
+    work left is rebuilt from the actuals, so `sim run --resume` cannot complete it)."""
+    again = again or {}
+    words = ["sim reforecast", again.get("scenario", "FILE"), "--actuals", again.get("actuals", "PATH")]
+    for flag, key in (("--as-of", "as_of"), ("--ledger", "ledger")):
+        if again.get(key):
+            words += [flag, again[key]]
+    return (f"{folder} holds an interrupted re-forecast, which `sim run --resume` does not complete (the work left "
+            f"is rebuilt from the actuals); run it again into the same folder:  {' '.join(words)} --out {folder} "
+            "--overwrite (with the same --reps and --seed)")
 
 
 def _same_as_state(state: dict, given: dict) -> None:
@@ -404,7 +426,10 @@ def _report_only(folder: Path) -> Result:
     except (OSError, ValueError) as e:
         raise SettingsError("--resume", f"{folder}: its result files cannot be read ({e}); run it again with "
                             "--overwrite") from None
+    if "reforecast" in summary:  # its report needs the actuals and the baseline: run it again
+        raise SettingsError("--resume", reforecast_again(folder, summary["reforecast"].get("again")))
     loaded = feasible(load_data(manifest["resolved_scenario"], manifest["scenario_file"]))
+    loaded = replace(loaded, variant=manifest.get("variant"), sets=manifest.get("set") or [])  # for its title
     result = Result(loaded, reps, summary, manifest, manifest.get("failed_replications", []),
                     manifest.get("runtime_s", 0.0), folder)
     _write_report(result)
@@ -446,19 +471,23 @@ class _Strategies:
     options: dict
     progress: Progress | None
     risks: dict = field(default_factory=dict)
+    starts: dict = field(default_factory=dict)
 
-    def run(self, name: str, extra_sets: list[str], folder: Path) -> pd.DataFrame:
+    def load(self, name: str, extra_sets: Sequence[str] = ()) -> Loaded:
         variant = None if name == "base" else name
         if isinstance(self.scenario, Loaded):
-            loaded = _loaded(self.scenario, variant, extra_sets)
-        else:
-            loaded = load(self.scenario, variant, [*self.sets, *extra_sets])
+            return _loaded(self.scenario, variant, list(extra_sets))
+        return load(self.scenario, variant, [*self.sets, *extra_sets])
+
+    def run(self, name: str, extra_sets: list[str], folder: Path, report: bool = True) -> pd.DataFrame:
+        loaded = self.load(name, extra_sets)
         o = self.options
         settings = Settings(seed=o["seed"], reps=o["reps"], method=o["sampling"] or loaded.scenario.simulation.sampling,
                             workers=o["workers"], backend=o["backend"], scheduler=o["scheduler"])
         folder.mkdir(parents=True, exist_ok=True)
-        result = simulate_into(loaded, settings, folder, progress=self.progress)
+        result = simulate_into(loaded, settings, folder, progress=self.progress, report=report)
         self.risks[name] = result.summary["risk"]
+        self.starts[name] = loaded.scenario.project.start.isoformat()
         return result.replications
 
     def run_all(self, folder: Path, extra_sets: Sequence[str] = ()) -> dict[str, pd.DataFrame]:
@@ -530,7 +559,7 @@ def compare(scenario: ScenarioLike, only: Sequence[str] | None = None, reps: int
         results = s.run_all(folder)
         report = {"scenario": s.base.scenario.project.name, "seed": s.options["seed"],
                   "replications": s.options["reps"], "side_by_side": comparing.side_by_side(results), "risk": s.risks,
-                  "pairs": comparing.pairwise(results)}
+                  "start": s.starts, "pairs": comparing.pairwise(results)}
         outputs.write_json(folder / "compare.json", report)
         from sim import report as reporting
 
@@ -546,27 +575,41 @@ def sweep(scenario: ScenarioLike, key: str, values: Sequence[float] | str, only:
           progress: Progress | None = None) -> SweepResult:
     """Run every strategy at each value of `key` (a list, or "START:STOP:STEP") and find the
     break-even points of each pair: where the mean paired cost difference crosses zero, and where
-    the band between its 5th and 95th percentiles does."""
+    the band between its 5th and 95th percentiles does. Each strategy's variant is applied first,
+    then the key. `key` as "VARIANT:KEY" sweeps the key in that strategy only (a key that only the
+    variant has): the other strategies run once, as given, and are compared with it at each value.
+    Each value's results go to a folder named after it (e.g. `finetune-runs-100/`), without a run
+    report of their own (the sweep's report is the one to read; `sim run --resume FOLDER` draws a
+    point's)."""
     if isinstance(values, str):
         try:
             key, values = comparing.sweep_values(f"{key}={values}")
         except ValueError as e:
             raise SettingsError(None, str(e)) from None
+    target, key = comparing.sweep_target(key)
     s = _strategies(scenario, only, sets, False, _compare_options(reps, seed, workers, backend, scheduler, sampling),
                     progress)
+    swept = _swept(s, target, key, values)
     with _folder(_out(out, s.base, "-compare"), overwrite) as (folder, keep):
+        fixed = {n: s.run(n, [], folder / n) for n in s.names if n not in swept}
         rows, pairs = [], []
         for v in values:
-            results = s.run_all(folder / f"{key}={v}", [f"{key}={v}"])
+            sub = folder / comparing.sweep_folder(key, v)
+            results = {n: fixed[n] if n in fixed else s.run(n, [f"{key}={v}"], sub / n, report=False)
+                       for n in s.names}
             r, p = comparing.sweep_point(v, results)
             rows += r
             pairs += p
         table = pd.DataFrame(rows)
         outputs.write_parquet(folder / "sweep.parquet", table)
         report = {"scenario": s.base.scenario.project.name, "seed": s.options["seed"],
-                  "replications": s.options["reps"], "sweep": {"key": key, "values": list(values)}, "costs": rows,
-                  "pairs": pairs, "break_even": comparing.break_evens(key, pairs)}
+                  "replications": s.options["reps"],
+                  "sweep": {"key": key, "values": list(values), "strategy": target, "unit": comparing.key_unit(key)},
+                  "costs": rows, "pairs": pairs, "break_even": comparing.break_evens(key, pairs)}
         outputs.write_json(folder / "compare.json", report)
+        from sim import report as reporting
+
+        reporting.sweep_report(folder, report, {"base": s.base.resolved, "variants": s.base.raw.get("variants")})
         return SweepResult(report, table, folder if keep else None)
 
 
@@ -605,6 +648,36 @@ def compare_starts(scenario: ScenarioLike, starts: Sequence[str] | str, key: str
         return Comparison(report, results, folder if keep else None)
 
 
+def _swept(s: _Strategies, target: str | None, key: str, values: Sequence[float]) -> list[str]:
+    """The strategies the key is swept in, each checked to take it (before anything runs); when
+    some do not, the message says which strategies have the key and how to sweep it there alone."""
+    if target is not None and target not in s.names:
+        raise SettingsError("--sweep", f"{target}:{key}: {target!r} is not one of the strategies run "
+                            f"({', '.join(s.names)})")
+    swept = [target] if target is not None else s.names
+    setting = f"{key}={values[0]}"
+    failed = {n: e for n in swept if (e := _refusal(s, n, setting)) is not None}
+    if not failed:
+        return swept
+    first = next(iter(failed.values()))
+    have = [n for n in ["base", *s.base.scenario.variants] if n not in failed and _refusal(s, n, setting) is None]
+    if target is not None or not have:
+        raise first
+    issue = first.issues[0]
+    hint = (f"{issue.message}; {key} is in {', '.join(have)} only: sweep it there alone with --sweep "
+            f"{have[0]}:{key}=START:STOP:STEP (the other strategies then run once, as given)")
+    raise ScenarioError(str(s.base.file), [Issue(issue.path, hint, issue.line)]) from None
+
+
+def _refusal(s: _Strategies, name: str, setting: str) -> ScenarioError | None:
+    """Why strategy `name` does not take `setting` (KEY=VALUE), or None when it does."""
+    try:
+        s.load(name, [setting])
+    except ScenarioError as e:
+        return e
+    return None
+
+
 # --------------------------------------------------------------------------------------------
 # sim sensitivity
 
@@ -637,7 +710,8 @@ def _write_sensitivity(folder: Path, analysis: sens.Analysis, points: pd.DataFra
         from sim import report as reporting
 
         reporting.sensitivity_report(folder, meta["scenario"], analysis.tornado,
-                                     lambda: sens.plot_tornado(analysis.tornado), resolved)
+                                     lambda: sens.plot_tornado(analysis.tornado), resolved, sobol=analysis.sobol,
+                                     meta=meta, sobol_plot=lambda: sens.plot_sobol(analysis.sobol))
     return SensitivityResult(analysis.tornado, analysis.sobol, df, points, meta, analysis.failed, folder)
 
 
@@ -733,35 +807,77 @@ def reforecast(scenario: ScenarioLike, actuals, as_of=None, ledger: str | Path |
     replications of `baseline` (a `sim run` folder of the original scenario), or else the original
     scenario simulated with `reps` (at most BASELINE_REPS) replications and the same seed."""
     from sim import reforecasting as rf
-    from sim.deterministic import estimate as _estimate
 
     loaded = _loaded(scenario, variant, sets)
     if isinstance(actuals, (str, Path)):
         from sim.actuals import read_actuals
 
         actuals = read_actuals(actuals, loaded, as_of=as_of, ledger=ledger)
-    est = _estimate(loaded).workloads
-    rem = rf.remaining(loaded, actuals, {w.name: w.gpu_hours_per_run for w in est},
-                       {w.name: (w.hours_per_run, w.pool) for w in est if w.flop_per_run})
-    if not rem.raw["workloads"]:
-        raise ScenarioError(str(loaded.file), [Issue((), f"every run is done by {rem.as_of}: nothing left to "
-                                                         "forecast")])
-    left = feasible(load_data(rem.raw, f"{loaded.file} (the work left at {rem.as_of})"))
+    rem, left = work_left(loaded, actuals)
+    if left is None:
+        return _all_done(loaded, actuals, rem, out, overwrite)
     settings = run_settings(left.scenario, reps, seed, workers, backend, scheduler)
     base = _read_baseline(Path(baseline), loaded) if baseline is not None else None
     with _folder(_out(out, loaded, "-reforecast"), overwrite) as (folder, keep):
         base = base or _simulate_baseline(loaded, settings)
-        result = simulate_into(left, settings, folder, progress=progress, keep=keep, report=False)
+        again = {"scenario": str(loaded.file), "actuals": str(getattr(actuals, "source", "PATH")),
+                 "as_of": rem.as_of_time.isoformat(timespec="minutes") if rem.as_of_time else None,
+                 "ledger": str(ledger) if ledger is not None else None}
+        result = simulate_into(left, settings, folder, progress=progress, keep=keep, report=False,
+                               state={"reforecast": again})
         reps_df = result.replications
         block = rf.block(rem, rem.actual_usd + reps_df["cost_usd"], reps_df["makespan_days"], loaded.scenario,
                          _nominal(loaded))
-        block.update(priors_of_the_scenario=loaded.priors, baseline=base[1])
+        block.update(priors_of_the_scenario=loaded.priors, baseline=base[1], again=again)
         result.summary["reforecast"] = block
         result._reforecast = {"scenario": loaded.scenario, "actuals": actuals, "baseline": base[0]}
         if keep:
             outputs.write_json(folder / "summary.json", result.summary)
             _write_report(result)
     return result
+
+
+def work_left(loaded: Loaded, actuals, nominal: tuple[dict, dict] | None = None):
+    """(sim.reforecasting.Remaining, the scenario of the work left, loaded and checked; None when
+    every run is done) at the actuals' as-of time. `nominal`: each workload's accelerator-hours
+    and (wall hours, pool) per run from the deterministic estimate, when already computed (the
+    calibration loop reuses them)."""
+    from sim import reforecasting as rf
+
+    if nominal is None:
+        nominal = nominal_sizes(loaded)
+    rem = rf.remaining(loaded, actuals, *nominal)
+    if not rem.raw["workloads"]:
+        return rem, None
+    return rem, feasible(load_data(rem.raw, f"{loaded.file} (the work left at {rem.as_of})"))
+
+
+def _all_done(loaded: Loaded, actuals, rem, out, overwrite: bool) -> Result:
+    """Every run is done: the estimate at completion is the actual cost and the finish the last
+    run's end, with no spread; summary.json holds the `reforecast` block (nothing to simulate)."""
+    from sim import reforecasting as rf
+
+    ends = [r.end for r in actuals.runs if r.end is not None]
+    last = max(ends) if ends else rem.as_of_time
+    days = (last - rem.as_of_time).total_seconds() / 86400
+    block = rf.block(rem, [rem.actual_usd], [days], loaded.scenario, _nominal(loaded))
+    block["notes"].append("every run is done: the estimate at completion is the actual cost, the finish the last "
+                          "run's end")
+    summary = {"scenario": loaded.scenario.project.name, "replications": 0, "reforecast": block}
+    with _folder(_out(out, loaded, "-reforecast"), overwrite) as (folder, keep):
+        if keep:
+            outputs.write_json(folder / "summary.json", summary)
+    return Result(loaded, pd.DataFrame(), summary, {}, [], 0.0, folder if keep else None)
+
+
+def nominal_sizes(loaded: Loaded) -> tuple[dict, dict]:
+    """Each workload's accelerator-hours per run, and (wall hours per run, pool) of the workloads
+    sized in FLOP, at nominal inputs (sim.deterministic)."""
+    from sim.deterministic import estimate as _estimate
+
+    est = _estimate(loaded).workloads
+    return ({w.name: w.gpu_hours_per_run for w in est},
+            {w.name: (w.hours_per_run, w.pool) for w in est if w.flop_per_run})
 
 
 BASELINE_REPS = 200  # replications of the baseline forecast a re-forecast simulates (at most)

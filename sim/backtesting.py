@@ -43,7 +43,7 @@ REPS = 200
 SEED = 0
 KINDS = ("pretrain", "finetune", "reliability", "arithmetic")
 CASE_KEYS = ("name", "kind", "description", "in_sample")
-EXPECTED_KEYS = ("metric", "value", "workload", "tolerance", "source", "date", "checked", "note")
+EXPECTED_KEYS = ("metric", "value", "workload", "tolerance", "precision", "source", "date", "checked", "note")
 LARGE_RUN = 1000  # accelerators in one run from which a pre-training case counts as large
 # metrics that exist per workload (gpu_hours_wl_<name>, ...); `_per_run` divides by the runs
 WORKLOAD_METRICS = ("gpu_hours", "cost_usd", "runs")
@@ -139,6 +139,22 @@ def _number(v: Any) -> float | None:
     return None
 
 
+def rounding_tolerance(value: float, digits: int) -> float:
+    """Half a unit of the last of `digits` significant figures: a figure published as $2.5k (2
+    figures) stands for any amount in [$2.45k, $2.55k), so it is matched within $50."""
+    return 0.5 * 10 ** (math.floor(math.log10(value)) - digits + 1)
+
+
+def _precision_tolerance(e: dict, i: int, file: str, lines: dict) -> float:
+    d = e["precision"]
+    if "tolerance" in e and e["tolerance"]:
+        raise _problem(file, ("expected", i, "precision"), "give precision or tolerance, not both", lines)
+    if isinstance(d, bool) or not isinstance(d, int) or not 1 <= d <= 15:
+        raise _problem(file, ("expected", i, "precision"), "the significant figures the source printed, a whole "
+                       f"number from 1 to 15 (2 for '$2.5k'), got {d!r}", lines)
+    return rounding_tolerance(float(e["value"]), d)
+
+
 def _expected_block(raw: dict, file: str, lines: dict, workloads: set[str]) -> list[dict]:
     exp = raw.get("expected")
     if not isinstance(exp, list) or not exp:
@@ -158,6 +174,8 @@ def _expected_block(raw: dict, file: str, lines: dict, workloads: set[str]) -> l
                 raise _problem(file, ("expected", i, k), f"must be a number {'> 0' if k == 'value' else '>= 0'} "
                                f"(2.788M, $5.6M, 9.5), got {e.get(k)!r}", lines)
             e[k] = v
+        if "precision" in e:
+            e["tolerance"] = _precision_tolerance(e, i, file, lines)
         if not e.get("source"):
             raise _problem(file, ("expected", i, "source"), "name the source of the figure", lines)
         if not isinstance(e.get("checked", False), bool):
@@ -216,6 +234,31 @@ def replications(loaded: Loaded, reps: int, seed: int, workers: int = 1) -> tupl
             rows += res.rows
             errors += res.errors
     return pd.DataFrame(rows), errors
+
+
+SPREAD_METRICS = ("cost_usd", "gpu_hours", "makespan_days", "interruptions", "ettr")
+
+
+def spread(loaded: Loaded, reps: int = REPS, seed: int = SEED) -> dict:
+    """P5 / P50 / P95 (and mean) of the headline metrics over `reps` replications in memory: the
+    quick forecast the one-line `sim estimate` adds to its point estimate."""
+    t0 = time.perf_counter()
+    df, errors = replications(loaded, min(reps, 10), seed)  # a scenario that cannot run fails fast
+    if not df.empty and reps > 10:
+        df, errors = replications(loaded, reps, seed)
+    out: dict[str, Any] = {"replications": len(df), "failed_replications": len(errors), "seed": seed}
+    if errors:
+        out["first_error"] = str(errors[0].get("error", ""))
+    if df.empty:
+        return out
+    df["interruptions"] = df["failures"] + df.get("job_failures", 0)
+    for m in SPREAD_METRICS:
+        if m in df:
+            x = df[m].to_numpy(float)
+            p5, p50, p95 = (float(v) for v in np.percentile(x, [5, 50, 95]))
+            out[m] = {"p5": p5, "p50": p50, "p95": p95, "mean": float(x.mean())}
+    out["runtime_s"] = round(time.perf_counter() - t0, 3)
+    return out
 
 
 def metric_values(reps: pd.DataFrame, metric: str, workload: str | None = None) -> np.ndarray:

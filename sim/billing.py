@@ -136,6 +136,12 @@ class Tier:
         """(t0, t1) of the pool's commitment in hours since the project `start`; None if none."""
         return None
 
+    def billed_span(self, commit: tuple[float, float] | None, project_h: float) -> tuple[float, float] | None:
+        """The hours [a, b] since the project start that the tier bills whatever the runs do (a
+        reserved term from the project start on, owned capacity over the project), or None. The
+        engine and the deterministic estimate both bill this span, so they agree on a commitment."""
+        return None
+
     def bill(self, use: PoolUse, months: tuple[float, ...], spend: dict[int, float]) -> PoolBill:
         """The pool's cost over the replication, its idle accelerator-hours, energy and CO2; what is
         not already billed to runs (usage) is added to `spend` by calendar month."""
@@ -156,8 +162,11 @@ class Spot(OnDemand):
 
 
 class Reserved(Tier):
-    """A commitment for a term: the whole term is billed whatever the runs do; the capacity exists
-    only within the term; idle reserved accelerators draw idle power (the project's footprint)."""
+    """A commitment for a term: the term is billed whatever the runs do; the capacity exists only
+    within the term; idle reserved accelerators draw idle power (the project's footprint). The part
+    of a term that began before the project start is sunk (paid before the project, as a
+    re-forecast treats the part before its as-of date): the project is billed from its start to the
+    end of the term, however long after the runs that is."""
 
     name = "reserved"
     bills_usage = False
@@ -184,8 +193,11 @@ class Reserved(Tier):
         steps.sort()
         return cap0, steps
 
+    def billed_span(self, commit, project_h):
+        return max(commit[0], 0.0), commit[1]
+
     def bill(self, use, months, spend):
-        t0, t1 = use.commit
+        t0, t1 = self.billed_span(use.commit, use.makespan_h)
         capacity = max([use.capacity0, *(c for _, c in use.steps)])
         cost = bill_by_month(use.curve, capacity, t0, t1, months, spend)
         idle = max(capacity * (t1 - t0) - use.busy_gpu_h, 0.0)
@@ -208,8 +220,11 @@ class Owned(Tier):
     bills_usage = False
     keys = ("purchase_usd_per_gpu", "energy_usd_per_kwh")
 
+    def billed_span(self, commit, project_h):
+        return 0.0, project_h
+
     def bill(self, use, months, spend):
-        mk = use.makespan_h
+        mk = self.billed_span(use.commit, use.makespan_h)[1]
         cost = over_capacity(use.capacity0, use.steps, mk,
                              lambda cap, a, b: bill_by_month(use.curve, cap, a, b, months, spend))
         cap_h = capacity_hours(use.capacity0, use.steps, mk)

@@ -16,8 +16,16 @@ From them this module fits rows in the format of sim/data/priors.yaml (docs/prio
   the runs that count them, a gamma posterior from a weak prior (shape PRIOR_SHAPE = 1, i.e. worth
   one interruption, at the built-in row's mean), written as the lognormal of the same mean and
   coefficient of variation.
-- The rerun / divergence rate is not written: the priors format has no key for it, and the actuals
-  do not say why an attempt failed. The failed attempts are counted in the notes.
+- The rerun rate and the project multiplier are measured (`team_figures`) and shown, and written
+  as comments in the priors file: the priors format has no key for them yet.
+  - rerun rate: failed attempts over attempts (failed + completed) of every project, a beta
+    posterior from a uniform prior: (failed + 1) / (attempts + 2). Needs each failed attempt as its
+    own row (state failed); it counts every failed attempt as a rerun from scratch, so a job that
+    stopped on a hardware failure and went on from its checkpoint belongs in `interruptions`.
+  - project multiplier: all the accelerator-hours of a project (every run, in any state) over those
+    of its largest completed runs (the runs with the most accelerators): how much the final runs
+    cost the project in all. Needs the project's every run, and a completed largest run. Over
+    several projects: the geometric mean, with the range.
 
 The module is named apart from the API function `sim.calibrate`.
 """
@@ -345,11 +353,59 @@ def _fit_failure_group(g: list) -> Fitted:
                    "posterior_rate": rate, "posterior_mean": mean, "posterior_cv": cv})
 
 
-def rerun_note(pasts: list[Past]) -> str:
+def rerun_rate(pasts: list[Past]) -> dict | None:
+    """Failed attempts over attempts (failed + completed), pooled over the projects: the beta
+    posterior mean from a uniform prior, (failed + 1) / (attempts + 2), with its sd."""
     failed = sum(len(p.actuals.in_state("failed")) for p in pasts)
-    attempts = sum(len(p.actuals.runs) for p in pasts)
-    return (f"rerun / divergence rate not written: the priors format has no key for it, and the actuals do not say "
-            f"why an attempt failed (hardware, divergence, a bug); seen: {failed} failed of {attempts} attempts")
+    attempts = failed + sum(len(p.actuals.in_state("completed")) for p in pasts)
+    if attempts == 0:
+        return None
+    a, b = failed + 1.0, attempts - failed + 1.0
+    return {"failed": failed, "attempts": attempts, "raw": failed / attempts, "posterior_mean": a / (a + b),
+            "posterior_sd": math.sqrt(a * b / ((a + b) ** 2 * (a + b + 1))), "n": attempts}
+
+
+def multiplier(past: Past) -> float | None:
+    """All the accelerator-hours of a project over those of its largest completed runs (None: no
+    completed run, or none with hours)."""
+    done = past.actuals.in_state("completed")
+    if not done:
+        return None
+    size = max(r.accelerators for r in done)
+    final = math.fsum(r.gpu_hours for r in done if r.accelerators == size)
+    return past.actuals.gpu_hours / final if final > 0 else None
+
+
+def project_multiplier(pasts: list[Past]) -> dict | None:
+    """Each project's multiplier, and over them the geometric mean and the range."""
+    each = {p.project: m for p in pasts if (m := multiplier(p)) is not None}
+    if not each:
+        return None
+    logs = [math.log(m) for m in each.values()]
+    return {"projects": each, "geometric_mean": math.exp(math.fsum(logs) / len(logs)), "min": min(each.values()),
+            "max": max(each.values()), "n": len(each)}
+
+
+def team_figures(pasts: list[Past]) -> dict:
+    """The rerun rate and the project multiplier (None where the actuals do not allow them)."""
+    return {"rerun_rate": rerun_rate(pasts), "project_multiplier": project_multiplier(pasts)}
+
+
+def describe_team(team: dict) -> list[str]:
+    """The team figures as lines of text (for the terminal and the priors file's comments)."""
+    out = []
+    r = team.get("rerun_rate")
+    out.append(f"rerun rate {r['posterior_mean']:.3f} (sd {r['posterior_sd']:.3f}; {r['failed']} failed of "
+               f"{r['attempts']} attempts; (failed + 1) / (attempts + 2))" if r else
+               "rerun rate: not measured (no completed or failed attempt)")
+    m = team.get("project_multiplier")
+    if m:
+        each = ", ".join(f"{k} {v:.2f}" for k, v in m["projects"].items())
+        out.append(f"project multiplier {m['geometric_mean']:.2f} (all accelerator-hours over the largest completed "
+                   f"runs'; {m['n']} project(s): {each})")
+    else:
+        out.append("project multiplier: not measured (no completed run)")
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -363,6 +419,8 @@ def _header(pasts: list[Past], fitted: list[Fitted]) -> list[str]:
     for p in pasts:
         done = len(p.actuals.in_state("completed"))
         lines.append(f"#   {p.project}: {p.label} ({len(p.actuals.runs)} runs, {done} completed)")
+    lines.append("# Measured, not written as rows (the priors format has no key for them yet):")
+    lines += [f"#   {line}" for line in describe_team(team_figures(pasts))]
     lines.append("# Rows (observations behind each):")
     for f in fitted:
         lines.append(f"#   {f.key} {describe_when(f.when)}: N = {f.n}")
@@ -410,11 +468,13 @@ def calibrate(args: list) -> dict:
         raise ScenarioError(", ".join(p.label for p in pasts), [Issue((), (
             "nothing to calibrate: no completed run with a start, an end and a workload sized in FLOP (params and "
             "tokens, or flop_per_run), and no run with an interruptions count"))])
-    notes.append(rerun_note(pasts))
+    team = team_figures(pasts)
+    notes.append("rerun rate and project multiplier: measured (below), not written as rows: the priors format "
+                 "has no key for them yet")
     if fitted[0].key == "workloads.mfu":
         notes.append("MFU rows are effective MFU (wall time includes failures and restarts): see each row's note")
     return {"projects": [{"project": p.project, "past": p.label, "runs": len(p.actuals.runs),
                           "completed": len(p.actuals.in_state("completed"))} for p in pasts],
             "fitted": [{"key": f.key, "when": f.when, "value": f.value, "n": f.n, "date": f.date.isoformat(),
                         "source": f.source, "note": f.note, **f.extra} for f in fitted],
-            "notes": notes, "text": render(pasts, fitted), "out": None}
+            "team": team, "notes": notes, "text": render(pasts, fitted), "out": None}

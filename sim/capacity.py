@@ -1,11 +1,13 @@
 """Capacity as events: pools changing size (and the evictions that follow), availability
-outages, node failures taking nodes out for repair, spares, repairs with a limited number of crews,
-and spot co-interruption. A mixin of `sim.engine.Replication` (beside `sim.lifecycle.RunLife`,
-which it calls back for `_account`, `_segment`, `_evict` and `_dispatch`).
+outages, requests for on-demand capacity that take a while to be filled, node failures taking nodes
+out for repair, spares, repairs with a limited number of crews, and spot co-interruption. A mixin of
+`sim.engine.Replication` (beside `sim.lifecycle.RunLife`, which it calls back for `_account`,
+`_segment`, `_evict`, `_allocate` and `_dispatch`).
 
 Capacity bookkeeping of a pool: free = capacity - accelerators held by runs - nodes out for repair
-(x node size) - capacity hidden by an outage. `free` may go below zero: a run that lost a node with
-no replacement, or an outage, keeps new runs off until it is back above their size.
+(x node size) - requests under way - capacity hidden by an outage. `free` may go below zero: a run
+that lost a node with no replacement, or an outage, keeps new runs off until it is back above their
+size.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ from sim.runstate import PoolState, RunState
 
 class PoolEvents:
     """The capacity half of a replication. Needs `env`, `plan`, `pools`, `outage_stream`,
-    `repair_rng`, `co_stream`, `events`, `max_events`, `_endless_outages` and the RunLife methods
-    named above."""
+    `obtain_stream`, `repair_rng`, `co_stream`, `events`, `max_events`, `_endless_outages` and the
+    RunLife methods named above."""
 
     env: simpy.Environment
     plan: Plan
@@ -96,6 +98,23 @@ class PoolEvents:
             self._node_back(pool)
         self._outage_after_uptime(pool)
         self._dispatch()
+
+    def _request(self, r: RunState, pool: PoolState):
+        """A run asks an on-demand or spot pool with an obtain model for its accelerators: they are
+        set aside at once (no other run takes them; the run counts as running for max_concurrent)
+        and come after a wait, exponential with a mean that grows with the request's size. Nothing
+        is billed before they come; the wait counts as queue wait."""
+        p = pool.p
+        pool.free -= r.n
+        r.wl.running += 1
+        wait = self.obtain_stream.next() * p.obtain_mean_h * (r.n / p.obtain_ref) ** p.obtain_growth
+        self.env.timeout(wait, value=(r, pool)).callbacks.append(self._obtained)
+
+    def _obtained(self, ev):
+        r, pool = ev.value
+        pool.free += r.n
+        r.wl.running -= 1
+        self._allocate(r, pool, obtained=True)
 
     def _nodes_failed(self, pool: PoolState, k: int, r: RunState | None = None, hardware: bool = True) -> bool:
         """`k` nodes of `pool` (under run `r`) failed: free spares are swapped in for them, and the

@@ -7,8 +7,9 @@ TPU chip), by provider, tier and the date they were in force.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field, replace
-from datetime import date
+from datetime import date, timedelta
 from functools import lru_cache
 from importlib import resources
 
@@ -17,6 +18,8 @@ import yaml
 from sim import grid, units
 
 TIERS = ("on_demand", "spot", "reserved_1y", "reserved_3y")
+CHECKED = ("stored-copy", "memory", "estimate")  # how each price was checked
+STALE_AFTER = timedelta(days=365)  # `sim catalog --stale`: a price in force that is older than this
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,7 @@ class Price:
     source: str
     note: str = ""
     default: bool = True
+    checked: str = ""  # stored-copy | memory | estimate (see the header of data/prices.yaml)
 
     def label(self) -> str:
         return f"{self.provider} {self.tier} {self.region} {self.date}".replace("  ", " ")
@@ -98,6 +102,7 @@ def builtin() -> Catalog:
                 source=str(p["source"]),
                 note=str(p.get("note", "") or ""),
                 default=bool(p.get("default", True)),
+                checked=str(p["checked"]),
             )
             for p in _read("prices.yaml")["prices"]
         )
@@ -174,24 +179,86 @@ class Catalog:
                            **{k: v for k, v in given.items() if k != "source"})
         return True
 
+    def providers(self) -> list[str]:
+        return sorted({p.provider for p in self.prices})
+
+    def provider_id(self, name: str) -> str | None:
+        """The catalog's id for a provider name, matched case-insensitively (None if unknown)."""
+        ids = {p.casefold(): p for p in self.providers()}
+        return ids.get(name.strip().casefold())
+
+    def unknown_provider(self, name: str) -> str | None:
+        """None for a known provider; else a sentence naming it, with a did-you-mean."""
+        if self.provider_id(name) is not None:
+            return None
+        known = self.providers()
+        close = difflib.get_close_matches(name.strip().casefold(), known, n=1, cutoff=0.5)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        return f"unknown provider {name!r}{hint} (catalog providers: {', '.join(known)})"
+
+    def in_force(self, on: date) -> list[Price]:
+        """Per accelerator, provider and tier, the entry in force on `on` (latest dated on or before)."""
+        latest: dict[tuple, Price] = {}
+        for p in self.prices:
+            key = (p.accelerator, p.provider, p.tier)
+            if p.date <= on and (key not in latest or p.date > latest[key].date):
+                latest[key] = p
+        return sorted(latest.values(), key=lambda p: (p.accelerator, p.provider, p.tier))
+
+    def stale(self, on: date) -> list[Price]:
+        """The entries in force on `on` whose list price is more than STALE_AFTER old (superseded
+        entries are price history, not stale)."""
+        return [p for p in self.in_force(on) if on - p.date > STALE_AFTER]
+
     def price(self, accelerator: str, tier: str, provider: str | None, on: date) -> Price | None:
-        """The list price in force on `on` for one provider: its latest entry dated on or before
-        `on` (its earliest entry if all are later). With no provider named, each default provider's
-        price in force is taken and the median one (the lower of the middle two) is returned."""
+        """The list price in force on `on` for one provider (named case-insensitively): its latest
+        entry dated on or before `on` (its earliest entry if all are later). With no provider named,
+        the median (the lower of the middle two) of the default providers' prices in force on `on`;
+        providers first listed after `on` count only when none had a price by then."""
+        want = provider.strip().casefold() if provider is not None else None
         rows = [
             p for p in self.prices
             if p.accelerator == accelerator and p.tier == tier
-            and (p.provider == provider if provider is not None else p.default)
+            and (p.provider.casefold() == want if want is not None else p.default)
         ]
-        in_force = []
+        in_force, later = [], []
         for prov in sorted({p.provider for p in rows}):
             mine = [p for p in rows if p.provider == prov]
             before = [p for p in mine if p.date <= on]
-            in_force.append(max(before, key=lambda p: p.date) if before else min(mine, key=lambda p: p.date))
+            if before:
+                in_force.append(max(before, key=lambda p: p.date))
+            else:
+                later.append(min(mine, key=lambda p: p.date))
+        # A provider whose first price is later than `on` only counts when no provider had one by then.
+        in_force = in_force or later
         if not in_force:
             return None
         in_force.sort(key=lambda p: (p.usd_per_gpu_h, p.provider))
         return in_force[(len(in_force) - 1) // 2]
+
+
+CAPACITY_BLOCK = "aws-capacity-block"  # pseudo-provider: EC2 Capacity Blocks, priced as on_demand rows
+MARKET_INDEX = "market-index"  # pseudo-provider: market-wide rental indices, not a provider's list
+
+
+def coverage_markdown(cat: Catalog) -> str:
+    """The coverage table of docs/catalog.md: per accelerator and tier, how many providers have a
+    price, how many of those were checked against a stored copy, and the newest date (market
+    indices left out)."""
+    cols = [*TIERS, "capacity block"]
+    lines = ["| accelerator | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    listed = [p for p in cat.prices if p.provider != MARKET_INDEX]
+    for acc in sorted({p.accelerator for p in listed}):
+        cells = []
+        for col in cols:
+            rows = [p for p in listed if p.accelerator == acc and (
+                p.provider == CAPACITY_BLOCK and p.tier == "on_demand" if col == "capacity block"
+                else p.tier == col and p.provider != CAPACITY_BLOCK)]
+            provs = {p.provider for p in rows}
+            checked = {p.provider for p in rows if p.checked == "stored-copy"}
+            cells.append(f"{len(provs)} ({len(checked)} checked), {max(p.date for p in rows):%Y-%m}" if rows else "-")
+        lines.append(f"| {acc} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 @lru_cache(maxsize=1)

@@ -14,11 +14,12 @@ import os
 import sys
 import traceback
 import warnings
-from datetime import date
+from datetime import date, datetime
 
-from sim import __version__, present
+from sim import __version__, outputs, present
 from sim.api import SettingsError
 from sim.loader import Issue, ScenarioError, load, load_data
+from sim.plan import capacity_assumptions
 from sim.runner import RunError
 
 log = logging.getLogger("sim")
@@ -48,6 +49,9 @@ ONE_LINER_FLAGS = {
     ("pools", 0, "provider"): "--provider", ("pools", 0, "price_usd_per_gpu_h"): "--price",
     ("project", "start"): "--start", ("workloads", 0): "--params/--tokens/--flop/--gpu-hours",
 }
+
+
+ONE_LINER_RUNS = 200_000  # runs simulated at most by the one-liner's quick forecast (about 3 s)
 
 
 def _one_liner(a):
@@ -101,6 +105,9 @@ def cmd_estimate(a) -> int:
     est = estimate(loaded)
     data = est.to_json()
     _refuse_non_finite(str(loaded.file), data)
+    band = _one_liner_spread(a, loaded)
+    if band is not None:
+        data["forecast"] = band
     if a.json:
         print(json.dumps(data, indent=2, default=str, allow_nan=False))
         return 0
@@ -108,7 +115,26 @@ def cmd_estimate(a) -> int:
     assumed = present.priors_text(loaded.priors)
     if assumed:
         print(assumed)
+    if band is not None:
+        print(present.spread_text(band, loaded.priors))
+    for line in present.assumption_lines(capacity_assumptions(loaded.scenario)):
+        print(line)
     return 0
+
+
+def _one_liner_spread(a, loaded):
+    """The one-line form (no FILE) with priors on also simulates: a distribution with failures
+    and the MFU spread, not only the point (issue 11)."""
+    if a.file or a.no_priors:
+        return None
+    from sim.backtesting import REPS, spread
+    from sim.schema import nominal_scenario
+
+    runs = sum(w.runs for w in nominal_scenario(loaded.scenario).workloads)
+    reps = min(REPS, int(ONE_LINER_RUNS // max(runs, 1)))  # a few seconds at most
+    if reps < 20:
+        return {"skipped": f"{runs:,} runs: too many for the quick forecast; `sim run` a scenario file"}
+    return spread(loaded, reps=reps)
 
 
 def _refuse_non_finite(file: str, est: dict) -> None:
@@ -120,6 +146,11 @@ def _refuse_non_finite(file: str, est: dict) -> None:
                 raise ScenarioError(file, [Issue(("workloads", i), f"{name}: {key} is {v}, not a finite number: an "
                                                  "input is too large for the arithmetic (params, tokens, FLOP, "
                                                  "accelerator-hours or price near the limits of floating point)")])
+    for key, v in est["total"].items():
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ScenarioError(file, [Issue(("pools",), f"the estimate's {key} is {v}, not a finite number: a "
+                                             "commitment (count, term, lifetime or price) is too large for the "
+                                             "arithmetic")])
 
 
 def _number(value: str | None, kind: type = int, flag: str | None = None):
@@ -141,6 +172,7 @@ def cmd_run(a) -> int:
     from sim import api
     from sim.deterministic import estimate
 
+    _check_export(a.export)
     seed, workers = _number(a.seed, flag="--seed"), _number(a.workers, flag="--workers")
     precision, reps = _number(a.precision, float, "--precision"), _number(a.reps, flag="--reps")
     common = {"workers": workers, "backend": a.backend, "scheduler": a.scheduler, "strict": a.strict,
@@ -160,7 +192,10 @@ def cmd_run(a) -> int:
     except api.RunInterrupted as e:
         _resume_hint(e)
         return 130
-    print(present.run_text(result.summary, result.runtime_s, result.out, estimate(result.loaded).total))
+    total = estimate(result.loaded).total
+    print(present.run_text(result.summary, result.runtime_s, result.out, total))
+    if a.export:
+        _export(result.out, outputs.run_tables(result.summary, total), a.export)
     warning = present.failed_text(result.errors)
     if warning:
         print(warning, file=sys.stderr)
@@ -172,17 +207,29 @@ def cmd_reforecast(a) -> int:
 
     seed, workers, reps = (_number(x, flag=f) for x, f in ((a.seed, "--seed"), (a.workers, "--workers"),
                                                             (a.reps, "--reps")))
-    as_of = _date(a.as_of, "--as-of")
+    as_of = _instant(a.as_of, "--as-of")
     try:
         result = api.reforecast(a.file, a.actuals, as_of=as_of, ledger=a.ledger, reps=reps, seed=seed,
                                 out=a.out or api.DEFAULT, workers=workers, backend=a.backend, scheduler=a.scheduler,
                                 overwrite=a.overwrite, variant=a.variant, sets=a.set, progress=present.Progress(),
                                 baseline=a.baseline)
     except api.RunInterrupted as e:
-        _resume_hint(e)
+        again = {"scenario": a.file, "actuals": a.actuals, "as_of": a.as_of, "ledger": a.ledger}
+        print(f"interrupted: {api.reforecast_again(e.out, again)}", file=sys.stderr)
         return 130
     print(present.reforecast_text(result.summary, result.out))
     return 0
+
+
+def _instant(value: str | None, flag: str):
+    """A date (the end of that day) or a date-time such as 2027-01-15T12:00 (that moment)."""
+    if value is None or len(value.strip()) == 10:
+        return _date(value, flag)
+    try:
+        return datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise ScenarioError("command line", [Issue((flag,), f"expected a date such as 2026-06-30 or a date-time "
+                                                   f"such as 2026-06-30T12:00, got {value!r}")]) from None
 
 
 def _date(value: str | None, flag: str):
@@ -199,6 +246,7 @@ def cmd_compare(a) -> int:
     from sim import api
     from sim import comparison as compare
 
+    _check_export(a.export)
     only = [n.strip() for n in a.only.split(",") if n.strip()] if a.only else None
     reps, seed, workers = (_number(x, flag=f) for x, f in ((a.reps, "--reps"), (a.seed, "--seed"),
                                                              (a.workers, "--workers")))
@@ -225,8 +273,22 @@ def cmd_compare(a) -> int:
     except api.RunInterrupted as e:
         _resume_hint(e)
         raise KeyboardInterrupt from None
+    if a.export:
+        _export(result.out, outputs.compare_tables(result.report), a.export, "compare")
     print(f"results in {result.out}")
     return 0
+
+
+def _check_export(fmt: str | None) -> None:
+    """Before any simulation: a clear exit-2 message when --format xlsx cannot be written."""
+    problem = outputs.xlsx_missing() if fmt == "xlsx" else None
+    if problem:
+        raise SettingsError("--format", problem)
+
+
+def _export(folder, tables: dict, fmt: str, stem: str = "summary") -> None:
+    paths = outputs.export_tables(folder, tables, fmt, stem)
+    print(f"{fmt}: " + ", ".join(str(p) for p in paths))
 
 
 def cmd_sensitivity(a) -> int:
@@ -285,13 +347,18 @@ def cmd_catalog(a) -> int:
     from sim.catalog import builtin
 
     cat = builtin()
+    if a.coverage:
+        from sim.catalog import coverage_markdown
+
+        print(coverage_markdown(cat))
+        return 0
     accs = [x for x in cat.accelerators.values() if not a.accelerator or x.id in a.accelerator]
     if a.accelerator:
         unknown = sorted(set(a.accelerator) - set(cat.accelerators))
         if unknown:
             raise ScenarioError("command line", [Issue((), f"unknown accelerator {unknown[0]!r}; known: "
                                                        f"{', '.join(sorted(cat.accelerators))}")])
-    prices = [p for p in cat.prices if p.accelerator in {x.id for x in accs}]
+    prices = [p for p in _catalog_rows(cat, a) if p.accelerator in {x.id for x in accs}]
     if a.json:
         from dataclasses import asdict
 
@@ -313,7 +380,26 @@ def cmd_catalog(a) -> int:
             print(f"{p.accelerator} {p.label()}: {p.source}" + (f" ({p.note})" if p.note else ""))
     else:
         print("\n(sources and notes: sim catalog --sources)")
+    if a.stale:
+        print(f"\n{len(prices)} price(s) in force on {a.as_of or date.today()} are more than a year old")
     return 0
+
+
+def _catalog_rows(cat, a) -> list:
+    """The price rows `sim catalog` shows: one provider's (--provider, any case), and with --stale
+    only the prices in force (on --as-of, default today) that are more than a year old."""
+    rows = list(cat.prices)
+    if a.provider is not None:
+        unknown = cat.unknown_provider(a.provider)
+        if unknown:
+            raise ScenarioError("command line", [Issue(("--provider",), unknown)])
+        rows = [p for p in rows if p.provider == cat.provider_id(a.provider)]
+    if a.stale:
+        stale = set(cat.stale(_date(a.as_of, "--as-of") or date.today()))
+        rows = [p for p in rows if p in stale]
+    elif a.as_of is not None:
+        raise ScenarioError("command line", [Issue(("--as-of",), "only used with --stale")])
+    return rows
 
 
 # --- parser ------------------------------------------------------------------------------------
@@ -379,7 +465,14 @@ def _add_run(sub) -> None:
                    "relative half-width (e.g. 0.01), or --reps is reached")
     p.add_argument("--strict", action="store_true", help="stop at the first failing replication")
     p.add_argument("--resume", metavar="DIR", help="complete an interrupted run in DIR")
+    _format_arg(p)
     p.set_defaults(func=cmd_run)
+
+
+def _format_arg(p) -> None:
+    p.add_argument("--format", choices=["csv", "xlsx"], dest="export",
+                   help="also write the headline table, the risk figures and the spend by period for a spreadsheet: "
+                   "CSV files, or one .xlsx workbook (needs openpyxl)")
 
 
 def _add_compare(sub) -> None:
@@ -398,6 +491,7 @@ def _add_compare(sub) -> None:
     p.add_argument("--seed", help="root seed, shared by all strategies (default: simulation.seed)")
     _out_and_backend(p, "-compare")
     p.add_argument("--sampling", choices=["random", "lhs", "sobol"])
+    _format_arg(p)
     p.set_defaults(func=cmd_compare)
 
 
@@ -437,6 +531,10 @@ def _add_catalog(sub) -> None:
     p.add_argument("accelerator", nargs="*", help="only these accelerator ids")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--sources", action="store_true", help="print the source of every figure")
+    p.add_argument("--provider", help="only this provider's prices (any case, e.g. aws, GCP)")
+    p.add_argument("--stale", action="store_true", help="only prices in force that are more than a year old")
+    p.add_argument("--as-of", dest="as_of", metavar="DATE", help="with --stale: the day to judge from (default: today)")
+    p.add_argument("--coverage", action="store_true", help="print the coverage table of docs/catalog.md (markdown)")
     p.set_defaults(func=cmd_catalog)
 
 
@@ -448,8 +546,8 @@ def _add_reforecast(sub) -> None:
                    "or Slurm sacct --parsable2 output (docs/actuals.md)")
     p.add_argument("--ledger", metavar="PATH", help="spend ledger CSV (date, amount_usd, pool) for costs not tied "
                    "to runs")
-    p.add_argument("--as-of", dest="as_of", metavar="DATE", help="the date of the actuals (default: the latest in "
-                   "them)")
+    p.add_argument("--as-of", dest="as_of", metavar="DATE", help="the moment the actuals describe: a date (the "
+                   "end of that day) or a date-time such as 2027-01-15T12:00 (default: the latest time in them)")
     p.add_argument("--baseline", metavar="DIR", help="a `sim run` folder of the original scenario: its replications "
                    "are the baseline forecast drawn in the report (default: simulate it, at most 200 replications)")
     p.add_argument("--reps", help="replications (default: simulation.replications)")

@@ -6,14 +6,17 @@ key to find break-even points.
 from __future__ import annotations
 
 import math
+import re
 from itertools import combinations
 
 import numpy as np
 import pandas as pd
 
 from sim.stats import ci95, describe, moments
+from sim.tables import key_unit
 
-__all__ = ["break_even", "break_evens", "describe", "pairwise", "side_by_side", "sweep_point", "sweep_values"]
+__all__ = ["break_even", "break_evens", "describe", "key_unit", "pairwise", "side_by_side", "sweep_folder",
+           "sweep_point", "sweep_target", "sweep_values"]
 
 METRICS = ("cost_usd", "makespan_days", "co2_kg", "gpu_hours")
 
@@ -64,10 +67,31 @@ def sweep_values(spec: str) -> tuple[str, list[float]]:
     n = int(math.floor(count + 1e-9)) + 1 if count < 1e6 else math.inf
     if n > 200:
         raise ValueError(f"--sweep {spec!r}: {n if n < math.inf else 'too many'} values; at most 200")
-    vals = [start + i * step for i in range(n)]
+    vals = [float(f"{start + i * step:.12g}") for i in range(n)]  # 0.1 + 2 x 0.1 is 0.3, not 0.30000000000000004
     if all(float(v).is_integer() for v in vals):
         vals = [int(v) for v in vals]
     return key.strip(), vals
+
+
+def sweep_target(spec: str) -> tuple[str | None, str]:
+    """'VARIANT:KEY' -> (VARIANT, KEY): the key swept in that strategy only; 'KEY' -> (None, KEY)."""
+    target, colon, key = spec.partition(":")
+    return (target.strip(), key.strip()) if colon else (None, spec.strip())
+
+
+def sweep_folder(key: str, value: float) -> str:
+    """A readable folder name for one swept value: 'workloads[finetune].runs' at 100 ->
+    'finetune-runs-100', 'pools[reserved].count' at 256 -> 'reserved-count-256',
+    'project.budget_usd' at 1e6 -> 'project-budget_usd-1e+06'."""
+    parts = []
+    for m in re.finditer(r"([^.\[\]]+)(?:\[([^\]]*)\])?", key):
+        section, item = m.group(1), m.group(2)
+        if item is None:
+            parts.append(section)
+        else:  # a named item stands for its section ('workloads[finetune]' -> 'finetune'); an index does not
+            parts += [section, item] if item.strip().lstrip("-").isdigit() else [item]
+    text = "-".join(parts + [f"{value:g}" if isinstance(value, float) else str(value)])
+    return re.sub(r"[^A-Za-z0-9_.+-]+", "-", text).strip("-.") or "value"
 
 
 def break_even(values: list[float], diffs: list[float]) -> float | None:

@@ -10,6 +10,7 @@ import math
 import numpy as np
 
 SECONDS_PER_HOUR = 3600.0
+METHOD_K = {"full": 6.0, "full_recompute": 8.0, "lora": 4.0}  # FLOP per parameter-token by training method
 
 
 def training_flop(params, tokens, k=6.0):

@@ -23,7 +23,7 @@ from sim.billing import bill_by_month
 from sim.capacity import PoolEvents
 from sim.lemons import LemonNodes
 from sim.lifecycle import RunLife
-from sim.plan import Plan, PoolPlan, no_progress, not_finishing, progress_problem
+from sim.plan import Plan, PoolPlan, drawn_prices, no_progress, not_finishing, progress_problem
 from sim.policies import FAILURE_MODELS, SCHEDULERS
 from sim.records import ReplicationRecord, RunRecord, replication_record, run_records
 from sim.runstate import PoolState, RunState, WorkloadState, length_factors, straggler_slowdowns
@@ -41,6 +41,8 @@ class Replication(RunLife, PoolEvents, LemonNodes):
     ready, the queue, and the results. `simulate()` runs it to the end."""
 
     def __init__(self, plan: Plan, seed: int, replication: int, trace: bool = False):
+        if plan.random_prices:  # each replication its own price path (sim.pricing.RandomWalkPrice)
+            plan = drawn_prices(plan, seed, replication)
         self.plan = plan
         # (time, pool index, accelerators taken (+) or given back (-), workload, run) when tracing
         self.trace: list | None = [] if trace else None
@@ -61,6 +63,8 @@ class Replication(RunLife, PoolEvents, LemonNodes):
         self.repair_rng = g(seed, replication, "repairs")
         self.co_stream = rngmod.UniformStream(g(seed, replication, "co_interruption"))
         self.outage_stream = rngmod.ExpStream(g(seed, replication, "outages"))
+        self.obtain_stream = rngmod.ExpStream(g(seed, replication, "obtain")) if any(
+            p.obtain_mean_h for p in plan.pools) else None
         self.pools = [PoolState(p) for p in plan.pools]
         self.wls = [WorkloadState(w) for w in plan.workloads]
         for wl in self.wls:

@@ -39,12 +39,15 @@ _new = tuple.__new__  # makes a NamedTuple from a tuple without a Python-level _
 class RunLife:
     """Start, segments of work until done or interrupted, interruptions, release and finish.
     Subclasses provide `env`, `plan`, `pools`, the random streams and `_dispatch`, `_enqueue`,
-    `_nodes_failed`, `_room_elsewhere`, `_co_interrupt`, `_no_progress` and `_bill`."""
+    `_nodes_failed`, `_room_elsewhere`, `_co_interrupt`, `_request`, `_no_progress` and `_bill`."""
 
     env: simpy.Environment
     plan: Plan
 
-    def _allocate(self, r: RunState, pool: PoolState):
+    def _allocate(self, r: RunState, pool: PoolState, obtained: bool = False):
+        if pool.p.obtain_mean_h and not obtained:  # the accelerators come after a wait (sim.capacity)
+            self._request(r, pool)
+            return
         now = self.env.now
         pool.free -= r.n
         pool.running[r] = None

@@ -580,7 +580,10 @@ def _check_pool_price(scn: schema.Scenario, catalog: Catalog, i: int, p, problem
         problems.append((("pools", i, tier_rule[0]), tier_rule[1]))
     elif p.accelerator in catalog.accelerators:
         price = pool_price(p, catalog, scn.project.start)
-        if isinstance(price, str):
+        unknown = catalog.unknown_provider(p.provider) if p.provider is not None else None
+        if isinstance(price, str) and unknown:
+            problems.append((("pools", i, "provider"), f"{unknown}; or give price_usd_per_gpu_h"))
+        elif isinstance(price, str):
             problems.append((("pools", i, "price_usd_per_gpu_h"), price))
         else:
             prices[p.name] = price
@@ -1028,6 +1031,7 @@ def load_data(raw: Any, file: str, lines: dict | None = None, variant: str | Non
         raise ScenarioError(file, [Issue((), f"expected a mapping with project, pools and workloads at the top, "
                                          f"got {type(raw).__name__}", 1)])
     raw = _unshare(raw, file)  # no block shared by two places (YAML aliases, or data built in Python)
+    source = raw
     if variant:
         raw = apply_variant(raw, variant, file, lines)
     if sets:
@@ -1048,7 +1052,8 @@ def load_data(raw: Any, file: str, lines: dict | None = None, variant: str | Non
             except ScenarioError as e:
                 problems.extend(((("variants", name, *i.path)), f"(in variant {name}) {i.message}") for i in e.issues)
     if problems:
-        raise ScenarioError(file, [Issue(p, m, _line(lines, p)) for p, m in problems])
+        raise ScenarioError(file, [Issue(p, m + _dropped_hint(variant, p, m, source), _line(lines, p))
+                                   for p, m in problems])
     return Loaded(file, raw, scn, catalog, prices, variant, sets, used)
 
 
@@ -1085,6 +1090,17 @@ def grid_profiles(scn: schema.Scenario, catalog: Catalog, file: str, lines: dict
     return (catalog.with_profiles(found) if found else catalog), problems
 
 
+def _dropped_hint(variant: str | None, path: tuple, message: str, raw: dict) -> str:
+    """For a top-level correlation that names what the variant drops (a workload or a pool): how
+    to leave the correlations out of that variant."""
+    spec = (raw.get("variants") or {}).get(variant) if variant and isinstance(raw.get("variants"), dict) else None
+    if (tuple(path[:1]) != ("correlations",) or not isinstance(spec, dict)
+            or "correlations" in spec or not ("no item named" in message or "no such key" in message)):
+        return ""
+    return (f"; the variant drops what this top-level correlation names: set `correlations: []` in variant "
+            f"{variant} (or give it correlations of its own)")
+
+
 def _explicit_priors(data: Any, path: tuple = ()) -> list[tuple]:
     """Paths of keys written `prior`."""
     if isinstance(data, dict):
@@ -1103,6 +1119,9 @@ def with_priors(raw: dict, file: str, lines: dict) -> tuple[dict, list]:
         if asked:
             raise ScenarioError(file, [Issue(p, "written `prior`, but priors are off (simulation.priors: off or "
                                              "--no-priors); give a value", _line(lines, p)) for p in asked])
+        raw, problems = priorsmod.expand_experiments(raw)
+        if problems:
+            raise ScenarioError(file, [Issue(p, m, _line(lines, p)) for p, m in problems])
         return raw, []
     pri = priorsmod.builtin()
     own = sim.get("priors_file")

@@ -25,7 +25,7 @@ from sim import rng as rngmod
 from sim.distributions import rank_to_pearson
 from sim.engine import SimulationError, simulate
 from sim.loader import Loaded, correlation_pairs, path_str
-from sim.plan import Plan, build_plan
+from sim.plan import Plan, build_plan, drawn_prices
 from sim.records import run_rows
 from sim.schema import Scenario, map_dists, nominal_scenario, uncertain_inputs
 
@@ -235,7 +235,8 @@ class Replicator:
         return build_plan(scn, self.loaded.catalog), {f"input:{self.design.label[p]}": v for p, v in values.items()}
 
     def nominal(self) -> dict:
-        plan = build_plan(nominal_scenario(self.loaded.scenario), self.loaded.catalog)
+        plan = drawn_prices(build_plan(nominal_scenario(self.loaded.scenario), self.loaded.catalog), self.seed,
+                            NOMINAL, median=True)  # a random price path at its median too
         with np.errstate(all="ignore"):
             row = simulate(plan, self.seed, NOMINAL).record().row()
         problem = non_finite(row)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import io
 import json
 import math
 import os
@@ -37,9 +38,11 @@ METRIC_FORMAT = {
     "cost_usd": units.format_usd, "gpu_hours": _whole, "lost_gpu_hours": _whole, "idle_gpu_hours": _whole,
     "makespan_days": lambda v: f"{v:,.1f} d", "energy_kwh": units.format_kwh, "co2_kg": units.format_kg,
     "failures": _tenths, "preemptions": _tenths, "mean_queue_wait_h": units.format_hours,
-    "ettr": lambda v: f"{v:.1%}",
+    "ettr": units.format_pct,
 }
 HEADLINE_HEAD = ["metric", "mean", "95% CI of mean", "P5", "P50", "P95", "nominal"]
+NOMINAL_NOTE = ("nominal: one replication with every uncertain input at its median; its failures, preemptions and "
+                "other random events are drawn as in any replication, so it can lie above or below the P50")
 
 
 def headline_rows(summary: dict, metrics=tuple(METRIC_FORMAT)) -> list[list[str]]:
@@ -226,3 +229,87 @@ def write_parquet(path: Path, df: pd.DataFrame) -> None:
 
 def write_bytes(path: Path, data: bytes) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
+
+
+# --- tables for a spreadsheet (--format csv / xlsx) ---------------------------------------------
+EXPORT_FORMATS = ("csv", "xlsx")
+
+
+def xlsx_missing() -> str | None:
+    """Why an .xlsx workbook cannot be written here (its library, openpyxl, is missing), or None."""
+    try:
+        import openpyxl  # noqa: F401
+    except ImportError:
+        return 'xlsx needs openpyxl, which is not installed: pip install openpyxl (or pip install "trainsim[xlsx]")'
+    return None
+
+
+def run_tables(summary: dict, estimate_total: dict | None = None) -> dict[str, pd.DataFrame]:
+    """The headline table, the risk figures and the spend by period of a run, as numbers (not the
+    terminal's text): {"headline": ..., "risk": ..., "spend": ...}."""
+    m, nominal = summary["metrics"], summary.get("nominal") or {}
+    head = [{"metric": k, "mean": v["mean"], "ci95_mean_low": v["ci95"]["mean"][0],
+             "ci95_mean_high": v["ci95"]["mean"][1], "p5": v["p5"], "p50": v["p50"], "p95": v["p95"],
+             "nominal": nominal.get(k)} for k, v in m.items()]
+    r = summary.get("risk") or {}
+    risk = [{"figure": f"budget for {k.removeprefix('p')}% confidence (USD)", "value": v, "ci95_low": None,
+             "ci95_high": None} for k, v in r.get("budget_for_confidence", {}).items()]
+    risk += [{"figure": f"finish date at {k.removeprefix('p')}% confidence", "value": v, "ci95_low": None,
+              "ci95_high": None} for k, v in r.get("finish_date_at_confidence", {}).items()]
+    for key, label, limit in (("p_over_budget", "P(cost > budget)", "budget_usd"), ("p_late", "P(late)", "deadline")):
+        if key in r:
+            lo, hi = r[f"{key}_ci95"]
+            risk.append({"figure": f"{label}, {limit} {r[limit]}", "value": r[key], "ci95_low": lo, "ci95_high": hi})
+    if estimate_total:
+        for k in ("cost_usd", "usage_usd", "commitment_usd"):
+            if k in estimate_total:
+                risk.append({"figure": f"deterministic estimate (floor): {k}", "value": estimate_total[k],
+                             "ci95_low": None, "ci95_high": None})
+    period = summary.get("spend_period", "month")
+    spend = pd.DataFrame(summary.get("spend_by_period", summary.get("spend_by_month")) or [])
+    return {"headline": pd.DataFrame(head), "risk": pd.DataFrame(risk, columns=["figure", "value", "ci95_low",
+                                                                                "ci95_high"]),
+            "spend": spend.rename(columns={"month": "period", "week": "period"}).assign(period_kind=period)
+            if not spend.empty else pd.DataFrame(columns=["period", "period_kind"])}
+
+
+def compare_tables(report: dict) -> dict[str, pd.DataFrame]:
+    """A comparison's side-by-side table (with P(over budget) and P(late) where set) and its pairs,
+    as numbers; a sweep's table of costs and its break-even points."""
+    if "sweep" in report:
+        return {"sweep": pd.DataFrame(report["costs"]), "break_even": pd.DataFrame(report["break_even"])}
+    risks = report.get("risk", {})
+    rows = []
+    for name, metrics in report["side_by_side"].items():
+        row = {"strategy": name}
+        for metric, d in metrics.items():
+            row.update({f"{metric}_{s}": d[s] for s in ("mean", "p5", "p50", "p95") if s in d})
+        row.update({k: risks.get(name, {}).get(k) for k in ("p_over_budget", "p_late")})
+        rows.append(row)
+    pairs = [{k: (v if not isinstance(v, (list, tuple)) else None) for k, v in p.items()}
+             | {"diff_mean_ci95_low": p.get("diff_mean_ci95", [None, None])[0],
+                "diff_mean_ci95_high": p.get("diff_mean_ci95", [None, None])[1]} for p in report["pairs"]]
+    return {"strategies": pd.DataFrame(rows), "pairs": pd.DataFrame(pairs)}
+
+
+def export_tables(folder: Path, tables: dict[str, pd.DataFrame], fmt: str, stem: str = "summary") -> list[Path]:
+    """Write the tables: one CSV file each (`<stem>_<table>.csv`), or one workbook with a sheet each
+    (`<stem>.xlsx`). Returns the paths written."""
+    folder = Path(folder)
+    if fmt == "csv":
+        paths = []
+        for name, df in tables.items():
+            path = folder / f"{stem}_{name}.csv"
+            atomic_write(path, lambda tmp, df=df: df.to_csv(tmp, index=False))
+            paths.append(path)
+        return paths
+    problem = xlsx_missing()
+    if problem:
+        raise OutputError(problem)
+    path = folder / f"{stem}.xlsx"
+    buf = io.BytesIO()
+    with pd.ExcelWriter(buf, engine="openpyxl") as xl:
+        for name, df in tables.items():
+            df.to_excel(xl, sheet_name=name[:31], index=False)
+    write_bytes(path, buf.getvalue())
+    return [path]

@@ -6,15 +6,16 @@ Times are hours since 00:00 of the project's start date; rates are per hour. Nam
 
 from __future__ import annotations
 
+import functools
 import math
-from dataclasses import dataclass
-from datetime import date
+from dataclasses import dataclass, replace
+from datetime import date, timedelta
 
 from sim import power
 from sim.billing import TIERS, Tier
 from sim.catalog import Catalog, preemption_bands
 from sim.compute import early_stopped_runs, run_size
-from sim.pricing import PriceCurveFn, make_curve, pool_price
+from sim.pricing import PriceCurveFn, RandomWalkPrice, make_curve, pool_price
 from sim.reliability import (
     band_rate_per_node_h,
     daly_interval,
@@ -56,6 +57,9 @@ class PoolPlan:
     lemon_cures: float = 0.0  # chance a repair cures a lemon
     available: float = 1.0  # share of the time its capacity can be obtained (outages the rest)
     outage_h: float = 0.0  # mean outage
+    obtain_mean_h: float = 0.0  # mean wait to obtain a request of `obtain_ref` accelerators (0: at once)
+    obtain_ref: int = 1
+    obtain_growth: float = 1.0  # the mean wait grows as (n / obtain_ref) ** obtain_growth
 
 
 @dataclass(slots=True)
@@ -110,24 +114,34 @@ class Plan:
     workloads: list[WorkloadPlan]
     power_factor: float
     idle_power_factor: float
-    months: tuple[float, ...] = ()  # hours at which each calendar month starts (month 0 = project start)
-    month_labels: tuple[str, ...] = ()
+    months: tuple[float, ...] = ()  # hours at which each calendar month or week starts (0 = project start)
+    month_labels: tuple[str, ...] = ()  # the month (YYYY-MM) of each of those periods
+    week_labels: tuple[str, ...] = ()  # the week (the date it begins) of each of those periods
     max_events: int = MAX_EVENTS  # run segments one replication may take before it is given up
+    random_prices: bool = False  # a pool's price is a random path, drawn per replication (drawn_prices)
 
 
-def month_starts(start: date, horizon_h: float) -> tuple[tuple[float, ...], tuple[str, ...]]:
-    """Hours since `start` at which each calendar month begins (the first is the start itself,
-    perhaps mid-month), up to the horizon, and their labels (YYYY-MM)."""
-    times, labels = [0.0], [f"{start.year:04d}-{start.month:02d}"]
-    y, m = start.year, start.month
+@functools.lru_cache(maxsize=64)
+def month_starts(start: date, horizon_h: float) -> tuple[tuple[float, ...], tuple[str, ...], tuple[str, ...]]:
+    """The hours since `start` at which a calendar month or a week (Monday) begins, up to the
+    horizon (the first is the start itself), with, for each, the label of its month (YYYY-MM) and
+    of its week (the date the week begins in the project: the start, then Mondays). Spend is
+    billed into these periods, so that it can be summed exactly by month and by week."""
+    times, months, weeks = [0.0], [f"{start.year:04d}-{start.month:02d}"], [start.isoformat()]
+    day, week = start, start.isoformat()
     while True:
-        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
-        t = hours_between(start, type(start)(y, m, 1))
+        day += timedelta(days=1)
+        t = hours_between(start, day)
         if t > horizon_h:
             break
+        if day.weekday() == 0:
+            week = day.isoformat()
+        elif day.day != 1:
+            continue
         times.append(t)
-        labels.append(f"{y:04d}-{m:02d}")
-    return tuple(times), tuple(labels)
+        months.append(f"{day.year:04d}-{day.month:02d}")
+        weeks.append(week)
+    return tuple(times), tuple(months), tuple(weeks)
 
 
 def preemption_rate_per_node_h(p) -> float:
@@ -154,9 +168,12 @@ def _pool_plan(i: int, p, scn: Scenario, catalog: Catalog, names: dict[str, int]
     commit = tier.commitment(p, start)
     steps = sorted((hours_between(start, c.date), int(c.count)) for c in p.capacity_changes)
     cap0, steps = tier.schedule(p.count, steps, commit)
+    ob = p.obtain
+    if ob is not None and ob.quota is not None:  # the provider's quota caps the pool's capacity
+        cap0, steps = min(cap0, int(ob.quota)), [(t, min(c, int(ob.quota))) for t, c in steps]
     return PoolPlan(
         idx=i, name=p.name, tier=tier, capacity0=cap0, steps=steps, node_size=p.nodes_of,
-        curve=make_curve(p.price_curve, float(price.usd_per_gpu_h), start),
+        curve=make_curve(p.price_curve, float(price.usd_per_gpu_h), start, p.accelerator),
         preempt_rate_per_node_h=preemption_rate_per_node_h(p),
         notice_h=float(p.preemption.notice) if p.preemption else 0.0,
         co_interruption=float(p.preemption.co_interruption) if p.preemption else 0.0,
@@ -169,7 +186,17 @@ def _pool_plan(i: int, p, scn: Scenario, catalog: Catalog, names: dict[str, int]
         **_lemons(scn.reliability),
         available=float(p.availability.fraction) if p.availability else 1.0,
         outage_h=float(p.availability.mean_outage) if p.availability else 0.0,
+        **_obtain(ob, p.count),
     )
+
+
+def _obtain(ob, count: int) -> dict:
+    """A pool's obtain model as plan fields: the mean wait of a request of the reference size, from
+    the chance that it is filled within the wait given (exponential: P(W <= w) = 1 - exp(-w / mean))."""
+    if ob is None or ob.wait is None:
+        return {}
+    return {"obtain_mean_h": float(ob.wait) / -math.log1p(-float(ob.p_within)),
+            "obtain_ref": int(ob.accelerators or count), "obtain_growth": float(ob.growth)}
 
 
 def _lemons(rel) -> dict:
@@ -260,11 +287,23 @@ def build_plan(scn: Scenario, catalog: Catalog) -> Plan:
     pools = [_pool_plan(i, p, scn, catalog, names) for i, p in enumerate(scn.pools)]
     workloads = [_workload_plan(i, w, scn, catalog, pools, names, wnames) for i, w in enumerate(scn.workloads)]
     horizon = float(scn.simulation.horizon)
-    months, labels = month_starts(scn.project.start, horizon)
+    months, labels, weeks = month_starts(scn.project.start, horizon)
     return Plan(start=scn.project.start, horizon_h=horizon, scheduler=scn.simulation.scheduler,
                 failure_model=scn.reliability.model, pools=pools, workloads=workloads,
                 power_factor=float(scn.carbon.power_factor), idle_power_factor=float(scn.carbon.idle_power_factor),
-                months=months, month_labels=labels)
+                months=months, month_labels=labels, week_labels=weeks,
+                random_prices=any(isinstance(p.curve, RandomWalkPrice) for p in pools))
+
+
+def drawn_prices(plan: Plan, seed: int, replication: int, median: bool = False) -> Plan:
+    """The plan with each random price path drawn for one replication (the median path with
+    `median`); the plan itself is left alone (it may serve every replication)."""
+    def drawn(c):
+        if not isinstance(c, RandomWalkPrice):
+            return c
+        return c.median() if median else c.draw(seed, replication)
+
+    return replace(plan, pools=[replace(p, curve=drawn(p.curve)) for p in plan.pools], random_prices=False)
 
 
 def interruption_rate_per_h(w: WorkloadPlan, p: PoolPlan) -> float:
@@ -300,11 +339,14 @@ def not_finishing(plan: Plan, now_h: float, left: int, stalled: bool) -> str:
             "project as described cannot finish (raise simulation.horizon if it really takes that long)")
 
 
-def progress_problem(plan: Plan) -> tuple[WorkloadPlan, PoolPlan, str] | None:
+def progress_problem(plan: Plan) -> tuple[WorkloadPlan, PoolPlan | None, str] | None:
     """(workload, pool, why) for runs that could not finish within the plan's event guard
     (expected restarts per run above `max_events`), or None. Seen before simulating, so an
     impossible project fails at once instead of after millions of events."""
     for w in plan.workloads:
+        if not w.pools:
+            return w, None, (f"no pool can hold a run of workload {w.name} ({w.n} accelerators): the obtain.quota "
+                             "drawn for this replication is below it")
         for j in w.pools:
             p = plan.pools[j]
             rate = interruption_rate_per_h(w, p)
@@ -314,3 +356,12 @@ def progress_problem(plan: Plan) -> tuple[WorkloadPlan, PoolPlan, str] | None:
                 many = f"about {expect:.3g}" if math.isfinite(expect) else "an unbounded number of"
                 return w, p, f"{no_progress(w, p)} ({many} restarts a run)"
     return None
+
+
+def capacity_assumptions(scn: Scenario) -> list[str]:
+    """What the scenario takes for granted about capacity it does not own: on-demand pools with no
+    `obtain:` model are assumed to give their whole count at once, whenever asked (shown to the user
+    beside the results, so that it is a visible assumption)."""
+    return [f"pool {p.name}: {p.count} {p.accelerator} on demand assumed obtainable at once, whenever asked (no "
+            "obtain: quota or wait given; docs/scenario-format.md, 'Obtaining on-demand capacity')"
+            for p in scn.pools if p.pricing == "on_demand" and p.obtain is None]

@@ -4,12 +4,12 @@ function returns text (or a callback); the CLI decides where to print it."""
 from __future__ import annotations
 
 import logging
-import math
 import sys
 import time
 
-from sim.outputs import HEADLINE_HEAD, headline_rows
-from sim.units import format_count, format_hours, format_kg, format_kwh, format_usd
+from sim import tables
+from sim.outputs import HEADLINE_HEAD, NOMINAL_NOTE, headline_rows
+from sim.units import format_count, format_hours, format_kg, format_kwh, format_pct, format_usd
 
 log = logging.getLogger("sim")
 
@@ -44,34 +44,75 @@ def estimate_text(name: str, est) -> str:
              table(["workload", "runs", "per run on", "FLOP/run", "GPU-h/run", "wall/run", "$/GPU-h", "cost/run",
                     "cost", "energy", "CO2"], rows, right=set(range(3, 11)))]
     lines += [f"  {w.name}: price from {w.price_source}" for w in est.workloads]
+    if est.commitments:
+        lines += _commitment_lines(est)
+    return "\n".join(lines)
+
+
+def _commitment_lines(est) -> list[str]:
+    """Usage, each commitment and the floor (their sum), under the estimate's table."""
+    t = est.total
+    lines = ["(a run's cost on a reserved or owned pool is its hours at the pool's rate; the pool itself is billed "
+             "as a commitment below)",
+             f"usage, billed by the hour (on-demand, spot): {format_usd(t['usage_usd'])}",
+             "commitments, billed whatever the runs do:"]
+    for c in est.commitments:
+        span = f"{c.start} to {c.end} ({format_hours(c.billed_hours)})"
+        held = c.busy_gpu_hours + c.idle_gpu_hours
+        line = f"  {c.pool}: {c.accelerators} x {c.accelerator} {c.pricing}, "
+        if c.pricing == "owned":
+            line += (f"{span}, the project's floor length: {format_usd(c.cost_usd)} (purchase amortized "
+                     f"{format_usd(c.cost_usd - c.electricity_usd)}, electricity busy and idle "
+                     f"{format_usd(c.electricity_usd)})")
+        else:
+            line += f"{span} at ${c.price_usd_per_gpu_h:.2f}/GPU-h: {format_usd(c.cost_usd)}"
+        line += f"; the runs above use {c.busy_gpu_hours:,.0f} of its {held:,.0f} GPU-h"
+        if c.sunk_hours > 0:
+            line += f"; the {format_hours(c.sunk_hours)} of the term before {est.start} are sunk, not counted"
+        lines.append(line)
+    lines.append(f"floor (usage + commitments): {format_usd(t['cost_usd'])}; energy {format_kwh(t['energy_kwh'])}, "
+                 f"CO2 {format_kg(t['co2_kg'])} (idle reserved or owned capacity included); the runs could all "
+                 f"end after {format_hours(est.project_hours)}")
+    return lines
+
+
+def spread_text(band: dict, priors: list[dict]) -> str:
+    """The one-liner's quick forecast: P5 / P50 / P95 with failures and the MFU spread, and what
+    it includes (so a user who gave only size, tokens, accelerator and count is told)."""
+    from sim.priors import format_value
+
+    def trio(m: str, f) -> str:
+        b = band[m]
+        return f"{f(b['p5'])} / {f(b['p50'])} / {f(b['p95'])}"
+
+    if "skipped" in band:
+        return f"Forecast with failures and MFU spread: skipped ({band['skipped']})."
+    if "cost_usd" not in band:
+        return (f"Forecast: every one of {band['failed_replications']} replications failed "
+                f"({band.get('first_error', 'no detail')}); only the point estimate above stands.")
+    keys = {p["key"].split(".", 1)[-1].split("].")[-1]: p for p in priors}
+    mfu = keys.get("mfu")
+    fails = "failure_rate_per_gpu_h" in keys
+    lines = [f"Forecast, P5 / P50 / P95 of {band['replications']} replications (seed {band['seed']}):",
+             f"  cost {trio('cost_usd', format_usd)}; GPU-hours {trio('gpu_hours', format_count)}; "
+             f"wall time {trio('makespan_days', lambda v: f'{v:,.1f} d')}; interruptions "
+             f"{trio('interruptions', lambda v: f'{v:,.0f}')} (mean {band['interruptions']['mean']:.1f})"]
+    has = []
+    if fails:
+        has.append("failures and restarts drawn from the reliability priors (rate, detection, restart, work "
+                   "lost since the last checkpoint)")
+    if mfu:
+        has.append(f"MFU drawn from its prior ({format_value(mfu['value'])})")
+    if has:
+        lines.append("  It includes " + "; ".join(has) + ", one draw per replication. "
+                     "Write a scenario file and `sim run` it for the report, dates and risk.")
+    else:
+        lines.append("  No failures or MFU spread: priors are off; the spread is only what the inputs give.")
     return "\n".join(lines)
 
 
 # --- sim run -----------------------------------------------------------------------------------
-def _risk_lines(r: dict) -> list[str]:
-    conf = r["budget_for_confidence"]
-    line = "budget needed for 50/80/90/95% confidence: " + " / ".join(format_usd(conf[k]) for k in conf)
-    if "p_over_budget" in r:
-        lo, hi = r["p_over_budget_ci95"]
-        line += (f"; P(cost > budget {format_usd(r['budget_usd'])}) = {r['p_over_budget']:.1%}"
-                 f" (95% CI {lo:.1%}..{hi:.1%})")
-    dates = r["finish_date_at_confidence"]
-    line2 = "finish date at 50/80/90/95% confidence: " + " / ".join(dates.values())
-    if "p_late" in r:
-        lo, hi = r["p_late_ci95"]
-        line2 += f"; P(finish after {r['deadline']}) = {r['p_late']:.1%} (95% CI {lo:.1%}..{hi:.1%})"
-    return [line, line2]
-
-
-def relative(value: float, ref: float) -> str:
-    """How far `value` is from `ref`, in percent ("+4.2%"); in USD when a percentage has no meaning
-    (a reference of zero, or a number that is not finite)."""
-    if not (math.isfinite(value) and math.isfinite(ref)):
-        return "n/a"
-    if ref == 0 or not math.isfinite(value / ref):
-        diff = value - ref
-        return f"{'+' if diff >= 0 else '-'}{format_usd(abs(diff))}" if math.isfinite(diff) else "n/a"
-    return f"{(value / ref - 1) * 100:+.1f}%"
+relative = tables.relative  # kept here too: how far a figure is from another
 
 
 def priors_text(priors: list[dict]) -> str | None:
@@ -88,36 +129,40 @@ def priors_text(priors: list[dict]) -> str | None:
     return "\n".join(lines)
 
 
+def assumption_lines(assumptions: list[str]) -> list[str]:
+    """Assumptions the scenario makes without saying so (on-demand capacity always there), one a line."""
+    return [f"assumption: {a}" for a in assumptions]
+
+
 def run_text(summary: dict, runtime_s: float, out, estimate_total: dict) -> str:
     """The terminal summary of `sim run`: headline table, the deterministic estimate, risk and
     precision."""
-    m = summary["metrics"]
-    n = summary["replications"]
-    est = estimate_total
-    lines = [f"{summary['scenario']}: {n} replications ({summary['sampling']}), seed {summary['seed']}, "
-             f"{runtime_s:.1f} s -> {out}", table(HEADLINE_HEAD, headline_rows(summary)),
-             f"deterministic estimate (no queueing, failures or preemption): {format_usd(est['cost_usd'])}, "
-             f"{est['gpu_hours']:,.0f} GPU-h.\nThe simulated mean is "
-             f"{relative(m['cost_usd']['mean'], est['cost_usd'])}"
-             " from it: queueing, failures, preemption, restarts, reruns, run-to-run spread and idle"
-             " reserved or owned capacity."]
+    lines = [f"{summary['scenario']}: {tables.run_title(summary, runtime_s)} -> {out}",
+             table(HEADLINE_HEAD, headline_rows(summary)), *tables.estimate_lines(summary, estimate_total)]
+    if summary.get("nominal"):
+        lines.append(NOMINAL_NOTE + ".")
     if summary.get("risk"):
-        lines += _risk_lines(summary["risk"])
+        lines += tables.risk_lines(summary["risk"])
+    spend = spend_text(summary)
+    if spend:
+        lines.append(spend)
     assumed = priors_text(summary.get("priors", []))
     if assumed:
         lines.append(assumed)
+    lines += assumption_lines(summary.get("assumptions", []))
     if "precision" in summary:
-        p = summary["precision"]
-        how = "met" if p["met"] else "NOT met (cap reached)"
-        lines.append(f"precision target {p['target']:.2%}: {how} after {n} replications "
-                     f"(mean +-{_share(p.get('mean_half_width_rel'))}, P95 +-{_share(p.get('p95_half_width_rel'))})")
+        lines.append(tables.precision_line(summary))
     return "\n".join(lines)
 
 
-def _share(x: float | None) -> str:
-    """A relative half-width as a percentage; n/a when there is none (too few replications, or a
-    mean of zero)."""
-    return f"{x:.2%}" if x is not None and math.isfinite(x) else "n/a"
+def spend_text(summary: dict) -> str | None:
+    """Spend by week or month (sim.stats.spend_period), as the report shows it; None when there is none."""
+    spend = tables.spend_head_rows(summary)
+    if spend is None:
+        return None
+    if isinstance(spend, str):
+        return spend
+    return table(*spend)
 
 
 def failed_text(errors: list[dict]) -> str | None:
@@ -129,81 +174,31 @@ def failed_text(errors: list[dict]) -> str | None:
 
 # --- sim compare -------------------------------------------------------------------------------
 def compare_text(report: dict) -> str:
-    sbs = report["side_by_side"]
-    risks = report.get("risk", {})
-    extra = [k for k in ("p_over_budget", "p_late") if any(k in r for r in risks.values())]
-    rows = []
-    for name, m in sbs.items():
-        rows.append([name, format_usd(m["cost_usd"]["mean"]), format_usd(m["cost_usd"]["p5"]),
-                     format_usd(m["cost_usd"]["p95"]), f"{m['makespan_days']['mean']:.1f} d",
-                     f"{m['makespan_days']['p95']:.1f} d", format_kg(m["co2_kg"]["mean"]),
-                     *(f"{risks[name][k]:.1%}" if k in risks.get(name, {}) else "-" for k in extra)])
-    labels = {"p_over_budget": "P(over budget)", "p_late": "P(late)"}
-    lines = [f"{report['scenario']}: {report['replications']} replications each, seed {report['seed']} "
-             "(common random numbers)",
-             table(["strategy", "mean cost", "P5", "P95", "mean time", "P95 time", "mean CO2",
-                    *(labels[k] for k in extra)], rows)]
-    rows = [[f"{p['a']} vs {p['b']}", f"{p['p_a_lower']:.1%}", format_usd(p["diff_mean"]),
-             f"{format_usd(p['diff_mean_ci95'][0])}..{format_usd(p['diff_mean_ci95'][1])}",
-             format_usd(p["diff_p5"]), format_usd(p["diff_p50"]), format_usd(p["diff_p95"])]
-            for p in report["pairs"] if p["metric"] == "cost_usd"]
-    lines.append(table(["pair (A vs B)", "P(A cheaper)", "mean A-B", "95% CI", "P5 A-B", "P50 A-B", "P95 A-B"],
-                       rows))
+    lines = [tables.compare_title(report), table(*tables.compare_head_rows(report))]
+    limits = tables.budget_deadline(report)
+    if limits:
+        lines.append(f"({limits})")
+    lines.append(table(*tables.pair_head_rows(report["pairs"])))
     return "\n".join(lines)
 
 
 def starts_text(report: dict) -> str:
     """The start with the lowest expected CO2 and the one with the lowest expected cost."""
-    st = report["starts"]
-    lines = []
-    for metric, what, fmt in (("co2_kg", "CO2", format_kg), ("cost_usd", "cost", format_usd)):
-        b = st["best"][metric]
-        line = f"lowest expected {what}: {b['option']} ({st['key']}), mean {fmt(b['mean'])}"
-        if "runner_up" in b and b["runner_up_mean"] == b["mean"]:
-            line += f"; the same as {b['runner_up']} (no start is lower)"
-        elif "runner_up" in b:
-            line += (f"; next {b['runner_up']}, mean {fmt(b['runner_up_mean'])}; P(lower than it in the same "
-                     f"replication) {b['p_lower_than_runner_up']:.1%}")
-        lines.append(line)
-    return "\n".join(lines)
-
-
-def _fmt(x: float | None) -> str:
-    return "none in range" if x is None else f"{x:.3g}"
+    return "\n".join(tables.starts_lines(report))
 
 
 def sweep_text(report: dict) -> str:
-    key = report["sweep"]["key"]
-    rows = [[str(r["value"]), r["strategy"], format_usd(r["cost_usd_mean"]), format_usd(r["cost_usd_p5"]),
-             format_usd(r["cost_usd_p95"])] for r in report["costs"]]
-    lines = [table([key, "strategy", "mean cost", "P5", "P95"], rows, right={0, 2, 3, 4})]
-    for b in report["break_even"]:
-        if b["break_even_mean"] is None and b["band_crossing_p5"] is None and b["band_crossing_p95"] is None:
-            lines.append(f"{b['a']} vs {b['b']}: no break-even for {key} in the range swept")
-            continue
-        lines.append(f"{b['a']} vs {b['b']}: break-even at {key} = {_fmt(b['break_even_mean'])} (mean cost "
-                     f"difference crosses zero; median at {_fmt(b['break_even_p50'])}); the 90% band of the paired "
-                     f"difference crosses zero between {_fmt(b['band_crossing_p5'])} and "
-                     f"{_fmt(b['band_crossing_p95'])}")
+    lines = [table(*tables.sweep_head_rows(report), right={0, 2, 3, 4}), *tables.break_even_lines(report)]
     return "\n".join(lines)
 
 
 # --- sim sensitivity ---------------------------------------------------------------------------
 def sensitivity_text(rows: list[dict], indices: dict, reps: int, n: int, seed: int, name: str, out) -> str:
-    head = ["input", "P10 value", "P90 value", "mean cost at P10", "at P90", "swing"]
-    body = [[r["input"], f"{r['low_value']:.4g}", f"{r['high_value']:.4g}", format_usd(r["cost_mean_at_low"]),
-             format_usd(r["cost_mean_at_high"]), format_usd(r["cost_mean_swing"])] for r in rows]
-    if indices:
-        head += ["Sobol S1 (mean cost)", "ST"]
-        per = indices["indices"]["cost_mean"]
-        for b, r in zip(body, rows, strict=True):
-            i = per[r["input"]]
-            b += [f"{i['S1']:.2f} +-{i['S1_conf']:.2f}", f"{i['ST']:.2f} +-{i['ST_conf']:.2f}"]
-    lines = [f"{name}: what drives the cost ({reps} replications per point, seed {seed}) -> {out}",
+    head, body = tables.sensitivity_head_rows(rows, indices)
+    lines = [f"{tables.sensitivity_title(name, reps, seed)} -> {out}",
              table(head, body, right=set(range(1, len(head))))]
     if indices:
-        lines.append(f"Sobol indices from {indices['points']} points (Saltelli, N={n}) x {reps} replications; "
-                     "inputs treated as independent (correlations are not used here)")
+        lines.append(tables.sobol_note(indices, n, reps))
     return "\n".join(lines)
 
 
@@ -276,17 +271,20 @@ def case_progress():
 
 def reforecast_text(summary: dict, out) -> str:
     """The terminal summary of `sim reforecast`."""
+    from sim.reforecasting import posterior_rows
+
     b = summary["reforecast"]
     e, f = b["eac_usd"], b["finish_date"]
-    lines = [f"{summary['scenario']}: re-forecast at {b['as_of']} from its actuals, {summary['replications']} "
+    when = b.get("as_of_time", b["as_of"]).removesuffix("T00:00").replace("T", " ")
+    lines = [f"{summary['scenario']}: re-forecast at {when} from its actuals, {summary['replications']} "
              f"replications -> {out}",
              f"actual to date: {format_usd(b['actual_to_date_usd'])}, {b['actual_gpu_hours']:,.0f} GPU-h; "
              f"{b['done_fraction']:.1%} of the work done",
              f"estimate at completion: P5 {format_usd(e['p5'])} / P50 {format_usd(e['p50'])} / P95 "
              f"{format_usd(e['p95'])} (mean {format_usd(e['mean'])})",
              f"finish date: P5 {f['p5']} / P50 {f['p50']} / P95 {f['p95']}"]
-    risk = [f"P(over budget) = {b['p_over_budget']:.1%}" if "p_over_budget" in b else "",
-            f"P(late) = {b['p_late']:.1%}" if "p_late" in b else ""]
+    risk = [f"P(over budget) = {format_pct(b['p_over_budget'])}" if "p_over_budget" in b else "",
+            f"P(late) = {format_pct(b['p_late'])}" if "p_late" in b else ""]
     if any(risk):
         lines.append("; ".join(x for x in risk if x))
     ev = b.get("earned_value")
@@ -297,15 +295,9 @@ def reforecast_text(summary: dict, out) -> str:
                      f"{format_usd(ev['planned_value_usd'])}, EV {format_usd(ev['earned_value_usd'])}, AC "
                      f"{format_usd(ev['actual_cost_usd'])}; CPI {cpi}, SPI {spi}, VAC "
                      f"{format_usd(ev['variance_at_completion_usd'])}")
-    for key, p in b.get("posterior", {}).items():
-        if "prior_median" in p:  # an MFU, from the clean runs seen
-            lines.append(f"updated from what was seen: {key}: prior median {p['prior_median']:.3g} -> posterior "
-                         f"median {p['posterior_median']:.3g} ({p['runs_seen']} clean runs, median "
-                         f"{p['seen_median']:.3g})")
-            continue
-        lines.append(f"updated from what was seen: {key}: prior mean {p['prior_mean']:.3g} -> posterior mean "
-                     f"{p['posterior_mean']:.3g} ({p['interruptions_seen']} interruptions in "
-                     f"{p['gpu_hours_seen']:,.0f} GPU-h)")
+    for key, prior, prior_sd, seen, post, post_sd in posterior_rows(b.get("posterior", {})):
+        lines.append(f"updated from what was seen: {key}: prior {prior} ({prior_sd}) -> posterior {post} ({post_sd}); "
+                     f"seen: {seen}")
     lines += [f"note: {n}" for n in b.get("notes", [])]
     base = b.get("baseline") or {}
     if base.get("source") == "simulated":
@@ -319,7 +311,7 @@ def reforecast_text(summary: dict, out) -> str:
 # --- sim calibrate -----------------------------------------------------------------------------
 def calibrate_text(result: dict) -> str:
     """The terminal summary of `sim calibrate`: the projects, a table of the fitted rows, the notes."""
-    from sim.calibration import describe_when
+    from sim.calibration import describe_team, describe_when
     from sim.priors import format_value
 
     projects = "; ".join(f"{p['project']} ({p['completed']} of {p['runs']} runs completed)" for p in result["projects"])
@@ -328,6 +320,7 @@ def calibrate_text(result: dict) -> str:
     lines = [f"calibrated from {len(result['projects'])} past project(s): {projects}",
              table(["key", "when", "value", "N", "latest run"], rows, right={3})]
     lines += [f"note: {n}" for n in result["notes"]]
+    lines += describe_team(result.get("team") or {})
     lines.append(f"priors written to {result['out']} (use it with simulation.priors_file)" if result.get("out")
                  else "nothing written (no --out)")
     return "\n".join(lines)

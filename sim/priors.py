@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 from sim import units
+from sim.compute import METHOD_K
 
 PRIOR = "prior"  # the word that asks for a key's prior explicitly
 
@@ -32,7 +33,8 @@ PRIOR = "prior"  # the word that asks for a key's prior explicitly
 WORKLOAD_KEYS = ("workloads.mfu", "workloads.loss_spike", "checkpoint.write")
 RELIABILITY_KEYS = ("reliability.failure_rate_per_gpu_h", "reliability.job_failure_rate_per_h",
                     "reliability.detect", "reliability.restart", "reliability.restart_per_doubling")
-KEYS = WORKLOAD_KEYS + RELIABILITY_KEYS
+EXPERIMENTS_KEY = "workloads.experiments"  # filled only when written (`experiments: prior`), never by default
+KEYS = WORKLOAD_KEYS + RELIABILITY_KEYS + (EXPERIMENTS_KEY,)
 WHEN = ("accelerator", "params", "run_accelerators")
 
 
@@ -215,6 +217,12 @@ def apply(raw: dict, priors: Priors) -> tuple[dict, list[Used], list[tuple[tuple
         out.get("workloads"), list) else []
     for i, w in enumerate(workloads):
         _fill_workload(out, i, w, priors, used, problems)
+    for i, w in enumerate(list(workloads)):
+        added = _expand_experiments(out, i, w, priors, used, problems)
+        if added is not None:
+            out["workloads"].append(added)
+            workloads.append(added)
+            _fill_workload(out, len(out["workloads"]) - 1, added, priors, used, problems)
     if workloads:
         _fill_reliability(out, workloads, priors, used, problems)
     return out, used, problems
@@ -300,3 +308,125 @@ def format_value(v: Any) -> str:
     if isinstance(v, dict):
         return ", ".join(f"{k} {format_value(x)}" for k, x in v.items())
     return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
+# --------------------------------------------------------------------------------------------
+# Project shape: the experiments, ablations and reruns around a final run
+
+EXPERIMENT_KEYS = ("compute", "runs", "accelerators", "schedule")
+EXPERIMENT_RUNS = 20  # default number of experiment runs (AI21's 2 configurations x 10 runs)
+EXPERIMENT_SHARE = 8  # default: each experiment run on 1/8 of the final run's accelerators
+SCALED = ("p5", "p95", "median", "min", "max", "mode", "mean", "sd", "low", "high")
+
+
+def expand_experiments(raw: dict) -> tuple[dict, list[tuple[tuple, str]]]:
+    """With priors off: `experiments:` given as numbers become their workloads (a copy of `raw`)."""
+    import copy
+
+    out = copy.deepcopy(raw)
+    problems: list[tuple[tuple, str]] = []
+    workloads = out.get("workloads") if isinstance(out.get("workloads"), list) else []
+    for i, w in enumerate(list(workloads)):
+        if isinstance(w, dict):
+            added = _expand_experiments(out, i, w, None, [], problems)
+            if added is not None:
+                workloads.append(added)
+    return out, problems
+
+
+def scaled(value: Any, factor: float) -> Any:
+    """A number, or a distribution's location and scale parameters, times `factor`."""
+    if isinstance(value, dict):
+        out = {k: (float(units.parse_plain(v)) * factor if k in SCALED else v) for k, v in value.items()}
+        if isinstance(value.get("values"), list):
+            out["values"] = [float(units.parse_plain(v)) * factor for v in value["values"]]
+        return out
+    return float(units.parse_plain(value)) * factor
+
+
+def _experiment_spec(w: dict, where: tuple, problems: list) -> dict | None:
+    spec = w.pop("experiments")
+    if spec is None or spec is False:
+        return None
+    spec = dict(spec) if isinstance(spec, dict) else {"compute": spec}
+    bad = [k for k in spec if k not in EXPERIMENT_KEYS]
+    if bad:
+        problems.append(((*where, bad[0]), f"unknown key; experiments has {', '.join(EXPERIMENT_KEYS)}"))
+        return None
+    accel = _num(w.get("accelerators")) or 1.0
+    spec.setdefault("compute", PRIOR)
+    spec.setdefault("runs", EXPERIMENT_RUNS)
+    spec.setdefault("accelerators", max(1, int(accel) // EXPERIMENT_SHARE))
+    spec.setdefault("schedule", "before")
+    for k in ("runs", "accelerators"):
+        n = _num(spec[k])
+        if n is None or n < 1 or n != int(n) or (k == "accelerators" and n > accel):
+            limit = f" up to the final run's {accel:,.0f}" if k == "accelerators" else ""
+            problems.append(((*where, k), f"expected a whole number >= 1{limit}, got {spec[k]!r}"))
+            return None
+        spec[k] = int(n)
+    if spec["schedule"] not in ("before", "alongside"):
+        problems.append(((*where, "schedule"), f"expected before or alongside, got {spec['schedule']!r}"))
+        return None
+    return spec
+
+
+def _final_size(w: dict) -> tuple[str, float] | None:
+    """The final run's size as (key for the experiments, amount per final run): FLOP or accelerator-hours."""
+    if w.get("tokens") is not None and w.get("params") is not None:
+        k = _num(w.get("flop_per_param_token"), units.parse_plain) or METHOD_K.get(w.get("method", "full"), 6.0)
+        p, t = _num(w["params"]), _num(w["tokens"])
+        return ("flop_per_run", k * p * t) if p and t else None
+    if w.get("flop_per_run") is not None:
+        f = _num(w["flop_per_run"], units.parse_flop)
+        return ("flop_per_run", f) if f else None
+    if w.get("gpu_hours_per_run") is not None:
+        g = _num(w["gpu_hours_per_run"], units.parse_duration_h)
+        return ("gpu_hours_per_run", g) if g else None
+    h, a = _num(w.get("hours_per_run"), units.parse_duration_h), _num(w.get("accelerators"))
+    return ("gpu_hours_per_run", h * a) if h and a else None
+
+
+def _expand_experiments(raw: dict, i: int, w: dict, priors: Priors | None, used: list,
+                        problems: list) -> dict | None:
+    """The workload of experiment runs around final run `w` (its `experiments:` key popped), or
+    None. Their compute is `compute` x the final workload's (all its runs; FLOP or accelerator-hours,
+    at its MFU), split into `runs` runs of `accelerators` each, before the final run or alongside."""
+    if "experiments" not in w:
+        return None
+    where = ("workloads", i, "experiments")
+    spec = _experiment_spec(w, where, problems)
+    size = _final_size(w)
+    if spec is None or size is None:  # no size: validation reports the workload's own problem
+        return None
+    ratio = spec["compute"]
+    if ratio == PRIOR:
+        ctx = workload_context(raw, w)
+        row = priors.find(EXPERIMENTS_KEY, ctx) if priors else None
+        if row is None:
+            problems.append((where, f"no prior matches this key ({describe_context(ctx)}); give a value"))
+            return None
+        ratio = row.value
+        basis = f"{describe_context(ctx)}; extra compute as a multiple of the final run's"
+        used.append(Used((*where, "compute"), f"{_label(w, i)}.experiments", basis, ratio, row))
+    try:
+        amount = scaled(ratio, size[1] * (_num(w.get("runs", 1)) or 1.0) / spec["runs"])
+    except (TypeError, ValueError):
+        problems.append(((*where, "compute"), "expected the experiments' compute as a multiple of the final "
+                         f"run's (0.6, or a distribution), got {ratio!r}"))
+        return None
+    if amount == 0:
+        return None
+    name = f"{w.get('name', i)}-experiments"
+    if any(isinstance(o, dict) and o.get("name") == name for o in raw["workloads"]):
+        problems.append((where, f"a workload is already named {name!r}"))
+        return None
+    exp = {"name": name, "description": f"experiments, ablations and reruns around {w.get('name', i)} "
+           "(experiments:)", "runs": spec["runs"], "accelerators": spec["accelerators"], size[0]: amount,
+           "after": list(w.get("after") or [])}
+    for k in ("pools", "mfu", "method", "flop_per_param_token", "earliest_start", "priority", "on_node_loss"):
+        if k in w and not (size[0] == "gpu_hours_per_run" and k in ("mfu", "method", "flop_per_param_token")):
+            exp[k] = w[k]
+    if spec["schedule"] == "before":
+        w["after"] = [*exp["after"], name]
+    return exp

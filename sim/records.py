@@ -111,6 +111,7 @@ class ReplicationRecord:
     cost_usd_by_pool: dict[str, float] = field(default_factory=dict)
     cost_usd_by_tier: dict[str, float] = field(default_factory=dict)
     spend_usd_by_month: dict[str, float] = field(default_factory=dict)  # YYYY-MM -> USD
+    spend_usd_by_week: dict[str, float] = field(default_factory=dict)  # YYYY-MM-DD (the week's first day) -> USD
 
     METRICS = ("cost_usd", "gpu_hours", "productive_gpu_hours", "lost_gpu_hours", "overhead_gpu_hours",
                "idle_gpu_hours", "makespan_days", "finish_date", "energy_kwh", "co2_kg", "failures", "job_failures",
@@ -130,6 +131,8 @@ class ReplicationRecord:
             out[f"cost_usd_tier_{tier}"] = c
         for month, c in self.spend_usd_by_month.items():
             out[f"spend_usd_{month}"] = c
+        for week, c in self.spend_usd_by_week.items():
+            out[f"spend_week_usd_{week}"] = c
         if inputs:
             out.update(inputs)
         for name, w in self.workloads.items():
@@ -170,7 +173,7 @@ def replication_record(rep, rows: list[tuple] | None = None) -> ReplicationRecor
         mean_queue_wait_h=(sum(col["queue_wait_h"]) / len(rows)) if rows else 0.0, events=rep.events,
         workloads={wl.w.name: WorkloadTotals(wl.w.runs, wl.cost, wl.gpu_h) for wl in rep.wls},
         cost_usd_by_pool=by_pool, cost_usd_by_tier=by_tier,
-        spend_usd_by_month={plan.month_labels[i]: spend[i] for i in sorted(spend)},
+        spend_usd_by_month=_by_label(spend, plan.month_labels), spend_usd_by_week=_by_label(spend, plan.week_labels),
     )
 
 
@@ -184,6 +187,14 @@ def _weighed(pool) -> tuple[float, float | None]:
     a, b, n, kw = np.array(pool.spans, dtype=float).T
     ih = n * pool.p.intensity.integrals(a, b)
     return float(ih.sum()), float((ih * kw).sum())
+
+
+def _by_label(spend: dict[int, float], labels: tuple[str, ...]) -> dict[str, float]:
+    """Spend by period index summed by the periods' labels (month or week), in time order."""
+    out: dict[str, float] = {}
+    for i in sorted(spend):
+        out[labels[i]] = out.get(labels[i], 0.0) + spend[i]
+    return out
 
 
 # run columns summed into the replication's totals of the same name

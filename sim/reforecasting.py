@@ -42,7 +42,7 @@ class Remaining:
     """The scenario of the work left, and what the actuals say happened."""
 
     raw: dict
-    as_of: date
+    as_of: date  # the day the work left starts on (its scenario's project.start)
     actual_usd: float
     actual_gpu_hours: float
     done_fraction: float  # of the project's nominal accelerator-hours, completed runs and progress
@@ -51,6 +51,15 @@ class Remaining:
     runs_left: dict[str, int] = field(default_factory=dict)
     posterior: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    as_of_time: datetime | None = None  # the as-of instant (None: midnight starting `as_of`)
+
+    @property
+    def offset_h(self) -> float:
+        """Hours from the start of the as-of day to the as-of instant: the simulation's time zero
+        is the as-of instant, so finish times are the as-of day + these hours + the makespan."""
+        if self.as_of_time is None:
+            return 0.0
+        return (self.as_of_time - datetime.combine(self.as_of, time())).total_seconds() / 3600
 
 
 def scaled(value: Any, factor: float, parse) -> Any:
@@ -100,10 +109,6 @@ def lognormal_of(mean: float, cv: float) -> dict:
     return {"dist": "lognormal", "median": mean / math.exp(sigma**2 / 2), "sigma": sigma}
 
 
-def _when(t: datetime | date | None) -> date | None:
-    return t.date() if isinstance(t, datetime) else t
-
-
 def remaining(loaded, actuals, nominal_gpu_hours: dict[str, float],
               predicted: dict[str, tuple[float, str]] | None = None) -> Remaining:
     """The scenario of the work left at `actuals.as_of` (see the module's docstring).
@@ -113,16 +118,22 @@ def remaining(loaded, actuals, nominal_gpu_hours: dict[str, float],
     scn = loaded.scenario
     raw = copy.deepcopy(loaded.scenario.model_dump(mode="json", exclude_none=True))
     raw.pop("variants", None)
-    as_of = _when(actuals.as_of)
-    rem = Remaining(raw, as_of, 0.0, 0.0, 0.0)
+    raw.pop("actuals", None)  # read already (its map names workloads the work left may not have)
+    as_of_time = actuals.as_of if isinstance(actuals.as_of, datetime) else datetime.combine(actuals.as_of, time())
+    as_of = as_of_time.date()
+    rem = Remaining(raw, as_of, 0.0, 0.0, 0.0, as_of_time=as_of_time)
     by = actuals.by_workload()
     _workloads_left(rem, raw, by, nominal_gpu_hours, {w.name: w for w in scn.workloads})
-    _calendar(rem, raw, scn, as_of)
+    _calendar(rem, raw, scn, as_of_time)
     _update_failures(rem, raw, actuals)
+    spec = {w.name: w for w in scn.workloads}
     if predicted:
-        _update_mfu(rem, raw, actuals, predicted, {w.name: w for w in scn.workloads})
+        _update_mfu(rem, raw, actuals, predicted, spec)
+        _update_run_length(rem, raw, actuals, predicted, spec)
+    _update_reruns(rem, raw, actuals, spec)
+    _tie(raw, [w.name for w in scn.workloads])
     raw.setdefault("simulation", {})["priors"] = "off"  # resolved already: nothing is left to a prior
-    rem.actual_usd = sum(r.cost_usd or 0.0 for r in actuals.runs) + sum(e.amount_usd for e in actuals.ledger)
+    rem.actual_usd = _run_costs(rem, loaded, actuals) + sum(e.amount_usd for e in actuals.ledger)
     rem.actual_gpu_hours = sum(r.gpu_hours for r in actuals.runs)
     budget = raw["project"].get("budget_usd")
     if budget is not None:  # the work left's budget is what is left: P(remaining > it) = P(EAC > budget)
@@ -130,6 +141,38 @@ def remaining(loaded, actuals, nominal_gpu_hours: dict[str, float],
         rem.notes.append(f"the work left's budget is what is left of it: {units.format_usd(left)} of "
                          f"{units.format_usd(float(budget))}")
     return rem
+
+
+def _run_costs(rem: Remaining, loaded, actuals) -> float:
+    """The runs' cost to date: as given, and a run without one (sacct) priced at its pool's price
+    (its workload's first pool when the pool is not known); usage on a reserved or owned pool costs
+    nothing more (its commitment is in the ledger)."""
+    from sim.billing import TIERS
+    from sim.distributions import nominal
+    from sim.pricing import pool_price
+
+    scn = loaded.scenario
+    total, priced, usd = 0.0, 0, 0.0
+    for r in actuals.runs:
+        if r.cost_usd is not None:
+            total += r.cost_usd
+            continue
+        w = next(x for x in scn.workloads if x.name == r.workload)
+        pool = scn.pool(r.pool or (w.pools[0] if w.pools else scn.pools[0].name))
+        price = pool_price(pool, loaded.catalog, scn.project.start)
+        rate = nominal(price.usd_per_gpu_h) if not isinstance(price, str) and TIERS[pool.pricing].bills_usage else 0.0
+        priced, usd = priced + 1, usd + r.gpu_hours * rate
+    if priced:
+        rem.notes.append(f"{priced} run(s) without a cost priced at their pool's price: {units.format_usd(usd)}")
+    return total + usd
+
+
+def _progress(r, per_run: float) -> float:
+    """A running run's share of its work done: its progress, else its accelerator-hours over a
+    run's at nominal inputs (at most 0.99)."""
+    if r.progress is not None:
+        return r.progress
+    return min(r.gpu_hours / per_run, 0.99) if per_run > 0 else 0.0
 
 
 def _workloads_left(rem: Remaining, raw: dict, by: dict, nominal: dict[str, float], spec: dict) -> None:
@@ -143,10 +186,15 @@ def _workloads_left(rem: Remaining, raw: dict, by: dict, nominal: dict[str, floa
         running = [r for r in mine if r.state == "running"]
         left = max(runs - completed - len(running), 0)
         rem.runs_done[name], rem.runs_running[name], rem.runs_left[name] = completed, len(running), left
-        done_h += nominal[name] * (min(completed, runs) + sum(r.progress or 0.0 for r in running))
+        shares = [_progress(r, nominal[name]) for r in running]
+        guessed = sum(r.progress is None for r in running)
+        if guessed:
+            rem.notes.append(f"{name}: {guessed} running run(s) without progress: their share done taken from their "
+                             f"accelerator-hours over a run's at nominal inputs ({nominal[name]:,.0f})")
+        done_h += nominal[name] * (min(completed, runs) + sum(shares))
         now_as[name] = []
-        for r in running:
-            out.append(_running_remainder(w, r))
+        for r, share in zip(running, shares, strict=True):
+            out.append(_running_remainder(w, r, share))
             now_as[name].append(out[-1]["name"])
         if left:
             out.append({**w, "runs": left})
@@ -157,10 +205,45 @@ def _workloads_left(rem: Remaining, raw: dict, by: dict, nominal: dict[str, floa
     rem.done_fraction = done_h / total
 
 
-def _running_remainder(w: dict, r) -> dict:
-    """A running run as a one-run workload of the work it has left, on its pool first, ahead of
-    the queue, with nothing to wait for."""
-    left = 1.0 - (r.progress or 0.0)
+TIE_RANK = 0.99  # rank correlation that ties a running run's uncertain inputs to its workload's
+
+
+def _tie(raw: dict, names: list[str]) -> None:
+    """A workload's running remainders share its uncertain inputs (one MFU, one size per workload
+    in a replication, as in the original scenario): each of their uncertain keys is correlated at
+    TIE_RANK with the same key of the first of them (nearly one draw; a rank correlation of 1 would
+    make the copula singular), and the scenario's correlations of the workload's key are given to
+    each remainder too (keeping the matrix positive definite)."""
+    by_name = {w["name"]: w for w in raw["workloads"]}
+    pairs = raw.get("correlations", [])
+    for name in names:
+        group = [n for n in by_name if n == name or n.startswith(name + ".running.")]
+        if len(group) < 2:
+            continue
+        first = by_name[group[0]]
+        for key, value in first.items():
+            if not (isinstance(value, dict) and "dist" in value):
+                continue
+            base = f"workloads[{name}].{key}"
+            others = [c for c in pairs if base in c["between"]]
+            for n in group[1:]:
+                if isinstance(by_name[n].get(key), dict):
+                    pairs.append({"between": [f"workloads[{group[0]}].{key}", f"workloads[{n}].{key}"],
+                                  "rank": TIE_RANK})
+            for n in group:
+                if n != name and isinstance(by_name[n].get(key), dict):
+                    pairs += [{"between": [f"workloads[{n}].{key}" if b == base else b for b in c["between"]],
+                               "rank": c["rank"]} for c in others]
+    gone = [n for n in names if n not in by_name]  # done workloads: correlations with them go too
+    pairs = [c for c in pairs if not any(b.startswith(f"workloads[{n}]") for n in gone for b in c["between"])]
+    if pairs or "correlations" in raw:
+        raw["correlations"] = pairs
+
+
+def _running_remainder(w: dict, r, share: float) -> dict:
+    """A running run as a one-run workload of the work it has left (1 - `share`), on its pool first,
+    ahead of the queue, with nothing to wait for."""
+    left = 1.0 - share
     key, parse = _size_key(w)
     new = {k: v for k, v in w.items() if k not in ("divergence", "early_stop", "after", "earliest_start",
                                                     "max_concurrent", "arrivals", "runs")}
@@ -175,11 +258,18 @@ def _running_remainder(w: dict, r) -> dict:
     return new
 
 
-def _calendar(rem: Remaining, raw: dict, scn, as_of: date) -> None:
+def _calendar(rem: Remaining, raw: dict, scn, as_of_time: datetime) -> None:
     """The project starts at the as-of date: passed capacity changes and earliest starts applied,
-    reserved commitments kept on their dates, prices carried to the as-of date."""
+    reserved commitments kept on their dates (what is left of them counted from the as-of instant),
+    prices carried to the as-of date. The simulation's time zero is the as-of instant; dated events
+    still to come keep their days."""
     start = scn.project.start
+    as_of = as_of_time.date()
     raw["project"]["start"] = as_of.isoformat()
+    if rem.offset_h > 0:
+        rem.notes.append(f"the work left is simulated from {as_of_time.isoformat(' ', 'minutes')}: the re-forecast's "
+                         f"finish dates count from then; the work left's own sections count from the start of {as_of} "
+                         f"({rem.offset_h:.1f} h earlier)")
     for p, spec in zip(raw["pools"], scn.pools, strict=True):
         changes = sorted(spec.capacity_changes, key=lambda c: c.date)
         passed = [c for c in changes if c.date <= as_of]
@@ -189,7 +279,7 @@ def _calendar(rem: Remaining, raw: dict, scn, as_of: date) -> None:
                                      if c.date > as_of]
         if spec.pricing == "reserved":  # only what is left of the commitment is still to pay
             c0 = spec.commitment_start or start
-            end_h = units.hours_between(c0, as_of) if c0 <= as_of else 0.0
+            end_h = (as_of_time - datetime.combine(c0, time())).total_seconds() / 3600 if c0 <= as_of else 0.0
             term = float(spec.term) if spec.term is not None else 8760.0
             if c0 <= as_of:
                 p["commitment_start"], p["term"] = as_of.isoformat(), max(term - end_h, 1e-6)
@@ -279,6 +369,11 @@ def cumulative_at(spend_by_month: dict[str, float], start: date, as_of: date) ->
     return total
 
 
+def _instant(rem: Remaining) -> str:
+    t = rem.as_of_time or datetime.combine(rem.as_of, time())
+    return t.isoformat(timespec="minutes")
+
+
 def block(rem: Remaining, eac, finish_days, scn, baseline: dict | None) -> dict:
     """The `reforecast` block of summary.json: estimate at completion (actual + remaining) and
     finish date as distributions, the risks, earned value against the baseline (the original
@@ -286,10 +381,14 @@ def block(rem: Remaining, eac, finish_days, scn, baseline: dict | None) -> dict:
     import numpy as np
 
     eac = np.asarray(eac, dtype=float)
-    finish = [rem.as_of.toordinal() + d for d in np.asarray(finish_days, dtype=float)]
-    q = np.percentile(eac, [5, 50, 95])
-    fq = [date.fromordinal(int(math.floor(x))).isoformat() for x in np.percentile(finish, [5, 50, 95])]
-    out = {"as_of": rem.as_of.isoformat(), "actual_to_date_usd": rem.actual_usd,
+    finish = [rem.as_of.toordinal() + rem.offset_h / 24 + d for d in np.asarray(finish_days, dtype=float)]
+    # P5 and P95 at the Weibull plotting positions (the k-th of n values stands for k / (n + 1)): the
+    # band a further draw falls in 90% of the time whatever n (linear interpolation's is narrower: 85.5%
+    # with 39 replications; benchmarks/reforecast_calibration.py)
+    q = np.percentile(eac, [5, 50, 95], method="weibull")
+    fq = [date.fromordinal(int(math.floor(x))).isoformat()
+          for x in np.percentile(finish, [5, 50, 95], method="weibull")]
+    out = {"as_of": rem.as_of.isoformat(), "as_of_time": _instant(rem), "actual_to_date_usd": rem.actual_usd,
            "actual_gpu_hours": rem.actual_gpu_hours, "done_fraction": rem.done_fraction,
            "eac_usd": {"mean": float(eac.mean()), "p5": float(q[0]), "p50": float(q[1]), "p95": float(q[2])},
            "finish_date": {"p5": fq[0], "p50": fq[1], "p95": fq[2]},
@@ -311,7 +410,7 @@ def block(rem: Remaining, eac, finish_days, scn, baseline: dict | None) -> dict:
     return out
 
 
-OBS_LOG_SD = 0.1  # run-to-run spread of a run's throughput (log scale) when too few runs show their own
+MIN_OBS_LOG_SD = 0.01  # the least run-to-run spread of a run's speed (log scale): timing noise, checkpoint writes
 POINT_LOG_SD = 0.15  # how loosely a point MFU is held as a prior
 
 
@@ -345,6 +444,14 @@ def realised_mfu(runs, hours_per_run: float, nominal_mfu: float, pool: str, whol
     return out
 
 
+def length_log_sd(run_length) -> float:
+    """The log-scale spread of a run's length the scenario gives: sigma for lognormal, pi / sqrt(6)
+    for exponential (the sd of the log of an exponential), 0 for fixed."""
+    if run_length.kind == "lognormal":
+        return float(run_length.sigma)
+    return math.pi / math.sqrt(6) if run_length.kind == "exponential" else 0.0
+
+
 def normal_update(mu0: float, sd0: float, ys: list[float], sd_obs: float) -> tuple[float, float]:
     """Normal-normal conjugate update of a mean from observations `ys` of known spread."""
     prec = 1 / sd0**2 + len(ys) / sd_obs**2
@@ -354,7 +461,8 @@ def normal_update(mu0: float, sd0: float, ys: list[float], sd_obs: float) -> tup
 
 def _update_mfu(rem: Remaining, raw: dict, actuals, predicted: dict, spec: dict) -> None:
     """Each workload's MFU (in FLOP terms) updated on the log scale from its clean runs: the prior's
-    log-mean and log-sd, the runs' log MFU with their own spread (or OBS_LOG_SD with fewer than 3)."""
+    log-mean and log-sd, the runs' log MFU with their own spread (with fewer than 3 runs, the spread
+    of run length the scenario gives: see `length_log_sd`), at least MIN_OBS_LOG_SD."""
     from sim.distributions import nominal
 
     for name, runs in actuals.by_workload().items():
@@ -366,7 +474,7 @@ def _update_mfu(rem: Remaining, raw: dict, actuals, predicted: dict, spec: dict)
         if not seen:
             continue
         ys = [math.log(x) for x in seen]
-        sd_obs = OBS_LOG_SD if len(ys) < 3 else max(statistics.stdev(ys), 0.02)
+        sd_obs = max(length_log_sd(w.run_length) if len(ys) < 3 else statistics.stdev(ys), MIN_OBS_LOG_SD)
         mu0, sd0 = _log_prior(w.mfu)
         mu, sd = normal_update(mu0, sd0, ys, sd_obs)
         value = {"dist": "lognormal", "median": math.exp(mu), "sigma": sd, "clip": True}
@@ -376,3 +484,130 @@ def _update_mfu(rem: Remaining, raw: dict, actuals, predicted: dict, spec: dict)
         rem.posterior[f"workloads[{name}].mfu"] = {
             "prior_median": math.exp(mu0), "prior_log_sd": sd0, "runs_seen": len(ys),
             "seen_median": math.exp(sum(ys) / len(ys)), "posterior_median": math.exp(mu), "posterior_log_sd": sd}
+
+
+# --------------------------------------------------------------------------------------------
+# Run-to-run spread of run length, and reruns
+
+
+PRIOR_DOF = 4.0  # the scenario's run-length sigma is held as worth this many runs' spread
+PRIOR_ATTEMPTS = 10.0  # a point divergence probability is held as worth this many attempts
+
+
+def variance_update(sigma0: float, dof0: float, ys: list[float]) -> tuple[float, float]:
+    """Posterior scale and degrees of freedom of a normal spread (scaled inverse chi-squared,
+    conjugate, the mean unknown): the prior sigma0 worth dof0 observations, then the squared
+    deviations of `ys` from their mean on len(ys) - 1 degrees of freedom:
+    dof = dof0 + n - 1, sigma^2 = (dof0 sigma0^2 + sum (y - mean)^2) / dof."""
+    n = len(ys)
+    mean = math.fsum(ys) / n
+    ss = math.fsum((y - mean) ** 2 for y in ys)
+    dof = dof0 + n - 1
+    return math.sqrt((dof0 * sigma0**2 + ss) / dof), dof
+
+
+def _update_run_length(rem: Remaining, raw: dict, actuals, predicted: dict, spec: dict) -> None:
+    """Each workload's run-to-run spread of length (run_length lognormal, or fixed: sigma 0),
+    updated from the log speed of its clean runs (the runs the MFU update reads: with one MFU per
+    workload, their spread is the spread of run length)."""
+    from sim.distributions import nominal
+
+    for name, runs in actuals.by_workload().items():
+        w = spec.get(name)
+        if w is None or w.run_length.kind == "exponential" or name not in predicted:
+            continue
+        hours, pool = predicted[name]
+        m0 = nominal(w.mfu) if w.mfu is not None else 1.0
+        seen = realised_mfu(runs, hours, m0, pool, whole=w.early_stop is None)
+        if len(seen) < 2:
+            continue
+        ys = [math.log(x) for x in seen]
+        sigma0 = float(w.run_length.sigma) if w.run_length.kind == "lognormal" else 0.0
+        sigma, dof = variance_update(sigma0, PRIOR_DOF, ys)
+        for x in raw["workloads"]:
+            if x["name"] == name or x["name"].startswith(name + ".running."):
+                x["run_length"] = {"kind": "lognormal", "sigma": sigma} if sigma > 0 else {"kind": "fixed"}
+        rem.posterior[f"workloads[{name}].run_length.sigma"] = {
+            "prior_sigma": sigma0, "prior_dof": PRIOR_DOF, "runs_seen": len(ys), "seen_sd": statistics.stdev(ys),
+            "posterior_sigma": sigma, "posterior_dof": dof}
+
+
+def beta_prior(p) -> tuple[float, float]:
+    """(a, b) of a beta prior for a probability: a point p held as worth PRIOR_ATTEMPTS attempts (at
+    least 1/p and 1/(1 - p), so that a, b >= 1); a distribution by its mean and variance (a and b at
+    least 1)."""
+    from sim.distributions import Dist
+
+    if isinstance(p, Dist):
+        f = p.frozen()
+        mean, var = float(f.mean()), float(f.var())
+        if var <= 0 or not 0 < mean < 1:
+            return beta_prior(mean)
+        total = mean * (1 - mean) / var - 1
+        return max(mean * total, 1.0), max((1 - mean) * total, 1.0)
+    p = min(max(float(p), 1e-6), 1 - 1e-6)
+    n0 = max(PRIOR_ATTEMPTS, 1 / p, 1 / (1 - p))
+    return p * n0, (1 - p) * n0
+
+
+def beta_as_pert(a: float, b: float) -> dict:
+    """Beta(a, b) with a, b >= 1 in the scenario's syntax: a PERT on [0, 1] is Beta(1 + lambda mode,
+    1 + lambda (1 - mode)), so lambda = a + b - 2 and mode = (a - 1) / lambda."""
+    lam = a + b - 2
+    if lam <= 0:
+        return {"dist": "uniform", "min": 0.0, "max": 1.0}
+    return {"dist": "pert", "min": 0.0, "mode": (a - 1) / lam, "max": 1.0, "lambda": lam}
+
+
+def _update_reruns(rem: Remaining, raw: dict, actuals, spec: dict) -> None:
+    """Each rerun workload's divergence probability (so its number of reruns), beta-binomial: a
+    failed attempt is a divergence; a completed attempt, or a running one past the point where
+    runs diverge, is one that did not."""
+    for name, runs in actuals.by_workload().items():
+        w = spec.get(name)
+        div = w.divergence if w is not None else None
+        if div is None or not div.rerun:
+            continue
+        at = float(div.at)
+        diverged = sum(r.state == "failed" for r in runs)
+        passed = sum(r.state == "completed" or (r.state == "running" and (r.progress or 0.0) >= at) for r in runs)
+        if diverged + passed == 0:
+            continue
+        a0, b0 = beta_prior(div.probability)
+        a, b = a0 + diverged, b0 + passed
+        for x in raw["workloads"]:
+            if x["name"] == name:
+                x["divergence"] = {**x["divergence"], "probability": beta_as_pert(a, b)}
+        rem.posterior[f"workloads[{name}].divergence.probability"] = {
+            "prior_a": a0, "prior_b": b0, "prior_mean": a0 / (a0 + b0), "diverged": diverged,
+            "attempts": diverged + passed, "posterior_a": a, "posterior_b": b, "posterior_mean": a / (a + b),
+            "reruns_per_run": a / (a + b) / (1 - a / (a + b)) if a < a + b else math.inf}
+
+
+def _sd_beta(a: float, b: float) -> float:
+    return math.sqrt(a * b / ((a + b) ** 2 * (a + b + 1)))
+
+
+def posterior_rows(post: dict) -> list[list[str]]:
+    """Each updated input before and after what was seen: [key, prior, prior spread, seen,
+    posterior, posterior spread], for the terminal and the report."""
+    rows = []
+    for key, p in post.items():
+        if "prior_median" in p:  # an MFU, log scale
+            rows.append([key, f"median {p['prior_median']:.3g}", f"log-sd {p['prior_log_sd']:.2f}",
+                         f"{p['runs_seen']:,} clean runs, median {p['seen_median']:.3g}",
+                         f"median {p['posterior_median']:.3g}", f"log-sd {p['posterior_log_sd']:.2f}"])
+        elif "prior_sigma" in p:  # a run-length spread
+            rows.append([key, f"sigma {p['prior_sigma']:.3g}", f"worth {p['prior_dof']:g} runs",
+                         f"{p['runs_seen']:,} clean runs, log-sd {p['seen_sd']:.3g}",
+                         f"sigma {p['posterior_sigma']:.3g}", f"{p['posterior_dof']:g} degrees of freedom"])
+        elif "prior_a" in p:  # a divergence probability
+            rows.append([key, f"mean {p['prior_mean']:.3g}", f"sd {_sd_beta(p['prior_a'], p['prior_b']):.3g}",
+                         f"{p['diverged']:,} diverged of {p['attempts']:,} attempts",
+                         f"mean {p['posterior_mean']:.3g}", f"sd {_sd_beta(p['posterior_a'], p['posterior_b']):.3g}"])
+        else:  # a rate, gamma-Poisson
+            seen = (f"{p['interruptions_seen']:,} interruptions in {p['gpu_hours_seen']:,.0f} accelerator-hours"
+                    if "interruptions_seen" in p else "")
+            rows.append([key, f"mean {p['prior_mean']:.3g}", f"cv {p['prior_cv']:.2f}", seen,
+                         f"mean {p['posterior_mean']:.3g}", f"cv {p['posterior_cv']:.2f}"])
+    return rows

@@ -26,9 +26,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
-from sim.outputs import HEADLINE_HEAD, atomic_write, headline_rows  # noqa: E402
+from sim import tables  # noqa: E402
+from sim.outputs import HEADLINE_HEAD, NOMINAL_NOTE, atomic_write, headline_rows  # noqa: E402
+from sim.reforecasting import posterior_rows  # noqa: E402
 from sim.stats import interruption_rates, interruption_rates_by_size  # noqa: E402
-from sim.units import format_kg, format_usd  # noqa: E402
+from sim.units import format_usd  # noqa: E402
 
 log = logging.getLogger("sim.report")
 USD = FuncFormatter(lambda x, _p: format_usd(x))
@@ -156,10 +158,43 @@ def plot_cost_cdf(reps, ax=None, budget: float | None = None):
     return ax
 
 
+def plot_finish_cdf(reps, start: date, ax=None, deadline: date | None = None):
+    """The cumulative distribution of the finish date (start + makespan of each replication), with
+    the deadline as a vertical line (finished by the end of its day)."""
+    from datetime import timedelta
+
+    ax = _axes(ax)
+    days = np.sort(finite(reps["makespan_days"]))
+    days = days[np.abs(days) < 3e6]  # within the calendar (year 9999 is 2.9M days from year 1)
+    if days.size:
+        base = mdates.date2num(start)
+        ax.step(base + days, np.arange(1, len(days) + 1) / len(days), where="post", color="#4f81bd")
+        lo, hi = base + days[0], base + days[-1]
+        if deadline is not None:  # the deadline in view, however far from the finish dates
+            end = mdates.date2num(deadline + timedelta(days=1))
+            lo, hi = min(lo, end), max(hi, end)
+        pad = max((hi - lo) * 0.05, 0.5)
+        ax.set_xlim(lo - pad, hi + pad)
+    else:
+        _no_data(ax, "finish dates")
+    if deadline is not None:
+        ax.axvline(mdates.date2num(deadline + timedelta(days=1)), color="#c0504d", linewidth=2,
+                   label=f"deadline {deadline} (end of day)")
+        ax.legend(loc="lower right")
+    _dates(ax)
+    ax.set_xlabel("finish date")
+    ax.set_ylabel("probability finished by x")
+    ax.set_ylim(0, 1)
+    ax.set_title("Cumulative distribution of the finish date")
+    _tidy(ax)
+    return ax
+
+
 def plot_spend_fan(summary: dict, ax=None, cumulative: bool = True):
     ax = _axes(ax)
-    months = summary.get("spend_by_month") or []
-    labels = [m["month"] for m in months]
+    period = summary.get("spend_period", "month")  # week for a short project (sim.stats.spend_period)
+    months = (summary.get("spend_by_period") if "spend_by_period" in summary else summary.get("spend_by_month")) or []
+    labels = [m.get(period, m.get("period", "")) for m in months]
     pre = "cumulative_" if cumulative else ""
     x = np.arange(len(labels))
     p10, p50, p90 = (_drawable([m.get(f"{pre}{q}") for m in months]) for q in ("p10", "p50", "p90"))
@@ -169,8 +204,8 @@ def plot_spend_fan(summary: dict, ax=None, cumulative: bool = True):
     ax.plot(x, p50, color="#1f3f6e", marker="o", label="P50")
     ax.set_xticks(x, labels, rotation=45, ha="right")
     ax.yaxis.set_major_formatter(USD)
-    ax.set_xlabel("month")
-    ax.set_ylabel("cumulative spend (USD)" if cumulative else "spend in the month (USD)")
+    ax.set_xlabel("week (its first day)" if period == "week" else "month")
+    ax.set_ylabel("cumulative spend (USD)" if cumulative else f"spend in the {period} (USD)")
     ax.set_title("Spend over calendar time")
     ax.legend(loc="upper left")
     _tidy(ax)
@@ -184,7 +219,10 @@ def _drawable(values) -> np.ndarray:
     return np.clip(a, -LIMIT, LIMIT)
 
 
-def plot_compare(results: dict, ax=None, metric: str = "cost_usd"):
+def plot_compare(results: dict, ax=None, metric: str = "cost_usd", limit: float | None = None,
+                 limit_label: str = ""):
+    """Each strategy's `metric` as a box (P25-P75, whiskers P5-P95); `limit` (the budget, or the
+    deadline in days from the start) a horizontal line labelled `limit_label`."""
     ax = _axes(ax)
     names = list(results)
     data = [finite(results[n][metric]) if metric in results[n] else finite([]) for n in names]
@@ -193,12 +231,16 @@ def plot_compare(results: dict, ax=None, metric: str = "cost_usd"):
         ax.set_xticks(range(1, len(names) + 1), names, rotation=15)
     if not any(d.size for d in data):
         _no_data(ax, "results")
+    if limit is not None and np.isfinite(limit):
+        ax.axhline(min(max(limit, -LIMIT), LIMIT), color="#c0504d", linewidth=2, label=limit_label)
+        ax.legend(loc="best")
     if metric == "cost_usd":
         ax.yaxis.set_major_formatter(USD)
         ax.set_ylabel("project cost (USD)")
     else:
         ax.set_ylabel({"makespan_days": "time to finish (days)", "co2_kg": "CO2 (kg)"}.get(metric, metric))
-    ax.set_title("Strategies compared (box: P25-P75, whiskers: P5-P95)")
+    what = {"cost_usd": "Cost", "makespan_days": "Time to finish"}.get(metric, metric)
+    ax.set_title(f"{what} by strategy (box: P25-P75, whiskers: P5-P95)")
     _tidy(ax)
     return ax
 
@@ -317,35 +359,54 @@ def reliability_section(summary: dict, reps, runs, accelerators: dict[str, int])
     return "Reliability", blocks, plots
 
 
-def run_report(out: Path, loaded, summary: dict, reps, runs=None) -> None:
+def run_report(out: Path, loaded, summary: dict, reps, runs=None, runtime_s: float | None = None) -> None:
     """`runs`: the runs table (runs.parquet, at least `stats.RATE_COLUMNS`), or None when the
     per-run records are not at hand: then the plot of interruptions by run size is left out, as it
-    is when no run was interrupted."""
+    is when no run was interrupted. `runtime_s`: how long the replications took (None: not said)."""
     import yaml
 
-    write(out, f"trainsim: {loaded.scenario.project.name}", run_sections(loaded, summary, reps, runs),
+    write(out, f"trainsim: {scenario_title(loaded)}", run_sections(loaded, summary, reps, runs, runtime_s),
           yaml.safe_dump(loaded.resolved, sort_keys=False))
 
 
-def run_sections(loaded, summary: dict, reps, runs=None) -> list:
+def scenario_title(loaded) -> str:
+    """The project's name, and the variant and --set overrides it was run with."""
+    title = loaded.scenario.project.name
+    if loaded.variant:
+        title += f", variant {loaded.variant}"
+    sets = [x for x in loaded.sets if x != "simulation.priors=off"]
+    return title + (f" (--set {', '.join(sets)})" if sets else "")
+
+
+def _spend_table(summary: dict) -> list:
+    """The spend by period the terminal prints (sim.tables.spend_head_rows), as html and markdown."""
+    spend = tables.spend_head_rows(summary)
+    if spend is None:
+        return []
+    if isinstance(spend, str):
+        return [(f"<p>{html.escape(spend)}</p>", spend)]
+    return [(table_html(*spend), table_md(*spend))]
+
+
+def run_sections(loaded, summary: dict, reps, runs=None, runtime_s: float | None = None) -> list:
     """The sections of a run's report (see `run_report`)."""
     scn = loaded.scenario
     head = HEADLINE_HEAD
-    rows = headline_rows(summary, ("cost_usd", "gpu_hours", "lost_gpu_hours", "idle_gpu_hours", "makespan_days",
-                                   "energy_kwh", "co2_kg"))
-    text = _headline_text(summary)
+    rows = headline_rows(summary)
+    text = _headline_text(loaded, summary, runtime_s)
     b = summary.get("breakdown", {})
     brows = [[f"workload {k}", format_usd(v)] for k, v in b.get("cost_usd_by_workload", {}).items()]
     brows += [[f"pool {k}", format_usd(v)] for k, v in b.get("cost_usd_by_pool", {}).items()]
     brows += [[f"tier {k}", format_usd(v)] for k, v in b.get("cost_usd_by_tier", {}).items()]
     srows = [[k, f"{v:.1%}"] for k, v in b.get("gpu_hours_shares", {}).items()]
-    budget = scn.project.budget_usd
+    budget, deadline = scn.project.budget_usd, scn.project.deadline
     sections = [
-        ("Headline numbers", [(f"<p>{html.escape(text)}</p>", text),
-                              (table_html(head, rows), table_md(head, rows))], []),
+        ("Headline numbers", [_lines(text), (table_html(head, rows), table_md(head, rows)),
+                              (f"<p>{html.escape(NOMINAL_NOTE)}.</p>", NOMINAL_NOTE + ".")], []),
         ("Cost", [], [("cost_histogram.png", lambda: plot_cost_histogram(reps, budget=budget)),
                       ("cost_cdf.png", lambda: plot_cost_cdf(reps, budget=budget))]),
-        ("Spend over time", [], [("spend_fan.png", lambda: plot_spend_fan(summary))]),
+        ("Finish date", [], [("finish_cdf.png", lambda: plot_finish_cdf(reps, scn.project.start, deadline=deadline))]),
+        ("Spend over time", _spend_table(summary), [("spend_fan.png", lambda: plot_spend_fan(summary))]),
         ("Where the money and the hours go",
          [(table_html(["mean cost by", "USD"], brows), table_md(["mean cost by", "USD"], brows)),
           (table_html(["accelerator-hours", "share"], srows), table_md(["accelerator-hours", "share"], srows))], []),
@@ -354,25 +415,29 @@ def run_sections(loaded, summary: dict, reps, runs=None) -> list:
     assumed = priors_section(summary.get("priors", []))
     if assumed:
         sections.insert(1, assumed)
+    if summary.get("assumptions"):
+        sections.insert(1, ("Capacity assumed", [_notes(summary["assumptions"])], []))
     return sections
 
 
-def _headline_text(summary: dict) -> str:
-    r = summary.get("risk", {})
-    conf = r.get("budget_for_confidence", {})
-    lines = [f"{summary['replications']} replications ({summary['sampling']}), seed {summary['seed']}; "
-             f"{summary.get('failed_replications', 0)} failed."]
-    if conf:
-        lines.append("Budget needed for 50/80/90/95% confidence: " + " / ".join(format_usd(v) for v in conf.values())
-                     + ".")
-    if "p_over_budget" in r:
-        lines.append(f"P(cost > budget {format_usd(r['budget_usd'])}) = {r['p_over_budget']:.1%}.")
-    dates = r.get("finish_date_at_confidence", {})
-    if dates:
-        lines.append("Finish date at 50/80/90/95% confidence: " + " / ".join(dates.values()) + ".")
-    if "p_late" in r:
-        lines.append(f"P(finish after {r['deadline']}) = {r['p_late']:.1%}.")
-    return " ".join(lines)
+def _lines(lines: list[str]) -> tuple[str, str]:
+    """Lines of text as a list (html, md)."""
+    return ("<ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in lines) + "</ul>",
+            "\n".join(f"- {x}" for x in lines))
+
+
+def _headline_text(loaded, summary: dict, runtime_s: float | None = None) -> list[str]:
+    """What the terminal says of a run beside its table: replications, the deterministic estimate,
+    the risks, the precision reached."""
+    from sim.deterministic import estimate
+
+    lines = [f"{tables.run_title(summary, runtime_s)}; {summary.get('failed_replications', 0)} failed",
+             " ".join(tables.estimate_lines(summary, estimate(loaded).total))]
+    if summary.get("risk"):
+        lines += tables.risk_lines(summary["risk"])
+    if "precision" in summary:
+        lines.append(tables.precision_line(summary))
+    return [x[0].upper() + x[1:] + ("" if x.endswith(".") else ".") for x in lines]
 
 
 def priors_section(priors: list[dict]):
@@ -396,50 +461,164 @@ def priors_section(priors: list[dict]):
 
 
 def compare_report(out: Path, report: dict, results: dict, resolved: dict | None = None) -> None:
-    sbs = report["side_by_side"]
-    head = ["strategy", "mean cost", "P5", "P95", "mean time (d)", "P95 time (d)", "mean CO2 (t)"]
-    rows = [[n, format_usd(m["cost_usd"]["mean"]), format_usd(m["cost_usd"]["p5"]), format_usd(m["cost_usd"]["p95"]),
-             f"{m['makespan_days']['mean']:.1f}", f"{m['makespan_days']['p95']:.1f}",
-             f"{m['co2_kg']['mean'] / 1000:.1f}"] for n, m in sbs.items()]
-    phead = ["A vs B", "P(A cheaper)", "mean A-B", "P5 A-B", "P50 A-B", "P95 A-B"]
-    prows = [[f"{p['a']} vs {p['b']}", f"{p['p_a_lower']:.1%}", format_usd(p["diff_mean"]), format_usd(p["diff_p5"]),
-              format_usd(p["diff_p50"]), format_usd(p["diff_p95"])] for p in report["pairs"]
-             if p["metric"] == "cost_usd"]
-    sections = [
-        ("Strategies side by side", [(table_html(head, rows), table_md(head, rows))],
-         [("compare_cost.png", lambda: plot_compare(results)),
-          ("compare_time.png", lambda: plot_compare(results, metric="makespan_days"))]),
-        ("Pairs (common random numbers)", [(table_html(phead, prows), table_md(phead, prows))], []),
-    ]
-    if "starts" in report:  # sim compare --starts: the start with the lowest expected CO2 and cost
-        sections.append(_starts_section(report["starts"], results))
+    """The report of `sim compare`: the strategies side by side with P(over budget) and P(late),
+    their costs against the budget line and their times against the deadline, and the pairs."""
     import yaml
 
+    head, rows = tables.compare_head_rows(report)
+    phead, prows = tables.pair_head_rows(report["pairs"])
+    limits = tables.budget_deadline(report)
+    text = tables.compare_title(report) + "." + (f" Limits: {limits}." if limits else "")
+    budget, deadline = _limits(report)
+    sections = [
+        ("Strategies side by side", [_paragraph(text), _table(head, rows)],
+         [("compare_cost.png", lambda: plot_compare(results, limit=budget, limit_label=f"budget {format_usd(budget)}"
+                                                    if budget is not None else "")),
+          ("compare_time.png", lambda: plot_compare(results, metric="makespan_days", limit=deadline,
+                                                    limit_label=f"deadline: end of day {deadline:g}" if deadline
+                                                    else ""))]),
+        ("Pairs (common random numbers)", [_paragraph(PAIRS_TEXT), _table(phead, prows)], []),
+    ]
+    if "starts" in report:  # sim compare --starts: the start with the lowest expected CO2 and cost
+        sections.append(_starts_section(report, results))
     write(out, f"trainsim comparison: {report['scenario']}", sections,
           yaml.safe_dump(resolved, sort_keys=False) if resolved else None)
 
 
-def _starts_section(starts: dict, results: dict) -> tuple:
-    head = ["lowest expected", "start", "mean", "next", "its mean", "P(lower than next)"]
-    rows = []
-    for metric, what, fmt in (("co2_kg", "CO2", format_kg), ("cost_usd", "cost", format_usd)):
-        b = starts["best"][metric]
-        rows.append([what, b["option"], fmt(b["mean"]), b.get("runner_up", "-"),
-                     fmt(b["runner_up_mean"]) if "runner_up" in b else "-",
-                     f"{b['p_lower_than_runner_up']:.1%}" if "runner_up" in b else "-"])
-    return (f"Start dates ({starts['key']})", [(table_html(head, rows), table_md(head, rows))],
+def _starts_section(report: dict, results: dict) -> tuple:
+    """`sim compare --starts`: the lowest expected CO2 and cost, as the terminal prints them, and
+    each start's CO2."""
+    return (f"Start dates ({report['starts']['key']})", [_lines(tables.starts_lines(report))],
             [("compare_co2.png", lambda: plot_compare(results, metric="co2_kg"))])
 
 
-def sensitivity_report(out: Path, name: str, rows: list[dict], tornado, resolved: dict | None = None) -> None:
-    """`tornado`: its Axes, or a function that draws it."""
+PAIRS_TEXT = ("Each pair ran with the same seed, so replication k of both saw the same random numbers where their "
+              "models agree: A - B is the paired difference of cost, P(A cheaper) the share of replications where "
+              "A cost less.")
+
+
+def _limits(report: dict) -> tuple[float | None, float | None]:
+    """The budget the strategies share, and the deadline as days after the start they share (the
+    last day counts: finished by its end); None when there is none or they differ."""
+    risks, starts = report.get("risk", {}), report.get("start", {})
+    budgets = {r.get("budget_usd") for r in risks.values()}
+    days = {(date.fromisoformat(str(r["deadline"])) - date.fromisoformat(starts[n])).days + 1
+            if "deadline" in r and n in starts else None for n, r in risks.items()}
+    return (budgets.pop() if len(budgets) == 1 else None), (days.pop() if len(days) == 1 else None)
+
+
+def sensitivity_report(out: Path, name: str, rows: list[dict], tornado, resolved: dict | None = None,
+                       sobol: dict | None = None, meta: dict | None = None, sobol_plot=None) -> None:
+    """`tornado` (and `sobol_plot`): its Axes, or a function that draws it; `sobol`: the Sobol
+    indices ({} or None when not computed); `meta`: the run's reps, n and seed."""
     import yaml
 
-    head = ["input", "P10 value", "P90 value", "mean cost at P10", "at P90", "swing"]
-    body = [[r["input"], f"{r['low_value']:.4g}", f"{r['high_value']:.4g}", format_usd(r["cost_mean_at_low"]),
-             format_usd(r["cost_mean_at_high"]), format_usd(r["cost_mean_swing"])] for r in rows]
-    write(out, f"trainsim sensitivity: {name}",
-          [("What drives the cost", [(table_html(head, body), table_md(head, body))], [("tornado.png", tornado)])],
+    head, body = tables.sensitivity_head_rows(rows, sobol or {})
+    meta = meta or {}
+    blocks = [_table(head, body)]
+    if "reps" in meta:
+        blocks.insert(0, _paragraph(tables.sensitivity_title(name, meta["reps"], meta["seed"]) + "."))
+    sections = [("What drives the cost", blocks, [("tornado.png", tornado)])]
+    if sobol:
+        shead = ["input", "S1", "S1 95% half-width", "ST", "ST 95% half-width"]
+        srows = [[k, f"{i['S1']:.2f}", f"{i['S1_conf']:.2f}", f"{i['ST']:.2f}", f"{i['ST_conf']:.2f}"]
+                 for k, i in sobol["indices"]["cost_mean"].items()]
+        text = (tables.sobol_note(sobol, meta.get("n", "?"), meta.get("reps", "?")) + ". S1: the share of the "
+                "variance of the mean cost that the input explains alone; ST: with all its interactions.")
+        sections.append(("Sobol indices of the mean cost", [_paragraph(text), _table(shead, srows)],
+                         [("sobol.png", sobol_plot)] if sobol_plot is not None else []))
+    write(out, f"trainsim sensitivity: {name}", sections, yaml.safe_dump(resolved, sort_keys=False) if resolved
+          else None)
+
+
+# --------------------------------------------------------------------------------------------
+# The break-even sweep's report
+
+COLOURS = ("#1f3f6e", "#c0504d", "#9bbb59", "#8064a2", "#f79646", "#4bacc6")
+
+
+def plot_sweep_difference(report: dict, ax=None):
+    """Each pair's paired cost difference A - B against the swept value: its mean (line) and the
+    band from its 5th to its 95th percentile (the 90% band), zero as a black line, the break-even
+    point (where the mean crosses zero) marked with its value, and where the band's edges cross."""
+    ax = _axes(ax, size=(8, 4.5))
+    key = tables.swept(report)
+    by_pair: dict = {}
+    for p in report["pairs"]:
+        by_pair.setdefault((p["a"], p["b"]), []).append(p)
+    breaks = {(b["a"], b["b"]): b for b in report["break_even"]}
+    for i, ((a, b), ps) in enumerate(by_pair.items()):
+        colour = COLOURS[i % len(COLOURS)]
+        x = np.array([float(p["value"]) for p in ps])
+        ax.fill_between(x, _drawable([p["diff_p5"] for p in ps]), _drawable([p["diff_p95"] for p in ps]),
+                        color=colour, alpha=0.2, linewidth=0, label=f"{a} - {b}: 90% band (P5 to P95)")
+        ax.plot(x, _drawable([p["diff_mean"] for p in ps]), color=colour, marker="o", label=f"{a} - {b}: mean")
+        _mark_break_even(ax, breaks.get((a, b)), colour)
+    if not by_pair:
+        _no_data(ax, "pairs (one strategy only)")
+    ax.axhline(0.0, color="black", linewidth=1)
+    ax.yaxis.set_major_formatter(USD)
+    ax.set_xlabel(key)
+    ax.set_ylabel("paired cost difference A - B (USD)")
+    ax.set_title("Break-even: below zero, A is cheaper")
+    ax.legend(loc="best", fontsize="small")
+    _tidy(ax)
+    return ax
+
+
+def _mark_break_even(ax, b: dict | None, colour: str) -> None:
+    if b is None:
+        return
+    if b["break_even_mean"] is not None:
+        x = b["break_even_mean"]
+        ax.axvline(x, color=colour, linestyle="--", linewidth=1.5)
+        ax.plot([x], [0.0], marker="D", color=colour, markersize=8, zorder=5)
+        ax.annotate(f"break-even {tables.number(x)}", (x, 0.0), textcoords="offset points", xytext=(6, 8), color=colour)
+    edges = [b[e] for e in ("band_crossing_p5", "band_crossing_p95") if b[e] is not None]
+    if edges:
+        ax.plot(edges, [0.0] * len(edges), linestyle="none", marker="|", color=colour, markersize=14,
+                markeredgewidth=2, zorder=5, label="90% band crosses zero")
+
+
+def plot_sweep_costs(report: dict, ax=None):
+    """Each strategy's mean cost (line) and P5 to P95 (band) against the swept value."""
+    ax = _axes(ax, size=(8, 4.5))
+    by_strategy: dict = {}
+    for r in report["costs"]:
+        by_strategy.setdefault(r["strategy"], []).append(r)
+    for i, (name, rs) in enumerate(by_strategy.items()):
+        colour = COLOURS[i % len(COLOURS)]
+        x = np.array([float(r["value"]) for r in rs])
+        if len(x) > 1:
+            ax.fill_between(x, _drawable([r["cost_usd_p5"] for r in rs]), _drawable([r["cost_usd_p95"] for r in rs]),
+                            color=colour, alpha=0.15, linewidth=0)
+        ax.plot(x, _drawable([r["cost_usd_mean"] for r in rs]), color=colour, marker="o", label=f"{name} (mean)")
+    ax.yaxis.set_major_formatter(USD)
+    ax.set_xlabel(tables.swept(report))
+    ax.set_ylabel("project cost (USD)")
+    ax.set_title("Cost of each strategy (mean; band P5 to P95)")
+    ax.legend(loc="best", fontsize="small")
+    _tidy(ax)
+    return ax
+
+
+def sweep_report(out: Path, report: dict, resolved: dict | None = None) -> None:
+    """The report of `sim compare --sweep`: the paired difference with its 90% band against the
+    swept value, the break-even points, each strategy's cost, and the tables the terminal shows."""
+    import yaml
+
+    sw = report["sweep"]
+    where = (f" in strategy {sw['strategy']} only (the others as given)" if sw.get("strategy") else
+             " in every strategy")
+    text = (f"{report['scenario']}: {sw['key']} swept over {', '.join(tables.sweep_value(v) for v in sw['values'])}"
+            f"{where}; {report['replications']} replications each, seed {report['seed']} (common random numbers).")
+    lines = tables.break_even_lines(report)
+    sections = [("Break-even", [_paragraph(text), *(_paragraph(x) for x in lines)],
+                 [("sweep_difference.png", lambda: plot_sweep_difference(report))]),
+                ("Paired cost difference at each value", [_table(*tables.sweep_pair_head_rows(report))], []),
+                ("Cost of each strategy", [_table(*tables.sweep_head_rows(report))],
+                 [("sweep_costs.png", lambda: plot_sweep_costs(report))])]
+    write(out, f"trainsim sweep: {report['scenario']}, {tables.swept(report)}", sections,
           yaml.safe_dump(resolved, sort_keys=False) if resolved else None)
 
 
@@ -575,23 +754,6 @@ def _ev_rows(ev: dict) -> list[list[str]]:
     return [[name, fmt(key), meaning] for name, key, meaning in EV_ROWS]
 
 
-def _posterior_rows(post: dict) -> list[list[str]]:
-    """A rate (gamma-Poisson: mean and coefficient of variation) or an MFU (log scale: median and
-    log-sd) before and after what was seen."""
-    rows = []
-    for key, p in post.items():
-        if "prior_median" in p:  # an MFU
-            rows.append([key, f"median {p['prior_median']:.3g}", f"log-sd {p['prior_log_sd']:.2f}",
-                         f"{p['runs_seen']:,} clean runs, median {p['seen_median']:.3g}",
-                         f"median {p['posterior_median']:.3g}", f"log-sd {p['posterior_log_sd']:.2f}"])
-            continue
-        seen = (f"{p['interruptions_seen']:,} interruptions in {p['gpu_hours_seen']:,.0f} accelerator-hours"
-                if "interruptions_seen" in p else "")
-        rows.append([key, f"mean {p['prior_mean']:.3g}", f"cv {p['prior_cv']:.2f}", seen,
-                     f"mean {p['posterior_mean']:.3g}", f"cv {p['posterior_cv']:.2f}"])
-    return rows
-
-
 def _notes(notes: list[str]) -> tuple[str, str]:
     items = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
     return f"<p>Notes:</p><ul>{items}</ul>", "Notes:\n\n" + "\n".join(f"- {n}" for n in notes)
@@ -613,7 +775,7 @@ def reforecast_sections(b: dict, plots: list[tuple[str, object]]) -> list:
     sections.append(("Re-forecast: runs", blocks, []))
     post = b.get("posterior") or {}
     blocks = ([_table(["key", "prior", "prior spread", "seen", "posterior", "posterior spread"],
-                      _posterior_rows(post))] if post
+                      posterior_rows(post))] if post
               else [_paragraph("No input was updated from the actuals (no interruption counts, or no uncertain "
                                "failure rate to update).")])
     sections.append(("Re-forecast: updated from what was seen", blocks, []))

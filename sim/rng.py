@@ -9,7 +9,7 @@ import numpy as np
 STREAMS = {"inputs": 0, "lengths": 1, "failures": 2, "preemptions": 3, "divergence": 4, "arrivals": 5,
            "job_failures": 6, "planned": 7, "loss_spikes": 8, "stragglers": 9, "lemons": 10, "unrecoverable": 11,
            "repairs": 12, "co_interruption": 13,
-           "domain_failures": 14, "outages": 15, "lemon_picks": 16}
+           "domain_failures": 14, "outages": 15, "lemon_picks": 16, "price_paths": 17, "obtain": 18}
 
 
 def generator(seed: int, replication: int, stream: str) -> np.random.Generator:

@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 from sim.loader import Loaded
 from sim.montecarlo import ChunkResult, Replicator
 from sim.outputs import file_sha256, write_bytes, write_json, write_parquet
+from sim.plan import capacity_assumptions
 from sim.records import RUN_COLUMNS, columns_of
 from sim.stats import precision_met, spend_columns
 from sim.stats import summarize as summarize_stats
@@ -375,7 +376,8 @@ class Assembler:
         os.replace(self.tmp, self.parts / "runs.parquet")
         reps = pd.concat(self.frames, ignore_index=True) if self.frames else pd.DataFrame({"replication": []})
         reps = reps.sort_values("replication", kind="stable").reset_index(drop=True)
-        months = spend_columns(reps)  # a month with no spend in a replication spent nothing
+        months = spend_columns(reps) + spend_columns(reps, "week")  # a period with no spend in a replication
+        # spent nothing
         reps = reps[[c for c in reps.columns if c not in months] + months]
         reps[months] = reps[months].fillna(0.0)
         write_parquet(self.parts / "replications.parquet", reps)
@@ -552,7 +554,8 @@ def summarize(outcome: Outcome, loaded: Loaded, settings: Settings) -> dict:
     """summary.json of a finished run (the statistics are sim.stats.summarize)."""
     head = {"scenario": loaded.scenario.project.name, "scenario_sha256": loaded.sha256, "seed": settings.seed,
             "replications": int(len(outcome.reps)), "failed_replications": len(outcome.errors),
-            "sampling": settings.method, "stopped_by": outcome.stop_reason, "priors": loaded.priors}
+            "sampling": settings.method, "stopped_by": outcome.stop_reason, "priors": loaded.priors,
+            "assumptions": capacity_assumptions(loaded.scenario)}
     return summarize_stats(outcome.reps, loaded.scenario, head, outcome.nominal, settings.precision)
 
 

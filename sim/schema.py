@@ -21,6 +21,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSeriali
 
 from sim import units
 from sim.billing import TIERS
+from sim.compute import METHOD_K
 from sim.distributions import Bounds, Dist, parse_dist
 from sim.policies import FAILURE_MODELS, SCHEDULERS
 
@@ -60,7 +61,13 @@ def _number(parser, bounds: Bounds, uncertain: bool):
                     f"got a mapping without `dist`: {v!r}"
                 )
             return parse_dist(v, parser, bounds)
-        x = parser(v)
+        try:
+            x = parser(v)
+        except ValueError as e:
+            hint = units.range_hint(v, parser) if uncertain and isinstance(v, str) else None
+            if hint:
+                raise ValueError(f"{e}; {hint}") from None
+            raise
         rule = bounds.check(x)
         if rule:
             raise ValueError(f"{rule}, got {v!r}" if isinstance(v, str) else f"{rule}, got {x:g}")
@@ -109,6 +116,17 @@ UsdPerKwh = num(units.parse_usd, "USD/kWh", lo=0)
 Rho = num(units.parse_plain, "rank correlation", lo=-1, hi=1, uncertain=False)
 
 Date = Annotated[date, BeforeValidator(units.parse_date), Unit("date YYYY-MM-DD")]
+
+
+def _deadline(value: object) -> date:
+    try:
+        return units.parse_date(value)
+    except ValueError:
+        raise ValueError(f"expected a date as YYYY-MM-DD or a duration after project.start such as '4 mo', got "
+                         f"{value!r}") from None
+
+
+Deadline = Annotated[date, BeforeValidator(_deadline), Unit("date YYYY-MM-DD, or a duration after start")]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$", max_length=80)]
 
 
@@ -118,18 +136,48 @@ def carbon_defaults() -> dict[str, float]:
     return {k: float(v["value"]) for k, v in yaml.safe_load(text).items()}
 
 
+@lru_cache(maxsize=1)
+def price_path_defaults() -> dict:
+    """The default drift and volatility of random price paths (written by `python -m sim.pricefit`)."""
+    return yaml.safe_load(resources.files("sim").joinpath("data/price_paths.yaml").read_text())
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=False, arbitrary_types_allowed=True)
 
 
 # --- project -----------------------------------------------------------------------------------
+def _is_date(text: str) -> bool:
+    try:
+        units.parse_date(text)
+    except ValueError:
+        return False
+    return True
+
+
 class Project(Strict):
     name: Name = Field(description="Short name of the project; used for output folders.")
     description: str = Field("", description="Free text shown in reports.")
     start: Date = Field(description="Calendar date the project starts; time zero of the simulation.")
     currency: Literal["USD"] = Field("USD", description="Currency of every price. Only USD for now.")
     budget_usd: FixedUsd | None = Field(None, description="Budget, for P(cost > budget).")
-    deadline: Date | None = Field(None, description="Date the project should finish by.")
+    deadline: Deadline | None = Field(None, description="Date the project should finish by, or a duration after "
+                                  "`start` such as `4 mo` (calendar months and years; weeks, days and hours "
+                                  "counted on, to the day they end in).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _relative_deadline(cls, data: Any) -> Any:
+        """`deadline: 4 mo` (a duration after `start`) -> the date it ends on."""
+        given = data.get("deadline") if isinstance(data, dict) else None
+        if given is None or isinstance(given, date) or (isinstance(given, str) and _is_date(given)):
+            return data
+        try:
+            start = units.parse_date(data.get("start"))
+        except ValueError:
+            return data  # the start's own message says what is wrong
+        after = units.date_after(start, given)
+        return data if after is None else {**data, "deadline": after}
 
     @model_validator(mode="after")
     def _deadline_after_start(self):
@@ -188,7 +236,43 @@ class PiecewiseCurve(Strict):
         return self
 
 
-PriceCurve = Annotated[ConstantCurve | ExponentialCurve | PiecewiseCurve, Field(discriminator="kind")]
+class PriceJump(Strict):
+    date: Date = Field(description="Date of the jump (a new generation's release, a price cut); a jump on or before "
+                       "project.start is already in the pool's price and is ignored.")
+    change: num(units.parse_fraction, "fraction", lo=-1, lo_strict=True) = Field(
+        description="Relative change of the price at the jump (-0.3 = 30% cheaper from that date); may be a "
+        "distribution, drawn per replication like any uncertain input."
+    )
+    probability: Fraction01 = Field(1.0, description="Chance that the jump happens at all (drawn per replication "
+                                    "from the price path's stream).")
+
+
+class RandomWalkCurve(Strict):
+    kind: Literal["random_walk"] = Field(
+        description="A random price path (geometric Brownian motion of the log price on a fixed step, with optional "
+        "jumps); each replication draws its own. E[price at t] = price x (1 - annual_decline)^(t / 1 y) x the "
+        "expected jumps; volatility 0 gives the exponential curve exactly."
+    )
+    annual_decline: Decline = Field(
+        default_factory=lambda: price_path_defaults()["annual_decline"],
+        description="Fraction the EXPECTED price falls per year; default: fitted to the catalog's dated prices "
+        "(sim/data/price_paths.yaml, `python -m sim.pricefit`).",
+    )
+    volatility: num(units.parse_fraction, "per square-root year", lo=0) = Field(
+        default_factory=lambda: price_path_defaults()["volatility"],
+        description="Standard deviation of the log price's change over one year (0.3 = 30%); default: fitted to the "
+        "catalog's dated prices (sim/data/price_paths.yaml).",
+    )
+    step: FixedPosHours = Field(730.0, description="Time between price moves (default 1 mo).")
+    market: Name | None = Field(
+        None, description="Pools naming the same market draw the same shocks in a replication (their prices move "
+        "together; variants compared share them); default: the pool's accelerator id."
+    )
+    jumps: list[PriceJump] = Field(default_factory=list, description="Dated jumps of the price.")
+
+
+PriceCurve = Annotated[ConstantCurve | ExponentialCurve | PiecewiseCurve | RandomWalkCurve,
+                       Field(discriminator="kind")]
 
 
 class Preemption(Strict):
@@ -213,6 +297,32 @@ class Availability(Strict):
     fraction: FractionPos = Field(description="Share of the time the pool's capacity can be obtained; the rest "
                                   "is outages (no capacity to be had), whose starts form a Poisson process.")
     mean_outage: PosHours = Field(description="Mean length of an outage (exponential).")
+
+
+class Obtain(Strict):
+    quota: num(units.parse_count, "count", lo=1, integer=True) | None = Field(
+        None, description="Most accelerators the provider lets you hold at once (the pool's capacity is the smaller "
+        "of count and quota); may be a distribution, drawn per replication."
+    )
+    p_within: num(units.parse_fraction, "fraction", lo=0, hi=1, lo_strict=True, hi_strict=True) | None = Field(
+        None, description="Chance that a request for `accelerators` is filled within `wait` (with `wait`)."
+    )
+    wait: PosHours | None = Field(None, description="The wait `p_within` is for, e.g. 2 d.")
+    accelerators: FixedPosInt | None = Field(
+        None, description="Size of the request p_within and wait describe; default: the pool's count."
+    )
+    growth: num(units.parse_plain, "exponent", lo=0, hi=4, uncertain=False) = Field(
+        1.0, description="The mean wait of a request of N accelerators grows as (N / accelerators)^growth "
+        "(1: proportional; 0: the same whatever N)."
+    )
+
+    @model_validator(mode="after")
+    def _given(self):
+        if (self.p_within is None) != (self.wait is None):
+            raise ValueError("give p_within and wait together (the chance a request is filled within that wait)")
+        if self.quota is None and self.wait is None:
+            raise ValueError("give a quota, or p_within and wait, or both")
+        return self
 
 
 class CapacityChange(Strict):
@@ -240,7 +350,8 @@ class Pool(Strict):
     term: FixedPosHours | None = Field(
         None, description="Reserved only: commitment length (catalog knows 1 y and 3 y); default 1 y."
     )
-    commitment_start: Date | None = Field(None, description="Reserved only: default project.start.")
+    commitment_start: Date | None = Field(None, description="Reserved only: default project.start. A term begun "
+                                          "before project.start is billed from project.start on (the rest is sunk).")
     purchase_usd_per_gpu: FixedUsd | None = Field(
         None, description="Owned only: purchase price per accelerator incl. its share of servers/network."
     )
@@ -255,6 +366,12 @@ class Pool(Strict):
         None, description="On-demand and spot only: the pool's capacity is unobtainable for periods. During an "
         "outage nothing new starts on it (queued and preempted runs wait or fall back); runs already on it go "
         "on (spot preemptions still strike them)."
+    )
+    obtain: Obtain | None = Field(
+        None, description="On-demand and spot only: how much capacity can be had and how fast. Without it the "
+        "pool's count is assumed obtainable at once, whenever asked (printed as an assumption). Each start of a "
+        "run on the pool is a request: its accelerators are set aside, and it starts (and is billed) after a wait "
+        "drawn per request (exponential, mean from p_within and wait, growing with its size)."
     )
     spares: FixedInt0 = Field(0, description="Hot spare nodes: a failed node is swapped for a free spare at "
                               "once; a repaired node goes back to the spares.")
@@ -273,7 +390,9 @@ class Pool(Strict):
     @property
     def max_count(self) -> int:
         """The most accelerators the pool ever has (a run larger than this can never run on it)."""
-        return max([self.count, *(c.count for c in self.capacity_changes)])
+        most = max([self.count, *(c.count for c in self.capacity_changes)])
+        quota = self.obtain.quota if self.obtain is not None else None
+        return min(most, quota) if isinstance(quota, int) else most  # a distribution: known once sampled
 
     @property
     def nodes_of(self) -> int:
@@ -292,6 +411,9 @@ class Pool(Strict):
                              "reserved and owned capacity is yours")
         if self.carbon_profile is not None and self.grid_gco2_per_kwh is not None:
             raise ValueError("give grid_gco2_per_kwh or carbon_profile, not both")
+        if self.obtain is not None and self.pricing not in ("on_demand", "spot"):
+            raise ValueError(f"obtain applies to on_demand and spot pools only (pricing is {self.pricing}): "
+                             "reserved and owned capacity is yours")
         if self.node_size is not None and self.count % self.node_size:
             raise ValueError(f"count must be a multiple of node_size ({self.node_size}), got {self.count}")
         return self
@@ -388,7 +510,6 @@ class Arrivals(Strict):
         return self
 
 
-METHOD_K = {"full": 6.0, "full_recompute": 8.0, "lora": 4.0}
 
 
 class Workload(Strict):

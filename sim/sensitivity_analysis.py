@@ -308,3 +308,34 @@ def plot_tornado(rows: list[dict], ax=None, output: str = "cost_mean"):
         warnings.simplefilter("ignore")  # tight_layout may only warn about long labels
         ax.figure.tight_layout()
     return ax
+
+
+def plot_sobol(indices: dict, ax=None, output: str = "cost_mean"):
+    """The first-order (S1) and total (ST) Sobol index of each input for `output`, as bars side by
+    side with their 95% bootstrap half-widths, largest ST at the top."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    per = indices.get("indices", {}).get(output, {}) if indices else {}
+    names = sorted(per, key=lambda k: per[k]["ST"])
+    if ax is None:
+        _fig, ax = plt.subplots(figsize=(8, 0.5 * min(len(names), 200) + 1.5))
+    y = np.arange(len(names))
+    for shift, k, colour, label in ((-0.2, "S1", "#4f81bd", "S1: alone"), (0.2, "ST", "#c0504d",
+                                                                             "ST: with interactions")):
+        ax.barh(y + shift, [_bar_value(per[n][k]) for n in names], height=0.4, color=colour, label=label,
+                xerr=[_bar_value(per[n][f"{k}_conf"]) for n in names], capsize=3)
+    ax.set_yticks(y, names)
+    ax.axvline(0.0, color="black", linewidth=1)
+    ax.set_xlabel("share of the variance of the mean cost")
+    ax.set_title("Sobol indices (bars: 95% bootstrap half-widths)", fontsize=10)
+    if names:
+        ax.legend(loc="lower right")
+    else:
+        ax.text(0.5, 0.5, "no Sobol indices to plot", ha="center", va="center", transform=ax.transAxes)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ax.figure.tight_layout()
+    return ax

@@ -133,13 +133,26 @@ def risk(reps: pd.DataFrame, scn) -> dict:
     return out
 
 
-def spend_columns(reps: pd.DataFrame) -> list[str]:
-    return sorted(c for c in reps.columns if c.startswith("spend_usd_"))
+PERIOD_PREFIX = {"month": "spend_usd_", "week": "spend_week_usd_"}  # replications.parquet's spend columns
+WEEKLY_UP_TO = 17  # spend shown by week when it spans at most this many weeks (about four months)
 
 
-def spend_by_month(reps: pd.DataFrame) -> list[dict]:
-    """Per calendar month: P10/P50/P90 and mean of the spend, and of the cumulative spend."""
-    cols = spend_columns(reps)
+def spend_columns(reps: pd.DataFrame, period: str = "month") -> list[str]:
+    prefix = PERIOD_PREFIX[period]
+    return sorted(c for c in reps.columns if c.startswith(prefix))
+
+
+def spend_period(reps: pd.DataFrame) -> str:
+    """week when the spend spans at most WEEKLY_UP_TO weeks (a short project would be one or two
+    points by month), month otherwise."""
+    weeks = spend_columns(reps, "week")
+    return "week" if weeks and len(weeks) <= WEEKLY_UP_TO else "month"
+
+
+def spend_by_month(reps: pd.DataFrame, period: str = "month") -> list[dict]:
+    """Per calendar month (or week: its first day): P10/P50/P90 and mean of the spend, and of the
+    cumulative spend."""
+    cols = spend_columns(reps, period)
     if not cols:
         return []
     m = reps[cols].fillna(0.0).to_numpy(dtype=float)
@@ -148,7 +161,7 @@ def spend_by_month(reps: pd.DataFrame) -> list[dict]:
     for j, c in enumerate(cols):
         q = np.percentile(m[:, j], [10, 50, 90])
         qc = np.percentile(cum[:, j], [10, 50, 90])
-        out.append({"month": c.removeprefix("spend_usd_"), "mean": moments(m[:, j])[0], "p10": float(q[0]),
+        out.append({period: c.removeprefix(PERIOD_PREFIX[period]), "mean": moments(m[:, j])[0], "p10": float(q[0]),
                     "p50": float(q[1]), "p90": float(q[2]), "cumulative_p10": float(qc[0]),
                     "cumulative_p50": float(qc[1]), "cumulative_p90": float(qc[2])})
     return out
@@ -258,5 +271,8 @@ def summarize(reps: pd.DataFrame, scn, head: dict[str, Any], nominal: dict | Non
         out["precision"] = {"target": precision, "met": ok, **info}
     out["risk"] = risk(reps, scn)
     out["spend_by_month"] = spend_by_month(reps)
+    out["spend_period"] = spend_period(reps)  # the period of spend_by_period: week for a short project
+    out["spend_by_period"] = (spend_by_month(reps, "week") if out["spend_period"] == "week"
+                              else out["spend_by_month"])
     out["breakdown"] = breakdown(reps)
     return out

@@ -137,6 +137,56 @@ def parse_date(value: object) -> date:
     raise ValueError(f"expected a date as YYYY-MM-DD, got {_describe(value)}")
 
 
+_CALENDAR = {"mo": 1, "month": 1, "months": 1, "y": 12, "yr": 12, "year": 12, "years": 12}
+
+
+def date_after(start: date, value: object) -> date | None:
+    """The date a duration after `start` ends on ('4 mo' -> the same day four calendar months
+    on; '6 w', '90 d' -> that many days on; a duration in hours -> the day it ends in), or None
+    when `value` is not a duration."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        return None
+    m = re.match(r"^\s*(\d+)\s*([A-Za-z]+)\s*$", value) if isinstance(value, str) else None
+    if m and m.group(2).lower() in _CALENDAR:
+        months = start.month - 1 + int(m.group(1)) * _CALENDAR[m.group(2).lower()]
+        year, month = start.year + months // 12, months % 12 + 1
+        if year > 9999:
+            return None
+        import calendar
+
+        return date(year, month, min(start.day, calendar.monthrange(year, month)[1]))
+    try:
+        hours = parse_duration_h(value)
+        from datetime import timedelta
+
+        return start + timedelta(days=math.floor(hours / 24.0))
+    except (ValueError, OverflowError):
+        return None
+
+
+_RANGE_SEPARATOR = re.compile(r"\s*(?:-|\u2013|\.\.|\bto\b)\s*")
+_UNIT_TAIL = re.compile(rf"^\s*{_NUM}\s*(.*?)\s*$")
+
+
+def range_hint(text: str, parser) -> str | None:
+    """For a range written as one string ('30-50%', '1B to 2B', '20..40 min'), the distribution
+    to write instead; None when `text` is not two values `parser` reads."""
+    for sep in _RANGE_SEPARATOR.finditer(text):
+        lo, hi = text[:sep.start()].strip(), text[sep.end():].strip()
+        if not lo or not hi:
+            continue
+        tail = _UNIT_TAIL.match(hi)
+        if tail and tail.group(1) and re.fullmatch(_NUM, lo):  # '30-50%': the unit is written once
+            unit = tail.group(1)
+            lo = f"{lo}{unit}" if unit == "%" or unit in SUFFIX else f"{lo} {unit}"
+        try:
+            parser(lo), parser(hi)
+        except (ValueError, TypeError):
+            continue
+        return f"for a range, write {{dist: uniform, min: {lo}, max: {hi}}}"
+    return None
+
+
 def hours_between(start: date, end: date) -> float:
     """Calendar hours from the start of day `start` to the start of day `end`."""
     return (end - start).days * 24.0
@@ -148,19 +198,65 @@ def _sig3(a: float) -> float:
 
 
 def format_usd(x: float) -> str:
-    """1234567 -> '$1.23M', 2500 -> '$2.50k', 123456 -> '$123k', 12.3 -> '$12.30', 1e300 -> '$1e+300'."""
+    """1234567 -> '$1.23M', 12570.62 -> '$12.57k', 123456 -> '$123k', 12.3 -> '$12.30', 1e300 -> '$1e+300'.
+
+    The unit is the largest whose figure is at least 1; the figure shows two decimals below 100 of
+    the unit and none from 100 on; the unit is chosen after rounding to what is shown, so 999,999
+    reads '$1.00M', never '$1000k'. What is shown is the amount rounded, never rounded twice."""
     if x is None or not math.isfinite(x):
         return "n/a"
     sign = "-" if x < 0 else ""
     a = abs(x)
-    r = _sig3(a)
-    if r >= 1e15:  # beyond thousands of trillions: scientific, never hundreds of digits
-        return f"{sign}${r:.3g}"
-    for div, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if r >= div:
-            v = r / div
-            return f"{sign}${v:.0f}{suffix}" if v >= 100 else f"{sign}${v:.2f}{suffix}"
-    return f"{sign}${a:.2f}"
+    if _sig3(a) >= 1e15:  # beyond thousands of trillions: scientific, never hundreds of digits
+        return f"{sign}${_sig3(a):.3g}"
+    text = f"{a:.2f}"
+    for div, suffix in ((1e3, "k"), (1e6, "M"), (1e9, "B"), (1e12, "T")):
+        if float(text) < 1e3:
+            break
+        v = a / div
+        text = f"{v:.2f}" if float(f"{v:.2f}") < 100 else f"{v:.0f}"
+        text += suffix
+        if float(text[:-1]) < 1e3:
+            return f"{sign}${text}"
+        text = text[:-1]
+    return f"{sign}${text}"
+
+
+def format_pct(x: float | None) -> str:
+    """A fraction as a percentage with one decimal ('12.3%'), and more digits where one decimal
+    would say 0.0% or 100.0% of a value that is neither: 0.0004 -> '0.04%', 0.99996 -> '99.996%',
+    below 0.001% '<0.001%', above 99.999% '>99.999%'."""
+    if x is None or not math.isfinite(x):
+        return "n/a"
+    p = x * 100.0
+    text = f"{p:.1f}"
+    if p != 0.0 and float(text) == 0.0:  # 0.0% would hide it
+        return f"{p:.2g}%" if abs(p) >= 0.001 else ("<0.001%" if p > 0 else ">-0.001%")
+    if p < 100.0 and float(text) == 100.0:  # 100.0% would hide it
+        gap = 100.0 - p
+        return f"{p:.{math.ceil(-math.log10(gap))}f}%" if gap >= 0.001 else ">99.999%"
+    return f"{text}%"
+
+
+def format_value(x: float | None, unit: str | None) -> str:
+    """A number in the unit of the key it belongs to (the key reference's unit names): durations
+    as '7.6 h', USD as money, fractions as percentages, counts with a suffix; otherwise 4
+    significant digits and the unit's name."""
+    if x is None or not math.isfinite(x):
+        return "n/a"
+    unit = unit or ""
+    if unit.startswith("duration"):
+        return format_hours(x)
+    if unit == "USD":
+        return format_usd(x)
+    if unit.startswith("fraction"):
+        return format_pct(x) + unit.removeprefix("fraction")
+    if unit == "count":
+        return format_count(x)
+    short = {"per accelerator-hour": "/GPU-h", "per run-hour": "/run-h", "per node-hour": "/node-h"}
+    if unit in short:
+        return f"{x:.3g}{short[unit]}"
+    return f"{x:.4g}" + (f" {unit}" if unit and unit not in ("factor", "ratio") else "")
 
 
 def format_count(x: float) -> str:
@@ -176,9 +272,11 @@ def format_count(x: float) -> str:
 
 
 def format_hours(h: float) -> str:
-    """Hours as the most readable unit: '45 min', '6.0 h', '4.2 d', '1.3 y'."""
+    """Hours as the most readable unit: '6.6 s', '45 min', '6.0 h', '4.2 d', '1.3 y'."""
     if h is None or not math.isfinite(h):
         return "n/a"
+    if 0 < h < 0.5 / 60:  # would read '0 min'
+        return f"{h * 3600:.2g} s"
     if h < 1:
         return f"{h * 60:.0f} min"
     if h < 48:

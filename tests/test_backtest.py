@@ -78,6 +78,19 @@ def test_workload_per_run_sums_and_tolerance(folder):
     assert rows[3]["p50_error"] == pytest.approx(1 / 0.9 - 1, rel=1e-9)
 
 
+def test_precision_matches_the_interval_a_rounded_figure_stands_for(folder):
+    exact = 2 * GPU_H_PER_RUN  # 168.52... GPU-hours
+    expected = [figure("gpu_hours", 170, precision=2),  # 170 stands for [165, 175): meets the point
+                figure("gpu_hours", 170, precision=3),  # [169.5, 170.5): does not
+                figure("gpu_hours", 200, precision=1)]  # [150, 250): trailing zeros not significant
+    rows = sim.backtest(folder({"tiny.yaml": closed_form_case(expected=expected)}), reps=2).rows
+    assert [r["inside"] for r in rows] == [True, False, True]
+    assert [r["tolerance"] for r in rows] == [5.0, 0.5, 50.0]
+    assert rows[0]["p50"] == pytest.approx(exact, rel=1e-9)
+    assert backtesting.rounding_tolerance(2500, 2) == pytest.approx(50) and backtesting.rounding_tolerance(
+        0.012, 2) == pytest.approx(0.0005)
+
+
 BAD = [
     ("no case block", lambda t: t.replace('case: {name: tiny, kind: arithmetic, description: "closed form"}\n', ""),
      "case"),
@@ -88,6 +101,10 @@ BAD = [
     ("bad value", lambda t: re.sub(r'"value": [0-9.e+]+', '"value": "lots"', t, count=1), "expected[0].value"),
     ("unknown figure key", lambda t: t.replace('"checked": true', '"checkd": true', 1), "expected[0].checkd"),
     ("no source", lambda t: t.replace('"source": "closed form", ', "", 1), "expected[0].source"),
+    ("precision and tolerance", lambda t: t.replace('"checked": true', '"checked": true, "precision": 2, '
+                                                    '"tolerance": 1', 1), "expected[0].precision"),
+    ("bad precision", lambda t: t.replace('"checked": true', '"checked": true, "precision": 2.5', 1),
+     "expected[0].precision"),
     ("bad scenario key", lambda t: t.replace("count: 16", "count: many"), "pools[0].count"),
 ]
 

@@ -163,8 +163,10 @@ def test_unknown_distribution(cli, write):
 
 
 def test_no_catalog_price(cli, write):
-    err = bad(cli, write(MINIMAL.replace("    price_usd_per_gpu_h: 2.0", "    pricing: spot\n    provider: nowhere")))
+    err = bad(cli, write(MINIMAL.replace("    price_usd_per_gpu_h: 2.0", "    pricing: spot\n    provider: lambda")))
     assert "pools[0].price_usd_per_gpu_h: not given, and the catalog has no spot price for h100 from provider" in err
+    err = bad(cli, write(MINIMAL.replace("    price_usd_per_gpu_h: 2.0", "    pricing: spot\n    provider: nowhere")))
+    assert "pools[0].provider: unknown provider 'nowhere'" in err
 
 
 def test_preemption_on_on_demand_pool(cli, write):

@@ -218,3 +218,23 @@ def test_bad_pasts_exit_2_naming_the_file(case, past, tmp_path, cli):
     assert not (tmp_path / "p.yaml").exists()
     with pytest.raises(ScenarioError):
         calibration.calibrate([arg])
+
+
+def test_rerun_rate_and_project_multiplier_in_closed_form(past, tmp_path, cli):
+    # past-a: 1 failed of 4 attempts (3 completed); past-b the same and a 64-GPU run of 640 GPU-h
+    big = ACTUALS + "tune,t2,gpus,64,2026-01-09T00:00,2026-01-09T10:00,completed,640,1280,0\n"
+    team = sim.calibrate([past(), past(actuals=big, scenario=SCENARIO.replace("past-a", "past-b"), name="b")])["team"]
+    rr = team["rerun_rate"]
+    assert (rr["failed"], rr["attempts"]) == (2, 9)  # 3 + 4 completed, 1 + 1 failed
+    assert rr["posterior_mean"] == pytest.approx(3 / 11)  # (failed + 1) / (attempts + 2): Beta(3, 8)
+    assert rr["posterior_sd"] == pytest.approx(math.sqrt(3 * 8 / (11**2 * 12)))
+    m = team["project_multiplier"]
+    # past-a: all 8-GPU runs, the largest completed are r1, r2, t1: (320 + 240 + 40 + 16) / (320 + 240 + 16)
+    a, b = 616 / 576, (616 + 640) / 640
+    assert m["projects"] == {"past-a": pytest.approx(a), "past-b": pytest.approx(b)}
+    assert m["geometric_mean"] == pytest.approx(math.sqrt(a * b)) and m["n"] == 2
+    code, out, err = cli("calibrate", past(name="c"), "--out", tmp_path / "p.yaml")
+    assert code == 0, err
+    assert "rerun rate 0.333 (sd" in out and "1 failed of 4 attempts" in out
+    assert f"project multiplier {a:.2f}" in out
+    assert "#   rerun rate 0.333" in (tmp_path / "p.yaml").read_text()

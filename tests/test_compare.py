@@ -85,3 +85,67 @@ def test_helpers():
     assert sweep_values("k=10:40:10") == ("k", [10, 20, 30, 40])
     assert break_even([0, 1, 2], [2.0, 1.0, -1.0]) == pytest.approx(1.5)
     assert break_even([0, 1], [1.0, 2.0]) is None
+
+
+# A key only a variant has: `reserve` adds an 8-GPU reserved block for 20 h. Base: 4 runs x 10 h x 8
+# GPUs at $4 = $1,280. Reserve: one run on the block (8 x 20 h x price p, billed whatever the runs
+# do), three on demand ($960): the same cost at p = $2.
+VARIANT_ONLY = """\
+project: {name: v, start: 2026-01-01}
+pools:
+  - {name: od, accelerator: h100, count: 64, price_usd_per_gpu_h: 4.0}
+workloads:
+  - {name: train, runs: 4, hours_per_run: 10, accelerators: 8, pools: [od]}
+simulation: {priors: off}
+variants:
+  reserve:
+    pools:
+      - {name: od, accelerator: h100, count: 64, price_usd_per_gpu_h: 4.0}
+      - {name: block, accelerator: h100, count: 8, pricing: reserved, price_usd_per_gpu_h: 2.0, term: 20 h}
+    workloads:
+      - {name: train, runs: 4, hours_per_run: 10, accelerators: 8, pools: [block, od]}
+"""
+
+
+def test_a_key_only_a_variant_has_is_swept_in_that_variant(cli, write, tmp_path):
+    path = write(VARIANT_ONLY)
+    code, _o, err = cli("compare", path, "--sweep", "pools[block].price_usd_per_gpu_h=1:4:1", "--out", tmp_path / "a")
+    assert code == 2 and "Traceback" not in err
+    assert ("pools[block].price_usd_per_gpu_h is in reserve only: sweep it there alone with --sweep "
+            "reserve:pools[block].price_usd_per_gpu_h=START:STOP:STEP") in err, err
+    assert not (tmp_path / "a").exists()
+    code, out, err = cli("compare", path, "--sweep", "reserve:pools[block].price_usd_per_gpu_h=1:4:1", "--reps", "2",
+                         "--workers", "1", "--out", tmp_path / "s")
+    assert code == 0, err
+    report = json.loads((tmp_path / "s" / "compare.json").read_text())
+    assert report["sweep"]["strategy"] == "reserve"
+    base = [r["cost_usd_mean"] for r in report["costs"] if r["strategy"] == "base"]
+    assert base == pytest.approx([1280.0] * 4)  # run once, as given, and compared at every value
+    reserve = [r["cost_usd_mean"] for r in report["costs"] if r["strategy"] == "reserve"]
+    assert reserve == pytest.approx([960.0 + 160.0 * p for p in (1, 2, 3, 4)])
+    assert report["break_even"][0]["break_even_mean"] == pytest.approx(2.0)
+    assert "break-even at reserve:pools[block].price_usd_per_gpu_h = $2.00 " in out
+    folders = sorted(p.name for p in (tmp_path / "s").iterdir() if p.is_dir())
+    assert folders == ["base", "block-price_usd_per_gpu_h-1", "block-price_usd_per_gpu_h-2",
+                       "block-price_usd_per_gpu_h-3", "block-price_usd_per_gpu_h-4"]
+    code, _o, err = cli("compare", path, "--sweep", "nope:pools[block].count=8:16:8", "--out", tmp_path / "n")
+    assert code == 2 and "'nope' is not one of the strategies run (base, reserve)" in err
+
+
+def test_sweep_values_are_round_and_folder_names_readable():
+    from sim.comparison import sweep_folder, sweep_target
+
+    assert sweep_values("k=0.1:0.5:0.1")[1] == [0.1, 0.2, 0.3, 0.4, 0.5]  # not 0.30000000000000004
+    assert sweep_folder("workloads[finetune].runs", 100) == "finetune-runs-100"
+    assert sweep_folder("workloads[0].mfu", 0.35) == "workloads-0-mfu-0.35"
+    assert sweep_folder("project.budget_usd", 2e6) == "project-budget_usd-2e+06"
+    assert sweep_target("reserve:pools[block].count") == ("reserve", "pools[block].count")
+    assert sweep_target("pools[block].count") == (None, "pools[block].count")
+
+
+def test_swept_values_and_break_evens_print_plainly():
+    from sim.tables import number
+
+    assert [number(x) for x in (1680.3, 25.13, 25.0, 0.3512, 999.7, -1400.0)] == [
+        "1,680", "25.1", "25", "0.351", "1,000", "-1,400"]
+    assert [number(x) for x in (1.23e-05, 2e9, 0.0)] == ["1.23e-05", "2e+09", "0"]

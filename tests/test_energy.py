@@ -224,3 +224,26 @@ def test_a_pools_monthly_profile_overrides_the_scenarios_grid(cli, write, tmp_pa
     assert est["co2_kg"] == pytest.approx(est["energy_kwh"] * 0.2, rel=1e-12)  # January, not the flat 900
     feb = estimate(cli, write(text), "--set", "project.start=2026-02-01")["total"]
     assert feb["co2_kg"] == pytest.approx(feb["energy_kwh"] * 0.02, rel=1e-12)
+
+
+def test_an_owned_pools_commitment_on_a_varying_grid_matches_the_engine(cli, write):
+    # owned capacity half idle for one 100 h run, hosts drawing power, on the GB 2024 profile: the
+    # estimate bills the commitment with the engine's tier code, so kWh, CO2 and cost agree exactly
+    text = """\
+    project: {name: o, start: 2026-01-30}
+    pools:
+      - {name: own, accelerator: h100, count: 16, node_size: 8, pricing: owned, purchase_usd_per_gpu: 30000,
+         energy_usd_per_kwh: 0.1, host_w_per_node: 2000}
+    workloads:
+      - {name: w, hours_per_run: 100, accelerators: 8, runs: 1}
+    reliability: {model: none}
+    carbon: {profile: gb-2024, idle_power_factor: 0.3, pue: 1.2}
+    """
+    path = write(text)
+    est = estimate(cli, path)
+    c, t = est["commitments"]["own"], est["total"]
+    assert c["idle_gpu_hours"] == pytest.approx(800) and t["project_days"] * 24 == pytest.approx(100)
+    ran = _summary(path)
+    for key in ("energy_kwh", "co2_kg", "cost_usd"):
+        assert t[key] == pytest.approx(ran[key], rel=1e-9), key
+    assert t["co2_kg"] != pytest.approx(t["energy_kwh"] * builtin().profiles["gb-2024"].mean(), rel=1e-3)

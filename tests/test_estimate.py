@@ -22,7 +22,9 @@ def test_json_shape_matches_the_documented_keys(cli, write):
     w = est["workloads"]["train"]
     assert {"runs", "flop_per_run", "gpu_hours_per_run", "hours_per_run", "cost_usd_per_run", "cost_usd",
             "energy_kwh", "co2_kg"} <= set(w)
-    assert set(est["total"]) == {"cost_usd", "gpu_hours", "energy_kwh", "co2_kg"}
+    assert set(est["total"]) == {"cost_usd", "usage_usd", "commitment_usd", "gpu_hours", "energy_kwh", "co2_kg",
+                                 "project_days"}
+    assert est["commitments"] == {}  # on-demand only: the floor is the usage
 
 
 def test_minimal_by_hand(cli, write):
@@ -152,3 +154,99 @@ def test_catalog_price_date_selection(write):
     loaded = load(write(text))
     assert loaded.prices["gpus"].usd_per_gpu_h == pytest.approx(2.48)
     assert estimate(loaded).start == date(2020, 6, 1)
+
+
+# --- commitments: the estimate is the floor of every run ----------------------------------------
+RESERVED = """\
+project: {{name: res, start: 2026-01-01}}
+pools:
+  - {{name: block, accelerator: h100, count: 256, node_size: 8, pricing: reserved, term: 1 y,
+     price_usd_per_gpu_h: 3.00{extra}}}
+workloads:
+  - {{name: train, runs: {runs}, gpu_hours_per_run: 800, accelerators: 8}}
+reliability: {{failure_rate_per_gpu_h: 1e-3, restart: 1 h, checkpoint: {{interval: 2 h}}}}
+"""
+TERM_USD = 256 * 8760 * 3.00  # $6,727,680: the issue's one-year reservation
+
+
+def test_a_reservation_costs_its_term_in_the_estimate_and_the_run_whatever_the_runs_do(cli, write, tmp_path):
+    path = write(RESERVED.format(extra="", runs=3))
+    est = run_json(cli, path)
+    assert est["total"]["cost_usd"] == pytest.approx(TERM_USD, rel=1e-12)
+    assert est["total"]["commitment_usd"] == pytest.approx(TERM_USD, rel=1e-12)
+    assert est["total"]["usage_usd"] == 0.0
+    c = est["commitments"]["block"]
+    assert (c["start"], c["end"], c["billed_hours"], c["sunk_hours"]) == ("2026-01-01", "2027-01-01", 8760.0, 0.0)
+    assert c["busy_gpu_hours"] + c["idle_gpu_hours"] == pytest.approx(256 * 8760)
+    code, out, err = cli("run", path, "--reps", "3", "--out", tmp_path / "o", "--workers", "1")
+    assert code == 0, err
+    s = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert s["metrics"]["cost_usd"]["min"] == s["metrics"]["cost_usd"]["max"] == pytest.approx(TERM_USD, rel=1e-9)
+    assert s["metrics"]["failures"]["mean"] > 0  # the runs were interrupted, the bill did not move
+    assert s["spend_period"] == "month" and len(s["spend_by_period"]) == 12  # a year: by month
+    assert "$6.73M (usage $0.00 + commitments $6.73M)" in out and "The simulated mean is +0.0% from it" in out
+    text = cli("estimate", path)[1]
+    assert "commitments, billed whatever the runs do:" in text and "floor (usage + commitments): $6.73M" in text
+
+
+def test_a_term_begun_before_the_project_is_billed_from_the_project_start_in_both(cli, write, tmp_path):
+    # Was a bug: the engine billed the whole term, and booked the 184 days before the start into the
+    # last month of the horizon (2075-12). The part before the start is sunk, as in a re-forecast.
+    path = write(RESERVED.format(extra=", commitment_start: 2025-07-01", runs=1))
+    left = 256 * (8760 - 184 * 24) * 3.00
+    est = run_json(cli, path)
+    assert est["total"]["cost_usd"] == pytest.approx(left, rel=1e-12)
+    assert est["commitments"]["block"]["sunk_hours"] == 184 * 24
+    code, _, err = cli("run", path, "--reps", "2", "--out", tmp_path / "o", "--workers", "1")
+    assert code == 0, err
+    s = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert s["metrics"]["cost_usd"]["mean"] == pytest.approx(left, rel=1e-9)
+    months = [m["month"] for m in s["spend_by_month"]]
+    assert months == ["2026-01", "2026-02", "2026-03", "2026-04", "2026-05", "2026-06"]
+    assert sum(m["mean"] for m in s["spend_by_month"]) == pytest.approx(left, rel=1e-9)
+    assert "the 184.0 d of the term before 2026-01-01 are sunk" in cli("estimate", path)[1]
+
+
+OWNED = """\
+project: {name: own, start: 2026-01-01}
+pools:
+  - {name: cluster, accelerator: h100, count: 64, node_size: 8, pricing: owned, purchase_usd_per_gpu: 35040,
+     lifetime: 4 y, energy_usd_per_kwh: 0.10, pue: 1.25}
+  - {name: cloud, accelerator: h100, count: 16, node_size: 8, price_usd_per_gpu_h: 2.0}
+workloads:
+  - {name: big, runs: 1, hours_per_run: 100, accelerators: 64}
+  - {name: small, runs: 2, hours_per_run: 10, accelerators: 16, pools: [cloud], after: [big]}
+reliability: {model: none}
+carbon: {power_factor: 0.8, idle_power_factor: 0.25}
+"""
+
+
+def test_owned_capital_and_idle_electricity_over_the_project_match_the_engine(cli, write, tmp_path):
+    # The 64 owned GPUs are held for the whole project: 100 h busy, then 20 h idle while the two
+    # small runs go one after the other on the cloud pool (16 GPUs: one at a time).
+    path = write(OWNED)
+    capital = 64 * 120 * 35040 / 35040  # purchase / lifetime = $1 per GPU-hour
+    kwh = (64 * 100 * 0.8 + 64 * 20 * 0.25) * 0.7 * 1.25
+    usage = 2 * 16 * 10 * 2.0
+    est = run_json(cli, path)
+    t = est["total"]
+    assert t["project_days"] * 24 == pytest.approx(120)
+    assert t["commitment_usd"] == pytest.approx(capital + kwh * 0.10, rel=1e-12)
+    assert est["commitments"]["cluster"]["electricity_usd"] == pytest.approx(kwh * 0.10, rel=1e-12)
+    assert t["usage_usd"] == pytest.approx(usage, rel=1e-12)
+    code, _, err = cli("run", path, "--reps", "1", "--out", tmp_path / "o", "--workers", "1")
+    assert code == 0, err
+    s = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert s["metrics"]["cost_usd"]["mean"] == pytest.approx(t["cost_usd"], rel=1e-12)
+    assert s["metrics"]["energy_kwh"]["mean"] == pytest.approx(t["energy_kwh"], rel=1e-12)
+
+
+def test_the_python_api_gives_usage_and_commitments(write):
+    import sim
+
+    df = sim.estimate(write(OWNED))
+    t = df.attrs["total"]
+    assert t["cost_usd"] == pytest.approx(t["usage_usd"] + t["commitment_usd"])
+    [c] = df.attrs["commitments"]
+    assert (c["pool"], c["pricing"], c["accelerators"]) == ("cluster", "owned", 64)
+    assert c["cost_usd"] == pytest.approx(t["commitment_usd"])

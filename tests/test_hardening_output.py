@@ -91,7 +91,7 @@ def test_issue_example_spot_pool_with_equal_costs_writes_the_report(cli, write, 
     code, out, err = cli("run", write(SPOT), "--reps", "10", "--workers", "1", "--out", tmp_path / "r")
     assert code == 0, err
     # cost, CDF, spend, ETTR and the preemptions per day held by run size
-    assert (tmp_path / "r" / "report.html").read_text().count("data:image/png") == 5
+    assert (tmp_path / "r" / "report.html").read_text().count("data:image/png") == 6
     assert "Too many bins" not in err
 
 
@@ -123,7 +123,7 @@ def test_a_plot_that_fails_is_left_out_not_the_run(cli, write, tmp_path, monkeyp
                               "--no-priors")
     assert code == 0, err
     page = (tmp_path / "r" / "report.html").read_text()
-    assert page.count("data:image/png") == 3 and not (tmp_path / "r" / "cost_cdf.png").exists()
+    assert page.count("data:image/png") == 4 and not (tmp_path / "r" / "cost_cdf.png").exists()
     assert "plot cost_cdf.png left out of the report: RuntimeError: unforeseen" in caplog.text
 
 

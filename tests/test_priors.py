@@ -159,3 +159,90 @@ def test_priors_keep_the_plan_consistent():
     w = plan.workloads[0]
     assert w.fail_rate_per_h > 0 and w.job_fail_rate_per_h > 0 and w.detect_h > 0 and w.write_h > 0
     assert 0 < w.ckpt_interval_h_on[0] < math.inf  # auto checkpoints against the prior's rates
+
+
+# --- project shape: experiments around a final run ---------------------------------------------
+def test_experiments_prior_adds_a_workload_of_small_runs_sized_from_the_ratio():
+    loaded = load_data(raw(count=512, experiments="prior"), "t")
+    scn = loaded.scenario
+    final, exp = scn.workloads
+    assert exp.name == "w-experiments" and exp.runs == 20 and exp.accelerators == 64  # 512 / 8
+    assert final.after == ["w-experiments"] and exp.pools == final.pools and exp.mfu == final.mfu
+    row = pri.builtin().find("workloads.experiments", {"params": 7e9})
+    flop = 6 * 7e9 * 200e9
+    assert exp.flop_per_run.params["p5"] == pytest.approx(row.value["p5"] * flop / 20)
+    assert exp.flop_per_run.params["p95"] == pytest.approx(row.value["p95"] * flop / 20)
+    used = {u["key"]: u for u in loaded.priors}
+    assert used["workloads[w].experiments"]["value"] == row.value and used["workloads[w].experiments"]["source"]
+    # nominal: the experiments use the median ratio of the final run's compute, at the same MFU
+    from sim import estimate
+    est = estimate(loaded).set_index("name")
+    median = math.sqrt(row.value["p5"] * row.value["p95"])
+    assert est.loc["w-experiments", "gpu_hours"] == pytest.approx(median * est.loc["w", "gpu_hours"], rel=1e-9)
+
+
+def test_experiments_are_drawn_once_per_replication_for_all_their_runs():
+    from sim.backtesting import replications
+
+    r = raw(params="1B", count=8, mfu=0.4, experiments={"compute": {"dist": "choice", "values": [0.5, 2]},
+                                                        "runs": 4, "accelerators": 2})
+    r["simulation"] = {"priors": "off"}  # no failures: each replication's GPU-hours are exact
+    df, errors = replications(load_data(r, "t"), 40, 1)
+    ratio = df["gpu_hours_wl_w-experiments"] / df["gpu_hours_wl_w"]
+    assert not errors and set(ratio.round(9)) == {0.5, 2.0}  # one draw for the 4 runs, both values drawn
+
+
+@pytest.mark.parametrize("final, expected_gpu_h", [
+    ({"gpu_hours_per_run": "1000"}, 500.0), ({"hours_per_run": "10 h"}, 0.5 * 10 * 8),
+    ({"gpu_hours_per_run": "1000", "runs": 3}, 1500.0)])  # a final workload of 3 runs: 0.5 x all three
+def test_experiments_of_a_final_run_sized_in_hours(final, expected_gpu_h):
+    r = raw(count=8, experiments={"compute": 0.5, "schedule": "alongside"})
+    w = r["workloads"][0]
+    del w["params"], w["tokens"]
+    w.update(final)
+    r["simulation"] = {"priors": "off"}
+    scn = load_data(r, "t").scenario
+    exp = scn.workloads[1]
+    assert exp.gpu_hours_per_run * exp.runs == pytest.approx(expected_gpu_h) and scn.workloads[0].after == []
+
+
+def test_experiments_through_the_cli_and_bad_keys_are_located(cli, write, tmp_path):
+    r = raw(count=64, mfu=0.4, experiments={"compute": 0.6, "runs": 6, "accelerators": 8})
+    r["simulation"] = {"priors": "off"}
+    code, out, err = cli("estimate", write(yaml.safe_dump(r)), "--json")
+    assert code == 0, err
+    wl = json.loads(out)["workloads"]
+    assert wl["w-experiments"]["gpu_hours"] == pytest.approx(0.6 * wl["w"]["gpu_hours"])
+    assert wl["w-experiments"]["runs"] == 6
+    for exp, key, msg in [({"compute": 0.6, "runs": 0}, "workloads[0].experiments.runs", "whole number"),
+                          ({"compute": 0.6, "accelerators": 65}, "experiments.accelerators", "up to"),
+                          ({"compute": 0.6, "every": 2}, "workloads[0].experiments.every", "unknown key"),
+                          ({"compute": "lots"}, "workloads[0].experiments.compute", "multiple of the final"),
+                          ({"schedule": "after"}, "experiments.schedule", "before or alongside")]:
+        code, _out, err = cli("validate", write(yaml.safe_dump(raw(count=64, mfu=0.4, experiments=exp)), "b.yaml"))
+        assert code == 2 and key in err and msg in err and "Traceback" not in err, (exp, err)
+    off = {**raw(experiments="prior"), "simulation": {"priors": "off"}}
+    code, _out, err = cli("validate", write(yaml.safe_dump(off), "c.yaml"))
+    assert code == 2 and "experiments" in err and "priors are off" in err
+
+
+def test_a_one_liner_gets_a_distribution_with_failures_and_mfu_spread_and_is_told(cli):
+    args = ("estimate", "--params", "1B", "--tokens", "20B", "--accelerator", "h100", "--count", "8", "--price", "2",
+            "--start", "2026-01-01")
+    code, out, err = cli(*args, "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    band, point = data["forecast"], data["total"]["cost_usd"]
+    assert band["replications"] == 200 and band["failed_replications"] == 0
+    assert band["cost_usd"]["p5"] < point < band["cost_usd"]["p95"]  # the point is the MFU prior's median
+    row = pri.builtin().find("workloads.mfu", {"accelerator": "h100", "params": 1e9, "run_accelerators": 8.0})
+    # cost ~ 1 / MFU: the band is at least the MFU prior's P95 / P5 wide (failures only widen it), within sampling
+    assert band["cost_usd"]["p95"] / band["cost_usd"]["p5"] > 0.8 * row.value["p95"] / row.value["p5"]
+    assert band["interruptions"]["mean"] > 0  # the job-level failure prior is on
+    code, out, _ = cli(*args)
+    assert "Forecast, P5 / P50 / P95 of 200 replications" in out
+    assert "failures and restarts drawn from the reliability priors" in out and "MFU drawn from its prior" in out
+    code, out, _ = cli(*args, "--no-priors", "--mfu", "0.4", "--json")
+    assert code == 0 and "forecast" not in json.loads(out)
+    code, out, _ = cli(*args, "--runs", "100000", "--json")  # too many runs to simulate quickly: said, not hung
+    assert code == 0 and "too many" in json.loads(out)["forecast"]["skipped"]

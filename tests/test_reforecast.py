@@ -14,6 +14,9 @@ import pytest
 import sim
 from sim import reforecasting as rf
 from sim.loader import load_data
+from tests.conftest import ROOT
+
+EXAMPLES = ROOT / "examples" / "actuals"
 
 
 @dataclass
@@ -91,8 +94,9 @@ def test_estimate_at_completion_is_actual_plus_remaining_in_closed_form():
     assert block["eac_usd"]["p5"] == pytest.approx(720.0) and block["eac_usd"]["p95"] == pytest.approx(720.0)
     assert block["actual_to_date_usd"] == pytest.approx(400.0)
     assert block["p_over_budget"] == 1.0  # budget 700
-    # 20 h left from the as-of date (2026-01-01, the re-forecast's day 0): on 2026-01-01 still
-    assert block["finish_date"]["p50"] == "2026-01-01" and block["p_late"] == 0.0
+    # 20 h left from the as-of time (2026-01-01 20:00): 2026-01-02 16:00, on the deadline day (not late)
+    assert block["finish_date"]["p50"] == "2026-01-02" and block["p_late"] == 0.0
+    assert block["as_of"] == "2026-01-01" and block["as_of_time"] == "2026-01-01T20:00"
     ev = block["earned_value"]
     assert ev["budget_at_completion_usd"] == pytest.approx(4 * 160 + 80)
     assert ev["earned_value_usd"] == pytest.approx(720 * (200 / 360))
@@ -199,8 +203,8 @@ def test_cli_reforecasts_the_example_project_from_its_actuals(cli, tmp_path):
     from tests.conftest import SCENARIOS
 
     code, out, err = cli("reforecast", SCENARIOS / "example_llm_project.yaml", "--actuals",
-                         SCENARIOS / "actuals" / "example_llm_project.csv", "--ledger",
-                         SCENARIOS / "actuals" / "example_llm_project_ledger.csv", "--reps", "20", "--workers", "1",
+                         EXAMPLES / "example_llm_project.csv", "--ledger",
+                         EXAMPLES / "example_llm_project_ledger.csv", "--reps", "20", "--workers", "1",
                          "--out", tmp_path / "rf")
     assert code == 0, err
     summary = json.loads((tmp_path / "rf" / "summary.json").read_text())
@@ -252,8 +256,8 @@ def test_cli_reforecast_draws_the_baseline_of_a_given_run_folder(cli, tmp_path, 
 
     monkeypatch.setattr(api, "_simulate_baseline", no_simulation)
     code, out, err = cli("reforecast", SCENARIOS / "example_llm_project.yaml", "--actuals",
-                         SCENARIOS / "actuals" / "example_llm_project.csv", "--ledger",
-                         SCENARIOS / "actuals" / "example_llm_project_ledger.csv", "--reps", "8", "--workers", "1",
+                         EXAMPLES / "example_llm_project.csv", "--ledger",
+                         EXAMPLES / "example_llm_project_ledger.csv", "--reps", "8", "--workers", "1",
                          "--baseline", tmp_path / "base", "--out", tmp_path / "rf")
     assert code == 0, err
     b = json.loads((tmp_path / "rf" / "summary.json").read_text())["reforecast"]
@@ -267,7 +271,7 @@ def test_cli_reforecast_refuses_a_baseline_folder_without_replications(cli, tmp_
 
     (tmp_path / "empty").mkdir()
     code, _out, err = cli("reforecast", SCENARIOS / "example_llm_project.yaml", "--actuals",
-                          SCENARIOS / "actuals" / "example_llm_project.csv", "--baseline", tmp_path / "empty",
+                          EXAMPLES / "example_llm_project.csv", "--baseline", tmp_path / "empty",
                           "--out", tmp_path / "rf")
     assert code != 0 and "--baseline" in err and "replications" in err, err
     assert "Traceback" not in err and not (tmp_path / "rf").exists()
@@ -299,11 +303,194 @@ def test_mfu_is_updated_on_the_log_scale_from_clean_runs():
     post = rem.posterior["workloads[a].mfu"]
     mu0, sd0 = math.log(median), math.log(0.5 / 0.3) / (2 * 1.6448536269514722)
     y = math.log(median * 10 / 12.5)
-    mu, sd = rf.normal_update(mu0, sd0, [y, y], rf.OBS_LOG_SD)
+    sd_obs = rf.MIN_OBS_LOG_SD  # two runs of a fixed run length: the least spread
+    mu, sd = rf.normal_update(mu0, sd0, [y, y], sd_obs)
     assert post["runs_seen"] == 2 and post["posterior_median"] == pytest.approx(math.exp(mu))
     assert rem.raw["workloads"][0]["mfu"] == {"dist": "lognormal", "median": pytest.approx(math.exp(mu)),
                                               "sigma": pytest.approx(sd), "clip": True}
     assert math.exp(mu) < median  # the runs were slower than the prior's median
     # closed form of the update: precision-weighted mean
-    prec = 1 / sd0**2 + 2 / rf.OBS_LOG_SD**2
-    assert mu == pytest.approx((mu0 / sd0**2 + 2 * y / rf.OBS_LOG_SD**2) / prec) and sd == pytest.approx(prec**-0.5)
+    prec = 1 / sd0**2 + 2 / sd_obs**2
+    assert mu == pytest.approx((mu0 / sd0**2 + 2 * y / sd_obs**2) / prec) and sd == pytest.approx(prec**-0.5)
+    assert "workloads[a].run_length.sigma" in rem.posterior  # two identical runs: the spread stays 0
+    assert rem.raw["workloads"][0]["run_length"] == {"kind": "fixed"}
+
+
+def test_run_length_spread_is_the_scaled_inverse_chi_squared_update():
+    # prior sigma 0.2 worth 4 runs; three clean runs taking 10, 12.5 and 8 h where the estimate says 10 h
+    assert rf.variance_update(0.2, 4, [0.0, 0.0]) == (pytest.approx(math.sqrt(4 * 0.04 / 5)), 5)
+    loaded = project(workloads=[{"name": "a", "runs": 6, "params": "1B", "tokens": "20B", "accelerators": 8,
+                                 "mfu": {"dist": "lognormal", "p5": 0.3, "p95": 0.5},
+                                 "run_length": {"kind": "lognormal", "sigma": 0.2}}])
+    runs = [Run("a", str(i), "completed", 8 * h, 16 * h, interruptions=0, start=datetime(2026, 1, 1))
+            for i, h in enumerate((10.0, 12.5, 8.0))]
+    rem = rf.remaining(loaded, Acts(runs, as_of=datetime(2026, 1, 3)), {"a": 80.0}, {"a": (10.0, "g")})
+    ys = [math.log(10 / h) for h in (10.0, 12.5, 8.0)]  # log speed against the estimate (+ log MFU: no spread)
+    ss = sum((y - sum(ys) / 3) ** 2 for y in ys)
+    sigma = math.sqrt((4 * 0.2**2 + ss) / (4 + 3 - 1))
+    post = rem.posterior["workloads[a].run_length.sigma"]
+    assert post["posterior_sigma"] == pytest.approx(sigma) and post["posterior_dof"] == 6
+    assert post["prior_sigma"] == 0.2 and post["runs_seen"] == 3
+    assert rem.raw["workloads"][0]["run_length"] == {"kind": "lognormal", "sigma": pytest.approx(sigma)}
+    # three runs: the MFU update reads their own spread
+    assert rem.posterior["workloads[a].mfu"]["runs_seen"] == 3
+
+
+def test_rerun_rate_is_the_beta_binomial_update_written_as_a_pert():
+    # a point probability 0.1 is held as worth 10 attempts: Beta(1, 9); seen: 2 diverged (failed), 5 completed
+    # and 1 running past the divergence point (0.3), 1 running before it (not an attempt yet)
+    loaded = project(workloads=[{"name": "a", "runs": 8, "hours_per_run": 10, "accelerators": 8,
+                                 "divergence": {"probability": 0.1, "at": 0.3, "rerun": True}}])
+    runs = [Run("a", f"f{i}", "failed", 24, 48) for i in range(2)]
+    runs += [Run("a", f"c{i}", "completed", 80, 160) for i in range(5)]
+    runs += [Run("a", "r1", "running", 40, 80, progress=0.5), Run("a", "r2", "running", 8, 16, progress=0.1)]
+    rem = rf.remaining(loaded, Acts(runs, as_of=datetime(2026, 1, 3)), {"a": 80.0})
+    post = rem.posterior["workloads[a].divergence.probability"]
+    assert (post["prior_a"], post["prior_b"]) == (pytest.approx(1.0), pytest.approx(9.0))
+    assert (post["diverged"], post["attempts"]) == (2, 8)
+    assert (post["posterior_a"], post["posterior_b"]) == (pytest.approx(3.0), pytest.approx(15.0))
+    assert post["posterior_mean"] == pytest.approx(3 / 18)
+    prob = rem.raw["workloads"][-1]["divergence"]["probability"]
+    assert prob == {"dist": "pert", "min": 0.0, "mode": pytest.approx(2 / 16), "max": 1.0, "lambda": pytest.approx(16)}
+    dist = load_data(rem.raw, "t").scenario.workloads[-1].divergence.probability
+    assert float(dist.frozen().mean()) == pytest.approx(3 / 18)  # the PERT is that beta
+    assert float(dist.frozen().var()) == pytest.approx(3 * 15 / (18**2 * 19))
+    # a PERT prior on [0, 1] is a beta: its a and b are recovered
+    pert = load_data({**rem.raw, "workloads": [{**rem.raw["workloads"][-1], "divergence": {
+        "probability": {"dist": "pert", "min": 0, "mode": 0.25, "max": 1, "lambda": 8}, "rerun": True}}]}, "t")
+    a0, b0 = rf.beta_prior(pert.scenario.workloads[0].divergence.probability)
+    assert (a0, b0) == (pytest.approx(3.0), pytest.approx(7.0))
+
+
+def test_a_running_run_shares_its_workloads_uncertain_inputs():
+    loaded = project(workloads=[{"name": "a", "runs": 3, "params": "1B", "tokens": "20B", "accelerators": 8,
+                                 "mfu": {"dist": "lognormal", "p5": 0.3, "p95": 0.5}}],
+                     correlations=[{"between": ["workloads[a].mfu", "reliability.failure_rate_per_gpu_h"],
+                                    "rank": 0.5}],
+                     reliability={"failure_rate_per_gpu_h": {"dist": "lognormal", "p5": 1e-5, "p95": 1e-4}})
+    runs = [Run("a", "1", "running", 8, 16, progress=0.3, interruptions=1, start=datetime(2026, 1, 1))]
+    rem = rf.remaining(loaded, Acts(runs, as_of=datetime(2026, 1, 1, 2)), {"a": 80.0}, {"a": (10.0, "g")})
+    assert {"between": ["workloads[a.running.1].mfu", "workloads[a].mfu"], "rank": rf.TIE_RANK} in \
+        rem.raw["correlations"]
+    assert {"between": ["workloads[a.running.1].mfu", "reliability.failure_rate_per_gpu_h"], "rank": 0.5} in \
+        rem.raw["correlations"]
+    from sim.api import feasible
+
+    feasible(load_data(rem.raw, "t"))  # a valid scenario, its correlation matrix positive definite
+
+
+TINY = """\
+project: {name: tiny, start: 2026-01-01, budget_usd: 700, deadline: 2026-01-02}
+pools: [{name: g, accelerator: h100, count: 8, price_usd_per_gpu_h: 2.0}]
+workloads:
+  - {name: a, runs: 4, hours_per_run: 10, accelerators: 8}
+  - {name: b, runs: 1, hours_per_run: 5, accelerators: 8, after: [a]}
+simulation: {priors: off}
+"""
+TINY_ACTUALS = ("workload,run_id,pool,accelerators,start,end,state,gpu_hours,cost_usd,progress\n"
+                "a,1,g,8,2026-01-01T00:00,2026-01-01T10:00,completed,80,160,\n"
+                "a,2,g,8,2026-01-01T10:00,,running,40,80,0.5\n")
+
+
+def test_cli_as_of_a_time_within_the_day(cli, tmp_path):
+    import json
+
+    (tmp_path / "s.yaml").write_text(TINY)
+    (tmp_path / "a.csv").write_text(TINY_ACTUALS)
+    code, out, err = cli("reforecast", tmp_path / "s.yaml", "--actuals", tmp_path / "a.csv", "--as-of",
+                         "2026-01-01T15:00", "--reps", "2", "--workers", "1", "--out", tmp_path / "rf")
+    assert code == 0, err
+    b = json.loads((tmp_path / "rf" / "summary.json").read_text())["reforecast"]
+    assert b["as_of"] == "2026-01-01" and b["as_of_time"] == "2026-01-01T15:00"
+    assert "re-forecast at 2026-01-01 15:00" in out
+    # 5 h of run 2, 2 x 10 h of a, 5 h of b, one at a time from 15:00: 2026-01-02 11:00, on the deadline day
+    assert b["finish_date"]["p50"] == "2026-01-02" and b["p_late"] == 0.0
+    assert b["eac_usd"]["p50"] == pytest.approx(240 + 8 * 30 * 2.0)
+    code, _out, err = cli("reforecast", tmp_path / "s.yaml", "--actuals", tmp_path / "a.csv", "--as-of",
+                          "2026-01-01T09:00")  # before run 2 started: in the future of as_of
+    assert code == 2 and "row 3" in err and "after as_of" in err, err
+    code, _out, err = cli("reforecast", tmp_path / "s.yaml", "--actuals", tmp_path / "a.csv", "--as-of", "15:00")
+    assert code == 2 and "--as-of" in err and "2026-06-30T12:00" in err
+
+
+def test_run_resume_of_a_reforecast_folder_says_to_run_sim_reforecast_again(cli, tmp_path):
+    import json
+
+    (tmp_path / "s.yaml").write_text(TINY)
+    (tmp_path / "a.csv").write_text(TINY_ACTUALS)
+    code, _out, err = cli("reforecast", tmp_path / "s.yaml", "--actuals", tmp_path / "a.csv", "--reps", "2",
+                          "--workers", "1", "--out", tmp_path / "rf")
+    assert code == 0, err
+    (tmp_path / "rf" / "report.html").unlink()  # killed while its report was drawn
+    code, _out, err = cli("run", "--resume", tmp_path / "rf")
+    assert code == 2 and "interrupted re-forecast" in err and "Traceback" not in err, err
+    assert f"sim reforecast {tmp_path / 's.yaml'} --actuals {tmp_path / 'a.csv'}" in err
+    assert f"--out {tmp_path / 'rf'} --overwrite" in err
+    # killed while simulating: its state says it is a re-forecast
+    parts = tmp_path / "rf2" / ".parts"
+    parts.mkdir(parents=True)
+    (parts / "state.json").write_text(json.dumps({
+        "seed": 0, "reps": 2, "method": "random", "chunk": 1, "precision": None, "file": "x",
+        "reforecast": {"scenario": "s.yaml", "actuals": "a.csv", "as_of": "2026-01-01T15:00", "ledger": None}}))
+    code, _out, err = cli("run", "--resume", tmp_path / "rf2")
+    assert code == 2 and "sim reforecast s.yaml --actuals a.csv --as-of 2026-01-01T15:00 --out" in err, err
+
+
+def test_the_sacct_example_is_the_csv_examples_runs():
+    from sim.actuals import read_actuals
+    from tests.conftest import SCENARIOS
+
+    loaded = sim.load(SCENARIOS / "example_llm_project.yaml")
+    csv = read_actuals(EXAMPLES / "example_llm_project.csv", loaded, ledger=EXAMPLES / "example_llm_project_ledger.csv")
+    sacct = read_actuals(EXAMPLES / "example_llm_project.sacct.txt", loaded, as_of="2027-01-25T00:00")
+    assert sacct.as_of == csv.as_of == datetime(2027, 1, 25)  # the CSV's: the end of the ledger's last day
+    assert [(r.workload, r.state, r.pool, r.accelerators, r.start) for r in sacct.runs] == \
+        [(r.workload, r.state, r.pool, r.accelerators, r.start) for r in csv.runs]  # steps and PENDING left out
+    assert sacct.gpu_hours == pytest.approx(csv.gpu_hours, rel=1e-3)
+    assert all(r.cost_usd is None and r.progress is None for r in sacct.runs)
+
+
+UNCERTAIN = {"project": {"name": "u", "start": "2026-01-01", "budget_usd": 3000},
+             "pools": [{"name": "g", "accelerator": "h100", "count": 16, "price_usd_per_gpu_h": 2.0}],
+             "workloads": [{"name": "a", "runs": 6, "params": "1B", "tokens": "20B", "accelerators": 8,
+                            "mfu": {"dist": "lognormal", "p5": 0.3, "p95": 0.5},
+                            "run_length": {"kind": "lognormal", "sigma": 0.2}},
+                           {"name": "b", "runs": 2, "params": "1B", "tokens": "40B", "accelerators": 16, "after": ["a"],
+                            "mfu": 0.4}],
+             "reliability": {"failure_rate_per_gpu_h": {"dist": "lognormal", "p5": 1e-4, "p95": 1e-3}},
+             "simulation": {"priors": "off"}}
+
+
+def test_at_the_start_with_no_actuals_the_reforecast_is_the_run():
+    import numpy as np
+
+    loaded = load_data(UNCERTAIN, "u")
+    run = sim.run(loaded, reps=6, seed=3, workers=1)
+    rf_result = sim.reforecast(loaded, Acts([], as_of=datetime(2026, 1, 1)), reps=6, seed=3, workers=1)
+    assert list(rf_result.replications["cost_usd"]) == list(run.replications["cost_usd"])
+    assert list(rf_result.replications["makespan_days"]) == list(run.replications["makespan_days"])
+    b = rf_result.summary["reforecast"]
+    assert b["actual_to_date_usd"] == 0.0 and b["done_fraction"] == 0.0
+    q = np.percentile(run.replications["cost_usd"], [5, 50, 95], method="weibull")
+    assert [b["eac_usd"][k] for k in ("p5", "p50", "p95")] == pytest.approx(list(q), rel=1e-12)
+    assert b["posterior"] == {}
+
+
+def test_with_every_run_completed_the_reforecast_is_the_actual_cost_and_date(cli, tmp_path):
+    import json
+
+    (tmp_path / "s.yaml").write_text(TINY)
+    done = TINY_ACTUALS.splitlines()[:2] + [
+        "a,2,g,8,2026-01-01T10:00,2026-01-01T20:00,completed,80,160,",
+        "a,3,g,8,2026-01-01T20:00,2026-01-02T06:00,completed,80,160,",
+        "a,4,g,8,2026-01-02T06:00,2026-01-02T16:00,completed,80,170,",
+        "b,1,g,8,2026-01-02T16:00,2026-01-02T21:00,completed,40,80,"]
+    (tmp_path / "a.csv").write_text("\n".join(done) + "\n")
+    code, out, err = cli("reforecast", tmp_path / "s.yaml", "--actuals", tmp_path / "a.csv", "--as-of", "2026-01-05",
+                         "--out", tmp_path / "rf")
+    assert code == 0, err
+    b = json.loads((tmp_path / "rf" / "summary.json").read_text())["reforecast"]
+    assert b["eac_usd"] == {"mean": 730.0, "p5": 730.0, "p50": 730.0, "p95": 730.0}
+    assert b["finish_date"] == {"p5": "2026-01-02", "p50": "2026-01-02", "p95": "2026-01-02"}
+    assert b["p_over_budget"] == 1.0 and b["p_late"] == 0.0 and b["done_fraction"] == 1.0
+    assert "every run is done" in out

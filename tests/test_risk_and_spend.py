@@ -69,3 +69,33 @@ def test_risk_budget_deadline_and_breakdown(cli, write, tmp_path):
     b = s["breakdown"]
     assert b["cost_usd_by_workload"]["train"] == pytest.approx(reps.cost_usd.mean())
     assert sum(b["gpu_hours_shares"].values()) == pytest.approx(1.0)
+
+
+def test_a_run_across_a_week_boundary_is_split_exactly_by_week():
+    # 2026-01-01 is a Thursday: the first week is the project's 4 days to Monday 2026-01-05.
+    s = rep_of(base([{"name": "p", "accelerator": "h100", "count": 8, "price_usd_per_gpu_h": 2.0}],
+                    [{"name": "w", "hours_per_run": 48, "accelerators": 8, "earliest_start": "2026-01-04"}]))
+    assert s["spend_week_usd_2026-01-01"] == pytest.approx(8 * 24 * 2.0)
+    assert s["spend_week_usd_2026-01-05"] == pytest.approx(8 * 24 * 2.0)
+    assert s["spend_usd_2026-01"] == pytest.approx(s["cost_usd"])
+
+
+def test_a_two_week_project_shows_its_spend_by_week(cli, write, tmp_path):
+    from sim.outputs import NOMINAL_NOTE
+    from sim.report import plot_spend_fan
+
+    text = MINIMAL.replace("runs: 2", "runs: 6").replace("count: 16", "count: 8").replace("tokens: 20B", "tokens: 200B")
+    code, out, err = cli("run", write(text), "--reps", "3", "--workers", "1", "--out", tmp_path / "w", "--no-priors")
+    assert code == 0, err
+    s = json.loads((tmp_path / "w" / "summary.json").read_text())
+    # six 105-hour runs one after the other: 26 days from Thursday 2026-01-01, five weeks
+    assert s["spend_period"] == "week"
+    weeks = [r["week"] for r in s["spend_by_period"]]
+    assert weeks == ["2026-01-01", "2026-01-05", "2026-01-12", "2026-01-19", "2026-01-26"]
+    assert sum(r["mean"] for r in s["spend_by_period"]) == pytest.approx(s["metrics"]["cost_usd"]["mean"])
+    assert len(s["spend_by_month"]) == 1  # by month: the single dot of the issue
+    assert "spend by week (its first day)" in out and "2026-01-26" in out
+    assert NOMINAL_NOTE in out and NOMINAL_NOTE in (tmp_path / "w" / "report.md").read_text()  # item 7's column
+    ax = plot_spend_fan(s)
+    assert ax.get_xlabel() == "week (its first day)" and len(ax.get_xticks()) == 5
+    # a year-long reservation is shown by month: tests/test_estimate.py (the reservation's test)

@@ -27,8 +27,9 @@ def test_outputs_and_their_contents(cli, write, tmp_path):
     printed = run(cli, write(text), "--reps", "20", "--seed", "3", "--out", out_dir)
     assert "20 replications (random), seed 3" in printed and "cost_usd" in printed
     assert sorted(p.name for p in out_dir.iterdir()) == [
-        "cost_cdf.png", "cost_histogram.png", "ettr_histogram.png", "interruptions_by_size.png", "manifest.json",
-        "replications.parquet", "report.html", "report.md", "runs.parquet", "spend_fan.png", "summary.json"]
+        "cost_cdf.png", "cost_histogram.png", "ettr_histogram.png", "finish_cdf.png", "interruptions_by_size.png",
+        "manifest.json", "replications.parquet", "report.html", "report.md", "runs.parquet", "spend_fan.png",
+        "summary.json"]
     reps = pd.read_parquet(out_dir / "replications.parquet")
     assert len(reps) == 20 and list(reps["replication"]) == list(range(20))
     for col in ["cost_usd", "gpu_hours", "productive_gpu_hours", "lost_gpu_hours", "overhead_gpu_hours",

@@ -61,6 +61,8 @@ def test_command_writes_table_json_and_plot(cli, tmp_path):
     assert data["sobol"]["points"] == 8 * (6 + 2)
     assert (out / "tornado.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "Sobol S1" in printed
+    row = next(x for x in printed.splitlines() if x.startswith("workloads[pretrain-70b].mfu "))
+    assert row.split()[1].endswith("%") and row.split()[2].endswith("%"), row  # values in their key's unit
     # a stored run re-analysed from its points gives the same table, without simulating
     before = (out / "sensitivity.csv").read_text()
     (out / "sensitivity.csv").unlink()

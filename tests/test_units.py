@@ -15,7 +15,9 @@ from hypothesis import strategies as st
 from sim.units import (
     format_count,
     format_hours,
+    format_pct,
     format_usd,
+    format_value,
     hours_between,
     parse_count,
     parse_date,
@@ -378,3 +380,126 @@ def test_format_count_boundary():
 def test_format_usd_sign_and_prefix(x):
     assert format_usd(x).startswith("$")
     assert format_usd(-x).startswith("-$") or x == 0
+
+
+# The issue's figures and the unit boundaries: what is shown is the amount rounded once, to what
+# is shown, and the unit is chosen after that rounding.
+@pytest.mark.parametrize(
+    "x, text",
+    [
+        (12_570.62, "$12.57k"),  # was $12.60k: rounded to 3 significant digits, then shown with two decimals
+        (1_574.9, "$1.57k"),
+        (99_994, "$99.99k"),
+        (99_995.1, "$100k"),
+        (999.994, "$999.99"),
+        (999.996, "$1.00k"),
+        (1e3, "$1.00k"),
+        (999_499, "$999k"),
+        (999_500.1, "$1.00M"),
+        (1e6, "$1.00M"),
+        (11_904_000, "$11.90M"),
+        (0.004, "$0.00"),
+    ],
+)
+def test_format_usd_at_unit_boundaries(x, text):
+    assert format_usd(x) == text
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.floats(min_value=0.01, max_value=1e14, allow_nan=False))
+def test_format_usd_is_within_half_a_shown_digit(x):
+    text = format_usd(x)
+    scale = {"k": 1e3, "M": 1e6, "B": 1e9, "T": 1e12}.get(text[-1], 1.0)
+    shown = float(text.strip("$kMBT"))
+    digit = 0.01 if "." in text else 1.0
+    assert abs(shown * scale - x) <= (digit / 2) * scale * (1 + 1e-9) + 1e-12
+    assert shown < 1000
+
+
+@pytest.mark.parametrize(
+    "x, text",
+    [
+        (0.0, "0.0%"),
+        (0.0004, "0.04%"),  # was 0.0%
+        (0.00049, "0.049%"),
+        (0.0005, "0.1%"),
+        (4e-6, "<0.001%"),
+        (0.123, "12.3%"),
+        (0.9996, "99.96%"),  # was 100.0%
+        (0.99996, "99.996%"),
+        (0.9999999, ">99.999%"),
+        (1.0, "100.0%"),
+        (-0.0004, "-0.04%"),
+        (float("nan"), "n/a"),
+    ],
+)
+def test_format_pct(x, text):
+    assert format_pct(x) == text
+
+
+@pytest.mark.parametrize(
+    "x, unit, text",
+    [
+        (7.557, "duration (hours)", "7.6 h"),  # was a bare 7.557
+        (12_570.62, "USD", "$12.57k"),
+        (0.35, "fraction", "35.0%"),
+        (0.3, "fraction per year", "30.0% per year"),
+        (34.2, "count", "34.2"),
+        (1.97e-5, "per accelerator-hour", "1.97e-05/GPU-h"),
+        (0.03699, "per run-hour", "0.037/run-h"),
+        (0.001827, "duration (hours)", "6.6 s"),  # was '0 min'
+        (0.0, "duration (hours)", "0 min"),
+        (1.5, "factor", "1.5"),
+        (2.0, None, "2"),
+    ],
+)
+def test_format_value_in_the_keys_unit(x, unit, text):
+    assert format_value(x, unit) == text
+
+
+# --- through the CLI ----------------------------------------------------------------------------
+ONE_RUN = """\
+project: {name: f, start: 2026-01-01, budget_usd: 20000, deadline: 2026-06-30}
+pools: [{name: gpus, accelerator: h100, count: 8, price_usd_per_gpu_h: 12.57062}]
+workloads: [{name: w, gpu_hours_per_run: 1000, accelerators: 8}]
+simulation: {priors: off}
+"""
+
+
+def test_money_and_small_probabilities_as_printed(cli, write, tmp_path, monkeypatch):
+    path = write(ONE_RUN)
+    code, out, err = cli("estimate", path)
+    assert code == 0, err
+    assert "$12.57k" in out and "$12.60k" not in out  # $12,570.62
+    import sim.stats
+
+    monkeypatch.setattr(sim.stats, "wilson", lambda k, n: (0.0, 0.0004))  # an upper bound of 0.04%
+    code, out, err = cli("run", path, "--reps", "2", "--workers", "1", "--out", tmp_path / "r")
+    assert code == 0, err
+    assert "(95% CI 0.0%..0.04%)" in out and "0.0%..0.0%" not in out
+    assert "$12.57k" in next(x for x in out.splitlines() if x.startswith("cost_usd"))
+
+
+SWEPT = """\
+project: {name: s, start: 2026-01-01}
+pools: [{name: gpus, accelerator: h100, count: 8, price_usd_per_gpu_h: 2.0}]
+workloads:
+  - {name: a, hours_per_run: 5, accelerators: 8}
+  - {name: b, hours_per_run: 10, accelerators: 8}
+simulation: {priors: off}
+variants:
+  cheaper-gpus-more-b:
+    set:
+      pools[gpus].price_usd_per_gpu_h: 1.0
+      workloads[b].runs: 3
+"""
+
+
+def test_a_swept_duration_is_printed_with_its_unit(cli, write, tmp_path):
+    # base 16 X + 160, the variant 8 X + 240: they break even at X = 10 h
+    code, out, err = cli("compare", write(SWEPT), "--sweep", "workloads[a].hours_per_run=0.5:15.5:15",
+                         "--reps", "1", "--workers", "1", "--out", tmp_path / "s")
+    assert code == 0, err
+    assert "30 min" in out and "15.5 h" in out  # the swept values, not 0.5 and 15.5
+    assert "break-even at workloads[a].hours_per_run = 10.0 h (mean cost difference crosses zero; median at " \
+        "10.0 h)" in out

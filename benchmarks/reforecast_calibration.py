@@ -1,0 +1,182 @@
+"""Whole-loop calibration of `sim reforecast` (issue 12, "Done means"): is the re-forecast's P5-P95
+band of the final cost right 90% of the time?
+
+For each of N projects, trainsim itself plays the project: replication k of a small scenario
+(three workloads, 24 runs on one on-demand pool) draws the hidden "true" inputs from the
+scenario's distributions (each workload's MFU, the failure rate) and simulates the whole project:
+its final cost is the truth. The same replication is simulated again and stopped at 25%, 50% and
+75% of its duration; what it has done by then becomes actuals (sim.actuals.Actuals: completed runs
+with their hours, cost and interruptions; running runs with their hours, cost and interruptions so
+far and their progress, the share of their work done). Each cut is re-forecast as `sim reforecast`
+does it (sim.api.work_left: the work left, the failure rate and each workload's MFU updated), with
+R replications under another seed, and the truth is checked against the estimate at completion's
+P5-P95 (as summary.json's `reforecast.eac_usd` gives them).
+
+    PYTHONPATH=. python benchmarks/reforecast_calibration.py              # 200 projects, 39 replications
+    PYTHONPATH=. python benchmarks/reforecast_calibration.py --projects 400 --reps 99
+
+A calibrated re-forecast puts the truth inside P5-P95 in 90% of cases (the binomial standard error
+over n cases is sqrt(0.9 x 0.1 / n): 1.2% for 600), and its band narrows as the project advances.
+tests/test_reforecast_loop.py runs a smaller campaign in the slow tier.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from datetime import datetime, timedelta
+from datetime import time as dtime
+
+import numpy as np
+
+from sim.actuals import Actuals, RunActual
+from sim.api import feasible, nominal_sizes, work_left
+from sim.engine import Replication
+from sim.loader import load_data
+from sim.montecarlo import Replicator
+from sim.reforecasting import block
+from sim.reliability import progress as segment_progress
+
+CUTS = (0.25, 0.5, 0.75)
+
+SCENARIO = {
+    "project": {"name": "loop", "start": "2027-01-04"},
+    "pools": [{"name": "gpus", "accelerator": "h100", "count": 96, "node_size": 8, "price_usd_per_gpu_h": 3.0}],
+    "workloads": [
+        {"name": "sweep", "runs": 16, "params": "350M", "tokens": "7B", "accelerators": 8,
+         "mfu": {"dist": "lognormal", "p5": 0.25, "p95": 0.45}, "run_length": {"kind": "lognormal", "sigma": 0.2}},
+        {"name": "main", "runs": 2, "params": "7B", "tokens": "140B", "accelerators": 64, "after": ["sweep"],
+         "mfu": {"dist": "lognormal", "p5": 0.3, "p95": 0.5}},
+        {"name": "ft", "runs": 6, "params": "7B", "tokens": "2B", "accelerators": 16, "after": ["main"],
+         "mfu": {"dist": "lognormal", "p5": 0.25, "p95": 0.45}},
+    ],
+    "reliability": {"failure_rate_per_gpu_h": {"dist": "lognormal", "p5": 2e-5, "p95": 4e-4}, "restart": "20 min",
+                    "checkpoint": {"interval": "auto", "write": "2 min"}},
+    "simulation": {"priors": "off"},
+}
+
+
+class _Stop(Exception):
+    """Raised by the event at the cut: the replication stops there, in the state it has then."""
+
+
+def _stop(_event) -> None:
+    raise _Stop
+
+
+class _Kept(Replication):
+    """A replication that keeps every run it makes (to read them at the cut)."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.made: list = []
+
+    def _make_runs(self, wl):
+        runs = super()._make_runs(wl)
+        self.made.extend(runs)
+        return runs
+
+
+def cut(plan, seed: int, k: int, t: float) -> _Kept:
+    """Replication k of `plan`, stopped at hour t (the same events up to t as the whole replication)."""
+    rep = _Kept(plan, seed, k)
+    rep.env.timeout(t).callbacks.append(_stop)
+    try:
+        rep.simulate()
+    except _Stop:
+        pass
+    return rep
+
+
+def _running(r, t: float) -> tuple[float, float, float]:
+    """(accelerator-hours, cost, share of its work done) of a run still going at hour t."""
+    held, cost, share = r.alloc_gpu_h, r.cost, r.done
+    if r.pool is not None and r in r.pool.running:
+        seg = r.seg
+        held += r.n * (t - seg.t0)
+        cost += r.n * r.pool.p.curve.integral(r.alloc_t, t)
+        worked = t - seg.t0 - seg.dead_h - seg.restart_h
+        if worked > 0:
+            share += min(segment_progress(worked, seg.tau_h, seg.write_h), seg.work_h) / seg.length_h
+    return held, cost, min(share, 1.0)
+
+
+def actuals_at(rep: _Kept, t: float, start: datetime) -> Actuals:
+    """What the project had done by hour t, as actuals: completed runs with their hours, cost and
+    interruptions; running ones with those so far and their progress."""
+    done = {id(r) for r in rep.finished}
+    runs = []
+    for r in rep.made:
+        if r.first_start < 0:
+            continue
+        common = {"workload": r.wl.w.name, "run_id": f"{r.wl.w.name}-{r.idx}", "pool": r.pool.p.name,
+                  "accelerators": r.n, "start": start + timedelta(hours=r.first_start), "interruptions": r.failures,
+                  "row": 0}
+        if id(r) in done:
+            runs.append(RunActual(**common, end=start + timedelta(hours=r.end), state="completed",
+                                  gpu_hours=r.alloc_gpu_h, cost_usd=r.cost, progress=None))
+        else:
+            held, cost, share = _running(r, t)
+            runs.append(RunActual(**common, end=None, state="running", gpu_hours=held, cost_usd=cost, progress=share))
+    return Actuals(tuple(runs), (), "truth", start + timedelta(hours=t))
+
+
+def project(loaded, nominal, k: int, reps: int, seed: int = 0, cuts=CUTS) -> dict:
+    """Project k: its true final cost, and the re-forecast at each cut (P5, P50, P95 of the
+    estimate at completion, and the truth's rank among the re-forecast's replications)."""
+    truth = Replicator(loaded, seed)
+    plan, _inputs = truth.plan(k)
+    whole = truth.one(k, strict=True).row
+    cost, hours = whole["cost_usd"], whole["makespan_days"] * 24
+    start = datetime.combine(loaded.scenario.project.start, dtime())
+    out = {"k": k, "truth_usd": cost, "cuts": []}
+    for f in cuts:
+        acts = actuals_at(cut(plan, seed, k, f * hours), f * hours, start)
+        rem, left = work_left(loaded, acts, nominal)
+        rep = Replicator(left, seed + 1 + k)
+        rows = [rep.one(j, strict=True).row for j in range(reps)]
+        eac = np.array([rem.actual_usd + row["cost_usd"] for row in rows])
+        q = block(rem, eac, [row["makespan_days"] for row in rows], loaded.scenario, None)["eac_usd"]
+        p5, p50, p95 = q["p5"], q["p50"], q["p95"]
+        out["cuts"].append({"at": f, "actual_usd": rem.actual_usd, "p5": p5, "p50": p50, "p95": p95,
+                            "inside": p5 <= cost <= p95, "rank": int(np.sum(eac < cost))})
+    return out
+
+
+def campaign(projects: int = 200, reps: int = 39, seed: int = 0, cuts=CUTS, scenario: dict | None = None) -> dict:
+    """Coverage of P5-P95 and the band's width (P95 - P5 over the truth) at each cut, over `projects`."""
+    loaded = feasible(load_data(scenario or SCENARIO, "reforecast loop"))
+    nominal = nominal_sizes(loaded)
+    rows = [project(loaded, nominal, k, reps, seed, cuts) for k in range(projects)]
+    by_cut = {}
+    for i, f in enumerate(cuts):
+        cs = [r["cuts"][i] for r in rows]
+        width = [(c["p95"] - c["p5"]) / r["truth_usd"] for c, r in zip(cs, rows, strict=True)]
+        truths = [r["truth_usd"] for r in rows]
+        by_cut[f"{f:.0%}"] = {"coverage": float(np.mean([c["inside"] for c in cs])),
+                              "below_p5": float(np.mean([t < c["p5"] for c, t in zip(cs, truths, strict=True)])),
+                              "above_p95": float(np.mean([t > c["p95"] for c, t in zip(cs, truths, strict=True)])),
+                              "median_width": float(np.median(width))}
+    n = projects * len(cuts)
+    coverage = float(np.mean([c["inside"] for r in rows for c in r["cuts"]]))
+    return {"projects": projects, "reps": reps, "cases": n, "coverage": coverage,
+            "binomial_se": math.sqrt(0.9 * 0.1 / n), "by_cut": by_cut, "rows": rows}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--projects", type=int, default=200)
+    ap.add_argument("--reps", type=int, default=39, help="replications per re-forecast")
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args()
+    t0 = time.perf_counter()
+    res = campaign(a.projects, a.reps, a.seed)
+    res.pop("rows")
+    res["seconds"] = round(time.perf_counter() - t0, 1)
+    print(json.dumps(res, indent=2))
+
+
+if __name__ == "__main__":
+    main()
