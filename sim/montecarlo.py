@@ -26,7 +26,7 @@ from sim.distributions import rank_to_pearson
 from sim.engine import SimulationError, simulate
 from sim.loader import Loaded, correlation_pairs, path_str
 from sim.plan import Plan, build_plan
-from sim.records import run_rows
+from sim.records import RunColumns, run_columns
 from sim.schema import Scenario, map_dists, nominal_scenario, uncertain_inputs
 
 NOMINAL = 2**31 - 1  # the replication index of the nominal case (every input at its median)
@@ -41,7 +41,7 @@ class SampleError(ValueError):
 class RepResult:
     replication: int
     row: dict | None
-    runs: list[tuple]  # its rows of runs.parquet, less the replication (sim.records.run_rows)
+    runs: list[tuple]  # its columns of runs.parquet, less the replication (sim.records.run_columns)
     error: dict | None = None
 
 
@@ -49,8 +49,7 @@ class RepResult:
 class ChunkResult:
     index: int
     rows: list = field(default_factory=list)
-    runs: list[tuple] = field(default_factory=list)  # rows of runs.parquet (sim.records.run_rows)
-    run_reps: list[int] = field(default_factory=list)  # the replication of each row
+    runs: RunColumns = field(default_factory=RunColumns)  # the runs kept for runs.parquet, as columns
     errors: list = field(default_factory=list)
     written: bool = False  # its part files were written by the worker
 
@@ -249,7 +248,7 @@ class Replicator:
             plan, inputs = self.plan(k, values)
             with np.errstate(all="ignore"), fewer_collections():  # overflow: a non-finite metric, refused below
                 rep = simulate(plan, self.seed, k)
-                runs = run_rows(rep.finished)
+                runs = run_columns(rep.finished)
                 row = rep.record(runs).row(inputs)
             problem = non_finite(row)
             if problem:
@@ -265,7 +264,8 @@ class Replicator:
             return RepResult(k, None, [], err)
         return RepResult(k, {"replication": k, **row}, runs)
 
-    def chunk(self, index: int, reps: range, strict: bool = False) -> ChunkResult:
+    def chunk(self, index: int, reps: range, strict: bool = False, keep: int | None = None) -> ChunkResult:
+        """Replications `reps`; the per-run records of those below `keep` are kept (None: all)."""
         out = ChunkResult(index)
         values = self.design.values_many(reps) if self._fixed is None else [None] * len(reps)
         with fewer_collections():
@@ -275,8 +275,8 @@ class Replicator:
                     out.errors.append(r.error)
                 else:
                     out.rows.append(r.row)
-                    out.runs.extend(r.runs)
-                    out.run_reps.extend([k] * len(r.runs))
+                    if keep is None or k < keep:
+                        out.runs.add(k, r.runs)
         return out
 
 
