@@ -21,6 +21,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -280,21 +281,25 @@ def _parquet_bytes(table: pa.Table, lean: bool = False) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
-def write_chunk(parts: Path, res: ChunkResult) -> pa.Table | None:
-    """The part files of a finished chunk, then `chunk-<i>.json` (written last: its presence marks
-    the chunk complete), which records each part's rows, size and SHA-256 so that a resume can
-    check them. Returns its runs as a table (None: no run kept, or written already)."""
-    if getattr(res, "written", False):
-        return None
+def chunk_tables(res: ChunkResult) -> dict[str, pa.Table]:
+    """The tables of a finished chunk's part files: its replications and, when any run is kept, its
+    runs (the last)."""
     i = res.index
-    files = {}
     reps = pd.DataFrame(res.rows) if res.rows else pd.DataFrame({"replication": pd.Series([], dtype="int64")})
     tables = {f"reps-{i:06d}.parquet": pa.Table.from_pandas(reps, preserve_index=False)}
-    runs = pa.table(res.runs.columns()) if len(res.runs) else None
-    if runs is not None:
-        tables[f"runs-{i:06d}.parquet"] = runs
+    if len(res.runs):
+        tables[f"runs-{i:06d}.parquet"] = pa.table(res.runs.columns())
+    return tables
+
+
+def write_parts(parts: Path, res: ChunkResult, tables: dict[str, pa.Table]) -> None:
+    """The part files of a finished chunk, then `chunk-<i>.json` (written last: its presence marks
+    the chunk complete), which records each part's rows, size and SHA-256 so that a resume can
+    check them. Mostly Parquet encoding, hashing and writing, which let other threads run."""
+    i = res.index
+    files = {}
     for name, table in tables.items():
-        data = _parquet_bytes(table, lean=table is runs)
+        data = _parquet_bytes(table, lean=name.startswith("runs-"))
         write_bytes(parts / name, data)
         files[name] = {"rows": table.num_rows, "bytes": len(data), "sha256": file_sha256(data)}
     if res.errors:
@@ -303,7 +308,12 @@ def write_chunk(parts: Path, res: ChunkResult) -> pa.Table | None:
         files[f"errors-{i:06d}.json"] = {"rows": len(res.errors), "bytes": len(data), "sha256": file_sha256(data)}
     write_json(parts / f"chunk-{i:06d}.json", {"chunk": i, "replications": len(res.rows) + len(res.errors),
                                                "files": files})
-    return runs
+
+
+def write_chunk(parts: Path, res: ChunkResult) -> None:
+    """The part files of a finished chunk (nothing if its worker wrote them)."""
+    if not res.written:
+        write_parts(parts, res, chunk_tables(res))
 
 
 def chunk_problem(parts: Path, i: int, expected_reps: int) -> str | None:
@@ -384,7 +394,7 @@ class Assembler:
     def _add_runs(self, table: pa.Table) -> None:
         if self.writer is None:
             self.writer = pq.ParquetWriter(self.tmp, table.schema)
-        self.pending.append(table.cast(self.writer.schema))
+        self.pending.append(table if table.schema.equals(self.writer.schema) else table.cast(self.writer.schema))
         self.pending_rows += table.num_rows
         while self.pending_rows >= ROW_GROUP:
             self._flush(ROW_GROUP)
@@ -495,16 +505,23 @@ class _Pass:
 
 @dataclass
 class _ChunkWrite:
-    """A fresh chunk's part files, then its runs into runs.parquet."""
+    """A fresh chunk's part files, then its runs into runs.parquet: the tables are made at once (by
+    the thread that holds the interpreter), the encoding and writing later (by the writer thread,
+    while the next chunk runs)."""
 
     parts: Path
     res: ChunkResult
     asm: Assembler
 
+    def __post_init__(self) -> None:
+        self.tables = chunk_tables(self.res)
+        self.res.runs = RunColumns()  # the table holds them now
+
     def __call__(self) -> None:
-        table = write_chunk(self.parts, self.res)
-        if table is not None:
-            self.asm._add_runs(table)
+        write_parts(self.parts, self.res, self.tables)
+        runs = self.tables.get(f"runs-{self.res.index:06d}.parquet")
+        if runs is not None:
+            self.asm._add_runs(runs)
 
 
 def read_state(out: Path) -> dict:
@@ -581,6 +598,20 @@ def _nominal(loaded: Loaded, settings: Settings) -> dict | None:
         return None
 
 
+@contextmanager
+def _writer_turns(interval_s: float = 0.0005):
+    """Let the writer thread have the interpreter soon when it asks (after 0.5 ms rather than 5 ms):
+    between its long encoding and writing calls, which run beside the simulation, it needs the
+    interpreter for a moment, and at the default interval those moments, queued behind the
+    simulation, take longer than the chunk it writes. A thread that does not ask costs nothing."""
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(min(old, interval_s))
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(old)
+
+
 def execute(loaded: Loaded, settings: Settings, out: Path, progress: Callable[[int, int], None] | None = None,
             resume: bool = False, extra_state: dict | None = None) -> Outcome:
     """Run (or complete, with `resume`) every replication into `out/.parts`, streaming each
@@ -601,7 +632,7 @@ def execute(loaded: Loaded, settings: Settings, out: Path, progress: Callable[[i
     asm = Assembler(out, parts, runs=keep != 0)
     try:
         with (Backend(loaded, settings, math.ceil(settings.reps / c) - len(have)) as backend,
-              ThreadPoolExecutor(1, thread_name_prefix="sim-writer") as writer):
+              ThreadPoolExecutor(1, thread_name_prefix="sim-writer") as writer, _writer_turns()):
             run = _Pass(settings, parts, have, asm, progress, PrecisionStop(settings), writer)
             upto, stop_reason = _run_chunks(backend, run)
             run.flush()
