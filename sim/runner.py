@@ -78,7 +78,7 @@ class Settings:
         if self.precision:
             return 50
         size = max(5, min(500, math.ceil(self.reps / (max(self.workers, 1) * 8))))
-        if self.runs_per_rep:  # a chunk's run rows are held in memory until written: bound them
+        if self.runs_per_rep and self.keep_runs() != 0:  # a chunk's run rows wait in memory: bound them
             size = max(1, min(size, RUN_ROWS_PER_CHUNK // self.runs_per_rep))
         return size
 

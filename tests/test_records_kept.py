@@ -50,6 +50,8 @@ def test_auto_keeps_all_of_a_small_run_and_a_sample_above_the_limit_and_says_so(
     s.reps = 10_001
     assert s.keep_runs() == runner.AUTO_RUN_ROWS // 500
     assert runner.Settings(seed=0, reps=5, runs="sample:9").keep_runs() == 5
+    big = {"seed": 0, "reps": 1000, "workers": 2, "runs_per_rep": 400_000}  # chunks bounded by the rows kept
+    assert runner.Settings(**big).chunk_size() == 1 and runner.Settings(**big, runs="none").chunk_size() == 63
     monkeypatch.setattr(runner, "AUTO_RUN_ROWS", 10)  # 6 replications x 3 runs = 18 rows
     with caplog.at_level(logging.WARNING, logger="sim.runner"):
         r = _run(write(SCEN), out=None)
