@@ -43,8 +43,7 @@ def test_runs_none_and_sample_keep_the_same_replications_and_those_runs(write):
     assert some.manifest["runs_kept_replications"] == 2 and none.manifest["runs"] == "none"
 
 
-def test_auto_keeps_all_of_a_small_run_and_a_sample_above_the_limit_and_says_so(write, tmp_path, monkeypatch,
-                                                                               caplog):
+def test_auto_keeps_all_of_a_small_run_and_a_sample_above_the_limit_and_says_so(write, monkeypatch, caplog):
     s = runner.Settings(seed=0, reps=10_000, runs_per_rep=500)  # 5,000,000 rows: all
     assert s.keep_runs() is None
     s.reps = 10_001
