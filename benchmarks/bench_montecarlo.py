@@ -4,13 +4,17 @@
   parallel  replications per second of `sim run` on scenarios/bench_reference.yaml with 1 and 2
             workers (and Dask on a local cluster), interleaved, and the speed-up
   memory    peak resident memory of `sim run` (largest single process) for many replications of
-            scenarios/bench_reference.yaml, with the sizes of the files it wrote
+            scenarios/bench_reference.yaml, with the sizes of the files it wrote (--runs none: no
+            per-run records)
+  lean      the bare engine's replications per second against serial `sim run` (whole command,
+            and its replication phase: simulation, part files, assembly)
   sampling  how many replications random, LHS and Sobol sampling need for the same 95% interval on
             mean cost of an uncertain scenario: the variance of the mean over independent seeds,
             per method, turned into "replications needed relative to random"
 
 Usage: python benchmarks/bench_montecarlo.py parallel [--reps 2000]
-       python benchmarks/bench_montecarlo.py memory [--reps 100000]
+       python benchmarks/bench_montecarlo.py memory [--reps 100000] [--runs none]
+       python benchmarks/bench_montecarlo.py lean [--reps 4000 --repeat 2]
        python benchmarks/bench_montecarlo.py sampling [--reps 128 --seeds 20]
 """
 
@@ -70,19 +74,55 @@ def parallel(a) -> dict:
     return out
 
 
+def lean(a) -> dict:
+    """The bare engine (sim.montecarlo.replicate in this process: sampling, plan, simulation and
+    records, no files) against serial `sim run --workers 1` (a fresh process: start-up, loading,
+    the replications with part files and assembly, summary, report), interleaved rounds. Two
+    ratios of replications per second: the whole command's, and its replication phase's
+    (manifest.json runtime_s: simulation, part files, assembly)."""
+    sys.path.insert(0, str(ROOT))
+    from sim.loader import load
+    from sim.montecarlo import replicate
+
+    loaded = load(BENCH)
+    list(replicate(loaded, 1, range(10)))  # warm-up
+    bare, walls, phases = [], [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(a.repeat):
+            t0 = time.perf_counter()
+            for _ in replicate(loaded, 1, range(a.reps)):
+                pass
+            bare.append(time.perf_counter() - t0)
+            wall, phase = sim_run([str(BENCH), "--reps", str(a.reps), "--seed", "1", "--workers", "1"],
+                                  f"{tmp}/{r}")
+            walls.append(wall)
+            phases.append(phase)
+            print(f"  round {r + 1}: bare engine {a.reps / bare[-1]:6.1f} reps/s; sim run {a.reps / wall:6.1f} reps/s "
+                  f"({bare[-1] / wall:.2f}), replication phase {a.reps / phase:6.1f} reps/s ({bare[-1] / phase:.2f})",
+                  file=sys.stderr)
+    return {"bare_reps_per_s": [a.reps / b for b in bare], "sim_run_reps_per_s": [a.reps / w for w in walls],
+            "phase_reps_per_s": [a.reps / p for p in phases],
+            "ratio_whole_command": [b / w for b, w in zip(bare, walls, strict=True)],
+            "ratio_replication_phase": [b / p for b, p in zip(bare, phases, strict=True)]}
+
+
 def memory(a) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         subprocess.run([sys.executable, "-m", "sim", "run", str(BENCH), "--reps", str(a.reps), "--seed", "1",
-                        "--workers", str(a.workers), "--out", f"{tmp}/out"], check=True, stdout=subprocess.DEVNULL)
+                        "--workers", str(a.workers), "--runs", a.runs, "--out", f"{tmp}/out"], check=True,
+                       stdout=subprocess.DEVNULL)
         dt = time.perf_counter() - t0
         peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         sizes = {p.name: p.stat().st_size for p in Path(f"{tmp}/out").iterdir()}
         import pyarrow.parquet as pq
 
-        rows = pq.ParquetFile(f"{tmp}/out/runs.parquet").metadata.num_rows
-    return {"replications": a.reps, "workers": a.workers, "seconds": dt, "peak_rss_mib_largest_process":
-            peak_kib / 1024, "run_rows": rows, "file_mib": {k: v / 2**20 for k, v in sizes.items()}}
+        runs = Path(f"{tmp}/out/runs.parquet")
+        rows = pq.ParquetFile(runs).metadata.num_rows if runs.exists() else 0
+        reps = pq.ParquetFile(f"{tmp}/out/replications.parquet").metadata.num_rows
+    return {"replications": a.reps, "workers": a.workers, "runs": a.runs, "seconds": dt,
+            "peak_rss_mib_largest_process": peak_kib / 1024, "replication_rows": reps, "run_rows": rows,
+            "file_mib": {k: v / 2**20 for k, v in sizes.items()}}
 
 
 def sampling(a) -> dict:
@@ -117,6 +157,10 @@ def main() -> int:
     p = sub.add_parser("memory")
     p.add_argument("--reps", type=int, default=100_000)
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--runs", default="auto", help="per-run records kept (sim run --runs)")
+    p = sub.add_parser("lean")
+    p.add_argument("--reps", type=int, default=4000)
+    p.add_argument("--repeat", type=int, default=2)
     p = sub.add_parser("sampling")
     p.add_argument("--scenario", default="scenarios/example_llm_project.yaml")
     p.add_argument("--reps", type=int, default=128)
@@ -124,7 +168,7 @@ def main() -> int:
     a = ap.parse_args()
     print(f"machine: {platform.platform()}, python {platform.python_version()}, cpus {os.cpu_count()}",
           file=sys.stderr)
-    result = {"parallel": parallel, "memory": memory, "sampling": sampling}[a.what](a)
+    result = {"parallel": parallel, "memory": memory, "sampling": sampling, "lean": lean}[a.what](a)
     print(json.dumps({a.what: result, "args": vars(a)}, indent=2))
     return 0
 

@@ -6,9 +6,10 @@ with a 1-minute write) beside N eight-GPU experiments of about 4 h (lognormal sp
 a 512-GPU spot pool first and fall back to an experiments pool of N/12 GPUs (at least 1,024).
 
     python benchmarks/bench_scaling.py                 # 1k, 10k, 100k
-    python benchmarks/bench_scaling.py 1000 1000000    # any sizes (at most 999,999 runs of experiments)
+    python benchmarks/bench_scaling.py 1000 10000 100000 999999   # any sizes (at most 999,999 experiments)
 
-Each size runs in a fresh process, so the peak memory is that size's own.
+Each size runs in a fresh process, so the peak memory is that size's own. The wall time and the
+time per run against the runs go to a log-log plot (`--png PATH`, default benchmarks/scaling.png).
 """
 
 from __future__ import annotations
@@ -52,7 +53,35 @@ def one(n: int) -> dict:
             "events_per_s": events / dt, "peak_mb": peak_mb}
 
 
-def main(sizes: list[int]) -> None:
+def plot(rows: list[dict], path: Path) -> None:
+    """Wall time and time per run against runs, log-log, with the line of linear growth through
+    the 10k point: a measured point above it grows faster than linearly."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = [r["runs"] for r in rows]
+    base = next((r for r in rows if r["runs"] >= 10_000), rows[0])
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+    a.loglog(runs, [r["seconds"] for r in rows], "o-", label="measured")
+    a.loglog(runs, [base["seconds"] * n / base["runs"] for n in runs], "--", color="grey",
+             label=f"linear from {base['runs']:,} runs")
+    a.set(xlabel="runs in the replication", ylabel="wall time of one replication (s)", title="Time")
+    b.semilogx(runs, [r["us_per_run"] for r in rows], "o-")
+    b.axhline(base["us_per_run"] * 1.5, ls=":", color="grey", label=f"1.5 x the time per run at {base['runs']:,}")
+    top = max(base["us_per_run"] * 1.5, *(r["us_per_run"] for r in rows)) * 1.2
+    b.set(xlabel="runs in the replication", ylabel="microseconds per run", title="Time per run", ylim=(0, top))
+    for ax in (a, b):
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+    fig.suptitle("One replication: a 16,384-GPU run beside N eight-GPU experiments")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(sizes: list[int], png: Path | None) -> None:
     rows = []
     for n in sizes:
         out = subprocess.run([sys.executable, __file__, "--one", str(n)], capture_output=True, text=True, check=True)
@@ -62,10 +91,22 @@ def main(sizes: list[int]) -> None:
               f"{r['events_per_s']:>10,.0f} events/s  peak {r['peak_mb']:,.0f} MB", flush=True)
     base = next((r for r in rows if r["runs"] >= 10_000), rows[0])
     print(f"time per run at the largest size / at {base['runs']:,}: {rows[-1]['us_per_run'] / base['us_per_run']:.2f}")
+    if png is not None and len(rows) > 1:
+        plot(rows, png)
+        print(f"plot: {png}")
+    print(json.dumps(rows), file=sys.stderr)  # the figures, to plot again or to quote
 
 
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "--one":
         print(json.dumps(one(int(sys.argv[2]))))
     else:
-        main([int(x) for x in sys.argv[1:]] or [1_000, 10_000, 100_000])
+        import argparse
+
+        ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+        ap.add_argument("sizes", nargs="*", type=int, help="experiment runs per size (default 1k 10k 100k)")
+        ap.add_argument("--png", type=Path, default=REPO / "benchmarks" / "scaling.png",
+                        help="where the log-log plot goes (default benchmarks/scaling.png)")
+        ap.add_argument("--no-png", action="store_true", help="no plot")
+        a = ap.parse_args()
+        main(a.sizes or [1_000, 10_000, 100_000], None if a.no_png else a.png)

@@ -45,7 +45,7 @@ from sim.loader import load as _load_file
 from sim.montecarlo import SampleError
 from sim.plan import build_plan, progress_problem
 from sim.runner import RunError, Settings
-from sim.schema import nominal_scenario, uncertain_inputs
+from sim.schema import nominal_scenario, runs_kept, uncertain_inputs
 
 if TYPE_CHECKING:
     from sim.backtesting import BacktestResult
@@ -204,8 +204,11 @@ class Result:
 
     @property
     def runs(self) -> pd.DataFrame:
-        """One row per run per replication (read from runs.parquet when the folder is kept)."""
+        """One row per run per replication (read from runs.parquet when the folder is kept); those
+        of the replications kept (`runs` of `run`)."""
         if self._runs is None:
+            if self.out is None or not (self.out / "runs.parquet").exists():
+                raise ValueError("this run kept no per-run records (runs: none)")
             self._runs = pd.read_parquet(self.out / "runs.parquet")
         return self._runs
 
@@ -250,7 +253,7 @@ class Result:
 
 def run_settings(scn, reps: int | None = None, seed: int | None = None, workers: int | None = None,
                  backend: str = "process", scheduler: str | None = None, sampling: str | None = None,
-                 precision: float | None = None, strict: bool = False) -> Settings:
+                 precision: float | None = None, strict: bool = False, runs: str | None = None) -> Settings:
     """Settings of a run, defaults from the scenario's `simulation:`, checked."""
     seed = seed if seed is not None else scn.simulation.seed
     workers = workers if workers is not None else runner.default_workers()
@@ -265,9 +268,20 @@ def run_settings(scn, reps: int | None = None, seed: int | None = None, workers:
     if reps < 1 or seed < 0 or workers < 1 or (precision is not None and not 0 < precision < 1):
         raise SettingsError(None, "--reps and --workers must be >= 1, --seed >= 0, --precision between 0 and 1 "
                             "(e.g. 0.01)")
-    runs = sum(int(round(nominal(w.runs))) for w in scn.workloads)
+    per_rep = sum(int(round(nominal(w.runs))) for w in scn.workloads)
     return Settings(seed=seed, reps=reps, method=method, workers=workers, backend=backend, scheduler=scheduler,
-                    strict=strict, precision=precision, runs_per_rep=runs)
+                    strict=strict, precision=precision, runs_per_rep=per_rep,
+                    runs=_runs_flag(runs) if runs is not None else scn.simulation.runs)
+
+
+def _runs_flag(value: str | None) -> str | None:
+    """--runs checked and normalised (None: not given)."""
+    if value is None:
+        return None
+    try:
+        return runs_kept(value)
+    except ValueError as e:
+        raise SettingsError("--runs", str(e)) from None
 
 
 def _manifest(loaded: Loaded, settings: Settings, outcome: runner.Outcome) -> dict:
@@ -279,6 +293,7 @@ def _manifest(loaded: Loaded, settings: Settings, outcome: runner.Outcome) -> di
         "precision": settings.precision, "stopped_by": outcome.stop_reason, "resumed_chunks": outcome.resumed_chunks,
         "package": "trainsim", "version": __version__, "python": sys.version.split()[0],
         "runtime_s": round(outcome.runtime_s, 3), "created": datetime.now().isoformat(timespec="seconds"),
+        "runs": settings.runs, "runs_kept_replications": settings.keep_runs(),
         "failed_replications": outcome.errors, "checkpoint_interval_h": checkpoint_intervals(loaded),
         "priors": loaded.priors, "resolved_scenario": loaded.resolved,
     }
@@ -332,7 +347,7 @@ def simulate_into(loaded: Loaded, settings: Settings, out: Path, resume: bool = 
     result = Result(loaded, outcome.reps, summary, manifest, outcome.errors, outcome.runtime_s, out if keep else None)
     if keep and report:
         _write_report(result)
-    elif not keep:
+    elif not keep and (out / "runs.parquet").exists():
         result._runs = pd.read_parquet(out / "runs.parquet")
     return result
 
@@ -350,12 +365,14 @@ def run(scenario: ScenarioLike, reps: int | None = None, seed: int | None = None
         out: str | Path | _Default | None = None, workers: int | None = None, backend: str = "process",
         scheduler: str | None = None, sampling: str | None = None, precision: float | None = None,
         strict: bool = False, overwrite: bool = False, variant: str | None = None, sets: Sequence[str] = (),
-        progress: Progress | None = None) -> Result:
+        progress: Progress | None = None, runs: str | None = None) -> Result:
     """Simulate the project `reps` times (default `simulation.replications`; with `precision`, the
     cap, default 100,000) and return the results; with `out`, also write the result files there.
+    `runs`: the per-run records kept (all, none, auto, sample:N; default `simulation.runs`).
     Defaults as in `sim run`, except `out` (see the module's docstring)."""
     loaded = _loaded(scenario, variant, sets)
-    settings = run_settings(loaded.scenario, reps, seed, workers, backend, scheduler, sampling, precision, strict)
+    settings = run_settings(loaded.scenario, reps, seed, workers, backend, scheduler, sampling, precision, strict,
+                            runs)
     with _folder(_out(out, loaded), overwrite) as (folder, keep):
         return simulate_into(loaded, settings, folder, progress=progress, keep=keep)
 
@@ -363,7 +380,7 @@ def run(scenario: ScenarioLike, reps: int | None = None, seed: int | None = None
 def resume(folder: str | Path, workers: int | None = None, backend: str = "process", scheduler: str | None = None,
            strict: bool = False, progress: Progress | None = None, scenario: ScenarioLike | None = None,
            variant: str | None = None, sets: Sequence[str] = (), reps: int | None = None, seed: int | None = None,
-           sampling: str | None = None, precision: float | None = None) -> Result:
+           sampling: str | None = None, precision: float | None = None, runs: str | None = None) -> Result:
     """Complete an interrupted run in `folder`, computing only its missing replications; the
     scenario, seed, replications and sampling are the interrupted run's (`reps`, `seed`,
     `sampling` or `precision` given and different are refused). A run whose results were published
@@ -383,11 +400,13 @@ def resume(folder: str | Path, workers: int | None = None, backend: str = "proce
         state = runner.read_state(folder)
         if "reforecast" in state:
             raise SettingsError("--resume", reforecast_again(folder, state["reforecast"]))
-        _same_as_state(state, {"--reps": reps, "--seed": seed, "--sampling": sampling, "--precision": precision})
+        state = {"runs": "all", **state}  # a run started before --runs kept every run
+        _same_as_state(state, {"--reps": reps, "--seed": seed, "--sampling": sampling, "--precision": precision,
+                               "--runs": _runs_flag(runs)})
         loaded = _loaded(scenario or state.get("file"), variant or state.get("variant"),
                          sets or state.get("set") or [])
         settings = run_settings(loaded.scenario, state["reps"], state["seed"], workers, backend, scheduler,
-                                state["method"], state["precision"], strict)
+                                state["method"], state["precision"], strict, state["runs"])
         settings.chunk = state["chunk"]
         return simulate_into(loaded, settings, folder, resume=True, progress=progress)
 
@@ -406,7 +425,7 @@ def reforecast_again(folder: Path, again: dict | None) -> str:
 
 
 def _same_as_state(state: dict, given: dict) -> None:
-    keys = {"--reps": "reps", "--seed": "seed", "--sampling": "method", "--precision": "precision"}
+    keys = {"--reps": "reps", "--seed": "seed", "--sampling": "method", "--precision": "precision", "--runs": "runs"}
     for flag, value in given.items():
         old = state[keys[flag]]
         if value is not None and value != old:

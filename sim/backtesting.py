@@ -227,7 +227,8 @@ def replications(loaded: Loaded, reps: int, seed: int, workers: int = 1) -> tupl
 
     settings = Settings(seed=seed, reps=reps, workers=workers)
     size = settings.chunk_size()
-    tasks = [(i, start, min(start + size, reps), False, None) for i, start in enumerate(range(0, reps, size))]
+    # (chunk, first, end, strict, no part files, no per-run records kept): see sim.runner._chunks
+    tasks = [(i, start, min(start + size, reps), False, None, 0) for i, start in enumerate(range(0, reps, size))]
     rows, errors = [], []
     with Backend(loaded, settings, len(tasks)) as backend:
         for res in backend.map(tasks, _run_chunk):

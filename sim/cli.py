@@ -183,12 +183,13 @@ def cmd_run(a) -> int:
                 raise api.SettingsError("--out" if a.out else "--overwrite", "does not go with --resume: the run "
                                         "is completed in the folder given to --resume")
             result = api.resume(a.resume, scenario=a.file, variant=a.variant, sets=a.set, reps=reps, seed=seed,
-                                sampling=a.sampling, precision=precision, **common)
+                                sampling=a.sampling, precision=precision, runs=a.runs, **common)
         elif not a.file:
             raise ScenarioError("command line", [Issue((), "sim run needs a scenario FILE (or --resume DIR)")])
         else:
             result = api.run(a.file, reps=reps, seed=seed, out=a.out or api.DEFAULT, sampling=a.sampling,
-                             precision=precision, overwrite=a.overwrite, variant=a.variant, sets=a.set, **common)
+                             precision=precision, overwrite=a.overwrite, variant=a.variant, sets=a.set, runs=a.runs,
+                             **common)
     except api.RunInterrupted as e:
         _resume_hint(e)
         return 130
@@ -466,6 +467,8 @@ def _add_run(sub) -> None:
     p.add_argument("--strict", action="store_true", help="stop at the first failing replication")
     p.add_argument("--resume", metavar="DIR", help="complete an interrupted run in DIR")
     _format_arg(p)
+    p.add_argument("--runs", help="per-run records kept in runs.parquet: all | none | sample:N (the first N "
+                   "replications') | auto (all up to 5,000,000 rows; default: simulation.runs)")
     p.set_defaults(func=cmd_run)
 
 

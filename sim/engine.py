@@ -272,9 +272,9 @@ class Replication(RunLife, PoolEvents, LemonNodes):
     def makespan_h(self) -> float:
         return max((r.end for r in self.finished), default=0.0)
 
-    def record(self, rows: list[tuple] | None = None) -> ReplicationRecord:
-        """Its totals; `rows`: its run rows (sim.records.run_rows) when already made."""
-        return replication_record(self, rows)
+    def record(self, columns: list[tuple] | None = None) -> ReplicationRecord:
+        """Its totals; `columns`: its run columns (sim.records.run_columns) when already made."""
+        return replication_record(self, columns)
 
     def run_records(self) -> list[RunRecord]:
         return run_records(self.finished)

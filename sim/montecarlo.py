@@ -26,7 +26,7 @@ from sim.distributions import rank_to_pearson
 from sim.engine import SimulationError, simulate
 from sim.loader import Loaded, correlation_pairs, path_str
 from sim.plan import Plan, build_plan, drawn_prices
-from sim.records import run_rows
+from sim.records import RunColumns, run_columns
 from sim.schema import Scenario, map_dists, nominal_scenario, uncertain_inputs
 
 NOMINAL = 2**31 - 1  # the replication index of the nominal case (every input at its median)
@@ -41,7 +41,7 @@ class SampleError(ValueError):
 class RepResult:
     replication: int
     row: dict | None
-    runs: list[tuple]  # its rows of runs.parquet, less the replication (sim.records.run_rows)
+    runs: list[tuple]  # its columns of runs.parquet, less the replication (sim.records.run_columns)
     error: dict | None = None
 
 
@@ -49,8 +49,7 @@ class RepResult:
 class ChunkResult:
     index: int
     rows: list = field(default_factory=list)
-    runs: list[tuple] = field(default_factory=list)  # rows of runs.parquet (sim.records.run_rows)
-    run_reps: list[int] = field(default_factory=list)  # the replication of each row
+    runs: RunColumns = field(default_factory=RunColumns)  # the runs kept for runs.parquet, as columns
     errors: list = field(default_factory=list)
     written: bool = False  # its part files were written by the worker
 
@@ -186,6 +185,21 @@ def fewer_collections(gen0: int = 10_000):
         gc.set_threshold(*old)
 
 
+@contextmanager
+def paused_collections():
+    """Run one replication with the cyclic garbage collector off: its runs live until it ends, so
+    every collection in between scans them all again, and the time per run grew with the project
+    (a replication of a million runs spent about a third of its time there). A replication leaves
+    a few hundred cycles at most, collected once the collector is back on."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 class NonFiniteResult(SimulationError):
     """A replication whose result is not a finite number (overflow from extreme inputs)."""
 
@@ -237,7 +251,7 @@ class Replicator:
     def nominal(self) -> dict:
         plan = drawn_prices(build_plan(nominal_scenario(self.loaded.scenario), self.loaded.catalog), self.seed,
                             NOMINAL, median=True)  # a random price path at its median too
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"), paused_collections():
             row = simulate(plan, self.seed, NOMINAL).record().row()
         problem = non_finite(row)
         if problem:
@@ -248,9 +262,9 @@ class Replicator:
         inputs: dict = {}
         try:
             plan, inputs = self.plan(k, values)
-            with np.errstate(all="ignore"), fewer_collections():  # overflow: a non-finite metric, refused below
+            with np.errstate(all="ignore"), paused_collections():  # overflow: a non-finite metric, refused below
                 rep = simulate(plan, self.seed, k)
-                runs = run_rows(rep.finished)
+                runs = run_columns(rep.finished)
                 row = rep.record(runs).row(inputs)
             problem = non_finite(row)
             if problem:
@@ -266,7 +280,8 @@ class Replicator:
             return RepResult(k, None, [], err)
         return RepResult(k, {"replication": k, **row}, runs)
 
-    def chunk(self, index: int, reps: range, strict: bool = False) -> ChunkResult:
+    def chunk(self, index: int, reps: range, strict: bool = False, keep: int | None = None) -> ChunkResult:
+        """Replications `reps`; the per-run records of those below `keep` are kept (None: all)."""
         out = ChunkResult(index)
         values = self.design.values_many(reps) if self._fixed is None else [None] * len(reps)
         with fewer_collections():
@@ -276,8 +291,8 @@ class Replicator:
                     out.errors.append(r.error)
                 else:
                     out.rows.append(r.row)
-                    out.runs.extend(r.runs)
-                    out.run_reps.extend([k] * len(r.runs))
+                    if keep is None or k < keep:
+                        out.runs.add(k, r.runs)
         return out
 
 

@@ -2,7 +2,7 @@
 
 `RunRecord` is one finished run; `ReplicationRecord` is one replication's totals. The engine makes
 them (in one place, `Replication.record()` / `Replication.run_records()`); the runner turns them
-into columns (`append_runs`, `ReplicationRecord.row`) for Parquet.
+into columns (`RunColumns`, `ReplicationRecord.row`) for Parquet.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import timedelta
 from operator import attrgetter
-from typing import NamedTuple
+from typing import NamedTuple, get_type_hints
 
 import numpy as np
 
@@ -64,11 +64,51 @@ def run_rows(finished: list) -> list[tuple]:
     return list(map(_RUN_FIELDS, finished))
 
 
-def columns_of(replications: list[int], rows: list[tuple]) -> dict[str, list]:
-    """Rows from `run_rows` and the replication of each as the columns of runs.parquet."""
-    if not rows:
-        return {c: [] for c in ("replication", *RUN_COLUMNS)}
-    return {"replication": replications, **dict(zip(RUN_COLUMNS, map(list, zip(*rows, strict=True)), strict=True))}
+def run_columns(finished: list) -> list[tuple]:
+    """The columns of runs.parquet of a finished replication (sim.runstate.RunState objects), less
+    the replication column: one tuple per column in RunRecord's order (empty when no run finished)."""
+    rows = run_rows(finished)
+    return list(zip(*rows, strict=True)) if rows else [()] * len(RUN_COLUMNS)
+
+
+def _dtype(name: str) -> type | None:
+    """A run column's numpy type: RunRecord's annotation; None (taken from the values: int64 when
+    all are whole numbers, else float64) for the clock readings, which are a whole 0 at the start."""
+    kind = get_type_hints(RunRecord)[name]
+    if name in ("submit_h", "start_h") or kind is str:
+        return None
+    return {int: np.int64, float: np.float64, bool: np.bool_}[kind]
+
+
+RUN_DTYPES = tuple(_dtype(c) for c in RUN_COLUMNS)
+
+
+class RunColumns:
+    """The per-run records of some replications as columns (numpy arrays), filled one finished
+    replication at a time: no Python object per run is kept once its replication is added, and
+    the arrays pickle compactly between processes."""
+
+    def __init__(self) -> None:
+        self.parts: list[list[np.ndarray]] = []  # one list of arrays (replication first) per replication
+        self.rows = 0
+
+    def add(self, replication: int, columns: list[tuple]) -> None:
+        """Add a replication's columns (from `run_columns`)."""
+        n = len(columns[0])
+        if n:
+            self.parts.append([np.full(n, replication, dtype=np.int64), *map(np.array, columns, RUN_DTYPES)])
+            self.rows += n
+
+    def __len__(self) -> int:
+        return self.rows
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """The columns of runs.parquet (replication first), concatenated; empty when no run was added."""
+        if not self.parts:
+            return {}
+        if len(self.parts) > 1:
+            self.parts = [[np.concatenate(col) for col in zip(*self.parts, strict=True)]]
+        return dict(zip(("replication", *RUN_COLUMNS), self.parts[0], strict=True))
 
 
 @dataclass(slots=True)
@@ -141,10 +181,10 @@ class ReplicationRecord:
         return out
 
 
-def replication_record(rep, rows: list[tuple] | None = None) -> ReplicationRecord:
-    """A finished replication's totals (`rep`: a sim.engine.Replication; `rows`: its run_rows, if
-    already made): each pool billed by its tier, energy and CO2, the usage and commitments split by
-    calendar month, and the runs' hours and interruptions summed."""
+def replication_record(rep, columns: list[tuple] | None = None) -> ReplicationRecord:
+    """A finished replication's totals (`rep`: a sim.engine.Replication; `columns`: its
+    run_columns, if already made): each pool billed by its tier, energy and CO2, the usage and
+    commitments split by calendar month, and the runs' hours and interruptions summed."""
     plan = rep.plan
     mk = rep.makespan_h()
     spend = defaultdict(float, rep.spend)  # usage billed so far, plus commitments below
@@ -161,8 +201,8 @@ def replication_record(rep, rows: list[tuple] | None = None) -> ReplicationRecor
         energy += bill.kwh
         co2 += bill.co2_kg
         idle += bill.idle_gpu_h
-    rows = run_rows(rep.finished) if rows is None else rows
-    col = dict(zip(RUN_COLUMNS, zip(*rows, strict=True), strict=True)) if rows else dict.fromkeys(RUN_COLUMNS, ())
+    col = dict(zip(RUN_COLUMNS, run_columns(rep.finished) if columns is None else columns, strict=True))
+    n = len(col["run"])
     alloc, productive = sum(col["gpu_hours"]), sum(col["productive_gpu_hours"])
     return ReplicationRecord(
         cost_usd=sum(by_pool.values()), gpu_hours=alloc,
@@ -170,7 +210,7 @@ def replication_record(rep, rows: list[tuple] | None = None) -> ReplicationRecor
         overhead_gpu_hours=sum(col["overhead_gpu_hours"]), idle_gpu_hours=idle, makespan_days=mk / 24.0,
         finish_date=(plan.start + timedelta(hours=mk)).isoformat(), energy_kwh=energy, co2_kg=co2,
         **{k: sum(col[k]) for k in SUMMED}, ettr=productive / alloc if alloc > 0 else 1.0,
-        mean_queue_wait_h=(sum(col["queue_wait_h"]) / len(rows)) if rows else 0.0, events=rep.events,
+        mean_queue_wait_h=(sum(col["queue_wait_h"]) / n) if n else 0.0, events=rep.events,
         workloads={wl.w.name: WorkloadTotals(wl.w.runs, wl.cost, wl.gpu_h) for wl in rep.wls},
         cost_usd_by_pool=by_pool, cost_usd_by_tier=by_tier,
         spend_usd_by_month=_by_label(spend, plan.month_labels), spend_usd_by_week=_by_label(spend, plan.week_labels),

@@ -20,7 +20,8 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,13 +33,14 @@ from sim.loader import Loaded
 from sim.montecarlo import ChunkResult, Replicator
 from sim.outputs import file_sha256, write_bytes, write_json, write_parquet
 from sim.plan import capacity_assumptions
-from sim.records import RUN_COLUMNS, columns_of
+from sim.records import RUN_COLUMNS, RunColumns
 from sim.stats import precision_met, spend_columns
 from sim.stats import summarize as summarize_stats
 
 log = logging.getLogger("sim.runner")
 PARTS = ".parts"
-RUN_ROWS_PER_CHUNK = 100_000  # run rows a chunk may hold in memory (about 100 MB) before it is written
+RUN_ROWS_PER_CHUNK = 100_000  # run rows a chunk may hold in memory (about 25 MB) before it is written
+AUTO_RUN_ROWS = 5_000_000  # run rows `--runs auto` keeps (runs.parquet of a few hundred MB); above, a sample
 
 
 class RunError(Exception):
@@ -58,6 +60,18 @@ class Settings:
     precision: float | None = None  # relative half-width of the 95% CI of mean and P95 cost
     min_reps: int = 100
     runs_per_rep: int = 0  # runs in one replication at nominal inputs (0: unknown)
+    runs: str = "auto"  # per-run records kept: all | none | auto | sample:N (sim.schema.runs_kept)
+
+    def keep_runs(self) -> int | None:
+        """The per-run records kept: those of replications below this number (None: all, 0: none)."""
+        kind, _, n = self.runs.partition(":")
+        if kind == "sample":
+            return min(int(n), self.reps)
+        if kind == "none":
+            return 0
+        if kind == "auto" and self.runs_per_rep and self.reps * self.runs_per_rep > AUTO_RUN_ROWS:
+            return max(1, AUTO_RUN_ROWS // self.runs_per_rep)
+        return None
 
     def chunk_size(self) -> int:
         if self.chunk:
@@ -65,7 +79,7 @@ class Settings:
         if self.precision:
             return 50
         size = max(5, min(500, math.ceil(self.reps / (max(self.workers, 1) * 8))))
-        if self.runs_per_rep:  # a chunk's run rows are held in memory until written: bound them
+        if self.runs_per_rep and self.keep_runs() != 0:  # a chunk's run rows wait in memory: bound them
             size = max(1, min(size, RUN_ROWS_PER_CHUNK // self.runs_per_rep))
         return size
 
@@ -119,13 +133,13 @@ def _replicator() -> Replicator:
 
 
 def _run_chunk(args: tuple) -> ChunkResult:
-    """Run one chunk; with a parts folder (workers on this machine), write its files here, in the
-    worker, and send back only the replication rows."""
-    index, start, stop, strict, parts = args
-    res = _replicator().chunk(index, range(start, stop), strict)
+    """Run one chunk; with a parts folder (worker processes on this machine), write its files here,
+    in the worker, and send back only the replication rows."""
+    index, start, stop, strict, parts, keep = args
+    res = _replicator().chunk(index, range(start, stop), strict, keep)
     if parts is not None:
         write_chunk(Path(parts), res)
-        res.runs, res.run_reps = [], []
+        res.runs = RunColumns()
         res.written = True
     return res
 
@@ -138,13 +152,15 @@ def _dask_call(fn: Callable, loaded, seed, method, size, args):
     return fn(args)
 
 
-def _chunks(settings: Settings, todo: list[int], parts: Path | None = None) -> list[tuple]:
-    """Tasks: (chunk index, first replication, end, strict, parts folder or None). Workers on this
-    machine write their own part files; Dask workers, maybe elsewhere, send results back."""
+def _chunks(settings: Settings, todo: list[int], parts: Path | None = None, serial: bool = False) -> list[tuple]:
+    """Tasks: (chunk index, first replication, end, strict, parts folder or None, runs kept below).
+    Worker processes on this machine write their own part files; Dask workers, maybe elsewhere, and
+    a serial run (this process, which then assembles from memory) send results back."""
     c = settings.chunk_size()
     local = settings.backend != "dask" or not settings.scheduler  # a local Dask cluster shares our disk
-    where = str(parts) if parts is not None and local else None
-    return [(i, i * c, min((i + 1) * c, settings.reps), settings.strict, where) for i in todo]
+    where = str(parts) if parts is not None and local and not serial else None
+    keep = settings.keep_runs()
+    return [(i, i * c, min((i + 1) * c, settings.reps), settings.strict, where, keep) for i in todo]
 
 
 def pool_size(settings: Settings, tasks: int | None = None) -> int:
@@ -175,6 +191,11 @@ class Backend:
         self.client = None
         self.cluster = None
         self.remote = None
+
+    @property
+    def serial(self) -> bool:
+        """Chunks run in this process (no pool, no Dask)."""
+        return self.ex is None and self.client is None
 
     def __enter__(self) -> Backend:
         s = self.s
@@ -250,26 +271,36 @@ class Backend:
 ROW_GROUP = 1 << 17  # rows per row group of runs.parquet, whatever the chunk size or worker count
 
 
-def _parquet_bytes(table: pa.Table) -> bytes:
+def _parquet_bytes(table: pa.Table, lean: bool = False) -> bytes:
+    """A table as Parquet; `lean` for a part file, read once: no dictionary encoding and no
+    statistics, which cost most of the writing (the published file has both)."""
     sink = pa.BufferOutputStream()
-    pq.write_table(table, sink)
+    if lean:
+        pq.write_table(table, sink, use_dictionary=False, write_statistics=False)
+    else:
+        pq.write_table(table, sink)
     return sink.getvalue().to_pybytes()
 
 
-def write_chunk(parts: Path, res: ChunkResult) -> None:
-    """The part files of a finished chunk, then `chunk-<i>.json` (written last: its presence marks
-    the chunk complete), which records each part's rows, size and SHA-256 so that a resume can
-    check them."""
-    if getattr(res, "written", False):
-        return
+def chunk_tables(res: ChunkResult) -> dict[str, pa.Table]:
+    """The tables of a finished chunk's part files: its replications and, when any run is kept, its
+    runs (the last)."""
     i = res.index
-    files = {}
     reps = pd.DataFrame(res.rows) if res.rows else pd.DataFrame({"replication": pd.Series([], dtype="int64")})
     tables = {f"reps-{i:06d}.parquet": pa.Table.from_pandas(reps, preserve_index=False)}
-    if res.runs:
-        tables[f"runs-{i:06d}.parquet"] = pa.table(columns_of(res.run_reps, res.runs))
+    if len(res.runs):
+        tables[f"runs-{i:06d}.parquet"] = pa.table(res.runs.columns())
+    return tables
+
+
+def write_parts(parts: Path, res: ChunkResult, tables: dict[str, pa.Table]) -> None:
+    """The part files of a finished chunk, then `chunk-<i>.json` (written last: its presence marks
+    the chunk complete), which records each part's rows, size and SHA-256 so that a resume can
+    check them. Mostly Parquet encoding, hashing and writing, which let other threads run."""
+    i = res.index
+    files = {}
     for name, table in tables.items():
-        data = _parquet_bytes(table)
+        data = _parquet_bytes(table, lean=name.startswith("runs-"))
         write_bytes(parts / name, data)
         files[name] = {"rows": table.num_rows, "bytes": len(data), "sha256": file_sha256(data)}
     if res.errors:
@@ -278,6 +309,12 @@ def write_chunk(parts: Path, res: ChunkResult) -> None:
         files[f"errors-{i:06d}.json"] = {"rows": len(res.errors), "bytes": len(data), "sha256": file_sha256(data)}
     write_json(parts / f"chunk-{i:06d}.json", {"chunk": i, "replications": len(res.rows) + len(res.errors),
                                                "files": files})
+
+
+def write_chunk(parts: Path, res: ChunkResult) -> None:
+    """The part files of a finished chunk (nothing if its worker wrote them)."""
+    if not res.written:
+        write_parts(parts, res, chunk_tables(res))
 
 
 def chunk_problem(parts: Path, i: int, expected_reps: int) -> str | None:
@@ -324,10 +361,10 @@ class Assembler:
     """Builds the final files from finished chunks, in chunk order, while later chunks still run:
     runs.parquet is streamed to a temporary file of this process (renamed at the end) in row groups
     of ROW_GROUP rows, so that its bytes do not depend on the chunk size; replication rows and
-    errors are small and kept."""
+    errors are small and kept. With `runs` False (no per-run record kept), no runs.parquet."""
 
-    def __init__(self, out: Path, parts: Path):
-        self.out, self.parts = out, parts
+    def __init__(self, out: Path, parts: Path, runs: bool = True):
+        self.out, self.parts, self.runs = out, parts, runs
         self.frames: list[pd.DataFrame] = []
         self.errors: list[dict] = []
         self.writer = None
@@ -336,12 +373,17 @@ class Assembler:
         self.tmp = parts / f".runs.parquet.{os.getpid()}-{secrets.token_hex(4)}.tmp"
         self.next = 0
 
-    def add(self, i: int, rows: list | None = None) -> pd.DataFrame:
+    def add(self, i: int, rows: list | None = None, errors: list | None = None) -> pd.DataFrame:
+        """Chunk i from its part files; with `errors` (a chunk whose parts this process writes) its
+        rows and errors as given, its runs being added by the writer (`_add_runs`)."""
         assert i == self.next, "chunks are assembled in order"
         self.next += 1
         df = pd.DataFrame(rows) if rows is not None else pd.read_parquet(self.parts / f"reps-{i:06d}.parquet")
         if len(df):
             self.frames.append(df)
+        if errors is not None:
+            self.errors.extend(json.loads(json.dumps(errors, default=str)))  # as if read back from its part file
+            return df
         e = self.parts / f"errors-{i:06d}.json"
         if e.exists():
             self.errors.extend(json.loads(e.read_text()))
@@ -353,7 +395,7 @@ class Assembler:
     def _add_runs(self, table: pa.Table) -> None:
         if self.writer is None:
             self.writer = pq.ParquetWriter(self.tmp, table.schema)
-        self.pending.append(table.cast(self.writer.schema))
+        self.pending.append(table if table.schema.equals(self.writer.schema) else table.cast(self.writer.schema))
         self.pending_rows += table.num_rows
         while self.pending_rows >= ROW_GROUP:
             self._flush(ROW_GROUP)
@@ -366,14 +408,15 @@ class Assembler:
         self.pending_rows = rest.num_rows
 
     def close(self) -> tuple[pd.DataFrame, list[dict]]:
-        if self.writer is None:
+        if self.writer is None and self.runs:
             self.writer = pq.ParquetWriter(self.tmp, pa.schema([(c, pa.string()) for c in ["replication",
                                                                                           *RUN_COLUMNS]]))
-        if self.pending_rows:
-            self._flush(self.pending_rows)
-        self.writer.close()
-        self.writer = None
-        os.replace(self.tmp, self.parts / "runs.parquet")
+        if self.writer is not None:
+            if self.pending_rows:
+                self._flush(self.pending_rows)
+            self.writer.close()
+            self.writer = None
+            os.replace(self.tmp, self.parts / "runs.parquet")
         reps = pd.concat(self.frames, ignore_index=True) if self.frames else pd.DataFrame({"replication": []})
         reps = reps.sort_values("replication", kind="stable").reset_index(drop=True)
         months = spend_columns(reps) + spend_columns(reps, "week")  # a period with no spend in a replication
@@ -434,21 +477,53 @@ class _Pass:
     asm: Assembler
     progress: Callable[[int, int], None] | None
     stop: PrecisionStop
+    writer: ThreadPoolExecutor | None = None  # writes a chunk's parts and runs while the next one runs
+    pending: Future | None = None
 
     def take(self, i: int, fresh: Iterator[ChunkResult]) -> bool:
-        """Assemble chunk i (from disk if an earlier attempt finished it, else the next fresh
-        result); True when the precision target is met with it."""
-        if i in self.have:
-            df = self.asm.add(i)
+        """Assemble chunk i (from disk if an earlier attempt or a worker process wrote it, else the
+        next fresh result, whose files are then written); True when the precision target is met."""
+        res = None if i in self.have else next(fresh)
+        if res is None or res.written:
+            self.flush()  # runs are assembled in chunk order
+            df = self.asm.add(i, res.rows if res else None)
         else:
-            res = next(fresh)
-            write_chunk(self.parts, res)
-            df = self.asm.add(i, res.rows)
+            df = self.asm.add(i, res.rows, res.errors)
+            self.flush()  # one chunk written at a time: memory holds at most two chunks' runs
+            job = _ChunkWrite(self.parts, res, self.asm)
+            self.pending = self.writer.submit(job) if self.writer else job()
         s = self.settings
         done_reps = min((i + 1) * s.chunk_size(), s.reps)  # chunks are taken in order
         if self.progress:
             self.progress(done_reps, s.reps)
         return self.stop.reached(df, done_reps)
+
+    def flush(self) -> None:
+        """Wait for the chunk being written (its error, if any, is raised here)."""
+        pending, self.pending = self.pending, None
+        if pending is not None:
+            pending.result()
+
+
+@dataclass
+class _ChunkWrite:
+    """A fresh chunk's part files, then its runs into runs.parquet: the tables are made at once (by
+    the thread that holds the interpreter), the encoding and writing later (by the writer thread,
+    while the next chunk runs)."""
+
+    parts: Path
+    res: ChunkResult
+    asm: Assembler
+
+    def __post_init__(self) -> None:
+        self.tables = chunk_tables(self.res)
+        self.res.runs = RunColumns()  # the table holds them now
+
+    def __call__(self) -> None:
+        write_parts(self.parts, self.res, self.tables)
+        runs = self.tables.get(f"runs-{self.res.index:06d}.parquet")
+        if runs is not None:
+            self.asm._add_runs(runs)
 
 
 def read_state(out: Path) -> dict:
@@ -473,11 +548,12 @@ def _resume_state(loaded: Loaded, settings: Settings, out: Path, resume: bool, e
     later --resume checks against."""
     parts = out / PARTS
     state = {"scenario_sha256": loaded.sha256, "seed": settings.seed, "reps": settings.reps,
-             "method": settings.method, "chunk": settings.chunk_size(), "precision": settings.precision}
+             "method": settings.method, "chunk": settings.chunk_size(), "precision": settings.precision,
+             "runs": settings.runs}
     if not resume:
         write_json(parts / "state.json", {**state, **(extra_state or {})})
         return set()
-    old = read_state(out)
+    old = {"runs": "all", **read_state(out)}  # a run started before --runs kept every run
     diff = [k for k in state if old.get(k) != state[k]]
     if diff:
         raise RunError(f"{out}: cannot resume: {', '.join(diff)} differ from the interrupted run "
@@ -491,7 +567,7 @@ def _run_batch(backend: Backend, run: _Pass, ids: list[int]) -> int | None:
     """Chunks `ids` in order; the chunk at which the precision target is met, or None. The whole
     batch is let finish before returning, so that nothing is left running in the backend."""
     todo = [i for i in ids if i not in run.have]
-    fresh = iter(backend.map(_chunks(run.settings, todo, run.parts)))
+    fresh = iter(backend.map(_chunks(run.settings, todo, run.parts, backend.serial)))
     met = None
     for i in ids:
         if run.take(i, fresh):
@@ -524,6 +600,20 @@ def _nominal(loaded: Loaded, settings: Settings) -> dict | None:
         return None
 
 
+@contextmanager
+def _writer_turns(interval_s: float = 0.0005):
+    """Let the writer thread have the interpreter soon when it asks (after 0.5 ms rather than 5 ms):
+    between its long encoding and writing calls, which run beside the simulation, it needs the
+    interpreter for a moment, and at the default interval those moments, queued behind the
+    simulation, take longer than the chunk it writes. A thread that does not ask costs nothing."""
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(min(old, interval_s))
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(old)
+
+
 def execute(loaded: Loaded, settings: Settings, out: Path, progress: Callable[[int, int], None] | None = None,
             resume: bool = False, extra_state: dict | None = None) -> Outcome:
     """Run (or complete, with `resume`) every replication into `out/.parts`, streaming each
@@ -535,11 +625,19 @@ def execute(loaded: Loaded, settings: Settings, out: Path, progress: Callable[[i
     c = settings.chunk_size()
     if progress:
         progress(sum(min((i + 1) * c, settings.reps) - i * c for i in have), settings.reps)
-    asm = Assembler(out, parts)
+    keep = settings.keep_runs()
+    if keep is not None and settings.runs == "auto":
+        log.warning("per-run records: keeping those of the first %s of %s replications in runs.parquet (%s "
+                    "replications x %s runs is more than %s rows); --runs all keeps every one, --runs none none",
+                    f"{keep:,}", f"{settings.reps:,}", f"{settings.reps:,}", f"{settings.runs_per_rep:,}",
+                    f"{AUTO_RUN_ROWS:,}")
+    asm = Assembler(out, parts, runs=keep != 0)
     try:
-        with Backend(loaded, settings, math.ceil(settings.reps / c) - len(have)) as backend:
-            upto, stop_reason = _run_chunks(backend, _Pass(settings, parts, have, asm, progress,
-                                                           PrecisionStop(settings)))
+        with (Backend(loaded, settings, math.ceil(settings.reps / c) - len(have)) as backend,
+              ThreadPoolExecutor(1, thread_name_prefix="sim-writer") as writer, _writer_turns()):
+            run = _Pass(settings, parts, have, asm, progress, PrecisionStop(settings), writer)
+            upto, stop_reason = _run_chunks(backend, run)
+            run.flush()
         runtime = time.perf_counter() - t0
         reps, errors = asm.close()
     except BaseException:
@@ -566,7 +664,8 @@ def finish(out: Path) -> None:
     """Publish the finished files (written beside the parts) into the result folder, the manifest
     last, then drop the parts: until then an interrupted run shows no final file at all."""
     for name in RESULTS:
-        os.replace(out / PARTS / name, out / name)
+        if name != "runs.parquet" or (out / PARTS / name).exists():  # none with --runs none
+            os.replace(out / PARTS / name, out / name)
     shutil.rmtree(out / PARTS, ignore_errors=True)
 
 

@@ -700,10 +700,30 @@ class Simulation(Strict):
         None, description="A priors file of your own (the format of sim/data/priors.yaml), tried before the "
         "built-in one; a path relative to the scenario file.")
 
+    runs: str = Field(
+        "auto", exclude=True, description="Per-run records kept in runs.parquet: `all`, `none`, `sample:N` (those of "
+        "the first N replications) or `auto` (all, unless replications x runs pass 5,000,000 rows: then a sample, "
+        "and the run says so); `--runs` overrides it. Not part of the scenario's hash: it changes which records "
+        "are written, not the results.")
+
     @field_validator("priors", mode="before")
     @classmethod
     def _on_off(cls, v: Any):
         return {True: "on", False: "off"}.get(v, v) if isinstance(v, bool) else v
+
+    @field_validator("runs", mode="before")
+    @classmethod
+    def _runs_kept(cls, v: Any):
+        return runs_kept(v)
+
+
+def runs_kept(v: Any) -> str:
+    """`all`, `none`, `auto` or `sample:N` (N >= 1), normalised; ValueError otherwise."""
+    text = str(v).strip().lower().replace(" ", "")
+    kind, _, n = text.partition(":")
+    if text in ("all", "none", "auto") or (kind == "sample" and n.isdigit() and int(n) >= 1):
+        return text if kind != "sample" else f"sample:{int(n)}"
+    raise ValueError(f"must be all, none, auto or sample:N (the runs of the first N replications, N >= 1), got {v!r}")
 
 
 class Correlation(Strict):

@@ -214,10 +214,11 @@ def test_runs_parquet_bytes_do_not_depend_on_chunking(tmp_path, monkeypatch):
 
 
 def test_chunk_records_name_each_part(tmp_path):
-    from sim.records import RUN_COLUMNS
+    from sim.records import RUN_COLUMNS, RunColumns
 
-    row = tuple(float(i) for i in range(len(RUN_COLUMNS)))  # one run of replication 0
-    res = ChunkResult(index=4, rows=[{"replication": 0, "cost_usd": 1.0}], runs=[row], run_reps=[0], errors=[])
+    runs = RunColumns()
+    runs.add(0, [(float(i),) for i in range(len(RUN_COLUMNS))])  # one run of replication 0, as columns
+    res = ChunkResult(index=4, rows=[{"replication": 0, "cost_usd": 1.0}], runs=runs, errors=[])
     runner.write_chunk(tmp_path, res)
     meta = json.loads((tmp_path / "chunk-000004.json").read_text())
     assert set(meta["files"]) == {"reps-000004.parquet", "runs-000004.parquet"} and meta["replications"] == 1
