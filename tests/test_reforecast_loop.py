@@ -18,6 +18,7 @@ from benchmarks.reforecast_calibration import SCENARIO, actuals_at, campaign, cu
 from sim.api import feasible
 from sim.loader import load_data
 from sim.montecarlo import Replicator
+from sim.records import RUN_COLUMNS
 
 PROJECTS, REPS = 40, 19
 
@@ -46,7 +47,7 @@ def test_a_cut_replication_is_the_whole_one_up_to_the_cut():
     acts = actuals_at(end, hours * 2, datetime(2027, 1, 4))
     assert all(r.state == "completed" for r in acts.runs) and len(acts.runs) == 24
     assert acts.cost_usd == pytest.approx(whole.row["cost_usd"])
-    assert sorted(r.gpu_hours for r in acts.runs) == pytest.approx(sorted(r[17] for r in whole.runs))
+    assert sorted(r.gpu_hours for r in acts.runs) == pytest.approx(sorted(whole.runs[RUN_COLUMNS.index("gpu_hours")]))
     half = actuals_at(cut(plan, 0, 3, hours / 2), hours / 2, datetime(2027, 1, 4))
     running = [r for r in half.runs if r.state == "running"]
     assert running and all(0 < r.progress < 1 for r in running)
