@@ -16,8 +16,9 @@ From them this module fits rows in the format of sim/data/priors.yaml (docs/prio
   the runs that count them, a gamma posterior from a weak prior (shape PRIOR_SHAPE = 1, i.e. worth
   one interruption, at the built-in row's mean), written as the lognormal of the same mean and
   coefficient of variation.
-- The rerun rate and the project multiplier are measured (`team_figures`) and shown, and written
-  as comments in the priors file: the priors format has no key for them yet.
+- The rerun rate and the project multiplier are measured (`team_figures`) and shown. The project
+  multiplier is also written as the `workloads.experiments` row (multiplier - 1: `fit_experiments`);
+  the rerun rate only as a comment, since the priors format has no key for it yet.
   - rerun rate: failed attempts over attempts (failed + completed) of every project, a beta
     posterior from a uniform prior: (failed + 1) / (attempts + 2). Needs each failed attempt as its
     own row (state failed); it counts every failed attempt as a rerun from scratch, so a job that
@@ -386,6 +387,30 @@ def project_multiplier(pasts: list[Past]) -> dict | None:
             "max": max(each.values()), "n": len(each)}
 
 
+def fit_experiments(pasts: list[Past]) -> list[Fitted]:
+    """The project multiplier as a `workloads.experiments` row (the compute around the final run as a
+    multiple of it: multiplier - 1), when some project used more than its largest completed runs: a
+    fixed ratio from one project; from several, the lognormal of their log-ratios' mean and spread
+    (spread at least 0.1)."""
+    m = project_multiplier(pasts)
+    extra = [v - 1.0 for v in (m or {}).get("projects", {}).values() if v > 1.0]
+    if not extra:
+        return []
+    logs = [math.log(x) for x in extra]
+    mu = math.fsum(logs) / len(logs)
+    if len(logs) == 1:
+        value: dict | float = _sig(extra[0])
+    else:
+        sd = math.sqrt(math.fsum((x - mu) ** 2 for x in logs) / (len(logs) - 1))
+        value = _lognormal(math.exp(mu), max(sd, 0.1))
+    note = (f"N = {len(extra)} project(s) whose accelerator-hours exceed their largest completed runs': "
+            f"experiments = multiplier - 1 = {', '.join(f'{x:.3g}' for x in extra)}; "
+            + ("one project: the ratio itself." if len(extra) == 1 else
+               f"lognormal at their geometric mean {math.exp(mu):.3g} and log-sd max({sd:.3f}, 0.1)."))
+    return [Fitted("workloads.experiments", {}, value, len(extra), "sim calibrate (the team's finished projects)",
+                   date.today(), note)]
+
+
 def team_figures(pasts: list[Past]) -> dict:
     """The rerun rate and the project multiplier (None where the actuals do not allow them)."""
     return {"rerun_rate": rerun_rate(pasts), "project_multiplier": project_multiplier(pasts)}
@@ -419,7 +444,8 @@ def _header(pasts: list[Past], fitted: list[Fitted]) -> list[str]:
     for p in pasts:
         done = len(p.actuals.in_state("completed"))
         lines.append(f"#   {p.project}: {p.label} ({len(p.actuals.runs)} runs, {done} completed)")
-    lines.append("# Measured, not written as rows (the priors format has no key for them yet):")
+    lines.append("# Measured (the project multiplier is also written as the workloads.experiments row, as")
+    lines.append("# multiplier - 1; the rerun rate has no priors key yet):")
     lines += [f"#   {line}" for line in describe_team(team_figures(pasts))]
     lines.append("# Rows (observations behind each):")
     for f in fitted:
@@ -463,14 +489,15 @@ def calibrate(args: list) -> dict:
     pasts = [read_past(a) for a in args]
     notes: list[str] = []
     obs = [o for p in pasts for o in observations(p, notes)]
-    fitted = fit_mfu(obs, notes) + fit_failures(pasts)
+    fitted = fit_mfu(obs, notes) + fit_failures(pasts) + fit_experiments(pasts)
     if not fitted:
         raise ScenarioError(", ".join(p.label for p in pasts), [Issue((), (
             "nothing to calibrate: no completed run with a start, an end and a workload sized in FLOP (params and "
             "tokens, or flop_per_run), and no run with an interruptions count"))])
     team = team_figures(pasts)
-    notes.append("rerun rate and project multiplier: measured (below), not written as rows: the priors format "
-                 "has no key for them yet")
+    notes.append("project multiplier: written as the workloads.experiments row (multiplier - 1, for `experiments: "
+                 "prior` on a final-run workload); rerun rate: measured (below), not written as a row: the priors "
+                 "format has no key for it yet")
     if fitted[0].key == "workloads.mfu":
         notes.append("MFU rows are effective MFU (wall time includes failures and restarts): see each row's note")
     return {"projects": [{"project": p.project, "past": p.label, "runs": len(p.actuals.runs),

@@ -5,6 +5,7 @@ used by a scenario ahead of the built-in rows; bad inputs exit 2 naming the file
 import math
 
 import pytest
+import yaml
 
 import sim
 from sim import calibration
@@ -223,7 +224,8 @@ def test_bad_pasts_exit_2_naming_the_file(case, past, tmp_path, cli):
 def test_rerun_rate_and_project_multiplier_in_closed_form(past, tmp_path, cli):
     # past-a: 1 failed of 4 attempts (3 completed); past-b the same and a 64-GPU run of 640 GPU-h
     big = ACTUALS + "tune,t2,gpus,64,2026-01-09T00:00,2026-01-09T10:00,completed,640,1280,0\n"
-    team = sim.calibrate([past(), past(actuals=big, scenario=SCENARIO.replace("past-a", "past-b"), name="b")])["team"]
+    res = sim.calibrate([past(), past(actuals=big, scenario=SCENARIO.replace("past-a", "past-b"), name="b")])
+    team = res["team"]
     rr = team["rerun_rate"]
     assert (rr["failed"], rr["attempts"]) == (2, 9)  # 3 + 4 completed, 1 + 1 failed
     assert rr["posterior_mean"] == pytest.approx(3 / 11)  # (failed + 1) / (attempts + 2): Beta(3, 8)
@@ -233,8 +235,24 @@ def test_rerun_rate_and_project_multiplier_in_closed_form(past, tmp_path, cli):
     a, b = 616 / 576, (616 + 640) / 640
     assert m["projects"] == {"past-a": pytest.approx(a), "past-b": pytest.approx(b)}
     assert m["geometric_mean"] == pytest.approx(math.sqrt(a * b)) and m["n"] == 2
+    # the multiplier as a usable prior row: experiments = multiplier - 1, lognormal over the two projects
+    (row,) = [f for f in res["fitted"] if f["key"] == "workloads.experiments"]
+    logs = [math.log(a - 1), math.log(b - 1)]
+    mu, sd = sum(logs) / 2, abs(logs[0] - logs[1]) / math.sqrt(2)
+    assert row["value"]["dist"] == "lognormal" and row["n"] == 2
+    assert row["value"]["p5"] == pytest.approx(math.exp(mu - 1.6448536 * sd), rel=1e-3)
+    assert row["value"]["p95"] == pytest.approx(math.exp(mu + 1.6448536 * sd), rel=1e-3)
     code, out, err = cli("calibrate", past(name="c"), "--out", tmp_path / "p.yaml")
     assert code == 0, err
     assert "rerun rate 0.333 (sd" in out and "1 failed of 4 attempts" in out
     assert f"project multiplier {a:.2f}" in out
     assert "#   rerun rate 0.333" in (tmp_path / "p.yaml").read_text()
+    written = yaml.safe_load((tmp_path / "p.yaml").read_text())["priors"]["workloads.experiments"]
+    assert written[0]["value"] == pytest.approx(a - 1, rel=1e-3)  # one project: the ratio itself
+    new = tmp_path / "next.yaml"  # a scenario that knows only its final run takes the team's ratio
+    new.write_text("project: {name: next, start: 2026-06-01}\n"
+                   "pools: [{name: gpus, accelerator: h100, count: 64, price_usd_per_gpu_h: 2.0}]\n"
+                   "workloads: [{name: final, params: 1B, tokens: 10B, accelerators: 8, experiments: prior}]\n"
+                   f"simulation: {{priors_file: {tmp_path / 'p.yaml'}}}\n")
+    used = {q["key"]: q for q in load(new).priors}
+    assert used["workloads[final].experiments"]["from"] == str(tmp_path / "p.yaml")
