@@ -106,6 +106,15 @@ class PoolUse:
     intensity: object  # grid kg CO2/kWh over time: kg_per_kwh (flat) or integral(a, b) (sim.grid)
     busy_ih: float = 0.0  # busy accelerator-hours x the grid's intensity then (a varying grid only)
     busy_co2_kg: float | None = None  # busy kWh x the grid's intensity then (before PUE); None: flat grid
+    spare_gpus: int = 0  # hot spares' accelerators: held, billed and idle like capacity (never busy)
+
+
+def with_spares(use: PoolUse) -> tuple[int, Steps]:
+    """The capacity schedule with the pool's hot spares held wherever it holds capacity."""
+    s = use.spare_gpus
+    if not s:
+        return use.capacity0, use.steps
+    return (use.capacity0 + s if use.capacity0 > 0 else 0), [(t, c + s if c > 0 else c) for t, c in use.steps]
 
 
 @dataclass(slots=True)
@@ -144,8 +153,14 @@ class Tier:
 
     def bill(self, use: PoolUse, months: tuple[float, ...], spend: dict[int, float]) -> PoolBill:
         """The pool's cost over the replication, its idle accelerator-hours, energy and CO2; what is
-        not already billed to runs (usage) is added to `spend` by calendar month."""
-        return PoolBill(use.usage_usd, 0.0, *energy(use, 0.0, 0.0))
+        not already billed to runs (usage) is added to `spend` by calendar month. Hot spares are
+        held (billed, idle) from the start to the end of the project."""
+        s, mk = use.spare_gpus, use.makespan_h
+        if not s or mk <= 0:
+            return PoolBill(use.usage_usd, 0.0, *energy(use, 0.0, 0.0))
+        cost = use.usage_usd + bill_by_month(use.curve, s, 0.0, mk, months, spend)
+        idle_ih = s * use.intensity.integral(0.0, mk) if use.busy_co2_kg is not None else 0.0
+        return PoolBill(cost, s * mk, *energy(use, s * mk, idle_ih))
 
     def check(self, pool) -> tuple[str, str] | None:
         """(key, message) for a rule of this tier that the pool breaks, or None."""
@@ -198,7 +213,7 @@ class Reserved(Tier):
 
     def bill(self, use, months, spend):
         t0, t1 = self.billed_span(use.commit, use.makespan_h)
-        capacity = max([use.capacity0, *(c for _, c in use.steps)])
+        capacity = max([use.capacity0, *(c for _, c in use.steps)]) + use.spare_gpus
         cost = bill_by_month(use.curve, capacity, t0, t1, months, spend)
         idle = max(capacity * (t1 - t0) - use.busy_gpu_h, 0.0)
         idle_ih = capacity * use.intensity.integral(t0, t1) - use.busy_ih if use.busy_co2_kg is not None else 0.0
@@ -225,19 +240,20 @@ class Owned(Tier):
 
     def bill(self, use, months, spend):
         mk = self.billed_span(use.commit, use.makespan_h)[1]
-        cost = over_capacity(use.capacity0, use.steps, mk,
+        cap0, steps = with_spares(use)
+        cost = over_capacity(cap0, steps, mk,
                              lambda cap, a, b: bill_by_month(use.curve, cap, a, b, months, spend))
-        cap_h = capacity_hours(use.capacity0, use.steps, mk)
+        cap_h = capacity_hours(cap0, steps, mk)
         idle = max(cap_h - use.busy_gpu_h, 0.0)
         idle_ih = 0.0
         if use.busy_co2_kg is not None:
-            idle_ih = over_capacity(use.capacity0, use.steps, mk,
+            idle_ih = over_capacity(cap0, steps, mk,
                                     lambda cap, a, b: cap * use.intensity.integral(a, b)) - use.busy_ih
         kwh, co2 = energy(use, idle, idle_ih)
         if kwh > 0:
             energy_cost = kwh * use.usd_per_kwh
             rate = energy_cost / cap_h if cap_h > 0 else 0.0
-            over_capacity(use.capacity0, use.steps, mk,
+            over_capacity(cap0, steps, mk,
                           lambda cap, a, b: bill_by_month(FLAT, cap * rate, a, b, months, spend))
             cost += energy_cost
         return PoolBill(cost, idle, kwh, co2)

@@ -191,7 +191,7 @@ def _commitment(pool: schema.Pool, scn: schema.Scenario, loaded: Loaded, busy: l
                    sum(w.co2_kg for w in busy) / pue)
     use = PoolUse(curve, cap0, steps, commit, busy_gpu_h, 0.0, project_h, sum(w.energy_kwh for w in busy) / pue,
                   power.idle_w(acc, pool, scn.carbon) / 1000.0, pue, float(pool.energy_usd_per_kwh or 0.0),
-                  intensity, *weighed)
+                  intensity, *weighed, int(pool.spares) * pool.nodes_of)
     bill = tier.bill(use, (0.0,), defaultdict(float))
     a, b = tier.billed_span(commit, project_h)
     electricity = bill.kwh * use.usd_per_kwh if pool.pricing == "owned" else 0.0

@@ -194,7 +194,8 @@ def replication_record(rep, columns: list[tuple] | None = None) -> ReplicationRe
     for pool in rep.pools:
         p = pool.p
         use = PoolUse(p.curve, p.capacity0, p.steps, p.commit, pool.busy_gpu_h, pool.usage_cost, mk, pool.busy_kwh,
-                      p.idle_kw, p.pue, p.usd_per_kwh, p.intensity, *_weighed(pool))
+                      p.idle_kw, p.pue, p.usd_per_kwh, p.intensity, *_weighed(pool),
+                      p.spares * p.node_size)
         bill = p.tier.bill(use, plan.months, spend)
         by_pool[p.name] = bill.cost_usd
         by_tier[p.tier.name] = by_tier.get(p.tier.name, 0.0) + bill.cost_usd

@@ -374,8 +374,9 @@ class Pool(Strict):
         "drawn per request (exponential, mean from p_within and wait, growing with its size)."
     )
     spares: FixedInt0 = Field(0, description="Hot spare nodes: a failed node is swapped for a free spare at "
-                              "once; a repaired node goes back to the spares. Known limitation: spares are NOT billed "
-                              "and draw no energy in the result; fold their cost into the pool's price.")
+                              "once; a repaired node goes back to the spares. Spares are held, billed and draw idle "
+                              "power like capacity: with a reservation's term or owned capacity over the project; "
+                              "on demand or spot from the start to the end of the project.")
     capacity_changes: list[CapacityChange] = Field(
         default_factory=list, description="Dated changes of the pool's size (hardware arriving)."
     )

@@ -536,19 +536,25 @@ def test_early_stop_with_a_fractional_number_of_runs_matches_the_estimate():
 # 5. reserved pools
 
 
-def _reserved_cost(p: dict) -> float:
-    return p["count"] * p["price_usd_per_gpu_h"] * float(p.get("term", 8760.0))
+def _reserved_cost(p: dict, spare: int = 0) -> float:
+    """The term of the reserved accelerators and of the pool's hot spares (`spare` accelerators)."""
+    return (p["count"] + spare) * p["price_usd_per_gpu_h"] * float(p.get("term", 8760.0))
+
+
+def _spare(plan, i: int) -> int:
+    """Accelerators in pool i's hot spares."""
+    return plan.pools[i].spares * plan.pools[i].node_size
 
 
 @SETTINGS
 @given(raw=scenarios(), seed=st.integers(0, 2**16))
 def test_reserved_pools_pay_the_whole_commitment_whatever_the_use(raw, seed):
-    _, _, rep = run(raw, seed)
+    _, plan, rep = run(raw, seed)
     s = rep.summary()
     assert s["idle_gpu_hours"] >= 0.0
-    for p in raw["pools"]:
+    for i, p in enumerate(raw["pools"]):
         if p["pricing"] == "reserved":
-            assert s[f"cost_usd_pool_{p['name']}"] == pytest.approx(_reserved_cost(p), rel=1e-9)
+            assert s[f"cost_usd_pool_{p['name']}"] == pytest.approx(_reserved_cost(p, _spare(plan, i)), rel=1e-9)
 
 
 @SMALL
@@ -559,10 +565,11 @@ def test_an_unused_reserved_pool_is_paid_in_full(raw, reserved, seed):
     for w in raw["workloads"]:
         w.setdefault("pools", names)
     raw["pools"].append(reserved)
-    _, _, rep = run(raw, seed)
+    _, plan, rep = run(raw, seed)
     s = rep.summary()
     assert all(e[1] != len(raw["pools"]) - 1 for e in rep.trace), "a run used the pool no workload may use"
-    assert s["cost_usd_pool_unused"] == pytest.approx(_reserved_cost(reserved), rel=1e-9)
+    spare = _spare(plan, len(raw["pools"]) - 1)
+    assert s["cost_usd_pool_unused"] == pytest.approx(_reserved_cost(reserved, spare), rel=1e-9)
     assert s["idle_gpu_hours"] >= reserved["count"] * float(reserved["term"]) * (1 - 1e-12)
 
 
@@ -594,12 +601,14 @@ def test_each_pool_bills_by_its_tier_from_the_trace(raw, seed):
         price = p["price_usd_per_gpu_h"]
         kw = loaded.catalog.accelerators[p["accelerator"]].tdp_w / 1000.0 * loaded.scenario.carbon.pue
         energy += busy[i] * kw * pf
+        spare = _spare(plan, i)  # hot spares: held like capacity, never busy
         if p["pricing"] in ("on_demand", "spot"):
-            assert cost == pytest.approx(price * busy[i], rel=1e-9, abs=1e-9), p["name"]
+            assert cost == pytest.approx(price * (busy[i] + spare * mk), rel=1e-9, abs=1e-9), p["name"]
+            energy += spare * mk * kw * ipf
         elif p["pricing"] == "reserved":
-            assert cost == pytest.approx(_reserved_cost(p), rel=1e-9), p["name"]
+            assert cost == pytest.approx(_reserved_cost(p, spare), rel=1e-9), p["name"]
         else:
-            cap_h = capacity_hours(capacity_steps(p), mk)
+            cap_h = capacity_hours([(t, c + spare if c > 0 else c) for t, c in capacity_steps(p)], mk)
             assert busy[i] <= cap_h * (1 + 1e-9) + 1e-9
             kwh = busy[i] * kw * pf + max(cap_h - busy[i], 0.0) * kw * ipf
             energy += max(cap_h - busy[i], 0.0) * kw * ipf

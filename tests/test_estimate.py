@@ -250,3 +250,26 @@ def test_the_python_api_gives_usage_and_commitments(write):
     [c] = df.attrs["commitments"]
     assert (c["pool"], c["pricing"], c["accelerators"]) == ("cluster", "owned", 64)
     assert c["cost_usd"] == pytest.approx(t["commitment_usd"])
+
+
+def test_hot_spares_are_billed_with_the_reservation_in_both_and_for_the_project_on_demand(cli, write, tmp_path):
+    # 2 spare nodes of 8 held beside a 256-GPU reservation: the term bills 272 accelerators
+    path = write(RESERVED.format(extra=", spares: 2", runs=3))
+    est = run_json(cli, path)
+    assert est["total"]["commitment_usd"] == pytest.approx(272 * 8760 * 3.00, rel=1e-12)
+    code, _out, err = cli("run", path, "--reps", "2", "--out", tmp_path / "r", "--workers", "1")
+    assert code == 0, err
+    s = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert s["metrics"]["cost_usd"]["max"] == pytest.approx(272 * 8760 * 3.00, rel=1e-9)
+    # on demand: the runs' hours plus one spare node held from the start to the end of the project
+    od = write("project: {name: od, start: 2026-01-01}\n"
+               "pools: [{name: gpus, accelerator: h100, count: 16, node_size: 8, price_usd_per_gpu_h: 2.0,"
+               " spares: 1}]\n"
+               "workloads: [{name: train, runs: 1, hours_per_run: 10 h, accelerators: 8}]\n", name="od.yaml")
+    code, _out, err = cli("run", od, "--reps", "1", "--out", tmp_path / "o", "--workers", "1", "--no-priors")
+    assert code == 0, err
+    s = json.loads((tmp_path / "o" / "summary.json").read_text())
+    hours = s["metrics"]["makespan_days"]["mean"] * 24
+    assert hours == pytest.approx(10.0)
+    assert s["metrics"]["cost_usd"]["mean"] == pytest.approx(8 * 10 * 2.0 + 8 * hours * 2.0, rel=1e-9)
+    assert s["metrics"]["idle_gpu_hours"]["mean"] == pytest.approx(8 * hours, rel=1e-9)
