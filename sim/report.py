@@ -150,10 +150,15 @@ def plot_cost_cdf(reps, ax=None, budget: float | None = None):
         _no_data(ax, "costs")
     _budget_line(ax, budget, "lower right")
     ax.xaxis.set_major_formatter(USD)
-    ax.set_xlabel("project cost (USD)")
-    ax.set_ylabel("probability cost <= x")
+    return _cdf_labels(ax, "project cost (USD)", "probability cost <= x", "Cumulative distribution of project cost")
+
+
+def _cdf_labels(ax, xlabel: str, ylabel: str, title: str):
+    """The labels, the 0..1 probability axis and the title of a cumulative distribution plot."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.set_ylim(0, 1)
-    ax.set_title("Cumulative distribution of project cost")
+    ax.set_title(title)
     _tidy(ax)
     return ax
 
@@ -182,12 +187,7 @@ def plot_finish_cdf(reps, start: date, ax=None, deadline: date | None = None):
                    label=f"deadline {deadline} (end of day)")
         ax.legend(loc="lower right")
     _dates(ax)
-    ax.set_xlabel("finish date")
-    ax.set_ylabel("probability finished by x")
-    ax.set_ylim(0, 1)
-    ax.set_title("Cumulative distribution of the finish date")
-    _tidy(ax)
-    return ax
+    return _cdf_labels(ax, "finish date", "probability finished by x", "Cumulative distribution of the finish date")
 
 
 def plot_spend_fan(summary: dict, ax=None, cumulative: bool = True):

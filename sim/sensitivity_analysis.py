@@ -300,10 +300,15 @@ def plot_tornado(rows: list[dict], ax=None, output: str = "cost_mean"):
     ax.set_xlabel({"cost_mean": "mean cost (USD)", "cost_p90": "P90 cost (USD)",
                    "makespan_days_mean": "mean makespan (days)"}[output])
     ax.set_title("Each input at its P10 and P90, the others at their medians", fontsize=10)
-    if rows:
+    return _legend_or_empty(ax, bool(rows), "no inputs to plot")
+
+
+def _legend_or_empty(ax, any_data: bool, empty: str):
+    """The legend, or a note that there is nothing to plot; then a tight layout."""
+    if any_data:
         ax.legend(loc="lower right")
     else:
-        ax.text(0.5, 0.5, "no inputs to plot", ha="center", va="center", transform=ax.transAxes)
+        ax.text(0.5, 0.5, empty, ha="center", va="center", transform=ax.transAxes)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tight_layout may only warn about long labels
         ax.figure.tight_layout()
@@ -331,11 +336,5 @@ def plot_sobol(indices: dict, ax=None, output: str = "cost_mean"):
     ax.axvline(0.0, color="black", linewidth=1)
     ax.set_xlabel("share of the variance of the mean cost")
     ax.set_title("Sobol indices (bars: 95% bootstrap half-widths)", fontsize=10)
-    if names:
-        ax.legend(loc="lower right")
-    else:
-        ax.text(0.5, 0.5, "no Sobol indices to plot", ha="center", va="center", transform=ax.transAxes)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        ax.figure.tight_layout()
+    _legend_or_empty(ax, bool(names), "no Sobol indices to plot")
     return ax
