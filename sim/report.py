@@ -226,6 +226,9 @@ def plot_compare(results: dict, ax=None, metric: str = "cost_usd", limit: float 
     ax = _axes(ax)
     names = list(results)
     data = [finite(results[n][metric]) if metric in results[n] else finite([]) for n in names]
+    tonnes = metric == "co2_kg" and max((float(d.max()) for d in data if d.size), default=0.0) >= 1000
+    if tonnes:  # as the tables print it
+        data = [d / 1000 for d in data]
     if names:
         ax.boxplot(data, whis=(5, 95), showfliers=False)
         ax.set_xticks(range(1, len(names) + 1), names, rotation=15)
@@ -238,8 +241,9 @@ def plot_compare(results: dict, ax=None, metric: str = "cost_usd", limit: float 
         ax.yaxis.set_major_formatter(USD)
         ax.set_ylabel("project cost (USD)")
     else:
-        ax.set_ylabel({"makespan_days": "time to finish (days)", "co2_kg": "CO2 (kg)"}.get(metric, metric))
-    what = {"cost_usd": "Cost", "makespan_days": "Time to finish"}.get(metric, metric)
+        ax.set_ylabel({"makespan_days": "time to finish (days)",
+                       "co2_kg": "CO2 (t)" if tonnes else "CO2 (kg)"}.get(metric, metric))
+    what = {"cost_usd": "Cost", "makespan_days": "Time to finish", "co2_kg": "CO2"}.get(metric, metric)
     ax.set_title(f"{what} by strategy (box: P25-P75, whiskers: P5-P95)")
     _tidy(ax)
     return ax
@@ -276,7 +280,7 @@ PAGE = """<!DOCTYPE html>
 body {{ font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; color: #222; }}
 table {{ border-collapse: collapse; margin: 1rem 0; }}
 td, th {{ border: 1px solid #ccc; padding: 0.25rem 0.6rem; text-align: right; }}
-th:first-child, td:first-child {{ text-align: left; }}
+th:first-child, td:first-child, th.text, td.text {{ text-align: left; }}
 img {{ max-width: 100%; display: block; margin: 1rem 0; }}
 pre {{ background: #f6f6f6; padding: 1rem; overflow-x: auto; font-size: 0.8rem; }}
 </style></head>
@@ -296,9 +300,23 @@ pre {{ background: #f6f6f6; padding: 1rem; overflow-x: auto; font-size: 0.8rem; 
 """
 
 
+_NUMERIC = re.compile(r"^[-+~<>$]*[0-9]")
+
+
+def _text_columns(rows: list[list[str]]) -> set[int]:
+    """Columns no cell of which reads as a figure (left-aligned, like prose, not like numbers)."""
+    width = max((len(r) for r in rows), default=0)
+    return {j for j in range(width) if not any(j < len(r) and _NUMERIC.match(str(r[j]).strip()) for r in rows)}
+
+
 def table_html(head: list[str], rows: list[list[str]]) -> str:
-    h = "".join(f"<th>{html.escape(str(x))}</th>" for x in head)
-    b = "".join("<tr>" + "".join(f"<td>{html.escape(str(x))}</td>" for x in r) + "</tr>" for r in rows)
+    text = _text_columns(rows)
+
+    def cell(tag: str, j: int, x) -> str:
+        attr = ' class="text"' if j in text else ""
+        return f"<{tag}{attr}>{html.escape(str(x))}</{tag}>"
+    h = "".join(cell("th", j, x) for j, x in enumerate(head))
+    b = "".join("<tr>" + "".join(cell("td", j, x) for j, x in enumerate(r)) + "</tr>" for r in rows)
     return f"<table><thead><tr>{h}</tr></thead><tbody>{b}</tbody></table>"
 
 

@@ -62,6 +62,7 @@ def test_spend_fan_and_compare_cope_with_any_data(kind):
     df = pd.DataFrame({"cost_usd": np.array(values, dtype=float), "makespan_days": np.array(values, dtype=float)})
     _renders(report.plot_compare({"base": df, "v1": df}))
     _renders(report.plot_compare({"base": df}, metric="makespan_days"))
+    _renders(report.plot_compare({"base": df.rename(columns={"cost_usd": "co2_kg"})}, metric="co2_kg"))
 
 
 @pytest.mark.parametrize("kind", list(DATA))

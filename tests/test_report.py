@@ -5,6 +5,7 @@ import shutil
 
 import pytest
 
+from sim import report
 from tests.conftest import MINIMAL
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -143,3 +144,18 @@ def test_interruptions_plot_copes_with_any_number_of_sizes(sizes):
                        "days_held": [1.0] * len(sizes), "mean": [float(s) / 8 for s in sizes],
                        "p5": [0.0] * len(sizes), "p95": [float(s) / 4 for s in sizes]})
     assert _png(plot_interruptions_by_size(by))[:4] == b"\x89PNG"
+
+
+def test_text_columns_are_left_aligned_and_figures_right_aligned():
+    html_text = report.table_html(["figure", "value", "what it is"],
+                                  [["CPI", "1.02", "cost performance index"], ["VAC", "-$79.28k", "variance"]])
+    assert '<th class="text">what it is</th>' in html_text and '<td class="text">variance</td>' in html_text
+    assert "<td>1.02</td>" in html_text and "<td>-$79.28k</td>" in html_text
+
+
+@pytest.mark.parametrize("kg, unit, top", [(57_300.0, "CO2 (t)", 57.3), (120.0, "CO2 (kg)", 120.0)])
+def test_co2_comparison_is_drawn_in_the_unit_the_tables_use(kg, unit, top):
+    import pandas as pd
+    ax = report.plot_compare({"a": pd.DataFrame({"co2_kg": [kg] * 4})}, metric="co2_kg")
+    assert ax.get_ylabel() == unit and ax.get_title().startswith("CO2 by strategy")
+    assert ax.lines[0].get_ydata()[0] == pytest.approx(top)
