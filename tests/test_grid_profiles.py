@@ -53,24 +53,24 @@ def test_a_cloud_region_names_its_grids_profile():
             assert abs(zone - google) <= 0.015 * google, r
 
 
-def _run(cli, write, tmp_path, profile: str) -> dict:
-    path = write(TINY.replace("carbon: {", f"carbon: {{profile: {profile}, "))
-    code, _, err = cli("run", path, "--reps", "2", "--workers", "1", "--out", tmp_path / profile)
-    assert code == 0, err
-    return json.loads((tmp_path / profile / "summary.json").read_text())["metrics"]
-
-
 def test_co2_on_a_shipped_region_is_energy_times_its_intensity_through_the_cli(cli, write, tmp_path):
     # one 24 h run of 8 H100 at full TDP (0.7 kW each, PUE 1) from 00:00 UTC on 1 July
     kwh = 8 * 0.7 * 24
-    flat = _run(cli, write, tmp_path, "us-west1")  # Oregon: Google's 2024 figure, 79.23 g/kWh at every hour
-    assert flat["energy_kwh"]["mean"] == pytest.approx(kwh, rel=1e-12)
-    assert flat["co2_kg"]["mean"] == pytest.approx(kwh * 79.23 / 1000, rel=1e-12)
-    # N. Virginia on PJM's 2024 profile: each hour's kWh (kwh / 24) at July's value for that UTC hour
+    flat = write(TINY.replace("carbon: {", "carbon: {profile: us-west1, "))  # Google's 2024 Oregon figure
+    code, out, err = cli("estimate", flat, "--json")
+    assert code == 0, err
+    total = json.loads(out)["total"]
+    assert total["energy_kwh"] == pytest.approx(kwh, rel=1e-12)
+    assert total["co2_kg"] == pytest.approx(kwh * 79.23 / 1000, rel=1e-12)  # 79.23 g/kWh at every hour
+    # N. Virginia on PJM's 2024 profile, simulated: each hour's kWh (kwh / 24) at July's value for that UTC hour
+    path = write(TINY.replace("carbon: {", "carbon: {profile: us-east-1, "))
+    code, _, err = cli("run", path, "--reps", "2", "--workers", "1", "--out", tmp_path / "o")
+    assert code == 0, err
+    m = json.loads((tmp_path / "o" / "summary.json").read_text())["metrics"]
     july = OWN["us-pjm-2024"].table[6]
-    hourly = _run(cli, write, tmp_path, "us-east-1")
-    assert hourly["co2_kg"]["mean"] == pytest.approx(kwh / 24 * sum(july) / 1000, rel=1e-12)
-    assert hourly["co2_kg"]["mean"] != pytest.approx(kwh * OWN["us-pjm-2024"].annual_mean / 1000, rel=1e-3)
+    assert m["energy_kwh"]["mean"] == pytest.approx(kwh, rel=1e-12)
+    assert m["co2_kg"]["mean"] == pytest.approx(kwh / 24 * sum(july) / 1000, rel=1e-12)
+    assert m["co2_kg"]["mean"] != pytest.approx(kwh * OWN["us-pjm-2024"].annual_mean / 1000, rel=1e-3)
 
 
 def test_sim_grid_lists_profiles_and_regions_and_names_an_unknown_one(cli):
