@@ -7,6 +7,7 @@ error (a bug: set TRAINSIM_DEBUG=1 to see the traceback).
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import logging
 import math
@@ -403,6 +404,27 @@ def _catalog_rows(cat, a) -> list:
     return rows
 
 
+def cmd_grid(a) -> int:
+    from sim.catalog import builtin
+
+    cat = builtin()
+    for n in a.name:
+        if n not in cat.profiles:
+            close = difflib.get_close_matches(n, list(cat.profiles), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else "; `sim grid` lists them"
+            raise ScenarioError("command line", [Issue((), f"unknown grid profile or region {n!r}{hint}")])
+    if a.json:
+        own = {k: p for k, p in cat.profiles.items() if k == p.name and (not a.name or k in a.name)}
+        own |= {cat.profiles[n].name: cat.profiles[n] for n in a.name}
+        print(json.dumps({"profiles": {k: {"title": p.title, "basis": p.basis, "date": p.date,
+                                           "annual_mean": p.annual_mean, "source": p.source, "checked": p.checked,
+                                           "gco2_per_kwh": p.table} for k, p in own.items()},
+                          "regions": {k: vars(r) for k, r in cat.grid_regions.items()}}, indent=2))
+        return 0
+    print(present.grid_text(cat.profiles, cat.grid_regions, a.name, a.sources))
+    return 0
+
+
 # --- parser ------------------------------------------------------------------------------------
 def _scenario_args(p, required: bool = True) -> None:
     p.add_argument("file", nargs=None if required else "?", metavar="FILE", help="scenario YAML file")
@@ -541,6 +563,15 @@ def _add_catalog(sub) -> None:
     p.set_defaults(func=cmd_catalog)
 
 
+def _add_grid(sub) -> None:
+    p = sub.add_parser("grid", help="list the shipped grid carbon-intensity profiles and the cloud regions that "
+                       "name them")
+    p.add_argument("name", nargs="*", help="show these profiles or regions in detail (by month and hour)")
+    p.add_argument("--json", action="store_true", help="print JSON (with the 12 x 24 tables)")
+    p.add_argument("--sources", action="store_true", help="print the source of every profile")
+    p.set_defaults(func=cmd_grid)
+
+
 def _add_reforecast(sub) -> None:
     p = sub.add_parser("reforecast", help="re-forecast a running project from its actuals: estimate at "
                        "completion, finish date, risks, earned value")
@@ -595,6 +626,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_reforecast(sub)
     _add_calibrate(sub)
     _add_catalog(sub)
+    _add_grid(sub)
     return ap
 
 

@@ -7,14 +7,15 @@ scenario's clock: hours since 00:00 of project.start, the shipped profiles in UT
 function of hours since the start, one step an hour, with `integral(a, b)` in kg/kWh x hours
 (a cumulative sum, extended as far as it is asked for). A `Flat` intensity is one number.
 
-Pure: no files (the shipped profiles are read by sim.catalog, a user's CSV by sim.loader through
-`from_csv_rows`), no scenario objects.
+Pure: no files (the shipped profiles are read by sim.catalog and built here by `shipped`, a user's
+CSV by sim.loader through `from_csv_rows`), no scenario objects.
 """
 
 from __future__ import annotations
 
+import calendar
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from functools import lru_cache
 
@@ -30,9 +31,22 @@ class Profile:
     name: str
     table: tuple[tuple[float, ...], ...]
     source: str = ""
+    date: str = ""  # of the data (a shipped profile's year ends on it)
+    checked: str = ""  # whether the figures were checked against a stored copy, and how
+    basis: str = ""  # direct (operational) or life-cycle emissions
+    annual_mean: float | None = None  # the source's figure for the year, which the table reproduces
+    title: str = ""
 
     def mean(self) -> float:
         return float(np.mean(self.table))
+
+    def year_mean(self, year: int) -> float:
+        """The mean over the hours of a calendar year (months weighted by their days)."""
+        days = np.array([calendar.monthrange(year, m)[1] for m in range(1, 13)], dtype=float)
+        return float(days @ np.asarray(self.table).mean(axis=1) / days.sum())
+
+    def flat(self) -> bool:
+        return len({x for row in self.table for x in row}) == 1
 
     @staticmethod
     def of(name: str, monthly=None, hourly=None, table=None, source: str = "") -> Profile:
@@ -119,6 +133,41 @@ class Intensity:
 def intensity(profile: Profile, start: date) -> Intensity:
     """The profile laid from `start` (shared: replications of a scenario build it once)."""
     return Intensity(profile, start)
+
+
+# --------------------------------------------------------------------------------------------
+# The shipped profiles (sim/data/grid_profiles.yaml, read by sim.catalog)
+
+
+@dataclass(frozen=True)
+class Region:
+    """A cloud region whose id may be used as a profile name: the profile of its grid."""
+
+    id: str
+    provider: str
+    location: str
+    profile: str
+
+
+def shipped(doc: dict) -> tuple[dict[str, Profile], dict[str, Region]]:
+    """Profiles by name from the parsed data file, and its cloud regions. A profile's
+    `gco2_per_kwh` is a 12 x 24 table or one number (a flat profile: an annual figure, no shape).
+    A region's id is also a key of the returned profiles, for the profile of its grid."""
+    profiles = {}
+    for k, v in doc["profiles"].items():
+        values = v["gco2_per_kwh"]
+        table = [[float(values)] * HOURS] * MONTHS if isinstance(values, int | float) else values
+        mean = v.get("annual_mean")
+        profiles[k] = replace(Profile.of(k, table=table, source=str(v["source"])), date=str(v["date"]),
+                              checked=str(v["checked"]), basis=str(v.get("basis", "")), title=str(v["name"]),
+                              annual_mean=float(mean) if mean is not None else None)
+    regions = {k: Region(k, str(v["provider"]), str(v["location"]), str(v["profile"]))
+               for k, v in (doc.get("regions") or {}).items()}
+    clash = sorted(set(regions) & set(profiles))
+    missing = sorted(r.id for r in regions.values() if r.profile not in profiles)
+    if clash or missing:
+        raise ValueError(f"grid regions: {clash or missing} {'name a profile' if clash else 'name no profile'}")
+    return {**profiles, **{k: profiles[r.profile] for k, r in regions.items()}}, regions
 
 
 # --------------------------------------------------------------------------------------------

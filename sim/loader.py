@@ -1070,9 +1070,8 @@ def grid_profiles(scn: schema.Scenario, catalog: Catalog, file: str, lines: dict
         if not name.lower().endswith(".csv"):
             close = difflib.get_close_matches(name, list(catalog.profiles), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            shipped = ", ".join(sorted(catalog.profiles))
-            problems.append((path, f"unknown grid profile {name!r}{hint} (shipped: {shipped}; or a CSV file ending "
-                             "in .csv)"))
+            problems.append((path, f"unknown grid profile {name!r}{hint} (the shipped profiles and cloud regions "
+                             "are listed by `sim grid`; or a CSV file ending in .csv)"))
             continue
         where = Path(name) if Path(name).is_absolute() else Path(file).parent / name
         try:

@@ -324,3 +324,53 @@ def calibrate_text(result: dict) -> str:
     lines.append(f"priors written to {result['out']} (use it with simulation.priors_file)" if result.get("out")
                  else "nothing written (no --out)")
     return "\n".join(lines)
+
+
+# --- sim grid ----------------------------------------------------------------------------------
+_MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
+
+
+def grid_text(profiles: dict, regions: dict, names: list[str], sources: bool = False) -> str:
+    """The shipped grid profiles and the cloud regions that name them (`sim grid`), or with
+    `names` each named profile (or region) in detail: its months, its hours, its source."""
+    if names:
+        return "\n\n".join(_grid_detail(n, profiles[n], regions) for n in names)
+    own = {k: p for k, p in profiles.items() if k == p.name}
+    rows = []
+    for k, p in own.items():
+        monthly = [sum(r) / len(r) for r in p.table]
+        lo, hi = min(range(12), key=monthly.__getitem__), max(range(12), key=monthly.__getitem__)
+        rows.append([k, "flat" if p.flat() else "month x hour", p.basis or "-", f"{p.year_mean(int(p.date[:4])):.1f}",
+                     "-" if p.flat() else f"{_MONTHS[lo]} {monthly[lo]:.0f}",
+                     "-" if p.flat() else f"{_MONTHS[hi]} {monthly[hi]:.0f}", p.date,
+                     "yes" if p.checked.startswith("yes") else "no"])
+    out = [table(["profile", "shape", "basis", "gCO2/kWh (year)", "cleanest month", "dirtiest month", "data to",
+                  "stored copy"], rows, right={3})]
+    out.append("")
+    out.append(table(["region", "provider", "location", "profile"],
+                     [[r.id, r.provider, r.location, r.profile] for r in regions.values()], right=set()))
+    if sources:
+        out += ["", *(f"{k}: {p.source} Checked: {p.checked}" for k, p in own.items())]
+    else:
+        out.append("\n(a profile or region in detail: sim grid NAME; sources: sim grid --sources; use one with "
+                   "carbon.profile or pools[].carbon_profile)")
+    return "\n".join(out)
+
+
+def _grid_detail(name: str, p, regions: dict) -> str:
+    monthly = [sum(r) / len(r) for r in p.table]
+    hourly = [sum(r[h] for r in p.table) / 12 for h in range(24)]
+    via = f" (region {name}: {regions[name].location}, {regions[name].provider})" if name in regions else ""
+    lines = [f"{p.name}{via}: {p.title}", f"  basis: {p.basis or '-'}; data to {p.date}; mean over that year "
+             f"{p.year_mean(int(p.date[:4])):.1f} gCO2/kWh (the source's figure: {p.annual_mean})"]
+    if p.flat():
+        lines.append("  flat: the source gives one figure for the year, so no month or hour varies")
+    else:
+        by_month = ", ".join(f"{m} {v:.0f}" for m, v in zip(_MONTHS, monthly, strict=True))
+        by_hour = ", ".join(f"{h:02d} {v:.0f}" for h, v in enumerate(hourly))
+        lines += [f"  by month (gCO2/kWh): {by_month}", f"  by UTC hour, mean of the months: {by_hour}"]
+    named_by = sorted(r.id for r in regions.values() if r.profile == p.name)
+    if named_by:
+        lines.append("  cloud regions on this grid: " + ", ".join(named_by))
+    lines += [f"  source: {p.source}", f"  checked: {p.checked}"]
+    return "\n".join(lines)

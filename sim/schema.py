@@ -383,7 +383,7 @@ class Pool(Strict):
     pue: PUE | None = Field(None, description="Overrides carbon.pue for this pool.")
     grid_gco2_per_kwh: Intensity | None = Field(None, description="Overrides carbon.grid_gco2_per_kwh.")
     carbon_profile: str | None = Field(None, description="Overrides carbon.profile for this pool: a shipped grid "
-                                       "profile or a CSV file.")
+                                       "profile, a cloud region's id (see `sim grid`) or a CSV file.")
     power_factor: FractionPos | None = Field(None, description="Share of TDP a busy accelerator of this pool draws "
                                              "(overrides the accelerator's power_w and carbon.power_factor).")
     host_w_per_node: Watts | None = Field(None, description="Power of one node's host while busy (CPUs, memory, "
@@ -669,7 +669,8 @@ class Carbon(Strict):
     )
     profile: str | None = Field(
         None, description="Grid carbon intensity that varies with the month and the hour: a shipped profile "
-        "(sim/data/grid_profiles.yaml: gb-2023, gb-2024) or a CSV file (columns month and/or hour, and "
+        "or a cloud region's id (listed by `sim grid`: e.g. us-pjm-2024, de-2024, us-east-1) or a CSV file "
+        "(columns month and/or hour, and "
         "gco2_per_kwh; a path relative to the scenario file). Energy is weighted by the intensity when it is "
         "used; replaces grid_gco2_per_kwh.")
     host_power: Literal["none", "catalog"] = Field(
