@@ -793,8 +793,10 @@ def backtest(folder: str | Path | None = None, reps: int = 200, seed: int = 0, w
              out: str | Path | _Default | None = None, overwrite: bool = False,
              progress: Callable[[int, int, str], None] | None = None) -> BacktestResult:
     """Simulate every case file of `folder` (default: the shipped validation/ cases; see
-    sim.backtesting for the format) `reps` times and score it against its published figures:
-    P5/P50/P95, inside [P5, P95] or not, P50 error, P95/P5, and the coverage summary. With `out`,
+    sim.backtesting for the format) `reps` times (at most its own `case.reps`) and score it against
+    its published figures: P5/P50/P95, inside [P5, P95] or not (a simulator's published mean: its
+    interval against trainsim's mean +- 3 standard errors), P50 error, P95/P5, and the coverage
+    summary. With `out`,
     backtest.json and backtest.md are written there (`DEFAULT`: outputs/backtest/<timestamp>/)."""
     from sim import backtesting
 

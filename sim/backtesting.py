@@ -4,14 +4,18 @@ A case file is a normal scenario written only with what its team knew before tra
 tokens, accelerators, dates, prices if published), the built-in priors filling the rest, plus two
 blocks this module pops before loading it:
 
-    case:     {name, kind: pretrain|finetune|reliability|arithmetic, description, in_sample}
-    expected: [{metric, value, workload, tolerance, source, date, checked, note}, ...]
+    case:     {name, kind: pretrain|finetune|reliability|arithmetic, description, in_sample, reps}
+    expected: [{metric, value, workload, statistic, tolerance, precision, source, date, checked, note}, ...]
 
 Each case is simulated `reps` times (the runner's chunks, so the numbers are the same whatever the
-worker count); for each expected figure the P5, P50 and P95 of the metric are compared with the
-published value: inside [P5, P95] or not, P50 error = P50 / published - 1, and P95 / P5. The summary
-gives the coverage (share of figures inside), the median |P50 error| and the median P95 / P5,
-overall, for large pre-training runs, and for the cases whose figures no prior was fitted on.
+worker count), or `case.reps` times when the case asks for fewer (an expensive case). For each
+expected figure the P5, P50 and P95 of the metric are compared with the published value: inside
+[P5, P95] or not, P50 error = P50 / published - 1, and P95 / P5. A figure with
+`statistic: mean` is a mean published by another simulator with the half-width of its interval as
+`tolerance`: it is inside when trainsim's mean +- 3 standard errors meets the published mean +- its
+interval, and its error is the mean's (mean / published - 1). The summary gives the coverage
+(share of figures inside), the median |P50 error| and the median P95 / P5, overall, for large
+pre-training runs, and for the cases whose figures no prior was fitted on.
 
 The module is named apart from the API function `sim.backtest` (as sim.comparison is from
 sim.compare), so that neither hides the other. `python -m sim.backtesting --write-docs` refreshes
@@ -42,8 +46,11 @@ BEGIN, END = "<!-- BACKTEST -->", "<!-- /BACKTEST -->"
 REPS = 200
 SEED = 0
 KINDS = ("pretrain", "finetune", "reliability", "arithmetic")
-CASE_KEYS = ("name", "kind", "description", "in_sample")
-EXPECTED_KEYS = ("metric", "value", "workload", "tolerance", "precision", "source", "date", "checked", "note")
+CASE_KEYS = ("name", "kind", "description", "in_sample", "reps")
+EXPECTED_KEYS = ("metric", "value", "workload", "statistic", "tolerance", "precision", "source", "date", "checked",
+                 "note")
+STATISTICS = ("band", "mean")  # inside [P5, P95], or trainsim's mean +- SE_MULT standard errors
+SE_MULT = 3.0
 LARGE_RUN = 1000  # accelerators in one run from which a pre-training case counts as large
 # metrics that exist per workload (gpu_hours_wl_<name>, ...); `_per_run` divides by the runs
 WORKLOAD_METRICS = ("gpu_hours", "cost_usd", "runs")
@@ -61,6 +68,10 @@ class Case:
     expected: list[dict]
     in_sample: str = ""
     large: bool = False
+    reps: int | None = None  # at most this many replications (case.reps), None: the run's
+
+    def replications(self, reps: int) -> int:
+        return reps if self.reps is None else min(self.reps, reps)
 
 
 @dataclass
@@ -105,6 +116,10 @@ def _case_block(raw: dict, file: str, lines: dict) -> dict:
         raise _problem(file, ("case", "name"), "needs a name (text)", lines)
     if case.get("kind") not in KINDS:
         raise _problem(file, ("case", "kind"), f"must be one of {', '.join(KINDS)}, got {case.get('kind')!r}", lines)
+    n = case.get("reps")
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 2):
+        raise _problem(file, ("case", "reps"), f"the replications this case runs at most, a whole number >= 2, "
+                       f"got {n!r}", lines)
     return case
 
 
@@ -176,6 +191,9 @@ def _expected_block(raw: dict, file: str, lines: dict, workloads: set[str]) -> l
             e[k] = v
         if "precision" in e:
             e["tolerance"] = _precision_tolerance(e, i, file, lines)
+        if e.setdefault("statistic", "band") not in STATISTICS:
+            raise _problem(file, ("expected", i, "statistic"), f"must be one of {', '.join(STATISTICS)} (mean: a "
+                           f"simulator's published mean, ± its interval as tolerance), got {e['statistic']!r}", lines)
         if not e.get("source"):
             raise _problem(file, ("expected", i, "source"), "name the source of the figure", lines)
         if not isinstance(e.get("checked", False), bool):
@@ -197,7 +215,8 @@ def read_case(path: str | Path) -> Case:
     expected = _expected_block(raw, file, lines, names)
     biggest = max(w.accelerators for w in loaded.scenario.workloads)
     return Case(file, case["name"], case["kind"], str(case.get("description", "")), loaded, expected,
-                str(case.get("in_sample") or ""), case["kind"] == "pretrain" and biggest >= LARGE_RUN)
+                str(case.get("in_sample") or ""), case["kind"] == "pretrain" and biggest >= LARGE_RUN,
+                case.get("reps"))
 
 
 def read_cases(folder: str | Path) -> list[Case]:
@@ -276,6 +295,17 @@ def metric_values(reps: pd.DataFrame, metric: str, workload: str | None = None) 
     return total
 
 
+def compared(x: np.ndarray, statistic: str, value: float, tol: float) -> tuple[bool, float, float | None]:
+    """(inside, error, half-width of trainsim's interval) for one figure. `band`: the published
+    value (+- tol) meets [P5, P95], error of the P50. `mean`: trainsim's mean +- 3 standard errors
+    meets the published mean +- tol (its interval), error of the mean."""
+    if statistic == "mean":
+        mean, half = float(x.mean()), SE_MULT * float(x.std(ddof=1)) / math.sqrt(len(x))
+        return abs(mean - value) <= tol + half, mean / value - 1.0, half
+    p5, p50, p95 = np.percentile(x, [5, 50, 95])
+    return bool(p5 - tol <= value <= p95 + tol), float(p50) / value - 1.0, None
+
+
 def score(case: Case, reps: pd.DataFrame) -> list[dict]:
     """One row per expected figure of a case."""
     out = []
@@ -283,11 +313,13 @@ def score(case: Case, reps: pd.DataFrame) -> list[dict]:
         x = metric_values(reps, e["metric"], e.get("workload"))
         p5, p50, p95 = (float(v) for v in np.percentile(x, [5, 50, 95]))
         value, tol = float(e["value"]), float(e.get("tolerance", 0.0))
+        inside, error, half = compared(x, e["statistic"], value, tol)
         out.append({
             "case": case.name, "kind": case.kind, "file": Path(case.file).name, "large": case.large,
             "in_sample": bool(case.in_sample), "metric": e["metric"], "workload": e.get("workload"),
-            "p5": p5, "p50": p50, "p95": p95, "published": value, "tolerance": tol,
-            "inside": bool(p5 - tol <= value <= p95 + tol), "p50_error": p50 / value - 1.0,
+            "statistic": e["statistic"], "reps": len(x), "p5": p5, "p50": p50, "p95": p95,
+            "mean": float(x.mean()), "mean_half_width": half,
+            "published": value, "tolerance": tol, "inside": bool(inside), "p50_error": error,
             "p95_p5": p95 / p5 if p5 > 0 else math.inf, "source": e["source"], "date": str(e.get("date", "")),
             "checked": bool(e.get("checked", False)), "note": str(e.get("note", "")).strip(),
         })
@@ -321,15 +353,19 @@ def run(folder: str | Path | None = None, reps: int = REPS, seed: int = SEED, wo
     for i, case in enumerate(cases):
         if progress:
             progress(i, len(cases), case.name)
-        reps_df, errors = replications(case.loaded, reps, seed, workers)
+        reps_df, errors = replications(case.loaded, case.replications(reps), seed, workers)
         if reps_df.empty:
             first = errors[0]["error"] if errors else "no replication ran"
             raise ScenarioError(case.file, [Issue((), f"every replication failed; the first: {first}")])
         if errors:
             failed[case.name] = len(errors)
+        if len(reps_df) < 2 and any(e["statistic"] == "mean" for e in case.expected):
+            raise ScenarioError(case.file, [Issue(("case", "reps"), "a mean figure needs at least 2 replications "
+                                                  f"for its standard error; {len(reps_df)} ran")])
         rows += score(case, reps_df)
         info.append({"name": case.name, "kind": case.kind, "file": Path(case.file).name, "large": case.large,
-                     "description": case.description.strip(), "in_sample": case.in_sample.strip(),
+                     "reps": case.replications(reps), "description": case.description.strip(),
+                     "in_sample": case.in_sample.strip(),
                      "priors": [u["key"] for u in case.loaded.priors]})
     return BacktestResult(rows, summarize(rows), info, reps, seed, time.perf_counter() - t0, None, failed)
 
@@ -357,20 +393,45 @@ def _pct(x: float | None) -> str:
     return "—" if x is None else f"{x:+.1%}"
 
 
+def _published(r: dict) -> str:
+    pub = fmt(r["metric"], r["published"]) + (f" ± {fmt(r['metric'], r['tolerance'])}" if r["tolerance"] else "")
+    return ("mean " + pub) if r["statistic"] == "mean" else pub
+
+
 def table_rows(result: BacktestResult) -> list[list[str]]:
-    """case, metric, P5, P50, P95, published, inside?, P50 error, P95/P5."""
+    """case, metric, P5, P50, P95, published, inside?, P50 error (the mean's for a mean figure),
+    P95/P5, replications."""
     out = []
     for r in result.rows:
         m = r["metric"] + (f" [{r['workload']}]" if r["workload"] else "")
         star = "*" if r["in_sample"] else ""
-        pub = fmt(r["metric"], r["published"]) + (f" ± {fmt(r['metric'], r['tolerance'])}" if r["tolerance"] else "")
+        err = _pct(r["p50_error"]) + (" (mean)" if r["statistic"] == "mean" else "")
         out.append([r["case"] + star, m, fmt(r["metric"], r["p5"]), fmt(r["metric"], r["p50"]),
-                    fmt(r["metric"], r["p95"]), pub, "yes" if r["inside"] else "NO", _pct(r["p50_error"]),
-                    f"{r['p95_p5']:.2f}"])
+                    fmt(r["metric"], r["p95"]), _published(r), "yes" if r["inside"] else "NO", err,
+                    f"{r['p95_p5']:.2f}", str(r["reps"])])
     return out
 
 
-HEAD = ["case", "metric", "P5", "P50", "P95", "published", "inside", "P50 error", "P95/P5"]
+def _fine(r: dict) -> str:
+    """trainsim's mean +- its half-width against the published mean +- its interval, with as many
+    decimals as show the smaller half-width to two figures (62.37% ± 0.21%, not 62.4% ± 0.2%)."""
+    scale, unit = (100.0, "%") if r["metric"] == "ettr" else (1.0, " d" if r["metric"].startswith("makespan") else "")
+    halves = [h * scale for h in (r["mean_half_width"], r["tolerance"]) if h and h > 0]
+    dec = max(0, 1 - math.floor(math.log10(min(halves)))) if halves else 0
+
+    def num(v: float) -> str:
+        return f"{v * scale:,.{dec}f}{unit}"
+
+    return (f"trainsim mean {num(r['mean'])} ± {num(r['mean_half_width'])} ({SE_MULT:g} standard errors, "
+            f"{r['reps']} replications) against {num(r['published'])} ± {num(r['tolerance'])}")
+
+
+def mean_lines(result: BacktestResult) -> list[str]:
+    """For each mean figure: trainsim's mean +- 3 standard errors beside the published interval."""
+    return [f"{r['case']} {r['metric']} (mean): {_fine(r)}" for r in result.rows if r["statistic"] == "mean"]
+
+
+HEAD = ["case", "metric", "P5", "P50", "P95", "published", "inside", "P50 error", "P95/P5", "reps"]
 LABELS = {"overall": "all figures", "large_pretrain": f"large pre-training (runs of >= {LARGE_RUN:,} accelerators)",
           "out_of_sample": "figures no prior was fitted on (cases without *)",
           "forecasts": "forecasts (arithmetic cases left out)"}
@@ -391,11 +452,14 @@ def summary_lines(summary: dict) -> list[str]:
 def markdown(result: BacktestResult) -> str:
     """The table and the summary as markdown (no timings: the same seed and reps give the same text)."""
     esc = [[c.replace("|", "\\|") for c in row] for row in table_rows(result)]
-    lines = [f"{result.reps} replications per case, seed {result.seed}. * = a built-in prior was fitted on this "
-             "case's figures (in-sample).", "", "| " + " | ".join(HEAD) + " |",
+    lines = [f"{result.reps} replications per case (fewer where a case sets `case.reps`: the reps column), seed "
+             f"{result.seed}. * = in-sample: a built-in prior was fitted on this case's figures, or the model was "
+             "changed after it missed them (the case's `in_sample` says which). (mean) = a mean "
+             f"published by another simulator: inside when trainsim's mean ± {SE_MULT:g} standard errors meets the "
+             "published mean ± its interval; the error is the mean's.", "", "| " + " | ".join(HEAD) + " |",
              "|" + "|".join(["---"] + ["---:"] * (len(HEAD) - 1)) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in esc]
-    lines += [""] + [f"- {s}" for s in summary_lines(result.summary)]
+    lines += [""] + [f"- {s}" for s in mean_lines(result) + summary_lines(result.summary)]
     return "\n".join(lines) + "\n"
 
 

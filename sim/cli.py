@@ -541,7 +541,7 @@ def _add_backtest(sub) -> None:
     p = sub.add_parser("backtest", help="forecast published projects from what their teams knew before training and "
                        "compare with the published figures")
     p.add_argument("dir", metavar="DIR", nargs="?", help="folder of case files (default: the shipped validation/)")
-    p.add_argument("--reps", help="replications per case (default 200)")
+    p.add_argument("--reps", help="replications per case (default 200; a case's `case: {reps: N}` caps its own)")
     p.add_argument("--seed", help="root seed (default 0)")
     p.add_argument("--workers", help="processes (default 1; the results do not depend on it)")
     p.add_argument("--out", help="folder for backtest.json and backtest.md (default outputs/backtest/<timestamp>/)")

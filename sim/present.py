@@ -242,17 +242,19 @@ class Progress:
 
 # --- sim backtest ------------------------------------------------------------------------------
 def backtest_text(result) -> str:
-    """Per case the figures (case, metric, P5, P50, P95, published, inside?, P50 error, P95/P5),
-    then the summary lines."""
+    """Per case the figures (case, metric, P5, P50, P95, published, inside?, P50 error, P95/P5, reps),
+    the mean figures' comparison, then the summary lines."""
     from sim import backtesting
 
     head = (f"backtest: {len({r['case'] for r in result.rows})} cases, {len(result.rows)} published figures, "
-            f"{result.reps} replications each, seed {result.seed}, {result.runtime_s:.1f} s")
+            f"{result.reps} replications each (fewer where a case sets case.reps), seed {result.seed}, "
+            f"{result.runtime_s:.1f} s")
     if result.out is not None:
         head += f" -> {result.out}"
-    lines = [head, table(backtesting.HEAD, backtesting.table_rows(result), right=set(range(2, 9))),
-             "* a built-in prior was fitted on this case's figures (in-sample)",
-             *backtesting.summary_lines(result.summary)]
+    lines = [head, table(backtesting.HEAD, backtesting.table_rows(result), right=set(range(2, 10))),
+             "* in-sample (a built-in prior was fitted on this case's figures, or the model changed after them); "
+             "(mean): a simulator's published mean, inside when trainsim's mean ± 3 standard errors meets its interval",
+             *backtesting.mean_lines(result), *backtesting.summary_lines(result.summary)]
     if result.failed:
         lines.append("failed replications (left out): " + ", ".join(f"{k} {v}" for k, v in result.failed.items()))
     return "\n".join(lines)

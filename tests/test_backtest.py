@@ -3,13 +3,17 @@ files (exit 2 naming the file and the key), the files the CLI writes, and the ta
 docs/validation.md kept current."""
 
 import json
+import math
 import re
+import shutil
 import textwrap
 
 import pytest
+from scipy import stats
 
 import sim
 from sim import backtesting
+from tests.test_engine import plan_of
 
 # 2 runs of 1B params on 20B tokens, 8 H100 each at MFU 0.4, $2/GPU-h, no priors: deterministic.
 GPU_H_PER_RUN = 6 * 1e9 * 20e9 / (989e12 * 0.4 * 3600)  # 84.26 GPU-hours
@@ -106,6 +110,10 @@ BAD = [
     ("bad precision", lambda t: t.replace('"checked": true', '"checked": true, "precision": 2.5', 1),
      "expected[0].precision"),
     ("bad scenario key", lambda t: t.replace("count: 16", "count: many"), "pools[0].count"),
+    ("bad statistic", lambda t: t.replace('"checked": true', '"checked": true, "statistic": "median"', 1),
+     "expected[0].statistic"),
+    ("case reps below 2", lambda t: t.replace("kind: arithmetic", "kind: arithmetic, reps: 1"), "case.reps"),
+    ("case reps not whole", lambda t: t.replace("kind: arithmetic", "kind: arithmetic, reps: 2.5"), "case.reps"),
 ]
 
 
@@ -173,3 +181,127 @@ def test_docs_table_is_current():
     result = backtesting.run()
     current = backtesting.docs_block(backtesting.DOCS.read_text())
     assert current == backtesting.markdown(result), "docs/validation.md is stale: run  sim backtest --write-docs"
+
+
+# --- per-case replications and mean figures ----------------------------------------------------------
+def test_case_reps_caps_that_cases_replications_and_is_shown(cli, folder, tmp_path):
+    """`case.reps: 3` runs that case 3 times whatever --reps above it (and --reps when it is lower);
+    the count is in each row of backtest.json, in its cases and in the table's reps column."""
+    few = closed_form_case("few").replace("kind: arithmetic", "kind: arithmetic, reps: 3")
+    d = folder({"few.yaml": few, "all.yaml": closed_form_case("all")})
+    for reps, want in (("5", {"few": 3, "all": 5}), ("2", {"few": 2, "all": 2})):
+        out = tmp_path / f"out{reps}"
+        code, text, err = cli("backtest", d, "--reps", reps, "--out", out)
+        assert code == 0, err
+        data = json.loads((out / "backtest.json").read_text())
+        assert {r["case"]: r["reps"] for r in data["rows"]} == want
+        assert {c["name"]: c["reps"] for c in data["cases"]} == want
+        md = (out / "backtest.md").read_text()
+        assert re.search(rf"\| few \| gpu_hours \|.*\| {want['few']} \|$", md, re.M), md
+        assert re.search(rf"^few .* {want['few']}$", text, re.M), text
+
+
+# 8 H100 for 100 h at 0.01 failures per GPU-hour: a Poisson count of mean 8 per replication
+RANDOM = """\
+case: {{name: {name}, kind: reliability, description: "poisson count"}}
+expected:
+  - {{metric: failures, statistic: mean, value: {value}, tolerance: {tol}, source: "closed form", checked: true}}
+project: {{name: {name}, start: 2026-01-01}}
+pools:
+  - {{name: gpus, accelerator: h100, count: 8, price_usd_per_gpu_h: 2.0}}
+workloads:
+  - {{name: job, hours_per_run: 100 h, accelerators: 8}}
+reliability: {{failure_rate_per_gpu_h: 0.01, restart: 0, checkpoint: {{interval: auto, write: 0}}}}
+simulation: {{priors: "off"}}
+"""
+
+
+def test_mean_figure_inside_when_mean_and_3_standard_errors_meet_its_interval(cli, folder, tmp_path):
+    d = folder({"r.yaml": RANDOM.format(name="r", value=8, tol=0)})
+    code, _, err = cli("backtest", d, "--reps", "30", "--seed", "4", "--out", tmp_path / "o")
+    assert code == 0, err
+    row = json.loads((tmp_path / "o" / "backtest.json").read_text())["rows"][0]
+    x = backtesting.metric_values(backtesting.replications(backtesting.read_case(d / "r.yaml").loaded, 30, 4)[0],
+                                  "failures")
+    assert row["mean"] == pytest.approx(x.mean()) and row["reps"] == 30
+    assert row["mean_half_width"] == pytest.approx(3 * x.std(ddof=1) / math.sqrt(30))
+    assert abs(row["mean"] - 8) < 4 * x.std(ddof=1) / math.sqrt(30)  # Poisson mean 8
+    assert 0 < row["mean_half_width"] < 3.0
+    m, half, tol = row["mean"], row["mean_half_width"], 0.5
+    cases = {"near.yaml": RANDOM.format(name="near", value=m + half + tol - 0.01, tol=tol),
+             "far.yaml": RANDOM.format(name="far", value=m + half + tol + 0.01, tol=tol),
+             "low.yaml": RANDOM.format(name="low", value=m - half - 0.01, tol=0)}
+    d2 = folder(cases)
+    code, text, err = cli("backtest", d2, "--reps", "30", "--seed", "4", "--out", tmp_path / "o2")
+    assert code == 0, err
+    rows = {r["case"]: r for r in json.loads((tmp_path / "o2" / "backtest.json").read_text())["rows"]}
+    assert (rows["near"]["inside"], rows["far"]["inside"], rows["low"]["inside"]) == (True, False, False)
+    assert rows["far"]["p50_error"] == pytest.approx(m / (m + half + tol + 0.01) - 1)  # the mean's error
+    assert "(mean)" in text and "3 standard errors, 30 replications" in text
+
+
+def test_a_mean_figure_needs_two_replications(cli, folder, tmp_path):
+    d = folder({"r.yaml": RANDOM.format(name="r", value=8, tol=0)})
+    code, _, err = cli("backtest", d, "--reps", "1", "--out", tmp_path / "o")
+    assert code == 2 and "r.yaml" in err and "case.reps" in err and "Traceback" not in err
+
+
+SHIPPED_NEW = ("airesim_default.yaml", "kokolis_1024.yaml", "kokolis_16384.yaml", "kokolis_131072.yaml")
+
+
+def test_airesim_case_carries_airesims_inputs_and_published_intervals():
+    """AIReSim's config.yaml values (no priors), its fixed repair pipeline's cure probability, and
+    each published interval = t(0.975, 29) x sd / sqrt(30) from the report's standard deviations."""
+    case = backtesting.read_case(backtesting.FOLDER / "airesim_default.yaml")
+    assert case.reps == 20 and case.loaded.priors == [] and case.kind == "reliability"
+    plan = plan_of(case.loaded)
+    w, p = plan.workloads[0], plan.pools[0]
+    assert w.n == 4096 and w.fail_rate_per_h == pytest.approx(4096 * 0.01 / 24, rel=1e-12)
+    assert w.length_h_on[0] == pytest.approx(256 * 24) and w.detect_h == pytest.approx(1 / 3)
+    assert w.restart_h_on[0] == 0.0 and w.write_h == 0.0
+    assert (p.lemon_fraction, p.lemon_multiplier) == (0.15, 6.0)
+    assert p.lemon_cures == pytest.approx(0.6 + 0.4 * 0.8 * 0.8) and (p.capacity0, p.spares) == (4160, 200)
+    t = stats.t.ppf(0.975, 29) / math.sqrt(30)
+    want = {"makespan_days": (9832.32 / 24, 11.96 / 24), "failures": (11062.0, t * 96.1), "ettr": (0.6249, t * 0.0020)}
+    for e in case.expected:
+        assert e["statistic"] == "mean"
+        assert (e["value"], e["tolerance"]) == pytest.approx(want[e["metric"]], rel=2e-3), e["metric"]
+
+
+@pytest.mark.parametrize("gpus, mttf_h, rounding", [(1024, 7.9, 0.05), (16384, 1.8, 0.05),
+                                                    (131072, 1 / (131072 / 8 * 6.50e-3 / 24), 0.0)])
+def test_kokolis_cases_count_the_window_over_the_papers_mttf(gpus, mttf_h, rounding):
+    """Expected interruptions = window / MTTF (the published 7.9 h and 1.8 h, within their rounding;
+    at 131,072 GPUs the paper's model, node rate x nodes); both failure sources from the priors, and
+    no restart, so the window is the running time."""
+    case = backtesting.read_case(backtesting.FOLDER / f"kokolis_{gpus}.yaml")
+    (e,) = case.expected
+    window = case.loaded.scenario.workloads[0].hours_per_run
+    assert case.loaded.scenario.workloads[0].accelerators == gpus == case.loaded.scenario.pools[0].count
+    assert e["metric"] == "failures + job_failures" and e["statistic"] == "band"
+    assert e["value"] == pytest.approx(window / mttf_h, abs=0.05)
+    assert e["tolerance"] == pytest.approx(max(window / (mttf_h - rounding) - window / mttf_h,
+                                               window / mttf_h - window / (mttf_h + rounding)), abs=0.05)
+    assert {"reliability.failure_rate_per_gpu_h", "reliability.job_failure_rate_per_h"} <= {
+        u["key"] for u in case.loaded.priors}
+    w = plan_of(case.loaded).workloads[0]
+    assert w.restart_h_on[0] == 0.0 and w.write_h == 0.0
+
+
+def test_cli_backtests_the_reliability_cases_with_their_own_reps(cli, tmp_path):
+    """The shipped AIReSim and Kokolis cases through the CLI at few replications: AIReSim's case.reps
+    (20) is above --reps, so both run 3; AIReSim's figures are means, Kokolis' bands."""
+    d = tmp_path / "cases"
+    d.mkdir()
+    for f in SHIPPED_NEW:
+        shutil.copy(backtesting.FOLDER / f, d / f)
+    code, text, err = cli("backtest", d, "--reps", "3", "--out", tmp_path / "o")
+    assert code == 0, err
+    rows = json.loads((tmp_path / "o" / "backtest.json").read_text())["rows"]
+    assert sorted({r["case"] for r in rows}) == ["airesim-default", "kokolis-1024", "kokolis-131072", "kokolis-16384"]
+    assert all(r["reps"] == 3 for r in rows)
+    assert [r["statistic"] for r in rows if r["case"] == "airesim-default"] == ["mean"] * 3
+    ai = {r["metric"]: r for r in rows if r["case"] == "airesim-default"}
+    # each replication's wall time is exactly 256 days plus 20 minutes a failure (the model's accounting)
+    assert ai["makespan_days"]["mean"] * 24 == pytest.approx(256 * 24 + ai["failures"]["mean"] / 3, rel=1e-9)
+    assert "airesim-default failures (mean): trainsim mean" in text
