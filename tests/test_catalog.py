@@ -102,7 +102,8 @@ COVERED = ["a100-40gb", "a100-80gb", "h100", "h200", "b200", "tpu-v4", "tpu-v5e"
 # test_catalog_covers_the_listed_accelerators fail, so the list cannot go stale.
 KNOWN_GAPS = {("h100", "azure", "reserved_1y"), ("h100", "azure", "reserved_3y"), ("h100", "azure", "spot"),
               ("a100-80gb", "azure", "reserved_1y"), ("h200", "azure", "reserved_1y"),
-              ("h200", "aws", "reserved_1y"), ("b200", "aws", "reserved_1y"), ("b200", "aws-capacity-block", "on_demand"),
+              ("h200", "aws", "reserved_1y"), ("b200", "aws", "reserved_1y"),
+              ("b200", "aws-capacity-block", "on_demand"),
               ("h200", "gcp", "reserved_1y"), ("b200", "gcp", "reserved_1y"), ("b200", "gcp", "on_demand")}
 
 
