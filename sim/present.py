@@ -8,6 +8,7 @@ import sys
 import time
 
 from sim import tables
+from sim.billing import TIERS
 from sim.outputs import HEADLINE_HEAD, NOMINAL_NOTE, headline_rows
 from sim.units import format_count, format_hours, format_kg, format_kwh, format_pct, format_usd
 
@@ -60,6 +61,10 @@ def _commitment_lines(est) -> list[str]:
         span = f"{c.start} to {c.end} ({format_hours(c.billed_hours)})"
         held = c.busy_gpu_hours + c.idle_gpu_hours
         line = f"  {c.pool}: {c.accelerators} x {c.accelerator} {c.pricing}, "
+        if TIERS[c.pricing].bills_usage:  # hot spares of a pool billed by the hour
+            lines.append(f"  {c.pool}: {c.accelerators} x {c.accelerator} hot spares ({c.pricing}), {span}, the "
+                         f"project's floor length, at ${c.price_usd_per_gpu_h:.2f}/GPU-h: {format_usd(c.cost_usd)}")
+            continue
         if c.pricing == "owned":
             line += (f"{span}, the project's floor length: {format_usd(c.cost_usd)} (purchase amortized "
                      f"{format_usd(c.cost_usd - c.electricity_usd)}, electricity busy and idle "

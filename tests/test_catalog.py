@@ -97,9 +97,14 @@ def test_sim_catalog_command(cli):
 # --- issue 14 item 2: the built-out catalog, --stale, provider names -----------------------------
 
 COVERED = ["a100-40gb", "a100-80gb", "h100", "h200", "b200", "tpu-v4", "tpu-v5e", "tpu-v5p", "tpu-v6e"]
-# Tiers no stored copy gave a price for (listed in docs/catalog.md; an entry here that the catalog
-# gains makes test_catalog_covers_the_listed_accelerators fail, so the list cannot go stale).
-KNOWN_GAPS = {("tpu-v5e", "spot"), ("tpu-v5p", "spot"), ("tpu-v6e", "spot")}
+# (accelerator, provider, tier) that no stored copy gave a price for, each a row of the table in the
+# "Known gaps" of docs/catalog.md; an entry the catalog gains makes
+# test_catalog_covers_the_listed_accelerators fail, so the list cannot go stale.
+KNOWN_GAPS = {("h100", "azure", "reserved_1y"), ("h100", "azure", "reserved_3y"), ("h100", "azure", "spot"),
+              ("a100-80gb", "azure", "reserved_1y"), ("h200", "azure", "reserved_1y"),
+              ("h200", "aws", "reserved_1y"), ("b200", "aws", "reserved_1y"),
+              ("b200", "aws-capacity-block", "on_demand"),
+              ("h200", "gcp", "reserved_1y"), ("b200", "gcp", "reserved_1y"), ("b200", "gcp", "on_demand")}
 
 
 def test_every_price_says_where_from_when_and_how_checked():
@@ -122,17 +127,16 @@ def test_catalog_covers_the_listed_accelerators():
 
     cat = builtin()
     have = {(p.accelerator, p.tier) for p in cat.prices}
-    for acc in COVERED:
+    for acc in COVERED:  # every tier of every current accelerator has at least one price
         for tier in ("on_demand", "spot", "reserved_1y"):
-            if (acc, tier) in KNOWN_GAPS:
-                assert (acc, tier) not in have, f"{acc} {tier} is priced now: drop it from KNOWN_GAPS and the docs"
-            else:
-                assert (acc, tier) in have, (acc, tier)
+            assert (acc, tier) in have, (acc, tier)
     gpu_clouds = {p.provider for p in cat.prices if p.accelerator == "h100"} - {"aws", "gcp", "azure"}
     assert len(gpu_clouds) >= 5, gpu_clouds
     gaps = (Path(__file__).resolve().parent.parent / "docs" / "catalog.md").read_text().split("## Known gaps")[1]
-    for acc, tier in KNOWN_GAPS:
-        assert acc in gaps and f"{tier.capitalize()} for" in gaps
+    priced = {(p.accelerator, p.provider, p.tier) for p in cat.prices}
+    for acc, provider, tier in KNOWN_GAPS:
+        assert (acc, provider, tier) not in priced, f"{acc} {provider} {tier} is priced now: drop it from KNOWN_GAPS"
+        assert f"| {acc} | {provider} | {tier} |" in gaps, (acc, provider, tier)
 
 
 def test_docs_coverage_table_is_the_data(cli):

@@ -4,10 +4,14 @@ import json
 from datetime import date
 
 import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from sim.deterministic import estimate
 from sim.loader import load
 from tests.conftest import MINIMAL
+from tests.test_engine_properties import run, run_fixed, scenarios
 
 
 def run_json(cli, *args):
@@ -273,3 +277,124 @@ def test_hot_spares_are_billed_with_the_reservation_in_both_and_for_the_project_
     assert hours == pytest.approx(10.0)
     assert s["metrics"]["cost_usd"]["mean"] == pytest.approx(8 * 10 * 2.0 + 8 * hours * 2.0, rel=1e-9)
     assert s["metrics"]["idle_gpu_hours"]["mean"] == pytest.approx(8 * hours, rel=1e-9)
+
+
+# --- the floor is a lower bound of a simulation with nothing random ------------------------------
+SPARES_OD = """\
+project: {name: od, start: 2026-01-01}
+pools: [{name: gpus, accelerator: h100, count: 16, node_size: 8, price_usd_per_gpu_h: 2.0, spares: 1}]
+workloads: [{name: train, runs: 3, hours_per_run: 10 h, accelerators: 8}]
+reliability: {model: none}
+"""
+
+
+def test_hot_spares_on_demand_are_billed_over_the_floor_length_in_the_estimate_as_in_the_run(cli, write):
+    # 3 runs of 8 GPUs on 16: two at once, then one: the floor length is max(10, 3 x 10 / 2) = 15 h
+    # (the simulation: 20 h, whole runs). One spare node (8 GPUs) is held from the start to the end.
+    path = write(SPARES_OD)
+    est = run_json(cli, path)
+    t = est["total"]
+    assert t["project_days"] * 24 == pytest.approx(15.0)
+    assert t["usage_usd"] == pytest.approx(3 * 8 * 10 * 2.0)
+    c = est["commitments"]["gpus"]
+    assert (c["pricing"], c["accelerators"], c["billed_hours"], c["busy_gpu_hours"]) == ("on_demand", 8, 15.0, 0.0)
+    assert c["cost_usd"] == pytest.approx(8 * 15.0 * 2.0) == t["commitment_usd"]
+    assert c["idle_gpu_hours"] == pytest.approx(8 * 15.0)
+    assert t["cost_usd"] == pytest.approx(480.0 + 240.0)
+    assert "gpus: 8 x h100 hot spares (on_demand), 2026-01-01 to 2026-01-01 (15.0 h)" in cli("estimate", path)[1]
+    s = run_fixed(yaml.safe_load(SPARES_OD))[2].summary()  # the engine, nothing random
+    hours = s["makespan_days"] * 24
+    assert hours == pytest.approx(20.0)
+    assert s["cost_usd"] == pytest.approx(480.0 + 8 * hours * 2.0, rel=1e-9)
+    assert s["cost_usd"] >= t["cost_usd"]
+    # the spares draw idle power: the same per spare GPU-hour in both (the runs' energy is the same)
+    busy_kwh = t["energy_kwh"] - c["energy_kwh"]
+    assert c["energy_kwh"] > 0
+    assert c["energy_kwh"] / (8 * 15.0) == pytest.approx((s["energy_kwh"] - busy_kwh) / (8 * hours), rel=1e-9)
+
+
+OVERFLOW = """\
+project: {{name: overflow, start: 2026-01-01}}
+pools:
+  - {{name: first, accelerator: h100, count: 8, node_size: 8, price_usd_per_gpu_h: 4.0}}
+  - {{name: cheap, accelerator: h100, count: 64, node_size: 8, {cheap}}}
+workloads: [{{name: train, runs: 4, hours_per_run: 10 h, accelerators: 8, pools: [first, cheap]}}]
+reliability: {{model: none}}
+"""
+
+
+@pytest.mark.parametrize("cheap, floor", [
+    ("price_usd_per_gpu_h: 1.0", 4 * 80 * 1.0),  # the runs' cheapest pool
+    ("pricing: reserved, term: 1 y, price_usd_per_gpu_h: 1.0", 64 * 8760 * 1.0),  # the term, nothing more
+])
+def test_runs_that_overflow_to_a_cheaper_pool_never_cost_less_than_the_floor(cli, write, cheap, floor):
+    # Was not a floor: the estimate priced all 4 runs on the first pool that fits ($1,280); the
+    # simulation runs one there and three on the cheaper pool at once ($320 + $240 = $560).
+    path = write(OVERFLOW.format(cheap=cheap))
+    est = run_json(cli, path)
+    assert est["total"]["cost_usd"] == pytest.approx(floor, rel=1e-12)
+    assert est["workloads"]["train"]["pool"] == "cheap"
+    assert est["total"]["project_days"] * 24 == pytest.approx(10.0)  # 9 runs fit at once
+    cost = run_fixed(yaml.safe_load(OVERFLOW.format(cheap=cheap)))[2].summary()["cost_usd"]
+    assert cost == pytest.approx(80 * 4.0 + floor * (3 / 4 if "reserved" not in cheap else 1.0), rel=1e-9)
+    assert cost >= est["total"]["cost_usd"]
+
+
+def test_the_api_floor_prices_a_run_where_it_adds_least_and_keeps_the_preference_among_equals(write):
+    import sim
+
+    df = sim.estimate(write(OVERFLOW.format(cheap="price_usd_per_gpu_h: 1.0")))
+    assert list(df["pool"]) == ["cheap"] and df.attrs["total"]["cost_usd"] == pytest.approx(320.0)
+    same = sim.estimate(write(OVERFLOW.format(cheap="price_usd_per_gpu_h: 4.0"), name="same.yaml"))
+    assert list(same["pool"]) == ["first"]  # equal cost: the first in the workload's list
+    spares = sim.estimate(write(SPARES_OD, name="spares.yaml"))
+    [c] = spares.attrs["commitments"]
+    assert (c["pool"], c["pricing"], c["cost_usd"]) == ("gpus", "on_demand", pytest.approx(240.0))
+
+
+def _nothing_random(raw: dict, spares: list[int]) -> dict:
+    """The generated scenario without spot preemption (its only random part here), with hot spares."""
+    for p, s in zip(raw["pools"], spares, strict=False):
+        p.pop("preemption", None)
+        p.pop("fallback", None)
+        p["spares"] = s
+    return raw
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(raw=scenarios(randomness=False), spares=st.lists(st.integers(0, 2), min_size=3, max_size=3),
+       seed=st.integers(0, 2**16))
+def test_nothing_random_any_tiers_and_prices_the_simulation_costs_at_least_the_floor(raw, spares, seed):
+    # Several pools of every tier (on demand, spot, reserved for a short or late term, owned), other
+    # prices and accelerators, capacity that grows or shrinks (runs evicted), `after`,
+    # `max_concurrent`, early stops, hot spares; constant prices. The floor prices each run where it
+    # adds least, holds commitments and spares over a length no simulation can beat: the simulation
+    # never costs less.
+    loaded, _, rep = run(_nothing_random(raw, spares), seed)
+    s = rep.summary()
+    est = estimate(loaded)
+    assert s["cost_usd"] >= est.total["cost_usd"] * (1 - 1e-9) - 1e-9
+    assert s["makespan_days"] >= est.total["project_days"] * (1 - 1e-9)
+
+
+def test_a_falling_price_is_the_documented_exception_a_run_that_waits_pays_less_than_its_floor(write):
+    # Two half-year runs one after the other on 8 GPUs at $2 falling 50% a year. The estimate prices
+    # both from their earliest start (t = 0); the simulation runs the second from t = 4,380 h, when
+    # the price has fallen: it costs less than the estimate. README, 'sim estimate', says so.
+    import math
+
+    raw = {"project": {"name": "fall", "start": "2026-01-01"},
+           "pools": [{"name": "p", "accelerator": "h100", "count": 8, "price_usd_per_gpu_h": 2.0,
+                      "price_curve": {"kind": "exponential", "annual_decline": 0.5}}],
+           "workloads": [{"name": "w", "runs": 2, "hours_per_run": 4380, "accelerators": 8}],
+           "reliability": {"model": "none"}}
+    r = math.log(2) / 8760
+
+    def paid(a, b):  # 8 GPUs x the integral of 2 x 0.5^(t / 8760 h) from a to b
+        return 8 * 2.0 * (math.exp(-r * a) - math.exp(-r * b)) / r
+
+    loaded, _, rep = run_fixed(raw)
+    est = estimate(loaded).total["cost_usd"]
+    assert est == pytest.approx(2 * paid(0, 4380), rel=1e-12)
+    assert rep.summary()["cost_usd"] == pytest.approx(paid(0, 4380) + paid(4380, 8760), rel=1e-9)
+    assert rep.summary()["cost_usd"] < est
