@@ -12,7 +12,8 @@ the work that is left, starting at the as-of date:
   keep their dates, and only what is still to be paid from the as-of date on is simulated (what
   was paid before is sunk, in the actuals if the ledger has it);
 - prices are those from the as-of date on (catalog prices in force then; a declining price curve
-  is carried to the as-of date);
+  is carried to the as-of date; a random walk restarts there from the price last paid: see
+  `_carry_prices`);
 and update the uncertain failure rate from what was observed (gamma-Poisson: the prior's mean
 and spread as a gamma, plus the interruptions seen over the accelerator-hours run).
 
@@ -125,6 +126,7 @@ def remaining(loaded, actuals, nominal_gpu_hours: dict[str, float],
     by = actuals.by_workload()
     _workloads_left(rem, raw, by, nominal_gpu_hours, {w.name: w for w in scn.workloads})
     _calendar(rem, raw, scn, as_of_time)
+    _carry_prices(rem, raw, scn, actuals)
     _update_failures(rem, raw, actuals)
     spec = {w.name: w for w in scn.workloads}
     if predicted:
@@ -285,18 +287,66 @@ def _calendar(rem: Remaining, raw: dict, scn, as_of_time: datetime) -> None:
                 p["commitment_start"], p["term"] = as_of.isoformat(), max(term - end_h, 1e-6)
                 rem.notes.append(f"pool {p['name']}: the commitment paid before {as_of} is sunk; "
                                  f"{max(term - end_h, 0.0) / 24:,.0f} days of it are left")
-        curve = p.get("price_curve", {})
-        if curve.get("kind") == "exponential" and "price_usd_per_gpu_h" in p and isinstance(
-                p["price_usd_per_gpu_h"], (int, float)):
-            years = (as_of - start).days / 365.25
-            p["price_usd_per_gpu_h"] = p["price_usd_per_gpu_h"] * (1 - float(curve["annual_decline"])) ** years
-            rem.notes.append(f"pool {p['name']}: price carried to {as_of} along its decline")
     for w in raw["workloads"]:
         if w.get("earliest_start") and date.fromisoformat(str(w["earliest_start"])) <= as_of:
             del w["earliest_start"]
     if scn.project.deadline and scn.project.deadline <= as_of:  # the work left has none (P(late) is 1)
         raw["project"].pop("deadline", None)
         rem.notes.append("the deadline has passed")
+
+
+def observed_price(actuals, pool: str) -> tuple[float, Any] | None:
+    """(USD per accelerator-hour, run) of the latest run on `pool` the actuals give a cost and
+    accelerator-hours for: its cost over its accelerator-hours (None: no such run). Latest by its
+    end, a running run's being the as-of time."""
+    seen = [r for r in actuals.runs if r.pool == pool and r.cost_usd and r.gpu_hours > 0]
+    if not seen:
+        return None
+    r = max(seen, key=lambda r: (r.end or actuals.as_of, r.start or actuals.as_of))
+    return r.cost_usd / r.gpu_hours, r
+
+
+def carried(spec, years: float, as_of: date) -> float:
+    """The factor a price curve's expected price has moved by from the start to `as_of` (`years`
+    later): the decline compounded, and for a random walk the expected effect of the jumps dated
+    up to `as_of` (1 + probability x change, at their nominal values)."""
+    from sim.distributions import nominal
+
+    factor = (1 - float(nominal(spec.annual_decline))) ** years
+    for j in getattr(spec, "jumps", ()):
+        if j.date <= as_of:
+            factor *= 1 + float(nominal(j.probability)) * float(nominal(j.change))
+    return factor
+
+
+def _carry_prices(rem: Remaining, raw: dict, scn, actuals) -> None:
+    """Prices from the as-of date on. A declining (exponential) curve's given price is carried to
+    the as-of date along its decline. A random walk restarts at the as-of date with the same drift,
+    volatility and the jumps still to come, from the price last paid on the pool (the latest run's
+    cost over its accelerator-hours, on a pool billed by use), else from its given price carried
+    along the expected path (`carried`); a catalog price is the catalog's in force at the as-of
+    date (the work left starts then)."""
+    from sim.billing import TIERS
+
+    as_of = rem.as_of
+    years = (as_of - scn.project.start).days / 365.25
+    for p, spec in zip(raw["pools"], scn.pools, strict=True):
+        kind = spec.price_curve.kind
+        if kind not in ("exponential", "random_walk") or getattr(spec.price_curve, "reference", None):
+            continue  # (a decline from a reference date is still anchored there)
+        seen = observed_price(actuals, spec.name) if kind == "random_walk" and TIERS[spec.pricing].bills_usage \
+            else None
+        if seen is not None:
+            p["price_usd_per_gpu_h"] = seen[0]
+            rem.notes.append(f"pool {p['name']}: the price walk restarts at {as_of} from the price last paid, "
+                             f"{units.format_usd(seen[0])}/h (run {seen[1].run_id})")
+        elif "price_usd_per_gpu_h" in p:
+            p["price_usd_per_gpu_h"] = scaled(p["price_usd_per_gpu_h"], carried(spec.price_curve, years, as_of),
+                                              units.parse_plain)
+            what = "the price walk restarts there" if kind == "random_walk" else "along its decline"
+            rem.notes.append(f"pool {p['name']}: price carried to {as_of} ({what})")
+        elif kind == "random_walk":
+            rem.notes.append(f"pool {p['name']}: the price walk restarts at {as_of} from the catalog's price then")
 
 
 def _update_failures(rem: Remaining, raw: dict, actuals) -> None:
