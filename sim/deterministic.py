@@ -129,7 +129,7 @@ def _workload(w: schema.Workload, scn: schema.Scenario, loaded: Loaded) -> tuple
     price: PoolPrice = loaded.prices[pool.name]
     curve = make_curve(pool.price_curve, float(nominal(price.usd_per_gpu_h)), start)
     flop, hours, gpu_h = run_size(w, acc)
-    t0 = hours_between(start, w.earliest_start) if w.earliest_start else 0.0
+    t0 = scn.project.begin_h(w.earliest_start)
     n = w.accelerators
     cost_run = n * curve.integral(t0, t0 + hours)
     pue = pool.pue if pool.pue is not None else scn.carbon.pue
@@ -163,7 +163,7 @@ def _floor_ends(scn: schema.Scenario, spans: dict[str, float]) -> dict[str, floa
     todo = list(scn.workloads)
     while todo:  # the loader refuses cycles in `after`
         w = next(w for w in todo if all(a in ends for a in w.after))
-        t0 = hours_between(scn.project.start, w.earliest_start) if w.earliest_start else 0.0
+        t0 = scn.project.begin_h(w.earliest_start)
         ends[w.name] = max([t0, *(ends[a] for a in w.after)]) + spans[w.name]
         todo.remove(w)
     return ends

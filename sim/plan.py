@@ -239,7 +239,6 @@ def checkpoint_interval_h(ck, interruptions_per_h: float) -> float:
 def _workload_plan(i: int, w, scn: Scenario, catalog: Catalog, pools: list[PoolPlan], names: dict[str, int],
                    wnames: dict[str, int]) -> WorkloadPlan:
     rel = scn.reliability
-    start = scn.project.start
 
     def fits(j: int) -> bool:
         return scn.pools[j].max_count >= w.accelerators
@@ -264,7 +263,7 @@ def _workload_plan(i: int, w, scn: Scenario, catalog: Catalog, pools: list[PoolP
         write_h=float(ck.write), restart_h_on=restart_on, detect_h=float(rel.detect),
         on_node_loss=w.on_node_loss, fail_rate_per_h=fail, job_fail_rate_per_h=job, priority=w.priority,
         max_concurrent=float(w.max_concurrent) if w.max_concurrent else INF,
-        earliest_h=hours_between(start, w.earliest_start) if w.earliest_start else 0.0,
+        earliest_h=scn.project.begin_h(w.earliest_start),
         after=[wnames[a] for a in w.after],
         div_p=float(div.probability) if div else 0.0, div_at=float(div.at) if div else 1.0,
         div_rerun=bool(div.rerun) if div else True,

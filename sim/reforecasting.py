@@ -32,6 +32,7 @@ from typing import Any
 
 from sim import units
 from sim.distributions import Z95
+from sim.units import hours_between
 
 SIZE_KEYS = (("tokens", units.parse_count), ("flop_per_run", units.parse_flop),
              ("gpu_hours_per_run", units.parse_duration_h), ("hours_per_run", units.parse_duration_h))
@@ -53,11 +54,13 @@ class Remaining:
     posterior: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     as_of_time: datetime | None = None  # the as-of instant (None: midnight starting `as_of`)
+    run_costs: list[float] = field(default_factory=list)  # each actuals run's cost to date (priced if not given)
 
     @property
     def offset_h(self) -> float:
-        """Hours from the start of the as-of day to the as-of instant: the simulation's time zero
-        is the as-of instant, so finish times are the as-of day + these hours + the makespan."""
+        """Hours from the start of the as-of day to the as-of instant: the work left's
+        project.start_time (the simulation's clock counts from 00:00 of the as-of day, as every
+        date, period and finish date does, and nothing of the work left begins before the instant)."""
         if self.as_of_time is None:
             return 0.0
         return (self.as_of_time - datetime.combine(self.as_of, time())).total_seconds() / 3600
@@ -158,12 +161,14 @@ def _run_costs(rem: Remaining, loaded, actuals) -> float:
     for r in actuals.runs:
         if r.cost_usd is not None:
             total += r.cost_usd
+            rem.run_costs.append(r.cost_usd)
             continue
         w = next(x for x in scn.workloads if x.name == r.workload)
         pool = scn.pool(r.pool or (w.pools[0] if w.pools else scn.pools[0].name))
         price = pool_price(pool, loaded.catalog, scn.project.start)
         rate = nominal(price.usd_per_gpu_h) if not isinstance(price, str) and TIERS[pool.pricing].bills_usage else 0.0
         priced, usd = priced + 1, usd + r.gpu_hours * rate
+        rem.run_costs.append(r.gpu_hours * rate)
     if priced:
         rem.notes.append(f"{priced} run(s) without a cost priced at their pool's price: {units.format_usd(usd)}")
     return total + usd
@@ -262,16 +267,16 @@ def _running_remainder(w: dict, r, share: float) -> dict:
 
 def _calendar(rem: Remaining, raw: dict, scn, as_of_time: datetime) -> None:
     """The project starts at the as-of date: passed capacity changes and earliest starts applied,
-    reserved commitments kept on their dates (what is left of them counted from the as-of instant),
-    prices carried to the as-of date. The simulation's time zero is the as-of instant; dated events
-    still to come keep their days."""
+    reserved commitments kept on their dates (what is left of them from the start of the as-of day),
+    the work left begins at the as-of instant (project.start_time). The simulation's clock counts
+    from 00:00 of the as-of day, so dated events still to come keep their days and instants."""
     start = scn.project.start
     as_of = as_of_time.date()
     raw["project"]["start"] = as_of.isoformat()
-    if rem.offset_h > 0:
-        rem.notes.append(f"the work left is simulated from {as_of_time.isoformat(' ', 'minutes')}: the re-forecast's "
-                         f"finish dates count from then; the work left's own sections count from the start of {as_of} "
-                         f"({rem.offset_h:.1f} h earlier)")
+    if rem.offset_h > 0:  # nothing begins before the as-of instant; the clock counts from 00:00 of its day
+        raw["project"]["start_time"] = rem.offset_h
+        rem.notes.append(f"the work left begins at {as_of_time.isoformat(' ', 'minutes')} (project.start_time "
+                         f"{as_of_time:%H:%M}); its makespan counts from 00:00 of {as_of}, as dates and periods do")
     for p, spec in zip(raw["pools"], scn.pools, strict=True):
         changes = sorted(spec.capacity_changes, key=lambda c: c.date)
         passed = [c for c in changes if c.date <= as_of]
@@ -281,7 +286,7 @@ def _calendar(rem: Remaining, raw: dict, scn, as_of_time: datetime) -> None:
                                      if c.date > as_of]
         if spec.pricing == "reserved":  # only what is left of the commitment is still to pay
             c0 = spec.commitment_start or start
-            end_h = (as_of_time - datetime.combine(c0, time())).total_seconds() / 3600 if c0 <= as_of else 0.0
+            end_h = hours_between(c0, as_of) if c0 <= as_of else 0.0  # paid up to the as-of day
             term = float(spec.term) if spec.term is not None else 8760.0
             if c0 <= as_of:
                 p["commitment_start"], p["term"] = as_of.isoformat(), max(term - end_h, 1e-6)
@@ -366,18 +371,19 @@ def _update_failures(rem: Remaining, raw: dict, actuals) -> None:
         "gpu_hours_seen": exposure, "posterior_mean": mean, "posterior_cv": cv}
 
 
-def actual_spend(actuals) -> list[tuple[datetime, float]]:
+def actual_spend(actuals, costs: list[float] | None = None) -> list[tuple[datetime, float]]:
     """Cumulative actual spend over time up to the as-of time, as (time, USD) points of a line: a
     completed, failed or cancelled run's cost at its end (else its start, else the as-of time), a
     running run's cost spread evenly from its start to the as-of time, a ledger entry at the end of
-    its day (none later than the as-of time); a run without a cost counts 0. A jump is two points
+    its day (none later than the as-of time); a run without a cost counts 0 unless `costs` (one per
+    run, as Remaining.run_costs prices them) gives it. A jump is two points
     at the same time (before and after it); the last point is at the as-of time, with the whole
     actual to date."""
     as_of = actuals.as_of if isinstance(actuals.as_of, datetime) else datetime.combine(actuals.as_of, time())
     steps: dict[datetime, float] = {}
     ramps: list[tuple[datetime, float]] = []  # (start, cost) of running runs, spread to as_of
-    for r in actuals.runs:
-        cost = r.cost_usd or 0.0
+    for i, r in enumerate(actuals.runs):
+        cost = costs[i] if costs else (r.cost_usd or 0.0)
         if r.state == "running" and r.start is not None and r.start < as_of:
             ramps.append((r.start, cost))
         else:
@@ -427,11 +433,12 @@ def _instant(rem: Remaining) -> str:
 def block(rem: Remaining, eac, finish_days, scn, baseline: dict | None) -> dict:
     """The `reforecast` block of summary.json: estimate at completion (actual + remaining) and
     finish date as distributions, the risks, earned value against the baseline (the original
-    scenario at its nominal inputs), the posterior updates and how many runs are done."""
+    scenario at its nominal inputs), the posterior updates and how many runs are done.
+    `finish_days`: the work left's makespans, in days from 00:00 of the as-of day."""
     import numpy as np
 
     eac = np.asarray(eac, dtype=float)
-    finish = [rem.as_of.toordinal() + rem.offset_h / 24 + d for d in np.asarray(finish_days, dtype=float)]
+    finish = [rem.as_of.toordinal() + d for d in np.asarray(finish_days, dtype=float)]  # days from 00:00 of as_of
     # P5 and P95 at the Weibull plotting positions (the k-th of n values stands for k / (n + 1)): the
     # band a further draw falls in 90% of the time whatever n (linear interpolation's is narrower: 85.5%
     # with 39 replications; benchmarks/reforecast_calibration.py)
