@@ -137,7 +137,7 @@ def _workload(w: schema.Workload, scn: schema.Scenario, loaded: Loaded) -> tuple
     grid_kg = power.intensity(pool, scn.carbon, loaded.catalog.profiles, start).mean(t0, t0 + hours)
     if pool.pricing == "owned":
         cost_run += kwh_run * pool.energy_usd_per_kwh
-    eff_runs = float(w.runs)
+    eff_runs = float(w.runs) - float(w.done_at_start or 0.0)  # a run under way has that much less to do
     if w.early_stop is not None:  # the same whole number of runs the engine stops early
         stopped = early_stopped_runs(w.early_stop.fraction_of_runs, int(w.runs))
         eff_runs = w.runs - stopped * (1.0 - w.early_stop.at)

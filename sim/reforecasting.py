@@ -4,13 +4,17 @@ From the scenario and what has happened by the as-of date (sim.actuals), build t
 the work that is left, starting at the as-of date:
 - completed runs are history: they leave the workload's run count, their cost is actual spend;
 - running runs go on from their progress, each a one-run workload of the work it has left, on its
-  pool first (the work since its last checkpoint is at risk as usual);
+  pool first (the work since its last checkpoint is at risk as usual); an attempt not yet past its
+  workload's divergence point may still diverge there: it is the whole run with its share done
+  (done_at_start) and the workload's divergence, so that a rerun starts from nothing;
 - failed and cancelled runs are spent (their hours and cost count as actuals) and the run itself
   is still to do;
 - workloads whose every run is done are gone, and so are the dependencies on them;
 - dated capacity changes and earliest starts already passed are applied; reserved commitments
   keep their dates, and only what is still to be paid from the as-of date on is simulated (what
   was paid before is sunk, in the actuals if the ledger has it);
+- the work left begins at the as-of instant (project.start_time), on a clock that counts from
+  00:00 of the as-of day like every date, period and finish date;
 - prices are those from the as-of date on (catalog prices in force then; a declining price curve
   is carried to the as-of date; a random walk restarts there from the price last paid: see
   `_carry_prices`);
@@ -227,24 +231,34 @@ def _tie(raw: dict, names: list[str]) -> None:
         group = [n for n in by_name if n == name or n.startswith(name + ".running.")]
         if len(group) < 2:
             continue
-        first = by_name[group[0]]
-        for key, value in first.items():
-            if not (isinstance(value, dict) and "dist" in value):
-                continue
+        for key in dict.fromkeys(k for n in group for k in _uncertain_keys(by_name[n])):
             base = f"workloads[{name}].{key}"
             others = [c for c in pairs if base in c["between"]]
-            for n in group[1:]:
-                if isinstance(by_name[n].get(key), dict):
-                    pairs.append({"between": [f"workloads[{group[0]}].{key}", f"workloads[{n}].{key}"],
-                                  "rank": TIE_RANK})
-            for n in group:
-                if n != name and isinstance(by_name[n].get(key), dict):
+            members = [n for n in group if _is_dist(by_name[n], key)]
+            for n in members[1:]:
+                pairs.append({"between": [f"workloads[{members[0]}].{key}", f"workloads[{n}].{key}"],
+                              "rank": TIE_RANK})
+            for n in members:
+                if n != name:
                     pairs += [{"between": [f"workloads[{n}].{key}" if b == base else b for b in c["between"]],
                                "rank": c["rank"]} for c in others]
     gone = [n for n in names if n not in by_name]  # done workloads: correlations with them go too
     pairs = [c for c in pairs if not any(b.startswith(f"workloads[{n}]") for n in gone for b in c["between"])]
     if pairs or "correlations" in raw:
         raw["correlations"] = pairs
+
+
+def _is_dist(w: dict, key: str) -> bool:
+    """Whether the workload's `key` (dotted for a nested one) is a distribution."""
+    v: Any = w
+    for part in key.split("."):
+        v = v.get(part) if isinstance(v, dict) else None
+    return isinstance(v, dict) and "dist" in v
+
+
+def _uncertain_keys(w: dict) -> list[str]:
+    """A workload's uncertain keys: its top-level distributions, and its divergence probability."""
+    return [k for k in (*w, "divergence.probability") if _is_dist(w, k)]
 
 
 def _running_remainder(w: dict, r, share: float) -> dict:
@@ -254,9 +268,14 @@ def _running_remainder(w: dict, r, share: float) -> dict:
     key, parse = _size_key(w)
     new = {k: v for k, v in w.items() if k not in ("divergence", "early_stop", "after", "earliest_start",
                                                     "max_concurrent", "arrivals", "runs")}
+    div = w.get("divergence")
     rid = re.sub(r"[^A-Za-z0-9_.-]", "-", str(r.run_id))
     new.update(name=f"{w['name']}.running.{rid}", runs=1, priority=int(w.get("priority", 0)) + 1000)
-    if key:
+    if div and div.get("rerun", True) and share < float(div.get("at", 0.5)):
+        # its attempt may still go wrong at the divergence point, and a rerun starts from nothing: the whole run,
+        # under way (done_at_start), with the workload's divergence
+        new.update(divergence=div, done_at_start=share)
+    elif key:
         new[key] = scaled(w[key], max(left, 1e-9), parse)
     if r.pool and w.get("pools"):
         new["pools"] = [r.pool, *[p for p in w["pools"] if p != r.pool]]
@@ -633,7 +652,7 @@ def _update_reruns(rem: Remaining, raw: dict, actuals, spec: dict) -> None:
         a0, b0 = beta_prior(div.probability)
         a, b = a0 + diverged, b0 + passed
         for x in raw["workloads"]:
-            if x["name"] == name:
+            if (x["name"] == name or x["name"].startswith(name + ".running.")) and x.get("divergence"):
                 x["divergence"] = {**x["divergence"], "probability": beta_as_pert(a, b)}
         rem.posterior[f"workloads[{name}].divergence.probability"] = {
             "prior_a": a0, "prior_b": b0, "prior_mean": a0 / (a0 + b0), "diverged": diverged,

@@ -554,6 +554,9 @@ class Workload(Strict):
     max_concurrent: FixedPosInt | None = Field(None, description="Most runs of this workload at once.")
     earliest_start: Date | None = Field(None, description="No run starts before this date.")
     divergence: Divergence | None = Field(None, description="Runs that go wrong partway.")
+    done_at_start: num(units.parse_fraction, "fraction", lo=0, hi=1, hi_strict=True, uncertain=False) | None = Field(
+        None, description="Share of its first run's work already done when the simulation starts (a re-forecast's "
+        "running run); a rerun of it after a divergence starts from nothing.")
     on_node_loss: Literal["move", "wait", "best"] = Field(
         "move", description="When a failed node has no spare and its pool has no free node: move (queue "
         "again, any pool it may use), wait (hold the rest and wait for a node), or best (move when a pool has "

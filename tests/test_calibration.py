@@ -299,3 +299,16 @@ def test_rerun_rate_is_written_as_a_divergence_prior_a_scenario_takes(past, tmp_
     # reruns per run: p / (1 - p) on average over Beta(2, 4), a / (b - 1) = 2/3 (within 4 standard errors)
     reruns = sim.run(loaded, reps=120, workers=1).replications["reruns"] / 2
     assert abs(reruns.mean() - 2 / 3) < 4 * reruns.std() / math.sqrt(len(reruns)), reruns.describe()
+    # a re-forecast of that scenario starts from the team's rate and says where it came from
+    from datetime import datetime
+
+    from sim.present import reforecast_text
+    from tests.test_reforecast import Acts, Run
+
+    seen = Acts([Run("final", "1", "failed", 16, 32, pool="gpus", start=datetime(2026, 6, 1))], datetime(2026, 6, 1, 2))
+    r = sim.reforecast(loaded, seen, reps=4, workers=1)
+    post = r.summary["reforecast"]["posterior"]["workloads[final].divergence.probability"]
+    assert (post["prior_a"], post["prior_b"]) == (pytest.approx(2.0), pytest.approx(4.0))  # the file's Beta(2, 4)
+    assert (post["posterior_a"], post["posterior_b"]) == (pytest.approx(3.0), pytest.approx(4.0))
+    text = reforecast_text(r.summary, "out")
+    assert "Assumed from priors" in text and f"[from {tmp_path / 'p.yaml'}]" in text
