@@ -367,8 +367,8 @@ def _carry_prices(rem: Remaining, raw: dict, scn, actuals) -> None:
         elif "price_usd_per_gpu_h" in p:
             p["price_usd_per_gpu_h"] = scaled(p["price_usd_per_gpu_h"], carried(spec.price_curve, years, as_of),
                                               units.parse_plain)
-            what = "the price walk restarts there" if kind == "random_walk" else "along its decline"
-            rem.notes.append(f"pool {p['name']}: price carried to {as_of} ({what})")
+            what = " (the price walk restarts there)" if kind == "random_walk" else " along its decline"
+            rem.notes.append(f"pool {p['name']}: price carried to {as_of}{what}")
         elif kind == "random_walk":
             rem.notes.append(f"pool {p['name']}: the price walk restarts at {as_of} from the catalog's price then")
 

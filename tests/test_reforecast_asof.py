@@ -157,3 +157,14 @@ def test_cli_as_of_time_dates_the_work_lefts_sections_and_prices_them_from_the_a
     assert drawn["actual"][-1] == (datetime(2026, 1, 31, 20), 240.0)
     assert list(drawn["fan"]["time"])[:2] == [datetime(2026, 1, 31, 20), datetime(2026, 2, 1)]
     assert drawn["fan"]["p50"][1] == pytest.approx(240.0 + usd(20, 24), rel=1e-9)
+
+
+@pytest.mark.parametrize(("given", "says"), [("25:00", "must be < 24"), ("7:75", "a time of day such as '14:30'")])
+def test_a_bad_start_time_exits_2_naming_the_file_and_key(cli, tmp_path, given, says):
+    import yaml
+
+    raw = {**MONTH_END, "project": {"name": "m", "start": "2026-01-31", "start_time": given}}
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(raw))
+    code, _out, err = cli("estimate", tmp_path / "s.yaml")
+    assert code == 2 and "s.yaml" in err and "project.start_time" in err and says in err, err
+    assert "Traceback" not in err
