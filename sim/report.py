@@ -779,6 +779,9 @@ def reforecast_sections(b: dict, plots: list[tuple[str, object]]) -> list:
               else [_paragraph("No input was updated from the actuals (no interruption counts, or no uncertain "
                                "failure rate to update).")])
     sections.append(("Re-forecast: updated from what was seen", blocks, []))
+    assumed = priors_section(b.get("priors_of_the_scenario") or [])  # what the original scenario took
+    if assumed:
+        sections.append(assumed)
     return sections
 
 

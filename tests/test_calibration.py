@@ -312,3 +312,7 @@ def test_rerun_rate_is_written_as_a_divergence_prior_a_scenario_takes(past, tmp_
     assert (post["posterior_a"], post["posterior_b"]) == (pytest.approx(3.0), pytest.approx(4.0))
     text = reforecast_text(r.summary, "out")
     assert "Assumed from priors" in text and f"[from {tmp_path / 'p.yaml'}]" in text
+    from sim.report import reforecast_sections
+
+    (assumed,) = [x for x in reforecast_sections(r.summary["reforecast"], []) if x[0] == "Assumed from priors"]
+    assert "workloads[final].divergence" in assumed[1][1][1]  # the table (markdown)
