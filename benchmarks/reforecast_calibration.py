@@ -2,15 +2,18 @@
 band of the final cost right 90% of the time?
 
 For each of N projects, trainsim itself plays the project: replication k of a small scenario
-(three workloads, 24 runs on one on-demand pool) draws the hidden "true" inputs from the
-scenario's distributions (each workload's MFU, the failure rate) and simulates the whole project:
-its final cost is the truth. The same replication is simulated again and stopped at 25%, 50% and
-75% of its duration; what it has done by then becomes actuals (sim.actuals.Actuals: completed runs
-with their hours, cost and interruptions; running runs with their hours, cost and interruptions so
-far and their progress, the share of their work done). Each cut is re-forecast as `sim reforecast`
-does it (sim.api.work_left: the work left, the failure rate and each workload's MFU updated), with
-R replications under another seed, and the truth is checked against the estimate at completion's
-P5-P95 (as summary.json's `reforecast.eac_usd` gives them).
+(three workloads, 24 runs on one on-demand pool; the sweep and the main runs diverge now and then
+and are started again) draws the hidden "true" inputs from the scenario's distributions (each
+workload's MFU and divergence probability, the failure rate) and simulates the whole project: its
+final cost is the truth. The same replication is simulated again and stopped at 25%, 50% and 75%
+of its duration; what it has done by then becomes actuals (sim.actuals.Actuals: each attempt that
+went wrong as a failed run with its hours, cost and interruptions; completed runs with theirs;
+running runs with their hours, cost and interruptions so far and their progress, the share of
+their current attempt done). Each cut is re-forecast as `sim reforecast` does it
+(sim.api.work_left: the work left, the failure rate, each workload's MFU, run-length spread and
+divergence probability updated), with R replications under another seed, and the truth is
+checked against the estimate at completion's P5-P95 (as summary.json's `reforecast.eac_usd` gives
+them).
 
     PYTHONPATH=. python benchmarks/reforecast_calibration.py              # 200 projects, 39 replications
     PYTHONPATH=. python benchmarks/reforecast_calibration.py --projects 400 --reps 99
@@ -46,9 +49,11 @@ SCENARIO = {
     "pools": [{"name": "gpus", "accelerator": "h100", "count": 96, "node_size": 8, "price_usd_per_gpu_h": 3.0}],
     "workloads": [
         {"name": "sweep", "runs": 16, "params": "350M", "tokens": "7B", "accelerators": 8,
-         "mfu": {"dist": "lognormal", "p5": 0.25, "p95": 0.45}, "run_length": {"kind": "lognormal", "sigma": 0.2}},
+         "mfu": {"dist": "lognormal", "p5": 0.25, "p95": 0.45}, "run_length": {"kind": "lognormal", "sigma": 0.2},
+         "divergence": {"probability": {"dist": "uniform", "min": 0.0, "max": 0.3}, "at": 0.4}},
         {"name": "main", "runs": 2, "params": "7B", "tokens": "140B", "accelerators": 64, "after": ["sweep"],
-         "mfu": {"dist": "lognormal", "p5": 0.3, "p95": 0.5}},
+         "mfu": {"dist": "lognormal", "p5": 0.3, "p95": 0.5},
+         "divergence": {"probability": {"dist": "uniform", "min": 0.05, "max": 0.35}, "at": 0.6}},
         {"name": "ft", "runs": 6, "params": "7B", "tokens": "2B", "accelerators": 16, "after": ["main"],
          "mfu": {"dist": "lognormal", "p5": 0.25, "p95": 0.45}},
     ],
@@ -66,17 +71,49 @@ def _stop(_event) -> None:
     raise _Stop
 
 
+def _so_far(r, t: float) -> tuple[float, float, int]:
+    """(accelerator-hours, cost, interruptions) of run r up to hour t (its allocation still open
+    billed to t)."""
+    held, cost = r.alloc_gpu_h, r.cost
+    if r.pool is not None and r in r.pool.running:
+        seg = r.seg
+        held += r.n * (t - seg.t0)
+        cost += r.n * r.pool.p.curve.integral(r.alloc_t, t)
+    return held, cost, r.failures
+
+
 class _Kept(Replication):
-    """A replication that keeps every run it makes (to read them at the cut)."""
+    """A replication that keeps every run it makes (to read them at the cut), and each attempt of a
+    run that went wrong and was started again (a divergence): the engine counts a run's reruns but
+    keeps its hours and cost as one total, so the attempt's are read here, when it goes wrong (the
+    run's totals then, less those when the attempt began). The restart the engine puts before a
+    rerun is the failed attempt's (its teardown and the new job's setup): the next attempt's hours
+    are then all work, as the re-forecast's MFU update reads a running run's (the engine starts a
+    first attempt with no restart). Only this subclass does it: the engine itself is unchanged."""
 
     def __init__(self, *args):
         super().__init__(*args)
         self.made: list = []
+        self.failed: list = []  # (run, start h, end h, accelerator-hours, cost, interruptions)
+        self.began: dict[int, tuple] = {}  # id(run) -> (hour, hours, cost, interruptions) when its attempt began
 
     def _make_runs(self, wl):
         runs = super()._make_runs(wl)
         self.made.extend(runs)
         return runs
+
+    def _completed(self, r):
+        wrong = r.diverging and r.wl.w.div_rerun
+        super()._completed(r)
+        if wrong:  # this attempt went wrong: it ends once the restart that follows is done, the next begins
+            now = self.env.now
+            t1 = now + r.seg.restart_h  # the rerun's first segment, just begun, starts with a restart
+            t0, *base = self.began.get(id(r), (r.first_start, 0.0, 0.0, 0))
+            # the segment that ended is booked already (its hours are in alloc_gpu_h, its cost not yet)
+            totals = (r.alloc_gpu_h + r.n * (t1 - now), r.cost + r.n * r.pool.p.curve.integral(r.alloc_t, t1),
+                      r.failures)
+            self.failed.append((r, t0, t1, *(x - b for x, b in zip(totals, base, strict=True))))
+            self.began[id(r)] = (t1, *totals)
 
 
 def cut(plan, seed: int, k: int, t: float) -> _Kept:
@@ -91,12 +128,12 @@ def cut(plan, seed: int, k: int, t: float) -> _Kept:
 
 
 def _running(r, t: float) -> tuple[float, float, float]:
-    """(accelerator-hours, cost, share of its work done) of a run still going at hour t."""
-    held, cost, share = r.alloc_gpu_h, r.cost, r.done
+    """(accelerator-hours, cost, share of its work done) of a run still going at hour t (the share
+    is its current attempt's: a rerun starts from nothing)."""
+    held, cost, _n = _so_far(r, t)
+    share = r.done
     if r.pool is not None and r in r.pool.running:
         seg = r.seg
-        held += r.n * (t - seg.t0)
-        cost += r.n * r.pool.p.curve.integral(r.alloc_t, t)
         worked = t - seg.t0 - seg.dead_h - seg.restart_h
         if worked > 0:
             share += min(segment_progress(worked, seg.tau_h, seg.write_h), seg.work_h) / seg.length_h
@@ -104,22 +141,31 @@ def _running(r, t: float) -> tuple[float, float, float]:
 
 
 def actuals_at(rep: _Kept, t: float, start: datetime) -> Actuals:
-    """What the project had done by hour t, as actuals: completed runs with their hours, cost and
-    interruptions; running ones with those so far and their progress."""
+    """What the project had done by hour t, as actuals: each attempt that went wrong as a failed
+    run with its hours, cost and interruptions; completed runs (their last attempt) with theirs;
+    running ones with those so far and their progress."""
     done = {id(r) for r in rep.finished}
     runs = []
+    for k, (r, t0, t1, held, cost, fails) in enumerate(rep.failed):
+        if t1 > t:  # cut during the restart after it: the attempt so far
+            held, cost, t1 = held - r.n * (t1 - t), cost - r.n * r.pool.p.curve.integral(t, t1), t
+        runs.append(RunActual(r.wl.w.name, f"{r.wl.w.name}-{r.idx}-failed-{k}", r.pool.p.name, r.n,
+                              start + timedelta(hours=t0), start + timedelta(hours=t1), "failed", held, cost, None,
+                              fails, 0))
     for r in rep.made:
-        if r.first_start < 0:
+        t0, *base = rep.began.get(id(r), (r.first_start, 0.0, 0.0, 0))
+        if r.first_start < 0 or t0 >= t:  # not begun (a rerun not begun: a run still to do, as in actuals)
             continue
         common = {"workload": r.wl.w.name, "run_id": f"{r.wl.w.name}-{r.idx}", "pool": r.pool.p.name,
-                  "accelerators": r.n, "start": start + timedelta(hours=r.first_start), "interruptions": r.failures,
+                  "accelerators": r.n, "start": start + timedelta(hours=t0), "interruptions": r.failures - base[2],
                   "row": 0}
         if id(r) in done:
             runs.append(RunActual(**common, end=start + timedelta(hours=r.end), state="completed",
-                                  gpu_hours=r.alloc_gpu_h, cost_usd=r.cost, progress=None))
+                                  gpu_hours=r.alloc_gpu_h - base[0], cost_usd=r.cost - base[1], progress=None))
         else:
             held, cost, share = _running(r, t)
-            runs.append(RunActual(**common, end=None, state="running", gpu_hours=held, cost_usd=cost, progress=share))
+            runs.append(RunActual(**common, end=None, state="running", gpu_hours=held - base[0],
+                                  cost_usd=cost - base[1], progress=share))
     return Actuals(tuple(runs), (), "truth", start + timedelta(hours=t))
 
 

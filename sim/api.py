@@ -29,7 +29,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -851,7 +851,8 @@ def reforecast(scenario: ScenarioLike, actuals, as_of=None, ledger: str | Path |
                          _nominal(loaded))
         block.update(priors_of_the_scenario=loaded.priors, baseline=base[1], again=again)
         result.summary["reforecast"] = block
-        result._reforecast = {"scenario": loaded.scenario, "actuals": actuals, "baseline": base[0]}
+        result._reforecast = {"scenario": loaded.scenario, "actuals": actuals, "baseline": base[0],
+                              "costs": rem.run_costs}
         if keep:
             outputs.write_json(folder / "summary.json", result.summary)
             _write_report(result)
@@ -880,7 +881,7 @@ def _all_done(loaded: Loaded, actuals, rem, out, overwrite: bool) -> Result:
 
     ends = [r.end for r in actuals.runs if r.end is not None]
     last = max(ends) if ends else rem.as_of_time
-    days = (last - rem.as_of_time).total_seconds() / 86400
+    days = (last - datetime.combine(rem.as_of, time())).total_seconds() / 86400  # from 00:00 of the as-of day
     block = rf.block(rem, [rem.actual_usd], [days], loaded.scenario, _nominal(loaded))
     block["notes"].append("every run is done: the estimate at completion is the actual cost, the finish the last "
                           "run's end")

@@ -17,8 +17,9 @@ From them this module fits rows in the format of sim/data/priors.yaml (docs/prio
   one interruption, at the built-in row's mean), written as the lognormal of the same mean and
   coefficient of variation.
 - The rerun rate and the project multiplier are measured (`team_figures`) and shown. The project
-  multiplier is also written as the `workloads.experiments` row (multiplier - 1: `fit_experiments`);
-  the rerun rate only as a comment, since the priors format has no key for it yet.
+  multiplier is also written as the `workloads.experiments` row (multiplier - 1: `fit_experiments`),
+  the rerun rate as the `workloads.divergence` row (`fit_divergence`: the probability that an
+  attempt fails and is started again, and how far failed attempts got).
   - rerun rate: failed attempts over attempts (failed + completed) of every project, a beta
     posterior from a uniform prior: (failed + 1) / (attempts + 2). Needs each failed attempt as its
     own row (state failed); it counts every failed attempt as a rerun from scratch, so a job that
@@ -49,7 +50,7 @@ from sim.compute import training_flop
 from sim.deterministic import first_fit_pool
 from sim.distributions import Z95  # P5/P95 = exp(mu -/+ Z95 sigma)
 from sim.loader import Issue, Loaded, ScenarioError, load
-from sim.reforecasting import gamma_update, prior_mean_cv
+from sim.reforecasting import beta_as_pert, gamma_update, prior_mean_cv
 
 MIN_RUNS = 3  # below this, the MFU spread is widened to the built-in row's
 MIN_SIGMA = 0.05  # floor of a fitted MFU log-sd (identical runs would give a point, not a prior)
@@ -411,6 +412,62 @@ def fit_experiments(pasts: list[Past]) -> list[Fitted]:
                    date.today(), note)]
 
 
+AT_MAX = 0.99  # a failed attempt's share of a run is kept below 1 (at 1 a run never diverges)
+
+
+def failed_shares(pasts: list[Past]) -> list[float]:
+    """How far each failed attempt got, as a share of a run: its progress when given, else its
+    accelerator-hours over the mean of its workload's completed runs of as many accelerators (at
+    most AT_MAX; an attempt with neither is left out)."""
+    out = []
+    for past in pasts:
+        done = past.actuals.in_state("completed")
+        for r in past.actuals.in_state("failed"):
+            if r.progress is not None:
+                share = r.progress
+            else:
+                peers = [c.gpu_hours for c in done if c.workload == r.workload and c.accelerators == r.accelerators]
+                share = r.gpu_hours / (math.fsum(peers) / len(peers)) if peers and sum(peers) > 0 else None
+            if share is not None and share > 0:
+                out.append(min(share, AT_MAX))
+    return out
+
+
+def fit_divergence(pasts: list[Past]) -> list[Fitted]:
+    """The rerun rate as a `workloads.divergence` row (a run's attempt that fails is started again
+    from scratch): probability the beta posterior of `rerun_rate` (uniform prior), written as the
+    PERT on [0, 1] that is that beta; `at` the mean share of a run the failed attempts got to
+    (`failed_shares`; the schema's 0.5 when none can be measured). Written when at least one failed
+    attempt was seen (without one, nothing says the actuals record failed attempts)."""
+    r = rerun_rate(pasts)
+    if r is None or r["failed"] == 0:
+        return []
+    a, b = r["failed"] + 1.0, r["attempts"] - r["failed"] + 1.0
+    shares = failed_shares(pasts)
+    value: dict[str, Any] = {"probability": {k: (_sig(v) if isinstance(v, float) else v)
+                                             for k, v in beta_as_pert(a, b).items()}}
+    if shares:
+        value["at"] = _sig(math.fsum(shares) / len(shares), 3)
+    value["rerun"] = True
+    at_text = (f"at = the mean share of a run the failed attempts got to ({len(shares)} measured: progress, else "
+               "accelerator-hours over the mean of the workload's completed runs of as many accelerators)"
+               if shares else "at: not measured (no failed attempt with progress or a completed peer): the "
+               "schema's 0.5")
+    note = (f"N = {r['attempts']} attempts, {r['failed']} failed: probability Beta({a:g}, {b:g}) (uniform prior; "
+            f"mean {a / (a + b):.3f}, sd {r['posterior_sd']:.3f}) written as the PERT on [0, 1] that is that beta; "
+            f"{at_text}. Every failed attempt is counted as a rerun from scratch (a divergence, a bug, a bad "
+            "configuration): a job that stopped on a hardware failure and went on from its checkpoint belongs in "
+            "`interruptions`. The workloads.experiments row (if any) counts the failed attempts' hours too: a "
+            "final-run workload taking both counts its own reruns twice.")
+    ends = [x.end or x.start for p in pasts for x in p.actuals.runs
+            if x.state in ("failed", "completed") and (x.end or x.start) is not None]
+    return [Fitted("workloads.divergence", {}, value, r["attempts"],
+                   f"calibrated from {r['attempts']} attempts of {_projects(p.project for p in pasts)}",
+                   max(ends).date() if ends else date.today(), note,
+                   {"failed": r["failed"], "attempts": r["attempts"], "posterior_a": a, "posterior_b": b,
+                    "posterior_mean": a / (a + b), "at_measured": len(shares)})]
+
+
 def team_figures(pasts: list[Past]) -> dict:
     """The rerun rate and the project multiplier (None where the actuals do not allow them)."""
     return {"rerun_rate": rerun_rate(pasts), "project_multiplier": project_multiplier(pasts)}
@@ -445,7 +502,7 @@ def _header(pasts: list[Past], fitted: list[Fitted]) -> list[str]:
         done = len(p.actuals.in_state("completed"))
         lines.append(f"#   {p.project}: {p.label} ({len(p.actuals.runs)} runs, {done} completed)")
     lines.append("# Measured (the project multiplier is also written as the workloads.experiments row, as")
-    lines.append("# multiplier - 1; the rerun rate has no priors key yet):")
+    lines.append("# multiplier - 1; the rerun rate as the workloads.divergence row):")
     lines += [f"#   {line}" for line in describe_team(team_figures(pasts))]
     lines.append("# Rows (observations behind each):")
     for f in fitted:
@@ -489,15 +546,17 @@ def calibrate(args: list) -> dict:
     pasts = [read_past(a) for a in args]
     notes: list[str] = []
     obs = [o for p in pasts for o in observations(p, notes)]
-    fitted = fit_mfu(obs, notes) + fit_failures(pasts) + fit_experiments(pasts)
+    fitted = fit_mfu(obs, notes) + fit_failures(pasts) + fit_experiments(pasts) + fit_divergence(pasts)
     if not fitted:
         raise ScenarioError(", ".join(p.label for p in pasts), [Issue((), (
             "nothing to calibrate: no completed run with a start, an end and a workload sized in FLOP (params and "
             "tokens, or flop_per_run), and no run with an interruptions count"))])
     team = team_figures(pasts)
     notes.append("project multiplier: written as the workloads.experiments row (multiplier - 1, for `experiments: "
-                 "prior` on a final-run workload); rerun rate: measured (below), not written as a row: the priors "
-                 "format has no key for it yet")
+                 "prior` on a final-run workload); rerun rate: written as the workloads.divergence row (taken by "
+                 "every workload that leaves `divergence` out)" if any(f.key == "workloads.divergence" for f in fitted)
+                 else "project multiplier: written as the workloads.experiments row; rerun rate: no failed attempt "
+                 "seen, so no workloads.divergence row (the built-in: none)")
     if fitted[0].key == "workloads.mfu":
         notes.append("MFU rows are effective MFU (wall time includes failures and restarts): see each row's note")
     return {"projects": [{"project": p.project, "past": p.label, "runs": len(p.actuals.runs),

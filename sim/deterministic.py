@@ -174,12 +174,12 @@ def _workload(w: schema.Workload, scn: schema.Scenario, loaded: Loaded) -> tuple
     (the first in its preference list among equals): a run the simulation overflows to another pool
     costs at least that. And its floor span (hours): its runs as many at once as its pools and
     `max_concurrent` allow, each as short as on its fastest pool."""
-    t0 = hours_between(scn.project.start, w.earliest_start) if w.earliest_start else 0.0
+    t0 = scn.project.begin_h(w.earliest_start)
     pools = _fitting_pools(w, scn)
     options = [_run_on(w, p, scn, loaded, t0) for p in pools]
     best = min(options, key=lambda o: o.marginal)
     n = w.accelerators
-    eff_runs, stopped = float(w.runs), 0
+    eff_runs, stopped = float(w.runs) - float(w.done_at_start or 0.0), 0  # a run under way has that much less to do
     if w.early_stop is not None:  # the same whole number of runs the engine stops early
         stopped = early_stopped_runs(w.early_stop.fraction_of_runs, int(w.runs))
         eff_runs = w.runs - stopped * (1.0 - w.early_stop.at)
@@ -208,7 +208,7 @@ def _floor_ends(scn: schema.Scenario, spans: dict[str, float]) -> dict[str, floa
     todo = list(scn.workloads)
     while todo:  # the loader refuses cycles in `after`
         w = next(w for w in todo if all(a in ends for a in w.after))
-        t0 = hours_between(scn.project.start, w.earliest_start) if w.earliest_start else 0.0
+        t0 = scn.project.begin_h(w.earliest_start)
         ends[w.name] = max([t0, *(ends[a] for a in w.after)]) + spans[w.name]
         todo.remove(w)
     return ends

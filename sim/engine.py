@@ -120,6 +120,8 @@ class Replication(RunLife, PoolEvents, LemonNodes):
         w = wl.w
         factors = length_factors(w.length_kind, w.length_sigma, w.runs, self.len_rng)
         runs = [RunState(wl, i, factors[i], w.early_at if i < w.early_k else 1.0) for i in range(w.runs)]
+        if w.done_at_start:  # a run already under way (a re-forecast's): its first attempt goes on from there
+            runs[0].done = w.done_at_start
         if w.straggle_p > 0.0:
             for r, s in zip(runs, straggler_slowdowns(w, self.strag_rng), strict=True):
                 r.slow = s

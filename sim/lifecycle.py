@@ -66,7 +66,7 @@ class RunLife:
             self._take_lemons(r, pool, pool.free + r.n)
         if r.attempts == 0:  # first start: decide whether this attempt will go wrong
             r.attempts = 1
-            r.diverging = w.div_p > 0.0 and w.div_at < r.target and self.div_stream.next() < w.div_p
+            r.diverging = w.div_p > 0.0 and r.done < w.div_at < r.target and self.div_stream.next() < w.div_p
         self._segment(r)
 
     def _segment(self, r: RunState):

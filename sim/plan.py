@@ -102,6 +102,7 @@ class WorkloadPlan:
     length_sigma: float
     arrival_interval_h: float  # mean time between submissions; 0 = all at once
     busy_kw_on: dict[int, float]  # pool index -> kW one busy accelerator and its host's share draw (before PUE)
+    done_at_start: float = 0.0  # share of its first run done before the start (a re-forecast's running run)
 
 
 @dataclass(slots=True)
@@ -239,7 +240,6 @@ def checkpoint_interval_h(ck, interruptions_per_h: float) -> float:
 def _workload_plan(i: int, w, scn: Scenario, catalog: Catalog, pools: list[PoolPlan], names: dict[str, int],
                    wnames: dict[str, int]) -> WorkloadPlan:
     rel = scn.reliability
-    start = scn.project.start
 
     def fits(j: int) -> bool:
         return scn.pools[j].max_count >= w.accelerators
@@ -264,12 +264,12 @@ def _workload_plan(i: int, w, scn: Scenario, catalog: Catalog, pools: list[PoolP
         write_h=float(ck.write), restart_h_on=restart_on, detect_h=float(rel.detect),
         on_node_loss=w.on_node_loss, fail_rate_per_h=fail, job_fail_rate_per_h=job, priority=w.priority,
         max_concurrent=float(w.max_concurrent) if w.max_concurrent else INF,
-        earliest_h=hours_between(start, w.earliest_start) if w.earliest_start else 0.0,
+        earliest_h=scn.project.begin_h(w.earliest_start),
         after=[wnames[a] for a in w.after],
         div_p=float(div.probability) if div else 0.0, div_at=float(div.at) if div else 1.0,
         div_rerun=bool(div.rerun) if div else True,
         early_k=early_stopped_runs(float(es.fraction_of_runs), int(w.runs)) if es else 0,
-        early_at=float(es.at) if es else 1.0,
+        early_at=float(es.at) if es else 1.0, done_at_start=float(w.done_at_start or 0.0),
         length_kind=w.run_length.kind, length_sigma=float(w.run_length.sigma),
         arrival_interval_h=float(w.arrivals.mean_interval or 0.0),
         busy_kw_on={j: power.busy_w(catalog.accelerators[scn.pools[j].accelerator], scn.pools[j], w, scn.carbon)

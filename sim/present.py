@@ -306,6 +306,9 @@ def reforecast_text(summary: dict, out) -> str:
         lines.append(f"updated from what was seen: {key}: prior {prior} ({prior_sd}) -> posterior {post} ({post_sd}); "
                      f"seen: {seen}")
     lines += [f"note: {n}" for n in b.get("notes", [])]
+    assumed = priors_text(b.get("priors_of_the_scenario") or [])  # the priors the original scenario took
+    if assumed:
+        lines.append(assumed)
     base = b.get("baseline") or {}
     if base.get("source") == "simulated":
         lines.append(f"baseline forecast: the original scenario simulated, {base['replications']:,} replications")

@@ -30,7 +30,7 @@ from sim.compute import METHOD_K
 PRIOR = "prior"  # the word that asks for a key's prior explicitly
 
 # key -> where it sits: "workload" keys are filled per workload, "reliability" ones once
-WORKLOAD_KEYS = ("workloads.mfu", "workloads.loss_spike", "checkpoint.write")
+WORKLOAD_KEYS = ("workloads.mfu", "workloads.loss_spike", "checkpoint.write", "workloads.divergence")
 RELIABILITY_KEYS = ("reliability.failure_rate_per_gpu_h", "reliability.job_failure_rate_per_h",
                     "reliability.detect", "reliability.restart", "reliability.restart_per_doubling")
 EXPERIMENTS_KEY = "workloads.experiments"  # filled only when written (`experiments: prior`), never by default
@@ -222,7 +222,7 @@ def apply(raw: dict, priors: Priors) -> tuple[dict, list[Used], list[tuple[tuple
         if added is not None:
             out["workloads"].append(added)
             workloads.append(added)
-            _fill_workload(out, len(out["workloads"]) - 1, added, priors, used, problems)
+            _fill_workload(out, len(out["workloads"]) - 1, added, priors, used, problems, reruns=False)
     if workloads:
         _fill_reliability(out, workloads, priors, used, problems)
     return out, used, problems
@@ -232,20 +232,22 @@ def _label(w: dict, i: int) -> str:
     return f"workloads[{w.get('name', i)}]"
 
 
-def _fill_workload(raw: dict, i: int, w: dict, priors: Priors, used: list, problems: list) -> None:
+def _fill_workload(raw: dict, i: int, w: dict, priors: Priors, used: list, problems: list,
+                   reruns: bool = True) -> None:
+    """Fill a workload's keys from the priors (`reruns` False: not its divergence, for the
+    experiments around a final run, whose compute ratio counts their reruns already)."""
     ctx = workload_context(raw, w)
     basis = describe_context(ctx)
+    if reruns:
+        _fill_optional(w, "divergence", priors.find("workloads.divergence", ctx), ("workloads", i, "divergence"),
+                       f"{_label(w, i)}.divergence", basis, used, problems)
     needs_mfu = any(k in w for k in ("tokens", "flop_per_run"))
     if ("mfu" not in w and needs_mfu) or w.get("mfu") == PRIOR:
         _put(w, "mfu", priors.find("workloads.mfu", ctx), ("workloads", i, "mfu"), f"{_label(w, i)}.mfu", basis,
              used, problems)
     if w.get("loss_spike") == PRIOR or ("loss_spike" not in w and _failures_on(raw)):
-        row = priors.find("workloads.loss_spike", ctx)
-        if row is not None and row.value not in (None, "none"):
-            _put(w, "loss_spike", row, ("workloads", i, "loss_spike"), f"{_label(w, i)}.loss_spike", basis, used,
-                 problems)
-        elif w.get("loss_spike") == PRIOR:
-            del w["loss_spike"]
+        _fill_optional(w, "loss_spike", priors.find("workloads.loss_spike", ctx), ("workloads", i, "loss_spike"),
+                       f"{_label(w, i)}.loss_spike", basis, used, problems)
     rel = raw.get("reliability") if isinstance(raw.get("reliability"), dict) else {}
     ck = w.get("checkpoint")
     if _failures_on(raw) and "checkpoint" not in rel and (ck is None or (isinstance(ck, dict) and _wants(ck, "write"))):
@@ -257,6 +259,18 @@ def _fill_workload(raw: dict, i: int, w: dict, priors: Priors, used: list, probl
             w["checkpoint"] = ck
             used.append(Used(("workloads", i, "checkpoint", "write"), f"{_label(w, i)}.checkpoint.write", basis, hours,
                              row))
+
+
+def _fill_optional(w: dict, name: str, row: Row | None, path: tuple, label: str, basis: str, used: list,
+                   problems: list) -> None:
+    """A workload key whose prior may be `none` (loss spikes, divergence): left out or `prior`, it
+    takes the row's value; a `none` row leaves it out."""
+    if not _wants(w, name):
+        return
+    if row is not None and row.value not in (None, "none"):
+        _put(w, name, row, path, label, basis, used, problems)
+    elif w.get(name) == PRIOR:
+        del w[name]
 
 
 def _failures_on(raw: dict) -> bool:

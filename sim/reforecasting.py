@@ -4,15 +4,20 @@ From the scenario and what has happened by the as-of date (sim.actuals), build t
 the work that is left, starting at the as-of date:
 - completed runs are history: they leave the workload's run count, their cost is actual spend;
 - running runs go on from their progress, each a one-run workload of the work it has left, on its
-  pool first (the work since its last checkpoint is at risk as usual);
+  pool first (the work since its last checkpoint is at risk as usual); an attempt not yet past its
+  workload's divergence point may still diverge there: it is the whole run with its share done
+  (done_at_start) and the workload's divergence, so that a rerun starts from nothing;
 - failed and cancelled runs are spent (their hours and cost count as actuals) and the run itself
   is still to do;
 - workloads whose every run is done are gone, and so are the dependencies on them;
 - dated capacity changes and earliest starts already passed are applied; reserved commitments
   keep their dates, and only what is still to be paid from the as-of date on is simulated (what
   was paid before is sunk, in the actuals if the ledger has it);
+- the work left begins at the as-of instant (project.start_time), on a clock that counts from
+  00:00 of the as-of day like every date, period and finish date;
 - prices are those from the as-of date on (catalog prices in force then; a declining price curve
-  is carried to the as-of date);
+  is carried to the as-of date; a random walk restarts there from the price last paid: see
+  `_carry_prices`);
 and update the uncertain failure rate from what was observed (gamma-Poisson: the prior's mean
 and spread as a gamma, plus the interruptions seen over the accelerator-hours run).
 
@@ -31,6 +36,7 @@ from typing import Any
 
 from sim import units
 from sim.distributions import Z95
+from sim.units import hours_between
 
 SIZE_KEYS = (("tokens", units.parse_count), ("flop_per_run", units.parse_flop),
              ("gpu_hours_per_run", units.parse_duration_h), ("hours_per_run", units.parse_duration_h))
@@ -52,11 +58,13 @@ class Remaining:
     posterior: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     as_of_time: datetime | None = None  # the as-of instant (None: midnight starting `as_of`)
+    run_costs: list[float] = field(default_factory=list)  # each actuals run's cost to date (priced if not given)
 
     @property
     def offset_h(self) -> float:
-        """Hours from the start of the as-of day to the as-of instant: the simulation's time zero
-        is the as-of instant, so finish times are the as-of day + these hours + the makespan."""
+        """Hours from the start of the as-of day to the as-of instant: the work left's
+        project.start_time (the simulation's clock counts from 00:00 of the as-of day, as every
+        date, period and finish date does, and nothing of the work left begins before the instant)."""
         if self.as_of_time is None:
             return 0.0
         return (self.as_of_time - datetime.combine(self.as_of, time())).total_seconds() / 3600
@@ -125,6 +133,7 @@ def remaining(loaded, actuals, nominal_gpu_hours: dict[str, float],
     by = actuals.by_workload()
     _workloads_left(rem, raw, by, nominal_gpu_hours, {w.name: w for w in scn.workloads})
     _calendar(rem, raw, scn, as_of_time)
+    _carry_prices(rem, raw, scn, actuals)
     _update_failures(rem, raw, actuals)
     spec = {w.name: w for w in scn.workloads}
     if predicted:
@@ -156,12 +165,14 @@ def _run_costs(rem: Remaining, loaded, actuals) -> float:
     for r in actuals.runs:
         if r.cost_usd is not None:
             total += r.cost_usd
+            rem.run_costs.append(r.cost_usd)
             continue
         w = next(x for x in scn.workloads if x.name == r.workload)
         pool = scn.pool(r.pool or (w.pools[0] if w.pools else scn.pools[0].name))
         price = pool_price(pool, loaded.catalog, scn.project.start)
         rate = nominal(price.usd_per_gpu_h) if not isinstance(price, str) and TIERS[pool.pricing].bills_usage else 0.0
         priced, usd = priced + 1, usd + r.gpu_hours * rate
+        rem.run_costs.append(r.gpu_hours * rate)
     if priced:
         rem.notes.append(f"{priced} run(s) without a cost priced at their pool's price: {units.format_usd(usd)}")
     return total + usd
@@ -220,24 +231,34 @@ def _tie(raw: dict, names: list[str]) -> None:
         group = [n for n in by_name if n == name or n.startswith(name + ".running.")]
         if len(group) < 2:
             continue
-        first = by_name[group[0]]
-        for key, value in first.items():
-            if not (isinstance(value, dict) and "dist" in value):
-                continue
+        for key in dict.fromkeys(k for n in group for k in _uncertain_keys(by_name[n])):
             base = f"workloads[{name}].{key}"
             others = [c for c in pairs if base in c["between"]]
-            for n in group[1:]:
-                if isinstance(by_name[n].get(key), dict):
-                    pairs.append({"between": [f"workloads[{group[0]}].{key}", f"workloads[{n}].{key}"],
-                                  "rank": TIE_RANK})
-            for n in group:
-                if n != name and isinstance(by_name[n].get(key), dict):
+            members = [n for n in group if _is_dist(by_name[n], key)]
+            for n in members[1:]:
+                pairs.append({"between": [f"workloads[{members[0]}].{key}", f"workloads[{n}].{key}"],
+                              "rank": TIE_RANK})
+            for n in members:
+                if n != name:
                     pairs += [{"between": [f"workloads[{n}].{key}" if b == base else b for b in c["between"]],
                                "rank": c["rank"]} for c in others]
     gone = [n for n in names if n not in by_name]  # done workloads: correlations with them go too
     pairs = [c for c in pairs if not any(b.startswith(f"workloads[{n}]") for n in gone for b in c["between"])]
     if pairs or "correlations" in raw:
         raw["correlations"] = pairs
+
+
+def _is_dist(w: dict, key: str) -> bool:
+    """Whether the workload's `key` (dotted for a nested one) is a distribution."""
+    v: Any = w
+    for part in key.split("."):
+        v = v.get(part) if isinstance(v, dict) else None
+    return isinstance(v, dict) and "dist" in v
+
+
+def _uncertain_keys(w: dict) -> list[str]:
+    """A workload's uncertain keys: its top-level distributions, and its divergence probability."""
+    return [k for k in (*w, "divergence.probability") if _is_dist(w, k)]
 
 
 def _running_remainder(w: dict, r, share: float) -> dict:
@@ -247,9 +268,14 @@ def _running_remainder(w: dict, r, share: float) -> dict:
     key, parse = _size_key(w)
     new = {k: v for k, v in w.items() if k not in ("divergence", "early_stop", "after", "earliest_start",
                                                     "max_concurrent", "arrivals", "runs")}
+    div = w.get("divergence")
     rid = re.sub(r"[^A-Za-z0-9_.-]", "-", str(r.run_id))
     new.update(name=f"{w['name']}.running.{rid}", runs=1, priority=int(w.get("priority", 0)) + 1000)
-    if key:
+    if div and div.get("rerun", True) and share < float(div.get("at", 0.5)):
+        # its attempt may still go wrong at the divergence point, and a rerun starts from nothing: the whole run,
+        # under way (done_at_start), with the workload's divergence
+        new.update(divergence=div, done_at_start=share)
+    elif key:
         new[key] = scaled(w[key], max(left, 1e-9), parse)
     if r.pool and w.get("pools"):
         new["pools"] = [r.pool, *[p for p in w["pools"] if p != r.pool]]
@@ -260,16 +286,16 @@ def _running_remainder(w: dict, r, share: float) -> dict:
 
 def _calendar(rem: Remaining, raw: dict, scn, as_of_time: datetime) -> None:
     """The project starts at the as-of date: passed capacity changes and earliest starts applied,
-    reserved commitments kept on their dates (what is left of them counted from the as-of instant),
-    prices carried to the as-of date. The simulation's time zero is the as-of instant; dated events
-    still to come keep their days."""
+    reserved commitments kept on their dates (what is left of them from the start of the as-of day),
+    the work left begins at the as-of instant (project.start_time). The simulation's clock counts
+    from 00:00 of the as-of day, so dated events still to come keep their days and instants."""
     start = scn.project.start
     as_of = as_of_time.date()
     raw["project"]["start"] = as_of.isoformat()
-    if rem.offset_h > 0:
-        rem.notes.append(f"the work left is simulated from {as_of_time.isoformat(' ', 'minutes')}: the re-forecast's "
-                         f"finish dates count from then; the work left's own sections count from the start of {as_of} "
-                         f"({rem.offset_h:.1f} h earlier)")
+    if rem.offset_h > 0:  # nothing begins before the as-of instant; the clock counts from 00:00 of its day
+        raw["project"]["start_time"] = rem.offset_h
+        rem.notes.append(f"the work left begins at {as_of_time.isoformat(' ', 'minutes')} (project.start_time "
+                         f"{as_of_time:%H:%M}); its makespan counts from 00:00 of {as_of}, as dates and periods do")
     for p, spec in zip(raw["pools"], scn.pools, strict=True):
         changes = sorted(spec.capacity_changes, key=lambda c: c.date)
         passed = [c for c in changes if c.date <= as_of]
@@ -279,24 +305,72 @@ def _calendar(rem: Remaining, raw: dict, scn, as_of_time: datetime) -> None:
                                      if c.date > as_of]
         if spec.pricing == "reserved":  # only what is left of the commitment is still to pay
             c0 = spec.commitment_start or start
-            end_h = (as_of_time - datetime.combine(c0, time())).total_seconds() / 3600 if c0 <= as_of else 0.0
+            end_h = hours_between(c0, as_of) if c0 <= as_of else 0.0  # paid up to the as-of day
             term = float(spec.term) if spec.term is not None else 8760.0
             if c0 <= as_of:
                 p["commitment_start"], p["term"] = as_of.isoformat(), max(term - end_h, 1e-6)
                 rem.notes.append(f"pool {p['name']}: the commitment paid before {as_of} is sunk; "
                                  f"{max(term - end_h, 0.0) / 24:,.0f} days of it are left")
-        curve = p.get("price_curve", {})
-        if curve.get("kind") == "exponential" and "price_usd_per_gpu_h" in p and isinstance(
-                p["price_usd_per_gpu_h"], (int, float)):
-            years = (as_of - start).days / 365.25
-            p["price_usd_per_gpu_h"] = p["price_usd_per_gpu_h"] * (1 - float(curve["annual_decline"])) ** years
-            rem.notes.append(f"pool {p['name']}: price carried to {as_of} along its decline")
     for w in raw["workloads"]:
         if w.get("earliest_start") and date.fromisoformat(str(w["earliest_start"])) <= as_of:
             del w["earliest_start"]
     if scn.project.deadline and scn.project.deadline <= as_of:  # the work left has none (P(late) is 1)
         raw["project"].pop("deadline", None)
         rem.notes.append("the deadline has passed")
+
+
+def observed_price(actuals, pool: str) -> tuple[float, Any] | None:
+    """(USD per accelerator-hour, run) of the latest run on `pool` the actuals give a cost and
+    accelerator-hours for: its cost over its accelerator-hours (None: no such run). Latest by its
+    end, a running run's being the as-of time."""
+    seen = [r for r in actuals.runs if r.pool == pool and r.cost_usd and r.gpu_hours > 0]
+    if not seen:
+        return None
+    r = max(seen, key=lambda r: (r.end or actuals.as_of, r.start or actuals.as_of))
+    return r.cost_usd / r.gpu_hours, r
+
+
+def carried(spec, years: float, as_of: date) -> float:
+    """The factor a price curve's expected price has moved by from the start to `as_of` (`years`
+    later): the decline compounded, and for a random walk the expected effect of the jumps dated
+    up to `as_of` (1 + probability x change, at their nominal values)."""
+    from sim.distributions import nominal
+
+    factor = (1 - float(nominal(spec.annual_decline))) ** years
+    for j in getattr(spec, "jumps", ()):
+        if j.date <= as_of:
+            factor *= 1 + float(nominal(j.probability)) * float(nominal(j.change))
+    return factor
+
+
+def _carry_prices(rem: Remaining, raw: dict, scn, actuals) -> None:
+    """Prices from the as-of date on. A declining (exponential) curve's given price is carried to
+    the as-of date along its decline. A random walk restarts at the as-of date with the same drift,
+    volatility and the jumps still to come, from the price last paid on the pool (the latest run's
+    cost over its accelerator-hours, on a pool billed by use), else from its given price carried
+    along the expected path (`carried`); a catalog price is the catalog's in force at the as-of
+    date (the work left starts then)."""
+    from sim.billing import TIERS
+
+    as_of = rem.as_of
+    years = (as_of - scn.project.start).days / 365.25
+    for p, spec in zip(raw["pools"], scn.pools, strict=True):
+        kind = spec.price_curve.kind
+        if kind not in ("exponential", "random_walk") or getattr(spec.price_curve, "reference", None):
+            continue  # (a decline from a reference date is still anchored there)
+        seen = observed_price(actuals, spec.name) if kind == "random_walk" and TIERS[spec.pricing].bills_usage \
+            else None
+        if seen is not None:
+            p["price_usd_per_gpu_h"] = seen[0]
+            rem.notes.append(f"pool {p['name']}: the price walk restarts at {as_of} from the price last paid, "
+                             f"{units.format_usd(seen[0])}/h (run {seen[1].run_id})")
+        elif "price_usd_per_gpu_h" in p:
+            p["price_usd_per_gpu_h"] = scaled(p["price_usd_per_gpu_h"], carried(spec.price_curve, years, as_of),
+                                              units.parse_plain)
+            what = " (the price walk restarts there)" if kind == "random_walk" else " along its decline"
+            rem.notes.append(f"pool {p['name']}: price carried to {as_of}{what}")
+        elif kind == "random_walk":
+            rem.notes.append(f"pool {p['name']}: the price walk restarts at {as_of} from the catalog's price then")
 
 
 def _update_failures(rem: Remaining, raw: dict, actuals) -> None:
@@ -316,18 +390,19 @@ def _update_failures(rem: Remaining, raw: dict, actuals) -> None:
         "gpu_hours_seen": exposure, "posterior_mean": mean, "posterior_cv": cv}
 
 
-def actual_spend(actuals) -> list[tuple[datetime, float]]:
+def actual_spend(actuals, costs: list[float] | None = None) -> list[tuple[datetime, float]]:
     """Cumulative actual spend over time up to the as-of time, as (time, USD) points of a line: a
     completed, failed or cancelled run's cost at its end (else its start, else the as-of time), a
     running run's cost spread evenly from its start to the as-of time, a ledger entry at the end of
-    its day (none later than the as-of time); a run without a cost counts 0. A jump is two points
+    its day (none later than the as-of time); a run without a cost counts 0 unless `costs` (one per
+    run, as Remaining.run_costs prices them) gives it. A jump is two points
     at the same time (before and after it); the last point is at the as-of time, with the whole
     actual to date."""
     as_of = actuals.as_of if isinstance(actuals.as_of, datetime) else datetime.combine(actuals.as_of, time())
     steps: dict[datetime, float] = {}
     ramps: list[tuple[datetime, float]] = []  # (start, cost) of running runs, spread to as_of
-    for r in actuals.runs:
-        cost = r.cost_usd or 0.0
+    for i, r in enumerate(actuals.runs):
+        cost = costs[i] if costs else (r.cost_usd or 0.0)
         if r.state == "running" and r.start is not None and r.start < as_of:
             ramps.append((r.start, cost))
         else:
@@ -377,11 +452,12 @@ def _instant(rem: Remaining) -> str:
 def block(rem: Remaining, eac, finish_days, scn, baseline: dict | None) -> dict:
     """The `reforecast` block of summary.json: estimate at completion (actual + remaining) and
     finish date as distributions, the risks, earned value against the baseline (the original
-    scenario at its nominal inputs), the posterior updates and how many runs are done."""
+    scenario at its nominal inputs), the posterior updates and how many runs are done.
+    `finish_days`: the work left's makespans, in days from 00:00 of the as-of day."""
     import numpy as np
 
     eac = np.asarray(eac, dtype=float)
-    finish = [rem.as_of.toordinal() + rem.offset_h / 24 + d for d in np.asarray(finish_days, dtype=float)]
+    finish = [rem.as_of.toordinal() + d for d in np.asarray(finish_days, dtype=float)]  # days from 00:00 of as_of
     # P5 and P95 at the Weibull plotting positions (the k-th of n values stands for k / (n + 1)): the
     # band a further draw falls in 90% of the time whatever n (linear interpolation's is narrower: 85.5%
     # with 39 replications; benchmarks/reforecast_calibration.py)
@@ -576,7 +652,7 @@ def _update_reruns(rem: Remaining, raw: dict, actuals, spec: dict) -> None:
         a0, b0 = beta_prior(div.probability)
         a, b = a0 + diverged, b0 + passed
         for x in raw["workloads"]:
-            if x["name"] == name:
+            if (x["name"] == name or x["name"].startswith(name + ".running.")) and x.get("divergence"):
                 x["divergence"] = {**x["divergence"], "probability": beta_as_pert(a, b)}
         rem.posterior[f"workloads[{name}].divergence.probability"] = {
             "prior_a": a0, "prior_b": b0, "prior_mean": a0 / (a0 + b0), "diverged": diverged,

@@ -15,7 +15,7 @@ import logging
 import re
 import warnings
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import matplotlib
@@ -797,17 +797,21 @@ def reforecast_sections(b: dict, plots: list[tuple[str, object]]) -> list:
               else [_paragraph("No input was updated from the actuals (no interruption counts, or no uncertain "
                                "failure rate to update).")])
     sections.append(("Re-forecast: updated from what was seen", blocks, []))
+    assumed = priors_section(b.get("priors_of_the_scenario") or [])  # what the original scenario took
+    if assumed:
+        sections.append(assumed)
     return sections
 
 
 def reforecast_report(out: Path, loaded, summary: dict, reps, runs=None, *, scenario, actuals,
-                      baseline=None) -> None:
+                      baseline=None, costs=None) -> None:
     """The report of `sim reforecast`: the re-forecast's sections (summary.json's `reforecast`
     block, the chart of cumulative actual spend followed by the forecast fan over the baseline's,
     the histogram of the estimate at completion), then the run sections of the work left.
     `loaded`, `summary`, `reps`, `runs`: the run of the work left; `scenario`: the original
     scenario; `actuals`: what sim.reforecasting.remaining read (sim.actuals.Actuals);
-    `baseline`: the original scenario's replications (None: no baseline drawn)."""
+    `baseline`: the original scenario's replications (None: no baseline drawn); `costs`: each
+    actuals run's cost to date, priced where the actuals give none (sim.reforecasting.Remaining)."""
     import yaml
 
     from sim.reforecasting import actual_spend
@@ -815,8 +819,9 @@ def reforecast_report(out: Path, loaded, summary: dict, reps, runs=None, *, scen
 
     b = summary["reforecast"]
     budget, deadline = scenario.project.budget_usd, scenario.project.deadline
-    actual = actual_spend(actuals)
-    fan = cumulative_spend_fan(reps, date.fromisoformat(b["as_of"]), offset=b["actual_to_date_usd"])
+    actual = actual_spend(actuals, costs)
+    fan = cumulative_spend_fan(reps, datetime.fromisoformat(b.get("as_of_time") or b["as_of"]),  # from the instant
+                               offset=b["actual_to_date_usd"])
     base_fan = cumulative_spend_fan(baseline, scenario.project.start) if baseline is not None else None
     eac = b["actual_to_date_usd"] + finite(reps["cost_usd"])
     base_cost = baseline["cost_usd"] if baseline is not None else None

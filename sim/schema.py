@@ -116,6 +116,8 @@ UsdPerKwh = num(units.parse_usd, "USD/kWh", lo=0)
 Rho = num(units.parse_plain, "rank correlation", lo=-1, hi=1, uncertain=False)
 
 Date = Annotated[date, BeforeValidator(units.parse_date), Unit("date YYYY-MM-DD")]
+TimeOfDay = num(units.parse_time_of_day, "time of day (hours after 00:00)", lo=0, hi=24, hi_strict=True,
+                uncertain=False)
 
 
 def _deadline(value: object) -> date:
@@ -159,6 +161,9 @@ class Project(Strict):
     name: Name = Field(description="Short name of the project; used for output folders.")
     description: str = Field("", description="Free text shown in reports.")
     start: Date = Field(description="Calendar date the project starts; time zero of the simulation.")
+    start_time: TimeOfDay | None = Field(None, description="Time of day work may begin on `start` (`14:30`); nothing "
+                                         "runs before it. Dates, periods and finish dates still count from 00:00 of "
+                                         "`start`. A re-forecast sets it to its as-of time.")
     currency: Literal["USD"] = Field("USD", description="Currency of every price. Only USD for now.")
     budget_usd: FixedUsd | None = Field(None, description="Budget, for P(cost > budget).")
     deadline: Deadline | None = Field(None, description="Date the project should finish by, or a duration after "
@@ -178,6 +183,12 @@ class Project(Strict):
             return data  # the start's own message says what is wrong
         after = units.date_after(start, given)
         return data if after is None else {**data, "deadline": after}
+
+    def begin_h(self, earliest: date | None = None) -> float:
+        """Hours after 00:00 of `start` before which a workload cannot begin: `start_time`, or the
+        day `earliest` (an earliest_start) if later."""
+        day = units.hours_between(self.start, earliest) if earliest is not None else 0.0
+        return max(day, float(self.start_time or 0.0))
 
     @model_validator(mode="after")
     def _deadline_after_start(self):
@@ -543,6 +554,9 @@ class Workload(Strict):
     max_concurrent: FixedPosInt | None = Field(None, description="Most runs of this workload at once.")
     earliest_start: Date | None = Field(None, description="No run starts before this date.")
     divergence: Divergence | None = Field(None, description="Runs that go wrong partway.")
+    done_at_start: num(units.parse_fraction, "fraction", lo=0, hi=1, hi_strict=True, uncertain=False) | None = Field(
+        None, description="Share of its first run's work already done when the simulation starts (a re-forecast's "
+        "running run); a rerun of it after a divergence starts from nothing.")
     on_node_loss: Literal["move", "wait", "best"] = Field(
         "move", description="When a failed node has no spare and its pool has no free node: move (queue "
         "again, any pool it may use), wait (hold the rest and wait for a node), or best (move when a pool has "

@@ -123,6 +123,16 @@ def parse_duration_h(value: object) -> float:
     raise ValueError(f"expected {what}, got {_describe(value)}")
 
 
+def parse_time_of_day(value: object) -> float:
+    """'14:30' -> 14.5 (hours after 00:00); a duration such as '14.5 h', or a number of hours."""
+    if isinstance(value, str) and re.fullmatch(r"\s*\d{1,2}:\d{2}\s*", value):
+        h, m = (int(x) for x in value.split(":"))
+        if m >= 60:
+            raise ValueError(f"expected a time of day such as '14:30', got {value!r}")
+        return h + m / 60
+    return parse_duration_h(value)
+
+
 def parse_date(value: object) -> date:
     """A calendar date: YAML's 2020-01-31 or the string '2020-01-31'."""
     if isinstance(value, datetime):

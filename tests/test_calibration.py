@@ -256,3 +256,63 @@ def test_rerun_rate_and_project_multiplier_in_closed_form(past, tmp_path, cli):
                    f"simulation: {{priors_file: {tmp_path / 'p.yaml'}}}\n")
     used = {q["key"]: q for q in load(new).priors}
     assert used["workloads[final].experiments"]["from"] == str(tmp_path / "p.yaml")
+
+
+NEXT = """\
+project: {{name: next, start: 2026-06-01}}
+pools: [{{name: gpus, accelerator: h100, count: 64, price_usd_per_gpu_h: 2.0}}]
+workloads: [{{name: final, runs: 2, params: 1B, tokens: 10B, accelerators: 8, mfu: 0.4}}]
+reliability: {{model: none}}
+simulation: {{priors_file: {priors}}}
+"""
+
+
+def test_rerun_rate_is_written_as_a_divergence_prior_a_scenario_takes(past, tmp_path, cli):
+    # past-a: 1 failed attempt (r3, 40 GPU-h) of 4; train's completed 8-GPU runs average (320 + 240) / 2 = 280
+    res = sim.calibrate([past()], out=tmp_path / "api.yaml")
+    (row,) = fitted(res, "workloads.divergence")
+    assert (row["failed"], row["attempts"], row["n"]) == (1, 4, 4)
+    assert (row["posterior_a"], row["posterior_b"]) == (2.0, 4.0)  # Beta(failed + 1, completed + 1)
+    # the PERT on [0, 1] that is Beta(2, 4): lambda = a + b - 2, mode = (a - 1) / lambda
+    assert row["value"] == {"probability": {"dist": "pert", "min": 0.0, "mode": 0.25, "max": 1.0, "lambda": 4.0},
+                            "at": pytest.approx(40 / 280, abs=5e-4), "rerun": True}
+    code, out, err = cli("calibrate", past(name="c"), "--out", tmp_path / "p.yaml")
+    assert code == 0, err
+    assert "workloads.divergence" in out and "#   workloads.divergence any accelerator: N = 4" in (
+        tmp_path / "p.yaml").read_text()
+    for priors in (tmp_path / "api.yaml", tmp_path / "p.yaml"):  # written by the API and by the CLI
+        new = tmp_path / f"next-{priors.stem}.yaml"
+        new.write_text(NEXT.format(priors=priors))
+        loaded = load(new)
+        used = {q["key"]: q for q in loaded.priors}
+        assert used["workloads[final].divergence"]["from"] == str(priors)
+        div = loaded.scenario.workloads[0].divergence
+        assert div.rerun and div.at == pytest.approx(0.143)
+        assert div.probability.frozen().mean() == pytest.approx(2 / 6)  # Beta(2, 4)'s mean
+    # without the file, the built-in row is `none`: no reruns
+    (tmp_path / "plain.yaml").write_text(NEXT.replace("simulation: {{priors_file: {priors}}}\n", "").format())
+    assert load(tmp_path / "plain.yaml").scenario.workloads[0].divergence is None
+    code, out, err = cli("estimate", new)
+    assert code == 0, err
+    line = next(x for x in out.splitlines() if "workloads[final].divergence" in x)
+    assert "calibrated from 4 attempts of past-a" in line and line.endswith(f"[from {tmp_path / 'p.yaml'}]")
+    # reruns per run: p / (1 - p) on average over Beta(2, 4), a / (b - 1) = 2/3 (within 4 standard errors)
+    reruns = sim.run(loaded, reps=120, workers=1).replications["reruns"] / 2
+    assert abs(reruns.mean() - 2 / 3) < 4 * reruns.std() / math.sqrt(len(reruns)), reruns.describe()
+    # a re-forecast of that scenario starts from the team's rate and says where it came from
+    from datetime import datetime
+
+    from sim.present import reforecast_text
+    from tests.test_reforecast import Acts, Run
+
+    seen = Acts([Run("final", "1", "failed", 16, 32, pool="gpus", start=datetime(2026, 6, 1))], datetime(2026, 6, 1, 2))
+    r = sim.reforecast(loaded, seen, reps=4, workers=1)
+    post = r.summary["reforecast"]["posterior"]["workloads[final].divergence.probability"]
+    assert (post["prior_a"], post["prior_b"]) == (pytest.approx(2.0), pytest.approx(4.0))  # the file's Beta(2, 4)
+    assert (post["posterior_a"], post["posterior_b"]) == (pytest.approx(3.0), pytest.approx(4.0))
+    text = reforecast_text(r.summary, "out")
+    assert "Assumed from priors" in text and f"[from {tmp_path / 'p.yaml'}]" in text
+    from sim.report import reforecast_sections
+
+    (assumed,) = [x for x in reforecast_sections(r.summary["reforecast"], []) if x[0] == "Assumed from priors"]
+    assert "workloads[final].divergence" in assumed[1][1][1]  # the table (markdown)

@@ -356,7 +356,7 @@ def test_rerun_rate_is_the_beta_binomial_update_written_as_a_pert():
     assert float(dist.frozen().mean()) == pytest.approx(3 / 18)  # the PERT is that beta
     assert float(dist.frozen().var()) == pytest.approx(3 * 15 / (18**2 * 19))
     # a PERT prior on [0, 1] is a beta: its a and b are recovered
-    pert = load_data({**rem.raw, "workloads": [{**rem.raw["workloads"][-1], "divergence": {
+    pert = load_data({**rem.raw, "correlations": [], "workloads": [{**rem.raw["workloads"][-1], "divergence": {
         "probability": {"dist": "pert", "min": 0, "mode": 0.25, "max": 1, "lambda": 8}, "rerun": True}}]}, "t")
     a0, b0 = rf.beta_prior(pert.scenario.workloads[0].divergence.probability)
     assert (a0, b0) == (pytest.approx(3.0), pytest.approx(7.0))
@@ -494,3 +494,38 @@ def test_with_every_run_completed_the_reforecast_is_the_actual_cost_and_date(cli
     assert b["finish_date"] == {"p5": "2026-01-02", "p50": "2026-01-02", "p95": "2026-01-02"}
     assert b["p_over_budget"] == 1.0 and b["p_late"] == 0.0 and b["done_fraction"] == 1.0
     assert "every run is done" in out
+
+
+def test_a_running_attempt_before_the_divergence_point_may_still_go_wrong():
+    # at 0.3: run r2 (10% done) may still diverge, and a rerun starts from nothing: it is the whole run under way
+    # (done_at_start 0.1) with the workload's divergence; r1 (50% done) can no longer: the half run it has left
+    loaded = project(workloads=[{"name": "a", "runs": 4, "hours_per_run": 10, "accelerators": 8,
+                                 "divergence": {"probability": {"dist": "uniform", "min": 0.1, "max": 0.3},
+                                                "at": 0.3, "rerun": True}}])
+    runs = [Run("a", "r1", "running", 40, 80, progress=0.5), Run("a", "r2", "running", 8, 16, progress=0.1)]
+    rem = rf.remaining(loaded, Acts(runs, as_of=datetime(2026, 1, 1, 5)), {"a": 80.0})
+    by = {w["name"]: w for w in rem.raw["workloads"]}
+    assert "divergence" not in by["a.running.r1"] and by["a.running.r1"]["hours_per_run"] == pytest.approx(5.0)
+    assert by["a.running.r2"]["done_at_start"] == pytest.approx(0.1) and by["a.running.r2"]["hours_per_run"] == 10
+    assert by["a.running.r2"]["divergence"]["at"] == pytest.approx(0.3)
+    # one probability per workload: the posterior (1 passed of 1 attempt) in both, the two tied
+    assert by["a.running.r2"]["divergence"]["probability"] == by["a"]["divergence"]["probability"]
+    assert by["a"]["divergence"]["probability"]["dist"] == "pert"
+    assert {"between": ["workloads[a.running.r2].divergence.probability", "workloads[a].divergence.probability"],
+            "rank": rf.TIE_RANK} in rem.raw["correlations"]
+    from sim.api import feasible
+
+    feasible(load_data(rem.raw, "t"))
+
+
+@pytest.mark.parametrize(("done", "hours"), [(0.1, 2.0), (0.5, 5.0), (0.0, 3.0)])
+def test_a_run_under_way_goes_on_from_its_share_done(done, hours):
+    # a 10 h run that always goes wrong at 30% and is abandoned: from 10% done it stops 2 h later; from 50% it is
+    # past that point and finishes its 5 h left; from nothing, 3 h
+    w = {"name": "a", "runs": 1, "hours_per_run": 10, "accelerators": 8,
+         "divergence": {"probability": 1, "at": 0.3, "rerun": False}}
+    if done:
+        w["done_at_start"] = done
+    r = sim.run(project(workloads=[w]), reps=1, workers=1)
+    assert r.replications["makespan_days"][0] * 24 == pytest.approx(hours)
+    assert r.replications["cost_usd"][0] == pytest.approx(hours * 8 * 2.0)
