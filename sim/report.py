@@ -304,9 +304,10 @@ _NUMERIC = re.compile(r"^[-+~<>$]*[0-9]")
 
 
 def _text_columns(rows: list[list[str]]) -> set[int]:
-    """Columns no cell of which reads as a figure (left-aligned, like prose, not like numbers)."""
+    """Columns after the first (left-aligned already) no cell of which reads as a figure: left-aligned
+    like prose, not like numbers."""
     width = max((len(r) for r in rows), default=0)
-    return {j for j in range(width) if not any(j < len(r) and _NUMERIC.match(str(r[j]).strip()) for r in rows)}
+    return {j for j in range(1, width) if not any(j < len(r) and _NUMERIC.match(str(r[j]).strip()) for r in rows)}
 
 
 def table_html(head: list[str], rows: list[list[str]]) -> str:

@@ -150,7 +150,7 @@ def test_text_columns_are_left_aligned_and_figures_right_aligned():
     html_text = report.table_html(["figure", "value", "what it is"],
                                   [["CPI", "1.02", "cost performance index"], ["VAC", "-$79.28k", "variance"]])
     assert '<th class="text">what it is</th>' in html_text and '<td class="text">variance</td>' in html_text
-    assert "<td>1.02</td>" in html_text and "<td>-$79.28k</td>" in html_text
+    assert "<td>1.02</td>" in html_text and "<td>-$79.28k</td>" in html_text and "<td>CPI</td>" in html_text
 
 
 @pytest.mark.parametrize("kg, unit, top", [(57_300.0, "CO2 (t)", 57.3), (120.0, "CO2 (kg)", 120.0)])
