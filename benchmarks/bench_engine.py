@@ -26,7 +26,7 @@ random streams: expect |z| < ~3).
 
 This is a benchmark, not a test: it asserts nothing and is not collected by pytest.
 
-Usage: python benchmarks/bench_engine.py [--reps 200] [--seed 1] [--repeat 3] [--json] [--reference PATH]
+Usage: python benchmarks/bench_engine.py [--reps 200] [--seed 1] [--repeat 3] [--json] [--options] [--reference PATH]
 """
 
 from __future__ import annotations
@@ -57,6 +57,11 @@ WARMUP_REPS = 2
 
 # Every reliability option of trainsim turned on, over the reference project (merged into its YAML):
 # a benchmark of what they cost, not a calibrated scenario. The values are plausible, not sourced.
+# Where the shipped priors (sim/data/priors.yaml) give a sourced rate it is not lower, so a "sourced"
+# configuration would interrupt more, not less: job-level failures 0.03-0.2 per run-hour there
+# (median 0.077, against 0.01 here), detection 1 min-1 h for runs under 1,024 accelerators (median
+# 7.7 min, against 5 min); loss spikes are sourced as none for this project (under 10B parameters and
+# 1,024 accelerators) and are on here only to measure what they cost. The rest have no prior.
 ALL_RELIABILITY = {
     "reliability": {
         "job_failure_rate_per_h": 0.01, "detect": "5 min", "restart_per_node": "5 s", "restart_per_doubling": "1 min",
@@ -76,18 +81,65 @@ ALL_RELIABILITY = {
 NOT_OPTIONS = {"model", "failure_rate_per_gpu_h", "mtbf_per_gpu", "checkpoint"}
 
 
-def load_full():
-    """The reference project with ALL_RELIABILITY merged in (pools and workloads by name)."""
+# the options whose cost --options measures one by one: each a group of ALL_RELIABILITY keys left out
+OPTION_GROUPS = {
+    "job failures": ["reliability.job_failure_rate_per_h"], "detection": ["reliability.detect"],
+    "size-dependent restarts": ["reliability.restart_per_node", "reliability.restart_per_doubling"],
+    "repairs and crews": ["reliability.repair", "reliability.repair_sigma", "reliability.repair_crews"],
+    "unrecoverable failures": ["reliability.unrecoverable_fraction"], "lemons": ["reliability.lemons"],
+    "planned interruptions": ["reliability.planned"], "failure domains": ["reliability.failure_domains"],
+    "spares": ["pools.spares"], "spot preemption": ["pools.preemption", "pools.pricing"],
+    "availability outages": ["pools.availability"], "loss spikes": ["workloads.loss_spike"],
+    "stragglers": ["workloads.stragglers"],
+}
+
+
+def load_full(leave_out: tuple[str, ...] = ()):
+    """The reference project with ALL_RELIABILITY merged in (pools and workloads by name), less the
+    keys in `leave_out` ("section.key")."""
     import yaml
 
     from sim.loader import load_data
 
     raw = yaml.safe_load(SCENARIO.read_text())
-    raw["reliability"] = {**raw.get("reliability", {}), **ALL_RELIABILITY["reliability"]}
+
+    def kept(section: str, d: dict) -> dict:
+        return {k: v for k, v in d.items() if f"{section}.{k}" not in leave_out}
+
+    raw["reliability"] = {**raw.get("reliability", {}), **kept("reliability", ALL_RELIABILITY["reliability"])}
     for section in ("pools", "workloads"):
         for item in raw[section]:
-            item.update(ALL_RELIABILITY[section].get(item["name"], {}))
-    return load_data(raw, f"{SCENARIO} + ALL_RELIABILITY")
+            item.update(kept(section, ALL_RELIABILITY[section].get(item["name"], {})))
+    return load_data(raw, f"{SCENARIO} + ALL_RELIABILITY" + (f" less {', '.join(leave_out)}" if leave_out else ""))
+
+
+def option_costs(reps: int, seed: int, repeat: int, log) -> dict:
+    """Each option's share of the full model's time per replication: the full model against the
+    full model without that option (OPTION_GROUPS), interleaved, as a multiple of the simple
+    model's time (median of the rounds). Options interact (lemons add hardware failures, repairs
+    follow them), so the shares need not add up to the whole."""
+    from sim.loader import load
+    from sim.montecarlo import replicate
+
+    variants = {"simple": load(SCENARIO), "full": load_full(), **{
+        f"without {name}": load_full(tuple(keys)) for name, keys in OPTION_GROUPS.items()}}
+    cpu: dict[str, list[float]] = {k: [] for k in variants}
+    events: dict[str, float] = {}
+    for loaded in variants.values():  # warm-up
+        list(replicate(loaded, seed, range(WARMUP_REPS)))
+    for rnd in range(repeat):
+        for name in (list(variants) if rnd % 2 == 0 else list(variants)[::-1]):
+            gc.collect()
+            c0 = time.process_time()
+            rows = [res.row for res in replicate(variants[name], seed, range(reps))]
+            cpu[name].append(time.process_time() - c0)
+            events[name] = sum(r["events"] for r in rows) / reps
+        print(f"  options round {rnd + 1}/{repeat} done", file=log, flush=True)
+    med = {k: statistics.median(v) for k, v in cpu.items()}
+    return {"reps": reps, "repeat": repeat, "cpu_s_median": med, "events_per_rep": events,
+            "full_over_simple": med["full"] / med["simple"],
+            "share_of_simple": {k.removeprefix("without "): (med["full"] - v) / med["simple"]
+                                for k, v in med.items() if k.startswith("without ")}}
 
 
 def options_left_off(loaded) -> list[str]:
@@ -246,6 +298,13 @@ def run(args) -> dict:
             "median": speed["engine"]["median_reps_per_s"] / speed[other]["median_reps_per_s"],
             "per_round": [t_o / t_e for t_e, t_o in zip(times["engine"], times[other], strict=True)],
         }
+        # the same by CPU time: on a loaded machine a timed call's wall time includes the time it
+        # waited for a core, which falls on one implementation or another by chance
+        ratios[f"engine/{other} cpu"] = {
+            "best": min(cpu[other]) / min(cpu["engine"]),
+            "median": statistics.median(cpu[other]) / statistics.median(cpu["engine"]),
+            "per_round": [c_o / c_e for c_e, c_o in zip(cpu["engine"], cpu[other], strict=True)],
+        }
     ratios["full/engine"] = {  # > 1: every reliability option on costs that much more time per replication
         "best": speed["engine"]["best_reps_per_s"] / speed["full"]["best_reps_per_s"],
         "median": speed["engine"]["median_reps_per_s"] / speed["full"]["median_reps_per_s"],
@@ -356,6 +415,13 @@ def report(res: dict) -> str:
                f"{f['makespan_h_mean']:,.0f} h")
     if f["options_left_off"]:
         out.append("NOTE: the full model leaves these options off: " + "; ".join(f["options_left_off"]))
+    if "options" in res:
+        o = res["options"]
+        out.append(f"\neach option's share of the full model's time (CPU, median of {o['repeat']} interleaved "
+                   f"rounds of {o['reps']} replications; in units of the simple model's time; the full model "
+                   f"{o['full_over_simple']:.2f}x):")
+        out.append(table(["option", "share", "events per replication without it"], [
+            [k, f"{v:+.2f}", f"{o['events_per_rep'][f'without {k}']:.1f}"] for k, v in o["share_of_simple"].items()]))
     c = res["checks"]
     out.append(f"checks: engine repeatable across rounds: {c['engine_repeatable']}; "
                f"naive == heapq (same streams, to 1e-12): {c['naive_equals_heapq']}; "
@@ -374,12 +440,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1, help="root seed (default 1)")
     ap.add_argument("--repeat", type=int, default=3, help="interleaved rounds (default 3)")
     ap.add_argument("--json", action="store_true", help="print one JSON object on stdout (progress goes to stderr)")
+    ap.add_argument("--options", action="store_true",
+                    help="also measure each reliability option's share of the full model's time (CPU time)")
     ap.add_argument("--reference", default=str(DEFAULT_REFERENCE),
                     help="path of the reference script (default ../shared/bench/reference_project.py from the repo)")
     args = ap.parse_args(argv)
     if args.reps < 2 or args.repeat < 1 or args.seed < 0:
         ap.error("--reps must be >= 2, --repeat >= 1 and --seed >= 0")
     res = run(args)
+    if args.options:
+        res["options"] = option_costs(args.reps, args.seed, args.repeat, sys.stderr if args.json else sys.stdout)
     text = report(res)
     if args.json:
         print(text, file=sys.stderr)

@@ -2,7 +2,8 @@
 outages, requests for on-demand capacity that take a while to be filled, node failures taking nodes
 out for repair, spares, repairs with a limited number of crews, and spot co-interruption. A mixin of
 `sim.engine.Replication` (beside `sim.lifecycle.RunLife`, which it calls back for `_account`,
-`_segment`, `_evict`, `_allocate` and `_dispatch`).
+`_segment`, `_preempted`, `_allocate` and `_dispatch`); evictions (capacity taken from under a
+running run) are here.
 
 Capacity bookkeeping of a pool: free = capacity - accelerators held by runs - nodes out for repair
 (x node size) - requests under way - capacity hidden by an outage. `free` may go below zero: a run
@@ -17,6 +18,7 @@ import math
 import simpy
 
 from sim.plan import Plan
+from sim.reliability import NODE_WAIT, PREEMPTION
 from sim.runstate import PoolState, RunState
 
 
@@ -35,18 +37,18 @@ class PoolEvents:
             for t, cap in pool.p.steps:
                 steps.setdefault(t, []).append((pool, cap))
         for t, changes in sorted(steps.items()):
-            self.env.timeout(t, value=changes).callbacks.append(self._capacity_due)
+            self.env.call(t, self._capacity_due, changes)
         for pool in self.pools:
             if pool.p.available < 1.0:
                 self._outage_after_uptime(pool)
             if pool.p.lemon_fraction > 0.0:
                 self._lemons_start(pool)
 
-    def _capacity_due(self, ev):
+    def _capacity_due(self, changes):
         """Pools change size: the new capacity counts at once (nothing new starts on capacity
         that is going), but evictions wait until every other event due at this instant has run,
         so that a run ending exactly as its capacity goes finishes first."""
-        for pool, cap in ev.value:
+        for pool, cap in changes:
             if pool.p.lemon_fraction > 0.0:
                 self._lemons_resized(pool, cap)
             if pool.out:  # in an outage: the change shows when it ends
@@ -54,12 +56,12 @@ class PoolEvents:
             else:
                 pool.free += cap - pool.capacity
             pool.capacity = cap
-        self.env.timeout(0.0, value=ev.value).callbacks.append(self._capacity_enforce)
+        self.env.call(0.0, self._capacity_enforce, changes)
 
-    def _capacity_enforce(self, ev):
+    def _capacity_enforce(self, changes):
         """Evict from every pool that changed at this instant, then serve the queue once (a run
         evicted from one pool must not land on another that is going at the same moment)."""
-        for pool, _cap in ev.value:
+        for pool, _cap in changes:
             in_use = sum(r.n for r in pool.running)
             while in_use > pool.capacity:  # evict the most recently started runs first
                 r = next(reversed(pool.running))
@@ -72,12 +74,11 @@ class PoolEvents:
         share of time up `available` (mean up = mean outage x a / (1 - a))."""
         p = pool.p
         up = self.outage_stream.next() * p.outage_h * p.available / (1.0 - p.available)
-        self.env.timeout(up, value=pool).callbacks.append(self._outage)
+        self.env.call(up, self._outage, pool)
 
-    def _outage(self, ev):
+    def _outage(self, pool):
         """No capacity can be obtained on the pool for a while: what is not in use is kept out of
         `free`, and what runs give back during the outage stays out, until it ends."""
-        pool = ev.value
         self.events += 1  # outages go on while runs wait: the event guard covers them too
         if self.events > self.max_events:
             self._endless_outages(pool)
@@ -85,10 +86,9 @@ class PoolEvents:
         pool.out_since = self.env.now
         pool.hidden = pool.capacity
         pool.free -= pool.hidden
-        self.env.timeout(self.outage_stream.next() * pool.p.outage_h, value=pool).callbacks.append(self._outage_end)
+        self.env.call(self.outage_stream.next() * pool.p.outage_h, self._outage_end, pool)
 
-    def _outage_end(self, ev):
-        pool = ev.value
+    def _outage_end(self, pool):
         if self.outages is not None:
             self.outages.append((pool.p.idx, pool.out_since, self.env.now))
         pool.free += pool.hidden
@@ -108,10 +108,10 @@ class PoolEvents:
         pool.free -= r.n
         r.wl.running += 1
         wait = self.obtain_stream.next() * p.obtain_mean_h * (r.n / p.obtain_ref) ** p.obtain_growth
-        self.env.timeout(wait, value=(r, pool)).callbacks.append(self._obtained)
+        self.env.call(wait, self._obtained, (r, pool))
 
-    def _obtained(self, ev):
-        r, pool = ev.value
+    def _obtained(self, value):
+        r, pool = value
         pool.free += r.n
         r.wl.running -= 1
         self._allocate(r, pool, obtained=True)
@@ -143,6 +143,18 @@ class PoolEvents:
             for other in list(pool.running):
                 self._evict(other)
 
+    def _evict(self, r: RunState):
+        """Capacity taken away under a running run (a reservation ending, a pool shrinking): the
+        run stops now, keeps what its checkpoints saved, and queues again."""
+        seg = r.seg
+        if seg.end == NODE_WAIT:
+            r.pool.waiting.remove(r)
+            self._account(r, seg, self.env.now - seg.t0, 0.0)
+        else:
+            self._account(r, seg._replace(end=PREEMPTION), self.env.now - seg.t0, 0.0)
+        r.token += 1
+        self._preempted(r)
+
     def _room_elsewhere(self, r: RunState) -> bool:
         """Whether another pool the run may use has room for it now."""
         return any(j != r.pool.p.idx and self.pools[j].free >= r.n for j in r.wl.w.pools)
@@ -153,10 +165,10 @@ class PoolEvents:
             back = pool.repair_queue.popleft()
             pool.repairing += 1
             d = p.repair_h * (math.exp(p.repair_sigma * self.repair_rng.standard_normal()) if p.repair_sigma else 1.0)
-            self.env.timeout(d, value=(pool, back)).callbacks.append(self._repaired)
+            self.env.call(d, self._repaired, (pool, back))
 
-    def _repaired(self, ev):
-        pool, (spares, nodes, lemons_to_spares, lemons_to_pool) = ev.value
+    def _repaired(self, value):
+        pool, (spares, nodes, lemons_to_spares, lemons_to_pool) = value
         pool.repairing -= 1
         pool.spares_free += spares
         if lemons_to_spares or lemons_to_pool:

@@ -13,17 +13,20 @@ from __future__ import annotations
 
 import bisect
 import math
+import weakref
 from collections import defaultdict, deque
+from functools import cached_property
 from heapq import heapify, heappop, heappush
 
 import simpy
+from simpy.events import NORMAL
 
 from sim import rng as rngmod
 from sim.billing import bill_by_month
 from sim.capacity import PoolEvents
 from sim.lemons import LemonNodes
 from sim.lifecycle import RunLife
-from sim.plan import Plan, PoolPlan, drawn_prices, no_progress, not_finishing, progress_problem
+from sim.plan import Plan, drawn_prices, no_progress, not_finishing, progress_problem
 from sim.policies import FAILURE_MODELS, SCHEDULERS
 from sim.records import ReplicationRecord, RunRecord, replication_record, run_records
 from sim.runstate import PoolState, RunState, WorkloadState, length_factors, straggler_slowdowns
@@ -32,139 +35,49 @@ INF = math.inf
 QUEUE_KINDS = 1000  # a queue longer than this is kept by kind (see Replication._enqueue)
 
 
+def _generator(stream: str) -> cached_property:
+    """A replication's generator of `stream`, made at its first use (making one costs several
+    microseconds, and most replications draw from few of their streams)."""
+    return cached_property(lambda self: rngmod.generator(self.seed, self.replication, stream))
+
+
 class SimulationError(Exception):
     """A replication that cannot finish (horizon passed, or capacity that never comes)."""
 
 
-class Replication(RunLife, PoolEvents, LemonNodes):
-    """One replication: its clock (a SimPy Environment), pools changing size, workloads becoming
-    ready, the queue, and the results. `simulate()` runs it to the end."""
+class Clock(simpy.Environment):
+    """SimPy's environment with a lean path for the engine's own events: `call(delay, fn, value)`
+    schedules `fn(value)` in SimPy's queue, with SimPy's ordering (time, priority, then the order
+    they were scheduled in), as a plain tuple instead of a Timeout with a callback list. Ordinary
+    SimPy events (a `timeout` with callbacks, a process) mix with them as usual. `now` is a slot
+    here, kept equal to SimPy's `_now` wherever the clock moves (the engine reads it at every
+    event; a slot is read fast, SimPy's property is not)."""
 
-    def __init__(self, plan: Plan, seed: int, replication: int, trace: bool = False):
-        if plan.random_prices:  # each replication its own price path (sim.pricing.RandomWalkPrice)
-            plan = drawn_prices(plan, seed, replication)
-        self.plan = plan
-        # (time, pool index, accelerators taken (+) or given back (-), workload, run) when tracing
-        self.trace: list | None = [] if trace else None
-        self.outages: list | None = [] if trace else None  # (pool index, start, end) of availability outages
-        self.env = simpy.Environment()
-        g = rngmod.generator
-        self.interruptions = FAILURE_MODELS[plan.failure_model](seed, replication)
-        self._next_interruption = self.interruptions.next_interruption
-        self.scheduler = SCHEDULERS[plan.scheduler]
-        self._queue_key = self.scheduler.key
-        self.div_stream = rngmod.UniformStream(g(seed, replication, "divergence"))
-        self.arr_stream = rngmod.ExpStream(g(seed, replication, "arrivals"))
-        self.len_rng = g(seed, replication, "lengths")
-        self.strag_rng = g(seed, replication, "stragglers")
-        self.lemon_rng = g(seed, replication, "lemons")
-        self.lemon_u = rngmod.UniformStream(g(seed, replication, "lemon_picks"))
-        self.unrec_stream = rngmod.UniformStream(g(seed, replication, "unrecoverable"))
-        self.repair_rng = g(seed, replication, "repairs")
-        self.co_stream = rngmod.UniformStream(g(seed, replication, "co_interruption"))
-        self.outage_stream = rngmod.ExpStream(g(seed, replication, "outages"))
-        self.obtain_stream = rngmod.ExpStream(g(seed, replication, "obtain")) if any(
-            p.obtain_mean_h for p in plan.pools) else None
-        self.pools = [PoolState(p) for p in plan.pools]
-        self.wls = [WorkloadState(w) for w in plan.workloads]
-        for wl in self.wls:
-            for d in set(wl.w.after):
-                self.wls[d].dependents.append(wl)
-        self.queue: list = []  # a short queue: (key, run) in the scheduler's order
-        self.kinds: dict | None = None  # a long one: (workload, fallback pool) -> (heap queued again, deque new)
-        self.queued = 0  # runs in `kinds`
-        self._qmin = INF  # a lower bound on the accelerators of the smallest queued run
-        self.spend: dict[int, float] = defaultdict(float)  # month index -> USD of usage
-        self.seq = 0
-        self.left = sum(w.runs for w in plan.workloads)
-        self.finished: list[RunState] = []
-        self.events = 0
-        self.max_events = plan.max_events
+    __slots__ = ("now",)
 
-    # -- the event loop -----------------------------------------------------------------------
-    def simulate(self) -> Replication:
-        env = self.env
-        if self.left == 0:
-            return self
-        problem = progress_problem(self.plan)
-        if problem:
-            raise SimulationError(problem[2])
-        self._capacity_start()
-        for wl in self.wls:
-            if wl.deps_left == 0:
-                self._ready(wl, dispatch=False)
-        self._dispatch()
-        horizon = self.plan.horizon_h
-        step, peek = env.step, env.peek
-        while self.left > 0:
-            t = peek()
-            if t > horizon:
-                self._stuck(t)
-            step()
-        return self
+    def __init__(self):
+        super().__init__()
+        self.now = self._now
 
-    def _no_progress(self, r: RunState):
-        raise SimulationError(f"more than {self.plan.max_events:,} run segments in one replication "
-                              f"(simulation.max_events) at {self.env.now / 24:.1f} days with {self.left} runs "
-                              f"unfinished: {no_progress(r.wl.w, r.pool.p)}")
+    def call(self, delay: float, fn, value) -> None:
+        heappush(self._queue, (self._now + delay, NORMAL, next(self._eid), fn, value))
 
-    def _endless_outages(self, pool: PoolState):
-        raise SimulationError(f"more than {self.plan.max_events:,} events in one replication (simulation.max_events) "
-                              f"at {self.env.now / 24:.1f} days with {self.left} runs unfinished: the availability "
-                              f"outages of pool {pool.p.name} go on while the runs cannot finish")
+    def step(self) -> None:
+        q = self._queue
+        if q and len(q[0]) == 5:  # one of `call`'s: (time, priority, id, fn, value)
+            self.now = self._now = q[0][0]
+            _, _, _, fn, value = heappop(q)
+            fn(value)
+            return
+        if q:
+            self.now = q[0][0]  # the time SimPy's step moves to, before the callbacks run
+        super().step()
 
-    def _stuck(self, t: float):
-        raise SimulationError(not_finishing(self.plan, self.env.now, self.left, stalled=t == INF))
 
-    def _make_runs(self, wl: WorkloadState) -> list[RunState]:
-        w = wl.w
-        factors = length_factors(w.length_kind, w.length_sigma, w.runs, self.len_rng)
-        runs = [RunState(wl, i, factors[i], w.early_at if i < w.early_k else 1.0) for i in range(w.runs)]
-        if w.done_at_start:  # a run already under way (a re-forecast's): its first attempt goes on from there
-            runs[0].done = w.done_at_start
-        if w.straggle_p > 0.0:
-            for r, s in zip(runs, straggler_slowdowns(w, self.strag_rng), strict=True):
-                r.slow = s
-                r.factor *= s  # its compute takes that much longer
-        return runs
-
-    def _bill(self, p: PoolPlan, n: int, a: float, b: float) -> float:
-        """Usage of n accelerators over [a, b]: billed by month when the tier bills usage."""
-        if p.tier.bills_usage:
-            return bill_by_month(p.curve, n, a, b, self.plan.months, self.spend)
-        return n * p.curve.integral(a, b)
-
-    def _ready(self, wl: WorkloadState, dispatch: bool = True):
-        runs = self._make_runs(wl)
-        env = self.env
-        t0 = max(env.now, wl.w.earliest_h)
-        if wl.w.arrival_interval_h > 0:
-            t = t0
-            for r in runs:
-                t += self.arr_stream.next() * wl.w.arrival_interval_h
-                env.timeout(t - env.now, value=[r]).callbacks.append(self._submit)
-        elif t0 > env.now:
-            env.timeout(t0 - env.now, value=runs).callbacks.append(self._submit)
-        else:
-            self._submit_runs(runs, dispatch)
-
-    def _submit(self, ev):
-        self._submit_runs(ev.value)
-
-    def _submit_runs(self, runs, dispatch: bool = True):
-        now = self.env.now
-        for r in runs:
-            self.seq += 1
-            r.seq = self.seq
-            r.submit_t = now
-            self._enqueue(r, now)
-        q = self.queue
-        if len(q) > QUEUE_KINDS:  # the queue grew long: keep it by kind from now on, until it is empty again
-            self.kinds, self.queue = {}, []
-            for key, r in q:
-                self._enqueue_kind(key, r)
-        if dispatch:
-            self._dispatch()
+class RunQueue:
+    """The queue half of a replication: runs queued in the scheduler's order and started where
+    it finds room. Needs `queue`, `kinds`, `queued`, `_qmin`, `_queue_key`, `_choose`, `_strict`,
+    `_one`, `pools` and `_allocate`."""
 
     def _enqueue(self, r: RunState, now: float):
         """Queue a run. A short queue is one list in the scheduler's order; past QUEUE_KINDS runs
@@ -176,7 +89,11 @@ class Replication(RunLife, PoolEvents, LemonNodes):
         if r.n < self._qmin:
             self._qmin = r.n
         if self.kinds is None:
-            bisect.insort(self.queue, (self._queue_key(r), r))
+            q, key = self.queue, self._queue_key(r)
+            if not q or q[-1][0] < key:  # keys are unique: where insort would put it
+                q.append((key, r))
+            else:
+                bisect.insort(q, (key, r))
         else:
             self._enqueue_kind(self._queue_key(r), r)
 
@@ -202,12 +119,12 @@ class Replication(RunLife, PoolEvents, LemonNodes):
             if self.queued:
                 self._dispatch_kinds()
             return
-        pools = self.pools
-        one = pools[0] if len(pools) == 1 else None
-        choose, strict = self.scheduler.choose_pool, self.scheduler.strict
-        maxfree = one.free if one else max([p.free for p in pools])
+        one = self._one
+        maxfree = one.free if one else max([p.free for p in self.pools])
         if maxfree < self._qmin:
             return
+        pools = self.pools
+        choose, strict = self._choose, self._strict
         i, smallest = 0, INF
         while i < len(q):
             r = q[i][1]
@@ -236,7 +153,7 @@ class Replication(RunLife, PoolEvents, LemonNodes):
         maxfree = one.free if one else max([p.free for p in pools])
         if maxfree < self._qmin:
             return
-        choose, strict = self.scheduler.choose_pool, self.scheduler.strict
+        choose, strict = self._choose, self._strict
         kinds = self.kinds
         # each kind's first key: the smaller of its heap's and its deque's (every kind here has runs)
         heads = [(_first(k)[0], kind) for kind, k in kinds.items()]
@@ -270,6 +187,169 @@ class Replication(RunLife, PoolEvents, LemonNodes):
         if not self.queued:
             self.kinds = None  # short queues again as one list
 
+
+class Replication(RunQueue, RunLife, PoolEvents, LemonNodes):
+    """One replication: its clock (a SimPy Environment), pools changing size, workloads becoming
+    ready, the queue, and the results. `simulate()` runs it to the end."""
+
+    def __init__(self, plan: Plan, seed: int, replication: int, trace: bool = False):
+        if plan.random_prices:  # each replication its own price path (sim.pricing.RandomWalkPrice)
+            plan = drawn_prices(plan, seed, replication)
+        self.plan = plan
+        # (time, pool index, accelerators taken (+) or given back (-), workload, run) when tracing
+        self.trace: list | None = [] if trace else None
+        self.outages: list | None = [] if trace else None  # (pool index, start, end) of availability outages
+        self.env = Clock()
+        self.seed, self.replication = seed, replication
+        self.interruptions = FAILURE_MODELS[plan.failure_model](seed, replication)
+        self._next_interruption = self.interruptions.next_interruption
+        self.scheduler = SCHEDULERS[plan.scheduler]
+        self._queue_key = self.scheduler.key
+        self._choose, self._strict = self.scheduler.choose_pool, self.scheduler.strict
+        # block streams, each made at its first draw; the plain generators likewise (below)
+        exp, uni = rngmod.ExpStream, rngmod.UniformStream
+        self.div_stream = uni((seed, replication, "divergence"))
+        self.arr_stream = exp((seed, replication, "arrivals"))
+        self.lemon_u = uni((seed, replication, "lemon_picks"))
+        self.unrec_stream = uni((seed, replication, "unrecoverable"))
+        self.co_stream = uni((seed, replication, "co_interruption"))
+        self.outage_stream = exp((seed, replication, "outages"))
+        self.obtain_stream = exp((seed, replication, "obtain"))
+        self.pools = [PoolState(p) for p in plan.pools]
+        self._one = self.pools[0] if len(self.pools) == 1 else None  # the only pool, if only one
+        self.wls = [WorkloadState(w) for w in plan.workloads]
+        for wl in self.wls:
+            for d in set(wl.w.after):
+                self.wls[d].dependents.append(wl)
+        self.queue: list = []  # a short queue: (key, run) in the scheduler's order
+        self.kinds: dict | None = None  # a long one: (workload, fallback pool) -> (heap queued again, deque new)
+        self.queued = 0  # runs in `kinds`
+        self._qmin = INF  # a lower bound on the accelerators of the smallest queued run
+        self.spend: dict[int, float] = defaultdict(float)  # month index -> USD of usage
+        self._month = (INF, INF, 0)  # (start, end, index) of the month of the last span billed
+        self.seq = 0
+        self.left = sum(w.runs for w in plan.workloads)
+        self.finished: list[RunState] = []
+        self.events = 0
+        self.max_events = plan.max_events
+
+    # the plain random generators, each made when first asked for
+    len_rng = _generator("lengths")
+    strag_rng = _generator("stragglers")
+    lemon_rng = _generator("lemons")
+    repair_rng = _generator("repairs")
+
+    # -- the event loop -----------------------------------------------------------------------
+    def simulate(self) -> Replication:
+        env = self.env
+        if self.left == 0:
+            return self
+        problem = progress_problem(self.plan)
+        if problem:
+            raise SimulationError(problem[2])
+        self._capacity_start()
+        for wl in self.wls:
+            if wl.deps_left == 0:
+                self._ready(wl, dispatch=False)
+        self._dispatch()
+        horizon = self.plan.horizon_h
+        q = env._queue
+        while self.left > 0:  # Clock.step, inlined
+            if not q:
+                self._stuck(INF)
+            e = q[0]
+            t = e[0]
+            if t > horizon:
+                self._stuck(t)
+            if len(e) == 5:
+                env.now = env._now = t
+                heappop(q)
+                e[3](e[4])
+            else:
+                env.step()
+        if q:
+            self._hold_weakly(q)
+        return self
+
+    def _hold_weakly(self, q: list):
+        """Events still due when the last run ends (outages, repairs) hold the replication through
+        their bound methods: a cycle that only Python's cyclic collector frees, walking every run
+        (a fifth of the time of a replication with outages). They hold it weakly instead: dropped,
+        the replication is freed at once; kept, `env.run()` still runs them."""
+        q[:] = [(*e[:3], _weakly(e[3]), e[4]) if len(e) == 5 and getattr(e[3], "__self__", None) is self else e
+                for e in q]
+
+    def _no_progress(self, r: RunState):
+        raise SimulationError(f"more than {self.plan.max_events:,} run segments in one replication "
+                              f"(simulation.max_events) at {self.env.now / 24:.1f} days with {self.left} runs "
+                              f"unfinished: {no_progress(r.wl.w, r.pool.p)}")
+
+    def _endless_outages(self, pool: PoolState):
+        raise SimulationError(f"more than {self.plan.max_events:,} events in one replication (simulation.max_events) "
+                              f"at {self.env.now / 24:.1f} days with {self.left} runs unfinished: the availability "
+                              f"outages of pool {pool.p.name} go on while the runs cannot finish")
+
+    def _stuck(self, t: float):
+        raise SimulationError(not_finishing(self.plan, self.env.now, self.left, stalled=t == INF))
+
+    def _make_runs(self, wl: WorkloadState) -> list[RunState]:
+        w = wl.w
+        factors = length_factors(w.length_kind, w.length_sigma, w.runs, self.len_rng)
+        runs = [RunState(wl, i, factors[i], w.early_at if i < w.early_k else 1.0) for i in range(w.runs)]
+        if w.done_at_start:  # a run already under way (a re-forecast's): its first attempt goes on from there
+            runs[0].done = w.done_at_start
+        if w.straggle_p > 0.0:
+            for r, s in zip(runs, straggler_slowdowns(w, self.strag_rng), strict=True):
+                r.slow = s
+                r.factor *= s  # its compute takes that much longer
+        return runs
+
+    def _bill(self, pool: PoolState, n: int, a: float, b: float) -> float:
+        """Usage of n accelerators of `pool` over [a, b]: billed by month when its tier bills
+        usage. Most spans lie within the month of the last one billed: that month is kept at hand."""
+        p = pool.p
+        if pool.bills_usage:
+            lo, hi, i = self._month
+            if lo <= a < hi and b <= hi:  # what bill_by_month does in that case
+                c = n * p.curve.integral(a, b)
+                self.spend[i] += c
+                return c
+            months = self.plan.months
+            i = bisect.bisect_right(months, a) - 1
+            if i >= 0:
+                self._month = (months[i], months[i + 1] if i + 1 < len(months) else INF, i)
+            return bill_by_month(p.curve, n, a, b, months, self.spend)
+        return n * p.curve.integral(a, b)
+
+    def _ready(self, wl: WorkloadState, dispatch: bool = True):
+        runs = self._make_runs(wl)
+        env = self.env
+        t0 = max(env.now, wl.w.earliest_h)
+        if wl.w.arrival_interval_h > 0:
+            t = t0
+            for r in runs:
+                t += self.arr_stream.next() * wl.w.arrival_interval_h
+                env.call(t - env.now, self._submit_runs, [r])
+        elif t0 > env.now:
+            env.call(t0 - env.now, self._submit_runs, runs)
+        else:
+            self._submit_runs(runs, dispatch)
+
+    def _submit_runs(self, runs, dispatch: bool = True):
+        now = self.env.now
+        for r in runs:
+            self.seq += 1
+            r.seq = self.seq
+            r.submit_t = now
+            self._enqueue(r, now)
+        q = self.queue
+        if len(q) > QUEUE_KINDS:  # the queue grew long: keep it by kind from now on, until it is empty again
+            self.kinds, self.queue = {}, []
+            for key, r in q:
+                self._enqueue_kind(key, r)
+        if dispatch:
+            self._dispatch()
+
     # -- results --------------------------------------------------------------------------------
     def makespan_h(self) -> float:
         return max((r.end for r in self.finished), default=0.0)
@@ -284,6 +364,12 @@ class Replication(RunLife, PoolEvents, LemonNodes):
     def summary(self) -> dict:
         """The replication's totals as flat columns (see ReplicationRecord.row)."""
         return self.record().row()
+
+
+def _weakly(method):
+    """`method` (bound) called through a weak reference to its object."""
+    ref = weakref.WeakMethod(method)
+    return lambda value: ref()(value)
 
 
 def _first(k: tuple) -> tuple:

@@ -47,7 +47,8 @@ class LemonNodes:
         if k >= nodes:
             return lemons
         if k == 1:  # one node (most runs): a uniform from a block is far cheaper than a numpy call
-            return int(self.lemon_u.next() * nodes < lemons)
+            draw = self.lemon_u.next  # (a slot: read, then call)
+            return int(draw() * nodes < lemons)
         return int(self.lemon_rng.hypergeometric(lemons, nodes - lemons, k))
 
     def _rate_of(self, r: RunState, nodes: int) -> None:

@@ -45,7 +45,8 @@ class RunLife:
     plan: Plan
 
     def _allocate(self, r: RunState, pool: PoolState, obtained: bool = False):
-        if pool.p.obtain_mean_h and not obtained:  # the accelerators come after a wait (sim.capacity)
+        p = pool.p
+        if p.obtain_mean_h and not obtained:  # the accelerators come after a wait (sim.capacity)
             self._request(r, pool)
             return
         now = self.env.now
@@ -54,15 +55,16 @@ class RunLife:
         r.pool = pool
         r.alloc_t = now
         if self.trace is not None:
-            self.trace.append((now, pool.p.idx, r.n, r.wl.w.name, r.idx))
+            self.trace.append((now, p.idx, r.n, r.wl.w.name, r.idx))
         r.fallback_next = -1
-        r.wl.running += 1
+        wl = r.wl
+        wl.running += 1
         if r.first_start < 0:
             r.first_start = now
         r.wait_h += now - r.queued_t
-        w = r.wl.w
-        r.ckpt_interval_h = w.ckpt_interval_h_on[pool.p.idx]
-        if pool.p.lemon_fraction > 0.0:  # the nodes it got: how many are lemons
+        w = wl.w
+        r.ckpt_interval_h = w.ckpt_interval_h_on[p.idx]
+        if p.lemon_fraction > 0.0:  # the nodes it got: how many are lemons
             self._take_lemons(r, pool, pool.free + r.n)
         if r.attempts == 0:  # first start: decide whether this attempt will go wrong
             r.attempts = 1
@@ -75,24 +77,25 @@ class RunLife:
         pi = pool.p.idx
         length = w.length_h_on[pi] * r.factor  # the factor includes a straggler's slowdown
         work = ((w.div_at if r.diverging else r.target) - r.done) * length
-        tau = w.ckpt_interval_h_on[pi]
+        tau = r.ckpt_interval_h  # on this pool (set by _allocate)
         restart = w.restart_h_on[pi] if r.restart_due else 0.0
         r.restart_due = False
         live = restart + wall_time(work, tau, w.write_h)
-        t, kind = self._next_interruption(r, pool)  # it may strike during the restart too (Daly 2006)
+        interruption = self._next_interruption  # (an attribute, not a method: read, then call)
+        t, kind = interruption(r, pool)  # it may strike during the restart too (Daly 2006)
         if t < live:
             live = t
         else:
             kind = DONE
-        r.token += 1
+        token = r.token = r.token + 1
         r.seg = _new(Segment, (0.0, restart, live, kind, work, length, tau, w.write_h, self.env.now))
-        self.env.timeout(live, value=(r, r.token)).callbacks.append(self._segment_end)
+        self.env.call(live, self._segment_end, (r, token))
         self.events += 1
         if self.events > self.max_events:
             self._no_progress(r)
 
-    def _segment_end(self, ev):
-        r, token = ev.value
+    def _segment_end(self, value):
+        r, token = value
         if token != r.token:  # the run was evicted before this segment ended
             return
         seg = r.seg
@@ -197,12 +200,12 @@ class RunLife:
         if dead > 0.0:
             r.token += 1  # the detection (or downtime) is a segment of its own: an eviction may end it
             r.seg = _new(Segment, (dead, 0.0, 0.0, kind, 0.0, r.seg.length_h, INF, 0.0, self.env.now))
-            self.env.timeout(dead, value=(r, r.token)).callbacks.append(self._detected)
+            self.env.call(dead, self._detected, (r, r.token))
             return
         self._recover(r, kind)
 
-    def _detected(self, ev):
-        r, token = ev.value
+    def _detected(self, value):
+        r, token = value
         if token == r.token:
             self._account(r, r.seg, r.seg.dead_h, 0.0)
             self._recover(r, r.seg.end)
@@ -237,29 +240,25 @@ class RunLife:
         r.fallback_next = pool.p.fallback
         self._enqueue(r, self.env.now)
 
-    def _evict(self, r: RunState):
-        """Capacity taken away under a running run (a reservation ending, a pool shrinking): the
-        run stops now, keeps what its checkpoints saved, and queues again."""
-        seg = r.seg
-        if seg.end == NODE_WAIT:
-            r.pool.waiting.remove(r)
-            self._account(r, seg, self.env.now - seg.t0, 0.0)
-        else:
-            self._account(r, seg._replace(end=PREEMPTION), self.env.now - seg.t0, 0.0)
-        r.token += 1
-        self._preempted(r)
-
     def _release(self, r: RunState):
         now = self.env.now
         pool = r.pool
-        pool.free += r.n
+        n = r.n
+        pool.free += n
         pool.lemons_free += r.lemons  # its lemon nodes are free again (sim.lemons)
         r.lemons = 0
         del pool.running[r]
         if self.trace is not None:
-            self.trace.append((now, pool.p.idx, -r.n, r.wl.w.name, r.idx))
-        _book_energy(pool, r, now)
-        c = self._bill(pool.p, r.n, r.alloc_t, now)
+            self.trace.append((now, pool.p.idx, -n, r.wl.w.name, r.idx))
+        # the accelerator-hours it held and what they drew (with the span when the grid varies: sim.records)
+        a = r.alloc_t
+        held = n * (now - a)
+        pool.busy_gpu_h += held
+        kw = r.wl.w.busy_kw_on[pool.p.idx]
+        pool.busy_kwh += held * kw
+        if pool.spans is not None:
+            pool.spans.append((a, now, n, kw))
+        c = self._bill(pool, n, a, now)
         pool.usage_cost += c
         r.cost += c
         r.wl.running -= 1
@@ -269,6 +268,7 @@ class RunLife:
     def _finish(self, r: RunState):
         now = self.env.now
         self._release(r)
+        r.seg = None  # freed now rather than with the replication
         r.end = now
         r.ettr = r.productive / r.alloc_gpu_h if r.alloc_gpu_h > 0 else 1.0
         wl = r.wl
@@ -287,14 +287,3 @@ class RunLife:
             return
         self._dispatch()
 
-
-def _book_energy(pool: PoolState, r: RunState, now: float) -> None:
-    """Book the accelerator-hours run `r` held on `pool` until `now` and what they drew; when the
-    grid's intensity varies, keep the span (weighed by the intensity after the run, all at once:
-    sim.records)."""
-    held = r.n * (now - r.alloc_t)
-    pool.busy_gpu_h += held
-    kw = r.wl.w.busy_kw_on[pool.p.idx]
-    pool.busy_kwh += held * kw
-    if pool.spans is not None:
-        pool.spans.append((r.alloc_t, now, r.n, kw))

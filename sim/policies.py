@@ -91,12 +91,13 @@ class ExponentialInterruptions:
     name = "exponential"
 
     def __init__(self, seed: int, replication: int):
-        self.failures = rngmod.ExpStream(rngmod.generator(seed, replication, "failures"))
-        self.preemptions = rngmod.ExpStream(rngmod.generator(seed, replication, "preemptions"))
-        self.job_failures = rngmod.ExpStream(rngmod.generator(seed, replication, "job_failures"))
-        self.planned = rngmod.ExpStream(rngmod.generator(seed, replication, "planned"))
-        self.spikes = rngmod.ExpStream(rngmod.generator(seed, replication, "loss_spikes"))
-        self.domains = rngmod.ExpStream(rngmod.generator(seed, replication, "domain_failures"))
+        exp = rngmod.ExpStream  # each made at its first draw
+        self.failures = exp((seed, replication, "failures"))
+        self.preemptions = exp((seed, replication, "preemptions"))
+        self.job_failures = exp((seed, replication, "job_failures"))
+        self.planned = exp((seed, replication, "planned"))
+        self.spikes = exp((seed, replication, "loss_spikes"))
+        self.domains = exp((seed, replication, "domain_failures"))
 
     def next_interruption(self, r, pool) -> tuple[float, int]:
         """Hours from now (the segment's start) to the next interruption of run `r` on `pool`, and
@@ -107,9 +108,11 @@ class ExponentialInterruptions:
         w = r.wl.w
         rate = w.fail_rate_per_h * r.rate_mult  # lemon nodes in the run's gang raise it
         if rate > 0.0:
-            t, kind = self.failures.next() / rate, FAILURE
+            draw = self.failures.next  # (a slot: read it, then call it; `x.next()` is read slowly)
+            t, kind = draw() / rate, FAILURE
         if w.job_fail_rate_per_h > 0.0:
-            tj = self.job_failures.next() / w.job_fail_rate_per_h
+            draw = self.job_failures.next
+            tj = draw() / w.job_fail_rate_per_h
             if tj < t:
                 t, kind = tj, JOB_FAILURE
         if w.planned_rate_per_h > 0.0 or w.spike_rate_per_h > 0.0 or w.domain_nodes:
@@ -117,7 +120,8 @@ class ExponentialInterruptions:
         p = pool.p
         pr = p.preempt_rate_per_node_h
         if pr > 0.0:
-            tp = self.preemptions.next() / (pr * -(-r.n // p.node_size))
+            draw = self.preemptions.next
+            tp = draw() / (pr * -(-r.n // p.node_size))
             if tp < t:
                 t, kind = tp, PREEMPTION
         return t, kind
@@ -126,16 +130,19 @@ class ExponentialInterruptions:
         """Planned interruptions, loss spikes and failure domains (on pool `j`), when the workload
         has them."""
         if w.planned_rate_per_h > 0.0:
-            tp = self.planned.next() / w.planned_rate_per_h
+            draw = self.planned.next
+            tp = draw() / w.planned_rate_per_h
             if tp < t:
                 t, kind = tp, PLANNED
         if w.spike_rate_per_h > 0.0:
-            ts = self.spikes.next() / w.spike_rate_per_h
+            draw = self.spikes.next
+            ts = draw() / w.spike_rate_per_h
             if ts < t:
                 t, kind = ts, LOSS_SPIKE
         rd = w.domain_rate_per_h_on[j] if w.domain_nodes else 0.0
         if rd > 0.0:
-            td = self.domains.next() / rd
+            draw = self.domains.next
+            td = draw() / rd
             if td < t:
                 t, kind = td, DOMAIN
         return t, kind

@@ -4,6 +4,8 @@ replications run, on worker counts or on which other streams a feature draws fro
 
 from __future__ import annotations
 
+from itertools import chain
+
 import numpy as np
 
 STREAMS = {"inputs": 0, "lengths": 1, "failures": 2, "preemptions": 3, "divergence": 4, "arrivals": 5,
@@ -18,26 +20,24 @@ def generator(seed: int, replication: int, stream: str) -> np.random.Generator:
 
 class ExpStream:
     """Exponential(1) variates drawn in blocks (a scalar numpy draw costs far more than an array
-    slot). Divide by a rate to get a waiting time."""
+    slot). Divide by a rate to get a waiting time. `next()` is a C-level iterator step (a chain over
+    the blocks): a draw costs about as much as reading a list. `rng`: a Generator, or the (seed,
+    replication, stream name) of one, made at the first draw (making one costs several
+    microseconds, and a replication has many streams of which it often draws from few)."""
 
-    __slots__ = ("_rng", "_it", "_block", "_i")
+    __slots__ = ("next", "_drawn")
 
-    def __init__(self, rng: np.random.Generator, block: int = 256):
-        self._rng = rng
-        self._block = block
-        self._it = iter(()).__next__
-        self._i = 0  # blocks drawn so far
+    def __init__(self, rng: np.random.Generator | tuple[int, int, str], block: int = 256):
+        self._drawn = [0]  # blocks drawn so far (a list: the block generator counts in it)
+        self.next = chain.from_iterable(_blocks(rng, block, self._fill, self._drawn)).__next__
 
-    def _fill(self) -> list[float]:
-        return self._rng.standard_exponential(self._block).tolist()
+    @property
+    def _i(self) -> int:
+        return self._drawn[0]
 
-    def next(self) -> float:
-        try:
-            return self._it()
-        except StopIteration:
-            self._it = iter(self._fill()).__next__
-            self._i += 1
-            return self._it()
+    @staticmethod
+    def _fill(rng: np.random.Generator, block: int) -> list[float]:
+        return rng.standard_exponential(block).tolist()
 
 
 class UniformStream(ExpStream):
@@ -45,5 +45,15 @@ class UniformStream(ExpStream):
 
     __slots__ = ()
 
-    def _fill(self) -> list[float]:
-        return self._rng.random(self._block).tolist()
+    @staticmethod
+    def _fill(rng: np.random.Generator, block: int) -> list[float]:
+        return rng.random(block).tolist()
+
+
+def _blocks(rng, block: int, fill, drawn: list[int]):
+    """Blocks of `fill(rng, block)` without end; the generator is made at the first."""
+    if type(rng) is tuple:
+        rng = generator(*rng)
+    while True:
+        drawn[0] += 1
+        yield fill(rng, block)

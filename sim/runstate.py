@@ -15,7 +15,7 @@ from sim.plan import PoolPlan, WorkloadPlan
 class PoolState:
     __slots__ = ("p", "capacity", "free", "busy_gpu_h", "busy_kwh", "spans", "usage_cost", "running",
                  "spares_free", "repairing", "repair_queue", "waiting", "out", "out_since", "hidden", "lemons_free",
-                 "lemons_spare")
+                 "lemons_spare", "bills_usage")
 
     def __init__(self, p: PoolPlan):
         self.p = p
@@ -36,6 +36,7 @@ class PoolState:
         self.out = False  # in an availability outage
         self.out_since = 0.0
         self.hidden = 0  # capacity kept out of `free` by the outage
+        self.bills_usage = p.tier.bills_usage  # its tier bills busy hours to the runs (sim.billing)
 
 
 class WorkloadState:

@@ -110,3 +110,32 @@ def test_run_columns_hold_the_rows_with_their_types():
     assert c["replication"].tolist() == [7, 7, 8] and c["submit_h"].tolist() == [0.0, 0.0, 1.5]
     assert c["submit_h"].dtype == np.float64 and c["start_h"].dtype == np.int64 and c["run"].dtype == np.int64
     assert c["cost_usd"].tolist() == [0.5, 1.5, 2.5] and c["abandoned"].dtype == np.bool_
+
+
+# RunRecord's columns and the RunState attribute each is read from (run_rows writes them out by hand)
+SOURCE = {"workload": "wl.w.name", "run": "idx", "pool": "pool.p.name", "submit_h": "submit_t",
+          "start_h": "first_start", "end_h": "end", "queue_wait_h": "wait_h", "attempts": "attempts",
+          "failures": "failures", "job_failures": "job_failures", "planned": "planned", "loss_spikes": "loss_spikes",
+          "unrecoverable": "unrecoverable", "domain_failures": "domain_failures", "preemptions": "preemptions",
+          "reruns": "reruns", "abandoned": "abandoned", "gpu_hours": "alloc_gpu_h",
+          "productive_gpu_hours": "productive", "lost_gpu_hours": "lost", "overhead_gpu_hours": "overhead",
+          "down_gpu_hours": "down_gpu_h", "restart_gpu_hours": "restart_gpu_h", "write_gpu_hours": "write_gpu_h",
+          "straggler_gpu_hours": "straggler_gpu_h", "repair_wait_gpu_hours": "repair_wait_gpu_h", "ettr": "ettr",
+          "ckpt_interval_h": "ckpt_interval_h", "cost_usd": "cost"}
+
+
+def test_run_rows_read_each_column_from_its_own_attribute():
+    from types import SimpleNamespace as NS
+
+    from sim.records import run_records
+    from sim.runstate import RunState
+
+    assert tuple(SOURCE) == RUN_COLUMNS
+    r = RunState(NS(w=NS(n=8, name="wl")), 0, 1.0, 1.0)
+    r.pool = NS(p=NS(name="pool"))
+    for i, attr in enumerate(SOURCE.values()):
+        if "." not in attr:
+            setattr(r, attr, 100 + i)  # a different value in every attribute
+    expected = tuple({"wl.w.name": "wl", "pool.p.name": "pool"}.get(a, 100 + i) for i, a in enumerate(SOURCE.values()))
+    assert run_rows([r]) == [expected]
+    assert tuple(run_records([r])[0]) == expected
