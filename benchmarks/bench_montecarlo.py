@@ -6,6 +6,8 @@
   memory    peak resident memory of `sim run` (largest single process) for many replications of
             scenarios/bench_reference.yaml, with the sizes of the files it wrote (--runs none: no
             per-run records)
+  ceiling   the bare engine's replications per second in one process and split between two (no
+            files, no start-up): what two cores give at best, the ceiling of `parallel`'s speed-up
   lean      the bare engine's replications per second against serial `sim run` (whole command,
             and its replication phase: simulation, part files, assembly)
   sampling  how many replications random, LHS and Sobol sampling need for the same 95% interval on
@@ -14,6 +16,7 @@
 
 Usage: python benchmarks/bench_montecarlo.py parallel [--reps 2000]
        python benchmarks/bench_montecarlo.py memory [--reps 100000] [--runs none]
+       python benchmarks/bench_montecarlo.py ceiling [--reps 4000 --repeat 2]
        python benchmarks/bench_montecarlo.py lean [--reps 4000 --repeat 2]
        python benchmarks/bench_montecarlo.py sampling [--reps 128 --seeds 20]
 """
@@ -63,7 +66,8 @@ def parallel(a) -> dict:
                 walls[name].append(wall)
                 phases[name].append(phase)
                 print(f"  round {r + 1}: {name:16s} wall {wall:6.2f} s ({a.reps / wall:6.1f} reps/s), replication "
-                      f"phase {phase:6.2f} s ({a.reps / phase:6.1f} reps/s)", file=sys.stderr)
+                      f"phase {phase:6.2f} s ({a.reps / phase:6.1f} reps/s), load average {os.getloadavg()[0]:.1f}",
+                      file=sys.stderr)
         for name in configs:
             out[name] = {
                 "wall_best_s": min(walls[name]), "wall_reps_per_s": a.reps / min(walls[name]),
@@ -72,6 +76,44 @@ def parallel(a) -> dict:
                 "phase_speedup": min(phases["1 worker"]) / min(phases[name]),
             }
     return out
+
+
+def _bare_share(args: tuple[int, int]) -> float:
+    """Replications [start, stop) of bench_reference with the bare engine in this process; seconds."""
+    from sim.loader import load
+    from sim.montecarlo import replicate
+
+    loaded = load(BENCH)
+    t0 = time.perf_counter()
+    for _ in replicate(loaded, 1, range(*args)):
+        pass
+    return time.perf_counter() - t0
+
+
+def ceiling(a) -> dict:
+    """What two cores give the bare engine alone (no files, no start-up): the replications in one
+    process, then split between two processes started beforehand, interleaved rounds. The ceiling of
+    the `parallel` speed-up on this machine, as load from other work lowers it."""
+    import multiprocessing
+
+    sys.path.insert(0, str(ROOT))
+    one, two = [], []
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        pool.map(_bare_share, [(0, 5), (5, 10)])  # imports and warm-up in both
+        half = a.reps // 2
+        for r in range(a.repeat):
+            for which in ((1, 2) if r % 2 == 0 else (2, 1)):
+                t0 = time.perf_counter()
+                if which == 1:
+                    pool.apply(_bare_share, ((0, a.reps),))
+                    one.append(time.perf_counter() - t0)
+                else:
+                    pool.map(_bare_share, [(0, half), (half, a.reps)], chunksize=1)
+                    two.append(time.perf_counter() - t0)
+                print(f"  round {r + 1}: {which} process(es) {a.reps / (time.perf_counter() - t0):6.1f} reps/s "
+                      f"(load average {os.getloadavg()[0]:.1f})", file=sys.stderr)
+    return {"one_process_reps_per_s": [a.reps / t for t in one], "two_processes_reps_per_s": [a.reps / t for t in two],
+            "speedup_best": min(one) / min(two)}
 
 
 def lean(a) -> dict:
@@ -98,7 +140,8 @@ def lean(a) -> dict:
             walls.append(wall)
             phases.append(phase)
             print(f"  round {r + 1}: bare engine {a.reps / bare[-1]:6.1f} reps/s; sim run {a.reps / wall:6.1f} reps/s "
-                  f"({bare[-1] / wall:.2f}), replication phase {a.reps / phase:6.1f} reps/s ({bare[-1] / phase:.2f})",
+                  f"({bare[-1] / wall:.2f}), replication phase {a.reps / phase:6.1f} reps/s ({bare[-1] / phase:.2f}), "
+                  f"load average {os.getloadavg()[0]:.1f}",
                   file=sys.stderr)
     return {"bare_reps_per_s": [a.reps / b for b in bare], "sim_run_reps_per_s": [a.reps / w for w in walls],
             "phase_reps_per_s": [a.reps / p for p in phases],
@@ -158,6 +201,9 @@ def main() -> int:
     p.add_argument("--reps", type=int, default=100_000)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--runs", default="auto", help="per-run records kept (sim run --runs)")
+    p = sub.add_parser("ceiling")
+    p.add_argument("--reps", type=int, default=4000)
+    p.add_argument("--repeat", type=int, default=2)
     p = sub.add_parser("lean")
     p.add_argument("--reps", type=int, default=4000)
     p.add_argument("--repeat", type=int, default=2)
@@ -168,7 +214,8 @@ def main() -> int:
     a = ap.parse_args()
     print(f"machine: {platform.platform()}, python {platform.python_version()}, cpus {os.cpu_count()}",
           file=sys.stderr)
-    result = {"parallel": parallel, "memory": memory, "sampling": sampling, "lean": lean}[a.what](a)
+    result = {"parallel": parallel, "memory": memory, "sampling": sampling, "lean": lean,
+              "ceiling": ceiling}[a.what](a)
     print(json.dumps({a.what: result, "args": vars(a)}, indent=2))
     return 0
 

@@ -8,6 +8,13 @@ sim.sensitivity_analysis, sim.backtesting, sim.reforecasting, sim.calibration.)
 
 __version__ = "0.1.0"
 
+import os  # noqa: E402
+
+# Arrow's C++ default allocator, read when pyarrow is first used: the C library's rather than mimalloc,
+# whose freed buffers go back to the system and come back as page faults (see
+# sim.runner.system_allocator, which covers the allocations made from Python); set it to override.
+os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
+
 from sim import api  # noqa: E402
 from sim.api import (  # noqa: E402
     DEFAULT,

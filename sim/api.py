@@ -310,10 +310,12 @@ def checkpoint_intervals(loaded: Loaded) -> dict[str, dict[str, float | None]]:
 
 
 def _execute(loaded: Loaded, settings: Settings, out: Path, resume: bool, progress: Progress | None,
-             extra: dict | None = None) -> runner.Outcome:
+             extra: dict | None = None, report: bool = False) -> runner.Outcome:
     state = {"file": str(loaded.file), "variant": loaded.variant, "set": loaded.sets, **(extra or {})}
+    preload = ("scipy.stats", "sim.report") if report else ("scipy.stats",)  # needed once the chunks are in
     try:
-        return runner.execute(loaded, settings, out, progress=progress, resume=resume, extra_state=state)
+        return runner.execute(loaded, settings, out, progress=progress, resume=resume, extra_state=state,
+                              preload=preload)
     except (RunError, SampleError, SimulationError) as e:  # SimulationError: with strict
         raise ScenarioError(str(loaded.file), [Issue((), str(e))]) from None
     except KeyboardInterrupt:
@@ -332,7 +334,7 @@ def simulate_into(loaded: Loaded, settings: Settings, out: Path, resume: bool = 
     raises RunError saying what to do, the finished chunks kept as well."""
     then = f", then complete the run with  sim run --resume {out}" if keep else ""
     try:
-        outcome = _execute(loaded, settings, out, resume, progress, state)
+        outcome = _execute(loaded, settings, out, resume, progress, state, keep and report)
         if outcome.reps.empty:
             first = outcome.errors[0]["error"] if outcome.errors else "no replication ran"
             raise ScenarioError(str(loaded.file), [Issue((), f"every replication failed; the first: {first} "

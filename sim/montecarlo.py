@@ -18,8 +18,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import stats
-from scipy.stats import qmc
 
 from sim import rng as rngmod
 from sim.distributions import rank_to_pearson
@@ -102,6 +100,8 @@ class Design:
                 ) from None
         self.points = None
         if d and method in ("lhs", "sobol"):
+            from scipy.stats import qmc  # imported when needed: a third of a second
+
             g = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(DESIGN_STREAM,)))
             if method == "lhs":
                 self.points = qmc.LatinHypercube(d, seed=g).random(size)
@@ -122,6 +122,8 @@ class Design:
                 self.seed, spawn_key=(k, rngmod.STREAMS["inputs"], key))).random() for key in self.keys]
                 for k in ks]).reshape(len(ks), d)
         if self.chol is not None:
+            from scipy import stats
+
             u = stats.norm.cdf(stats.norm.ppf(np.clip(u, 1e-12, 1 - 1e-12)) @ self.chol.T)
         return u[0] if one else u
 

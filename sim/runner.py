@@ -9,6 +9,7 @@ files are identical whatever the backend or worker count.
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import math
@@ -78,10 +79,13 @@ class Settings:
             return self.chunk
         if self.precision:
             return 50
-        size = max(5, min(500, math.ceil(self.reps / (max(self.workers, 1) * 8))))
+        w = max(self.workers, 1)
+        size = max(5, min(500, math.ceil(self.reps / (w * 8))))
         if self.runs_per_rep and self.keep_runs() != 0:  # a chunk's run rows wait in memory: bound them
             size = max(1, min(size, RUN_ROWS_PER_CHUNK // self.runs_per_rep))
-        return size
+        # as many chunks for each worker (none waits for another's last chunk), unless they get too small
+        even = math.ceil(self.reps / (math.ceil(math.ceil(self.reps / size) / w) * w))
+        return even if even >= min(size, 5) else size
 
 
 # --------------------------------------------------------------------------------------------
@@ -144,6 +148,14 @@ def _run_chunk(args: tuple) -> ChunkResult:
     return res
 
 
+def _import_all(names: tuple[str, ...]) -> None:
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except Exception as e:  # pragma: no cover - imported again, and the error raised, where it is used
+            log.debug("preloading %s: %s", name, e)
+
+
 def _dask_call(fn: Callable, loaded, seed, method, size, args):
     key = (loaded.sha256, seed, method, size)
     if _WORKER.get("key") != key:
@@ -183,10 +195,11 @@ class Backend:
     """Where chunks run: in this process, in a pool of processes, or on a Dask cluster. `map`
     yields results in task order."""
 
-    def __init__(self, loaded: Loaded, settings: Settings, tasks: int | None = None):
+    def __init__(self, loaded: Loaded, settings: Settings, tasks: int | None = None, preload: tuple[str, ...] = ()):
         self.loaded = loaded
         self.s = settings
         self.n = pool_size(settings, tasks)
+        self.preload = preload  # modules wanted after the run, imported while other processes run it
         self.ex = None
         self.client = None
         self.cluster = None
@@ -225,12 +238,25 @@ class Backend:
         """fn(task) for each task, in task order; `fn` must be a module-level function (it is sent
         to other processes), and may read this run's scenario with worker_loaded()."""
         if self.client is not None:
+            self._start_preload()
             yield from self._dask_map(tasks, fn)
         elif self.ex is not None:
-            yield from self.ex.map(fn, tasks)
+            results = self.ex.map(fn, tasks)  # every task submitted: the worker processes are forked
+            self._start_preload()
+            yield from results
         else:
             for t in tasks:
                 yield fn(t)
+
+    def _start_preload(self) -> None:
+        """Import the modules wanted after the run (the report's plotting library, scipy for the
+        summary) in a thread of this process while the workers run the chunks: this process mostly
+        waits for them, and these imports, about a second, would otherwise run alone once the last
+        chunk is in, with the other cores idle. Started after the workers are forked (none inherits a
+        half-imported module); in a serial run they would only take turns with the simulation."""
+        if self.preload:
+            names, self.preload = self.preload, ()
+            threading.Thread(target=_import_all, args=(names,), daemon=True, name="sim-preload").start()
 
     def _dask_map(self, tasks: list, fn: Callable) -> Iterator:
         """A bounded window of tasks in flight; a result is dropped as soon as it is used."""
@@ -614,10 +640,26 @@ def _writer_turns(interval_s: float = 0.0005):
         sys.setswitchinterval(old)
 
 
+@contextmanager
+def system_allocator():
+    """Arrow's buffers from the C library's allocator while a run writes its files: Arrow's default
+    (mimalloc) hands the tens of megabytes a chunk's tables take back to the system when they are
+    freed, and getting them again costs a page fault and the zeroing of each page, chunk after chunk
+    (measured: about a third of the CPU time of a 2-worker run's own process). The default comes
+    back after."""
+    old = pa.default_memory_pool()
+    pa.set_memory_pool(pa.system_memory_pool())
+    try:
+        yield
+    finally:
+        pa.set_memory_pool(old)
+
+
 def execute(loaded: Loaded, settings: Settings, out: Path, progress: Callable[[int, int], None] | None = None,
-            resume: bool = False, extra_state: dict | None = None) -> Outcome:
+            resume: bool = False, extra_state: dict | None = None, preload: tuple[str, ...] = ()) -> Outcome:
     """Run (or complete, with `resume`) every replication into `out/.parts`, streaming each
-    finished chunk to its part files, and assemble replications.parquet and runs.parquet there."""
+    finished chunk to its part files, and assemble replications.parquet and runs.parquet there.
+    `preload`: modules the caller needs after the run (see Backend._start_preload)."""
     parts = out / PARTS
     parts.mkdir(parents=True, exist_ok=True)
     have = _resume_state(loaded, settings, out, resume, extra_state)
@@ -633,13 +675,14 @@ def execute(loaded: Loaded, settings: Settings, out: Path, progress: Callable[[i
                     f"{AUTO_RUN_ROWS:,}")
     asm = Assembler(out, parts, runs=keep != 0)
     try:
-        with (Backend(loaded, settings, math.ceil(settings.reps / c) - len(have)) as backend,
-              ThreadPoolExecutor(1, thread_name_prefix="sim-writer") as writer, _writer_turns()):
-            run = _Pass(settings, parts, have, asm, progress, PrecisionStop(settings), writer)
-            upto, stop_reason = _run_chunks(backend, run)
-            run.flush()
-        runtime = time.perf_counter() - t0
-        reps, errors = asm.close()
+        with system_allocator():
+            with (Backend(loaded, settings, math.ceil(settings.reps / c) - len(have), preload) as backend,
+                  ThreadPoolExecutor(1, thread_name_prefix="sim-writer") as writer, _writer_turns()):
+                run = _Pass(settings, parts, have, asm, progress, PrecisionStop(settings), writer)
+                upto, stop_reason = _run_chunks(backend, run)
+                run.flush()
+            runtime = time.perf_counter() - t0
+            reps, errors = asm.close()
     except BaseException:
         asm.abort()
         raise

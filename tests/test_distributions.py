@@ -436,3 +436,12 @@ def test_parse_dist_unhashable_kind_is_value_error():
     # `dist: [uniform]` in YAML is a list: must be a ValueError, not "TypeError: unhashable type"
     with pytest.raises(ValueError, match="dist: expected one of"):
         parse_dist({"dist": ["uniform"], "min": 0, "max": 1}, parse_plain, FREE)
+
+
+def test_z95_is_scipys_normal_quantile():
+    """Z95 is written out (scipy.stats is imported only when a distribution is used): the same float."""
+    from scipy import stats
+
+    from sim.distributions import Z95
+
+    assert Z95 == float(stats.norm.ppf(0.95))

@@ -262,6 +262,20 @@ variants:
         assert b["cost_usd"] == pytest.approx(a["cost_usd"] * 0.75)
 
 
+def test_chunks_are_shared_evenly_among_workers():
+    """Issue 13: a multiple of the worker count of chunks (no worker waits alone for the last one),
+    unless that makes chunks of fewer than 5 replications; one worker keeps equal chunks too."""
+    from sim.runner import Settings
+
+    for reps, workers, per_rep, size in ((4000, 2, 503, 182), (4000, 1, 503, 191), (1000, 3, 0, 42),
+                                         (1000, 2, 0, 63), (12, 2, 0, 5), (7, 2, 0, 5)):
+        s = Settings(seed=0, reps=reps, workers=workers, runs_per_rep=per_rep)
+        assert s.chunk_size() == size, (reps, workers)
+        n = math.ceil(reps / size)
+        assert n % workers == 0 or size == 5
+        assert size * per_rep <= 100_000  # still bounded by the run rows a chunk may hold
+
+
 def test_chunks_hold_a_bounded_number_of_run_rows():
     """Item 10 of issue 9: a chunk's run rows stay in memory until written, so a scenario with many
     runs a replication gets small chunks (streamed), whatever --reps asks."""

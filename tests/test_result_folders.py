@@ -213,6 +213,29 @@ def test_runs_parquet_bytes_do_not_depend_on_chunking(tmp_path, monkeypatch):
     assert outs[0] == outs[1] == outs[2]
 
 
+def test_modules_wanted_after_the_run_are_imported_while_workers_run_it(tmp_path, monkeypatch):
+    """Issue 13: with worker processes, `preload` modules are imported by a thread of the run's
+    process during the run; a serial run does not (they would only take turns with the simulation).
+    Arrow's allocator, switched for the run, is restored."""
+    import sys
+    import threading
+
+    (tmp_path / "sim_probe_preload.py").write_text("X = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    loaded = api.load(SCEN)
+    pool = pa.default_memory_pool().backend_name
+    for workers in (1, 2):
+        sys.modules.pop("sim_probe_preload", None)
+        settings = api.run_settings(loaded.scenario, 10, 5, workers)  # 2 chunks of 5
+        pooled = runner.pool_size(settings, 2) > 1  # a 1-core machine runs it serially
+        runner.execute(loaded, settings, tmp_path / f"w{workers}", preload=("sim_probe_preload",))
+        for t in threading.enumerate():
+            if t.name == "sim-preload":
+                t.join(10)
+        assert ("sim_probe_preload" in sys.modules) == (workers == 2 and pooled)
+        assert pa.default_memory_pool().backend_name == pool
+
+
 def test_chunk_records_name_each_part(tmp_path):
     from sim.records import RUN_COLUMNS, RunColumns
 
