@@ -81,7 +81,8 @@ class RunLife:
         tau = r.ckpt_interval_h  # on this pool (set by _allocate)
         restart = w.restart_h_on[pi] if r.restart_due else 0.0
         r.restart_due = False
-        live = restart + wall_time(work, tau, w.write_h)
+        write = w.write_h
+        live = restart + (work if write <= 0.0 else wall_time(work, tau, write))  # (free writes: as wall_time)
         interruption = self._next_interruption  # (an attribute, not a method: read, then call)
         t, kind = interruption(r, pool, wl.sources[pi])  # it may strike during the restart too (Daly 2006)
         if t < live:
@@ -89,7 +90,7 @@ class RunLife:
         else:
             kind = DONE
         token = r.token = r.token + 1
-        r.seg = _new(Segment, (0.0, restart, live, kind, work, length, tau, w.write_h, self.env.now))
+        r.seg = _new(Segment, (0.0, restart, live, kind, work, length, tau, write, self.env.now))
         self.env.call(live, self._segment_end, (r, token))
         self.events += 1
         if self.events > self.max_events:
@@ -132,7 +133,7 @@ class RunLife:
         if seg.end == DONE:
             prog = keep = seg.work_h
         else:
-            prog = min(progress(e, seg.tau_h, seg.write_h), seg.work_h)
+            prog = min(e if seg.write_h <= 0.0 else progress(e, seg.tau_h, seg.write_h), seg.work_h)
             keep = prog if seg.end == PLANNED else saved(e, prog, seg.tau_h, seg.write_h, notice)
             if prog != keep:
                 r.lost += n * (prog - keep)
