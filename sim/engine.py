@@ -302,8 +302,9 @@ class Replication(RunQueue, RunLife, PoolEvents, LemonNodes):
             runs[0].done = w.done_at_start
         if w.straggle_p > 0.0:
             for r, s in zip(runs, straggler_slowdowns(w, self.strag_rng), strict=True):
-                r.slow = s
-                r.factor *= s  # its compute takes that much longer
+                if s != 1.0:  # (most runs: as they are)
+                    r.slow = s
+                    r.factor *= s  # its compute takes that much longer
         return runs
 
     def _bill(self, pool: PoolState, n: int, a: float, b: float) -> float:
