@@ -24,7 +24,7 @@ from sim.runstate import PoolState, RunState
 
 class PoolEvents:
     """The capacity half of a replication. Needs `env`, `plan`, `pools`, `outage_stream`,
-    `obtain_stream`, `repair_rng`, `co_stream`, `events`, `max_events`, `_endless_outages` and the
+    `obtain_stream`, `repair_z`, `co_stream`, `events`, `max_events`, `_endless_outages` and the
     RunLife methods named above."""
 
     env: simpy.Environment
@@ -164,7 +164,7 @@ class PoolEvents:
         while pool.repair_queue and (p.repair_crews == 0 or pool.repairing < p.repair_crews):
             back = pool.repair_queue.popleft()
             pool.repairing += 1
-            d = p.repair_h * (math.exp(p.repair_sigma * self.repair_rng.standard_normal()) if p.repair_sigma else 1.0)
+            d = p.repair_h * (math.exp(p.repair_sigma * self.repair_z.next()) if p.repair_sigma else 1.0)
             self.env.call(d, self._repaired, (pool, back))
 
     def _repaired(self, value):

@@ -215,12 +215,15 @@ class Replication(RunQueue, RunLife, PoolEvents, LemonNodes):
         self.co_stream = uni((seed, replication, "co_interruption"))
         self.outage_stream = exp((seed, replication, "outages"))
         self.obtain_stream = exp((seed, replication, "obtain"))
+        self.repair_z = rngmod.NormalStream((seed, replication, "repairs"))
         self.pools = [PoolState(p) for p in plan.pools]
         self._one = self.pools[0] if len(self.pools) == 1 else None  # the only pool, if only one
         self.wls = [WorkloadState(w) for w in plan.workloads]
+        sources = self.interruptions.sources  # per workload and pool, kept for every segment (sim.lifecycle)
         for wl in self.wls:
             for d in set(wl.w.after):
                 self.wls[d].dependents.append(wl)
+            wl.sources = [sources(wl.w, p, wl.w.n) if p.idx in wl.w.length_h_on else () for p in plan.pools]
         self.queue: list = []  # a short queue: (key, run) in the scheduler's order
         self.kinds: dict | None = None  # a long one: (workload, fallback pool) -> (heap queued again, deque new)
         self.queued = 0  # runs in `kinds`
@@ -237,7 +240,6 @@ class Replication(RunQueue, RunLife, PoolEvents, LemonNodes):
     len_rng = _generator("lengths")
     strag_rng = _generator("stragglers")
     lemon_rng = _generator("lemons")
-    repair_rng = _generator("repairs")
 
     # -- the event loop -----------------------------------------------------------------------
     def simulate(self) -> Replication:
@@ -300,8 +302,9 @@ class Replication(RunQueue, RunLife, PoolEvents, LemonNodes):
             runs[0].done = w.done_at_start
         if w.straggle_p > 0.0:
             for r, s in zip(runs, straggler_slowdowns(w, self.strag_rng), strict=True):
-                r.slow = s
-                r.factor *= s  # its compute takes that much longer
+                if s != 1.0:  # (most runs: as they are)
+                    r.slow = s
+                    r.factor *= s  # its compute takes that much longer
         return runs
 
     def _bill(self, pool: PoolState, n: int, a: float, b: float) -> float:

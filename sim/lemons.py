@@ -55,13 +55,25 @@ class LemonNodes:
         r.rate_mult = 1.0 + r.lemons / nodes * (r.pool.p.lemon_multiplier - 1.0)
 
     def _take_lemons(self, r: RunState, pool: PoolState, free_before: int) -> None:
-        """A run takes its nodes from the pool's free ones (free accelerators before it took them)."""
-        ns = pool.p.node_size
+        """A run takes its nodes from the pool's free ones (free accelerators before it took them).
+        (At every start: a one-node run's draw and the rate are written out here, as `_draw` and
+        `_rate_of` have them.)"""
+        p = pool.p
+        ns = p.node_size
         nodes = -(-r.n // ns)
-        k = self._draw(pool.lemons_free, max(free_before // ns, nodes), nodes)
+        lemons = pool.lemons_free
+        if nodes != 1:
+            k = self._draw(lemons, max(free_before // ns, nodes), nodes)
+        elif lemons <= 0:
+            k = 0
+        elif free_before // ns <= 1:  # it takes the only free node
+            k = 1
+        else:
+            draw = self.lemon_u.next  # (a slot: read, then call)
+            k = int(draw() * (free_before // ns) < lemons)
         pool.lemons_free -= k
         r.lemons = k
-        self._rate_of(r, nodes)
+        r.rate_mult = 1.0 + k / nodes * (p.lemon_multiplier - 1.0)
 
     def _failed_lemons(self, r: RunState, nodes: int, k: int, hardware: bool) -> int:
         """Lemons among the `k` failed nodes of the run: a hardware failure's node is a lemon in

@@ -72,7 +72,8 @@ class RunLife:
         self._segment(r)
 
     def _segment(self, r: RunState):
-        w = r.wl.w
+        wl = r.wl
+        w = wl.w
         pool = r.pool
         pi = pool.p.idx
         length = w.length_h_on[pi] * r.factor  # the factor includes a straggler's slowdown
@@ -80,15 +81,16 @@ class RunLife:
         tau = r.ckpt_interval_h  # on this pool (set by _allocate)
         restart = w.restart_h_on[pi] if r.restart_due else 0.0
         r.restart_due = False
-        live = restart + wall_time(work, tau, w.write_h)
+        write = w.write_h
+        live = restart + (work if write <= 0.0 else wall_time(work, tau, write))  # (free writes: as wall_time)
         interruption = self._next_interruption  # (an attribute, not a method: read, then call)
-        t, kind = interruption(r, pool)  # it may strike during the restart too (Daly 2006)
+        t, kind = interruption(r, pool, wl.sources[pi])  # it may strike during the restart too (Daly 2006)
         if t < live:
             live = t
         else:
             kind = DONE
         token = r.token = r.token + 1
-        r.seg = _new(Segment, (0.0, restart, live, kind, work, length, tau, w.write_h, self.env.now))
+        r.seg = _new(Segment, (0.0, restart, live, kind, work, length, tau, write, self.env.now))
         self.env.call(live, self._segment_end, (r, token))
         self.events += 1
         if self.events > self.max_events:
@@ -131,7 +133,7 @@ class RunLife:
         if seg.end == DONE:
             prog = keep = seg.work_h
         else:
-            prog = min(progress(e, seg.tau_h, seg.write_h), seg.work_h)
+            prog = min(e if seg.write_h <= 0.0 else progress(e, seg.tau_h, seg.write_h), seg.work_h)
             keep = prog if seg.end == PLANNED else saved(e, prog, seg.tau_h, seg.write_h, notice)
             if prog != keep:
                 r.lost += n * (prog - keep)
@@ -146,16 +148,6 @@ class RunLife:
         r.overhead += n * (held - prog + keep - nominal)
         r.alloc_gpu_h += n * held
         r.done += keep / seg.length_h
-
-    def _roll_back(self, r: RunState, hours: float):
-        """Throw away `hours` of the run's kept work (to an earlier checkpoint): from productive to lost."""
-        seg = r.seg
-        share = min(hours / seg.length_h, r.done) if hours < INF else r.done
-        r.done -= share
-        g = r.n * share * seg.length_h / r.slow
-        r.productive -= g
-        r.attempt_productive = max(r.attempt_productive - g, 0.0)
-        r.lost += g
 
     def _completed(self, r: RunState):
         w = r.wl.w
@@ -185,7 +177,7 @@ class RunLife:
             r.failures += 1
             if w.unrecoverable_p > 0.0 and self.unrec_stream.next() < w.unrecoverable_p:
                 r.unrecoverable += 1
-                self._roll_back(r, r.seg.tau_h)  # the last checkpoint is spoilt too
+                _roll_back(r, r.seg.tau_h)  # the last checkpoint is spoilt too
         elif kind == DOMAIN:
             r.domain_failures += 1
         elif kind == JOB_FAILURE:
@@ -195,7 +187,7 @@ class RunLife:
             dead = w.planned_down_h
         else:
             r.loss_spikes += 1
-            self._roll_back(r, w.spike_rollback_h)
+            _roll_back(r, w.spike_rollback_h)
             dead = 0.0
         if dead > 0.0:
             r.token += 1  # the detection (or downtime) is a segment of its own: an eviction may end it
@@ -205,10 +197,16 @@ class RunLife:
         self._recover(r, kind)
 
     def _detected(self, value):
+        """The detection (or planned downtime) ran out: what `_account` books for a segment that is
+        all dead time (no restart, no work), then the recovery."""
         r, token = value
         if token == r.token:
-            self._account(r, r.seg, r.seg.dead_h, 0.0)
-            self._recover(r, r.seg.end)
+            seg = r.seg
+            g = r.n * seg.dead_h
+            r.down_gpu_h += g
+            r.overhead += g
+            r.alloc_gpu_h += g
+            self._recover(r, seg.end)
 
     def _recover(self, r: RunState, kind: SegmentEnd):
         """After an interruption is dealt with, the run restarts; but when a hardware failure took
@@ -287,3 +285,13 @@ class RunLife:
             return
         self._dispatch()
 
+
+def _roll_back(r: RunState, hours: float):
+    """Throw away `hours` of the run's kept work (to an earlier checkpoint): from productive to lost."""
+    seg = r.seg
+    share = min(hours / seg.length_h, r.done) if hours < INF else r.done
+    r.done -= share
+    g = r.n * share * seg.length_h / r.slow
+    r.productive -= g
+    r.attempt_productive = max(r.attempt_productive - g, 0.0)
+    r.lost += g

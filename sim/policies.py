@@ -99,53 +99,34 @@ class ExponentialInterruptions:
         self.spikes = exp((seed, replication, "loss_spikes"))
         self.domains = exp((seed, replication, "domain_failures"))
 
-    def next_interruption(self, r, pool) -> tuple[float, int]:
+    def next_interruption(self, r, pool, others: tuple | None = None) -> tuple[float, int]:
         """Hours from now (the segment's start) to the next interruption of run `r` on `pool`, and
         its kind (a SegmentEnd value); (inf, DONE) when nothing can interrupt it. Ties go to hardware
         failures, then job-level failures, then the rarer kinds, then preemptions. A source with a
-        zero rate draws nothing, so adding one leaves the others' random numbers as they were."""
+        zero rate draws nothing, so adding one leaves the others' random numbers as they were.
+        `others`: `sources(r.wl.w, pool.p, r.n)`, when the caller keeps it (the engine does, per
+        workload and pool: it is read at every segment)."""
         t, kind = INF, DONE
-        w = r.wl.w
-        rate = w.fail_rate_per_h * r.rate_mult  # lemon nodes in the run's gang raise it
+        rate = r.wl.w.fail_rate_per_h * r.rate_mult  # lemon nodes in the run's gang raise it
         if rate > 0.0:
             draw = self.failures.next  # (a slot: read it, then call it; `x.next()` is read slowly)
             t, kind = draw() / rate, FAILURE
-        if w.job_fail_rate_per_h > 0.0:
-            draw = self.job_failures.next
-            tj = draw() / w.job_fail_rate_per_h
-            if tj < t:
-                t, kind = tj, JOB_FAILURE
-        if w.planned_rate_per_h > 0.0 or w.spike_rate_per_h > 0.0 or w.domain_nodes:
-            t, kind = self._rare(w, pool.p.idx, t, kind)
-        p = pool.p
-        pr = p.preempt_rate_per_node_h
-        if pr > 0.0:
-            draw = self.preemptions.next
-            tp = draw() / (pr * -(-r.n // p.node_size))
-            if tp < t:
-                t, kind = tp, PREEMPTION
+        for draw, rate, k in (self.sources(r.wl.w, pool.p, r.n) if others is None else others):
+            x = draw() / rate
+            if x < t:
+                t, kind = x, k
         return t, kind
 
-    def _rare(self, w, j: int, t: float, kind: int) -> tuple[float, int]:
-        """Planned interruptions, loss spikes and failure domains (on pool `j`), when the workload
-        has them."""
-        if w.planned_rate_per_h > 0.0:
-            draw = self.planned.next
-            tp = draw() / w.planned_rate_per_h
-            if tp < t:
-                t, kind = tp, PLANNED
-        if w.spike_rate_per_h > 0.0:
-            draw = self.spikes.next
-            ts = draw() / w.spike_rate_per_h
-            if ts < t:
-                t, kind = ts, LOSS_SPIKE
-        rd = w.domain_rate_per_h_on[j] if w.domain_nodes else 0.0
-        if rd > 0.0:
-            draw = self.domains.next
-            td = draw() / rd
-            if td < t:
-                t, kind = td, DOMAIN
-        return t, kind
+    def sources(self, w, p, n: int) -> tuple:
+        """The sources other than hardware failures (whose rate depends on the run's lemons) of a
+        run of `n` accelerators of workload `w` on pool `p`, with a rate above zero, in the order
+        ties go: (draw, rate per hour, kind), `draw` giving an Exponential(1) variate."""
+        rd = w.domain_rate_per_h_on[p.idx] if w.domain_nodes else 0.0
+        candidates = ((self.job_failures, w.job_fail_rate_per_h, JOB_FAILURE),
+                      (self.planned, w.planned_rate_per_h, PLANNED), (self.spikes, w.spike_rate_per_h, LOSS_SPIKE),
+                      (self.domains, rd, DOMAIN),
+                      (self.preemptions, p.preempt_rate_per_node_h * -(-n // p.node_size), PREEMPTION))
+        return tuple((stream.next, rate, kind) for stream, rate, kind in candidates if rate > 0.0)
 
 
 class NoFailures(ExponentialInterruptions):

@@ -50,6 +50,17 @@ class UniformStream(ExpStream):
         return rng.random(block).tolist()
 
 
+class NormalStream(ExpStream):
+    """Standard normal variates drawn in blocks (the same numbers, in the same order, as one
+    `standard_normal()` call each)."""
+
+    __slots__ = ()
+
+    @staticmethod
+    def _fill(rng: np.random.Generator, block: int) -> list[float]:
+        return rng.standard_normal(block).tolist()
+
+
 def _blocks(rng, block: int, fill, drawn: list[int]):
     """Blocks of `fill(rng, block)` without end; the generator is made at the first."""
     if type(rng) is tuple:

@@ -40,7 +40,7 @@ class PoolState:
 
 
 class WorkloadState:
-    __slots__ = ("w", "running", "remaining", "deps_left", "dependents", "end", "cost", "gpu_h")
+    __slots__ = ("w", "running", "remaining", "deps_left", "dependents", "end", "cost", "gpu_h", "sources")
 
     def __init__(self, w: WorkloadPlan):
         self.w = w
@@ -51,6 +51,7 @@ class WorkloadState:
         self.end = 0.0
         self.cost = 0.0
         self.gpu_h = 0.0
+        self.sources: list = []  # per pool index: its runs' interruption sources there (the failure model's)
 
 
 class Segment(NamedTuple):
