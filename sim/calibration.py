@@ -369,9 +369,10 @@ def rerun_rate(pasts: list[Past]) -> dict | None:
 
 def multiplier(past: Past) -> float | None:
     """All the accelerator-hours of a project over those of its largest completed runs (None: no
-    completed run, or none with hours)."""
+    completed run, or none with hours, or a run still running: a project under way has not shown
+    its final run's hours yet, and its ratio would be over the wrong runs)."""
     done = past.actuals.in_state("completed")
-    if not done:
+    if not done or past.actuals.in_state("running"):
         return None
     size = max(r.accelerators for r in done)
     final = math.fsum(r.gpu_hours for r in done if r.accelerators == size)
@@ -408,8 +409,10 @@ def fit_experiments(pasts: list[Past]) -> list[Fitted]:
             f"experiments = multiplier - 1 = {', '.join(f'{x:.3g}' for x in extra)}; "
             + ("one project: the ratio itself." if len(extra) == 1 else
                f"lognormal at their geometric mean {math.exp(mu):.3g} and log-sd max({sd:.3f}, 0.1)."))
+    counted = [p for p in pasts if p.project in m["projects"]]
+    ends = [x.end for p in counted for x in p.actuals.runs if x.end is not None]
     return [Fitted("workloads.experiments", {}, value, len(extra), "sim calibrate (the team's finished projects)",
-                   date.today(), note)]
+                   max(ends).date() if ends else date.today(), note)]
 
 
 AT_MAX = 0.99  # a failed attempt's share of a run is kept below 1 (at 1 a run never diverges)
@@ -486,7 +489,8 @@ def describe_team(team: dict) -> list[str]:
         out.append(f"project multiplier {m['geometric_mean']:.2f} (all accelerator-hours over the largest completed "
                    f"runs'; {m['n']} project(s): {each})")
     else:
-        out.append("project multiplier: not measured (no completed run)")
+        out.append("project multiplier: not measured (no finished project: each has a run still running, or no "
+                   "completed run)")
     return out
 
 
@@ -552,11 +556,14 @@ def calibrate(args: list) -> dict:
             "nothing to calibrate: no completed run with a start, an end and a workload sized in FLOP (params and "
             "tokens, or flop_per_run), and no run with an interruptions count"))])
     team = team_figures(pasts)
-    notes.append("project multiplier: written as the workloads.experiments row (multiplier - 1, for `experiments: "
-                 "prior` on a final-run workload); rerun rate: written as the workloads.divergence row (taken by "
-                 "every workload that leaves `divergence` out)" if any(f.key == "workloads.divergence" for f in fitted)
-                 else "project multiplier: written as the workloads.experiments row; rerun rate: no failed attempt "
-                 "seen, so no workloads.divergence row (the built-in: none)")
+    keys = {f.key for f in fitted}
+    notes.append(("project multiplier: written as the workloads.experiments row (multiplier - 1, for `experiments: "
+                  "prior` on a final-run workload)" if "workloads.experiments" in keys else
+                  "project multiplier: no workloads.experiments row (no finished project used more than its largest "
+                  "completed runs)") + "; " +
+                 ("rerun rate: written as the workloads.divergence row (taken by every workload that leaves "
+                  "`divergence` out)" if "workloads.divergence" in keys else
+                  "rerun rate: no failed attempt seen, so no workloads.divergence row (the built-in: none)"))
     if fitted[0].key == "workloads.mfu":
         notes.append("MFU rows are effective MFU (wall time includes failures and restarts): see each row's note")
     return {"projects": [{"project": p.project, "past": p.label, "runs": len(p.actuals.runs),

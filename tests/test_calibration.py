@@ -258,6 +258,22 @@ def test_rerun_rate_and_project_multiplier_in_closed_form(past, tmp_path, cli):
     assert used["workloads[final].experiments"]["from"] == str(tmp_path / "p.yaml")
 
 
+
+def test_a_project_still_running_gives_no_project_multiplier(past, cli, tmp_path):
+    # a 64-GPU run under way: the largest completed runs are not its final run, so no ratio is taken
+    running = ACTUALS + "tune,t2,gpus,64,2026-01-09T00:00,,running,320,640,0\n"
+    res = sim.calibrate([past(actuals=running)])
+    assert res["team"]["project_multiplier"] is None
+    assert not [f for f in res["fitted"] if f["key"] == "workloads.experiments"]
+    code, out, err = cli("calibrate", past(actuals=running, name="r"), "--out", tmp_path / "p.yaml")
+    assert code == 0, err
+    assert "project multiplier: not measured (no finished project" in out
+    assert "no workloads.experiments row" in out
+    # the same project once finished counts, and the row is dated by its last run, not by today
+    done = ACTUALS + "tune,t2,gpus,64,2026-01-09T00:00,2026-01-09T05:00,completed,320,640,0\n"
+    (row,) = [f for f in sim.calibrate([past(actuals=done, name="d")])["fitted"] if f["key"] == "workloads.experiments"]
+    assert row["date"] == "2026-01-09" and row["value"] == pytest.approx((616 + 320) / 320 - 1, rel=1e-3)
+
 NEXT = """\
 project: {{name: next, start: 2026-06-01}}
 pools: [{{name: gpus, accelerator: h100, count: 64, price_usd_per_gpu_h: 2.0}}]
