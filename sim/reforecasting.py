@@ -293,8 +293,12 @@ def _calendar(rem: Remaining, raw: dict, scn, as_of_time: datetime) -> None:
     start = scn.project.start
     as_of = as_of_time.date()
     raw["project"]["start"] = as_of.isoformat()
+    # the original's start_time holds on its own start day only (it is not a time of every day)
+    held = float(raw["project"].pop("start_time", 0.0))
+    held = held if as_of == start else 0.0
+    if max(held, rem.offset_h) > 0:
+        raw["project"]["start_time"] = max(held, rem.offset_h)
     if rem.offset_h > 0:  # nothing begins before the as-of instant; the clock counts from 00:00 of its day
-        raw["project"]["start_time"] = rem.offset_h
         rem.notes.append(f"the work left begins at {as_of_time.isoformat(' ', 'minutes')} (project.start_time "
                          f"{as_of_time:%H:%M}); its makespan counts from 00:00 of {as_of}, as dates and periods do")
     for p, spec in zip(raw["pools"], scn.pools, strict=True):
