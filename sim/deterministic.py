@@ -179,10 +179,11 @@ def _workload(w: schema.Workload, scn: schema.Scenario, loaded: Loaded) -> tuple
     options = [_run_on(w, p, scn, loaded, t0) for p in pools]
     best = min(options, key=lambda o: o.marginal)
     n = w.accelerators
-    eff_runs, stopped = float(w.runs) - float(w.done_at_start or 0.0), 0  # a run under way has that much less to do
+    done = float(w.done_at_start or 0.0)  # a run under way has that much less to do
+    eff_runs, stopped = float(w.runs) - done, 0
     if w.early_stop is not None:  # the same whole number of runs the engine stops early
         stopped = early_stopped_runs(w.early_stop.fraction_of_runs, int(w.runs))
-        eff_runs = w.runs - stopped * (1.0 - w.early_stop.at)
+        eff_runs = w.runs - stopped * (1.0 - w.early_stop.at) - done
     price: PoolPrice = loaded.prices[best.pool.name]
     est = WorkloadEstimate(
         name=w.name, runs=int(w.runs), effective_runs=eff_runs, pool=best.pool.name, accelerator=best.acc.id,
@@ -195,6 +196,8 @@ def _workload(w: schema.Workload, scn: schema.Scenario, loaded: Loaded) -> tuple
     slots = max(1, min(w.max_concurrent or math.inf, sum(p.max_count // n for p in pools)))
     shortest = hours * w.early_stop.at if stopped else hours
     longest = hours if stopped < int(w.runs) else shortest
+    if int(w.runs) == 1:  # its only run, maybe under way (done_at_start): what it has left
+        longest = eff_runs * hours
     span = max(longest, eff_runs * hours / slots) if eff_runs > 0 else 0.0
     if w.arrivals.mean_interval is not None:  # the last run arrives after runs - 1 mean intervals
         span = max(span, (int(w.runs) - 1) * float(w.arrivals.mean_interval) + shortest)

@@ -156,7 +156,16 @@ class _Loader(yaml.SafeLoader):
             return self.construct_scalar(node)
 
 
+    def construct_yaml_int(self, node):
+        """`14:30` stays text (a time of day, as project.start_time takes it), not YAML 1.1's base-60
+        integer 870."""
+        if ":" in str(node.value):
+            return self.construct_scalar(node)
+        return super().construct_yaml_int(node)
+
+
 _Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_yaml_timestamp)
+_Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)
 
 
 def _children(node) -> list:

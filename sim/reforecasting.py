@@ -35,7 +35,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from sim import units
-from sim.distributions import Z95
+from sim.distributions import Z95, nominal
 from sim.units import hours_between
 
 SIZE_KEYS = (("tokens", units.parse_count), ("flop_per_run", units.parse_flop),
@@ -271,7 +271,8 @@ def _running_remainder(w: dict, r, share: float) -> dict:
     div = w.get("divergence")
     rid = re.sub(r"[^A-Za-z0-9_.-]", "-", str(r.run_id))
     new.update(name=f"{w['name']}.running.{rid}", runs=1, priority=int(w.get("priority", 0)) + 1000)
-    if div and div.get("rerun", True) and share < float(div.get("at", 0.5)):
+    at = div.get("at", 0.5) if div else None  # (uncertain: drawn by the engine, which diverges only a run not past it)
+    if div and div.get("rerun", True) and (isinstance(at, dict) or share < float(at)):
         # its attempt may still go wrong at the divergence point, and a rerun starts from nothing: the whole run,
         # under way (done_at_start), with the workload's divergence
         new.update(divergence=div, done_at_start=share)
@@ -292,8 +293,12 @@ def _calendar(rem: Remaining, raw: dict, scn, as_of_time: datetime) -> None:
     start = scn.project.start
     as_of = as_of_time.date()
     raw["project"]["start"] = as_of.isoformat()
+    # the original's start_time holds on its own start day only (it is not a time of every day)
+    held = float(raw["project"].pop("start_time", 0.0))
+    held = held if as_of == start else 0.0
+    if max(held, rem.offset_h) > 0:
+        raw["project"]["start_time"] = max(held, rem.offset_h)
     if rem.offset_h > 0:  # nothing begins before the as-of instant; the clock counts from 00:00 of its day
-        raw["project"]["start_time"] = rem.offset_h
         rem.notes.append(f"the work left begins at {as_of_time.isoformat(' ', 'minutes')} (project.start_time "
                          f"{as_of_time:%H:%M}); its makespan counts from 00:00 of {as_of}, as dates and periods do")
     for p, spec in zip(raw["pools"], scn.pools, strict=True):
@@ -644,7 +649,7 @@ def _update_reruns(rem: Remaining, raw: dict, actuals, spec: dict) -> None:
         div = w.divergence if w is not None else None
         if div is None or not div.rerun:
             continue
-        at = float(div.at)
+        at = float(nominal(div.at))  # (uncertain: its median)
         diverged = sum(r.state == "failed" for r in runs)
         passed = sum(r.state == "completed" or (r.state == "running" and (r.progress or 0.0) >= at) for r in runs)
         if diverged + passed == 0:

@@ -398,3 +398,17 @@ def test_a_falling_price_is_the_documented_exception_a_run_that_waits_pays_less_
     assert est == pytest.approx(2 * paid(0, 4380), rel=1e-12)
     assert rep.summary()["cost_usd"] == pytest.approx(paid(0, 4380) + paid(4380, 8760), rel=1e-9)
     assert rep.summary()["cost_usd"] < est
+
+
+def test_a_run_under_way_has_only_its_remainder_in_the_floor_length(write):
+    # Was not a floor: a one-run workload half done (a re-forecast's running run, done_at_start 0.5)
+    # had the whole run's 10 h as the floor length, so the on-demand spare held over it cost 8 x 10 x $2
+    # while the simulation, with 5 h left, holds it 5 h: floor $240 above the simulation's $160.
+    raw = yaml.safe_load(SPARES_OD)
+    raw["workloads"][0].update(runs=1, done_at_start=0.5)
+    est = estimate(load(write(yaml.safe_dump(raw))))
+    assert est.total["project_days"] * 24 == pytest.approx(5.0)
+    assert est.total["cost_usd"] == pytest.approx(8 * 5 * 2.0 + 8 * 5 * 2.0)
+    s = run_fixed(raw)[2].summary()
+    assert s["makespan_days"] * 24 == pytest.approx(5.0)
+    assert s["cost_usd"] >= est.total["cost_usd"] - 1e-9

@@ -529,3 +529,19 @@ def test_a_run_under_way_goes_on_from_its_share_done(done, hours):
     r = sim.run(project(workloads=[w]), reps=1, workers=1)
     assert r.replications["makespan_days"][0] * 24 == pytest.approx(hours)
     assert r.replications["cost_usd"][0] == pytest.approx(hours * 8 * 2.0)
+
+
+def test_an_uncertain_divergence_point_leaves_the_engine_to_decide_whether_a_running_run_may_still_go_wrong():
+    # Crashed (float() of a distribution): `at` uniform on [0.2, 0.6]. Both running runs become the whole run
+    # under way with the divergence (the engine draws `at` and diverges only a run not past it); a running run
+    # counts as passed in the rerun update when past the median, 0.4 (r1 at 0.5: 1 passed, r2 at 0.1: not).
+    at = {"dist": "uniform", "min": 0.2, "max": 0.6}
+    loaded = project(workloads=[{"name": "a", "runs": 4, "hours_per_run": 10, "accelerators": 8,
+                                 "divergence": {"probability": 0.2, "at": at, "rerun": True}}])
+    runs = [Run("a", "r1", "running", 40, 80, progress=0.5), Run("a", "r2", "running", 8, 16, progress=0.1)]
+    rem = rf.remaining(loaded, Acts(runs, as_of=datetime(2026, 1, 1, 5)), {"a": 80.0})
+    by = {w["name"]: w for w in rem.raw["workloads"]}
+    for name, done in (("a.running.r1", 0.5), ("a.running.r2", 0.1)):
+        assert by[name]["done_at_start"] == pytest.approx(done) and by[name]["hours_per_run"] == 10
+        assert by[name]["divergence"]["at"]["dist"] == "uniform"
+    assert rem.posterior["workloads[a].divergence.probability"]["attempts"] == 1

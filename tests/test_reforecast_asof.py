@@ -168,3 +168,34 @@ def test_a_bad_start_time_exits_2_naming_the_file_and_key(cli, tmp_path, given, 
     code, _out, err = cli("estimate", tmp_path / "s.yaml")
     assert code == 2 and "s.yaml" in err and "project.start_time" in err and says in err, err
     assert "Traceback" not in err
+
+
+def test_start_time_written_unquoted_is_a_time_of_day(cli, tmp_path):
+    # YAML 1.1 reads an unquoted 20:00 as the base-60 integer 1200: the documented form `start_time: 14:30`
+    # was refused ("must be < 24, got 870"). Written by hand, unquoted, it is the same as quoted.
+    import yaml
+
+    raw = {**MONTH_END, "project": {"name": "m", "start": "2026-01-31", "start_time": "20:00"}}
+    quoted = yaml.safe_dump(raw)
+    (tmp_path / "q.yaml").write_text(quoted)
+    (tmp_path / "u.yaml").write_text(quoted.replace("'20:00'", "20:00"))
+    assert "start_time: 20:00\n" in (tmp_path / "u.yaml").read_text()
+    outs = [cli("estimate", tmp_path / f, "--json") for f in ("q.yaml", "u.yaml")]
+    assert [o[0] for o in outs] == [0, 0], outs[1][2]
+    assert json.loads(outs[1][1])["total"] == json.loads(outs[0][1])["total"]
+
+
+@pytest.mark.parametrize(("as_of", "begin"), [(datetime(2026, 1, 5), None), (datetime(2026, 1, 1), 9.0),
+                                              (datetime(2026, 1, 1, 11), 11.0)])
+def test_the_original_start_time_holds_on_its_own_start_day_only(as_of, begin):
+    # The original scenario's start_time (09:00 of 2026-01-01) was kept as the work left's: a re-forecast as of
+    # midnight of 2026-01-05 held the work left until 09:00 that day (makespan 34 h, not 25 h). On the start day
+    # itself it still holds, unless the as-of instant is later.
+    from tests.test_reforecast import project
+
+    loaded = project(project={"name": "p", "start": "2026-01-01", "start_time": "09:00"})
+    acts = Acts([Run("a", "1", "completed", 80, 160), Run("a", "2", "completed", 80, 160)], as_of=as_of)
+    rem = rf.remaining(loaded, acts, {"a": 80.0, "b": 40.0})
+    assert rem.raw["project"].get("start_time") == begin
+    r = sim.run(load_data(rem.raw, "rem"), reps=1, workers=1)
+    assert r.replications["makespan_days"][0] * 24 == pytest.approx((begin or 0.0) + 2 * 10 + 5)
