@@ -343,6 +343,17 @@ def summarize(rows: list[dict]) -> dict:
             "forecasts": _block([r for r in rows if r["kind"] != "arithmetic"])}
 
 
+def _too_few_for_a_mean(case, reps: int, ran: int) -> ScenarioError:
+    """A mean figure's standard error needs two replications: blame `--reps` when it asked for fewer,
+    else the case (its replications failed)."""
+    if reps < 2:
+        return ScenarioError("command line", [Issue(("--reps",), (
+            f"{Path(case.file).name} has a mean figure, whose standard error needs at least 2 replications; "
+            f"give --reps 2 or more (got {reps})"))])
+    return ScenarioError(case.file, [Issue(("case", "reps"), "a mean figure needs at least 2 replications for its "
+                                           f"standard error; {ran} ran (the others failed)")])
+
+
 def run(folder: str | Path | None = None, reps: int = REPS, seed: int = SEED, workers: int = 1,
         progress=None) -> BacktestResult:
     """Every case of `folder` (default: the shipped validation/ folder), simulated and scored.
@@ -350,6 +361,9 @@ def run(folder: str | Path | None = None, reps: int = REPS, seed: int = SEED, wo
     t0 = time.perf_counter()
     cases = read_cases(folder if folder is not None else FOLDER)
     rows, failed, info = [], {}, []
+    for case in cases:  # refused before anything runs
+        if reps < 2 and any(e["statistic"] == "mean" for e in case.expected):
+            raise _too_few_for_a_mean(case, reps, 0)
     for i, case in enumerate(cases):
         if progress:
             progress(i, len(cases), case.name)
@@ -360,8 +374,7 @@ def run(folder: str | Path | None = None, reps: int = REPS, seed: int = SEED, wo
         if errors:
             failed[case.name] = len(errors)
         if len(reps_df) < 2 and any(e["statistic"] == "mean" for e in case.expected):
-            raise ScenarioError(case.file, [Issue(("case", "reps"), "a mean figure needs at least 2 replications "
-                                                  f"for its standard error; {len(reps_df)} ran")])
+            raise _too_few_for_a_mean(case, reps, len(reps_df))
         rows += score(case, reps_df)
         info.append({"name": case.name, "kind": case.kind, "file": Path(case.file).name, "large": case.large,
                      "reps": case.replications(reps), "description": case.description.strip(),
