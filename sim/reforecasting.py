@@ -222,8 +222,8 @@ TIE_RANK = 0.99  # rank correlation that ties a running run's uncertain inputs t
 def _tie(raw: dict, names: list[str]) -> None:
     """A workload's running remainders share its uncertain inputs (one MFU, one size per workload
     in a replication, as in the original scenario): each of their uncertain keys is correlated at
-    TIE_RANK with the same key of the first of them (nearly one draw; a rank correlation of 1 would
-    make the copula singular), and the scenario's correlations of the workload's key are given to
+    TIE_RANK with the same key of every other of them (nearly one draw; a rank correlation of 1 would
+    make the copula singular, and all pairs tied keep the matrix positive definite), and the scenario's correlations of the workload's key are given to
     each remainder too (keeping the matrix positive definite)."""
     by_name = {w["name"]: w for w in raw["workloads"]}
     pairs = raw.get("correlations", [])
@@ -235,9 +235,9 @@ def _tie(raw: dict, names: list[str]) -> None:
             base = f"workloads[{name}].{key}"
             others = [c for c in pairs if base in c["between"]]
             members = [n for n in group if _is_dist(by_name[n], key)]
-            for n in members[1:]:
-                pairs.append({"between": [f"workloads[{members[0]}].{key}", f"workloads[{n}].{key}"],
-                              "rank": TIE_RANK})
+            for i, m in enumerate(members):  # every pair (tied to the first only, two others would be independent)
+                pairs += [{"between": [f"workloads[{m}].{key}", f"workloads[{n}].{key}"], "rank": TIE_RANK}
+                          for n in members[i + 1:]]
             for n in members:
                 if n != name:
                     pairs += [{"between": [f"workloads[{n}].{key}" if b == base else b for b in c["between"]],

@@ -379,6 +379,23 @@ def test_a_running_run_shares_its_workloads_uncertain_inputs():
     feasible(load_data(rem.raw, "t"))  # a valid scenario, its correlation matrix positive definite
 
 
+def test_several_running_runs_share_their_workloads_inputs_with_a_valid_correlation_matrix():
+    # two runs running and one still to do: three copies of the workload's MFU, each pair tied (tying only
+    # each to the first leaves the other two uncorrelated: [[1, r, r], [r, 1, 0], [r, 0, 1]] has determinant
+    # 1 - 2 r^2 < 0 at r = 0.99, and the work left was refused)
+    loaded = project(workloads=[{"name": "a", "runs": 3, "params": "1B", "tokens": "20B", "accelerators": 8,
+                                 "mfu": {"dist": "lognormal", "p5": 0.3, "p95": 0.5}}])
+    runs = [Run("a", str(i), "running", 8, 16, progress=0.3, interruptions=0, start=datetime(2026, 1, 1))
+            for i in (1, 2)]
+    rem = rf.remaining(loaded, Acts(runs, as_of=datetime(2026, 1, 1, 2)), {"a": 80.0})
+    keys = ["workloads[a.running.1].mfu", "workloads[a.running.2].mfu", "workloads[a].mfu"]
+    ties = {frozenset(c["between"]) for c in rem.raw["correlations"] if c["rank"] == rf.TIE_RANK}
+    assert ties == {frozenset((x, y)) for i, x in enumerate(keys) for y in keys[i + 1:]}
+    from sim.api import feasible
+
+    feasible(load_data(rem.raw, "t"))  # accepted: the matrix is positive definite
+
+
 TINY = """\
 project: {name: tiny, start: 2026-01-01, budget_usd: 700, deadline: 2026-01-02}
 pools: [{name: g, accelerator: h100, count: 8, price_usd_per_gpu_h: 2.0}]
