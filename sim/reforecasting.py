@@ -223,8 +223,9 @@ def _tie(raw: dict, names: list[str]) -> None:
     """A workload's running remainders share its uncertain inputs (one MFU, one size per workload
     in a replication, as in the original scenario): each of their uncertain keys is correlated at
     TIE_RANK with the same key of every other of them (nearly one draw; a rank correlation of 1 would
-    make the copula singular, and all pairs tied keep the matrix positive definite), and the scenario's correlations of the workload's key are given to
-    each remainder too (keeping the matrix positive definite)."""
+    make the copula singular; every pair is tied, as tying each to the first only would leave the
+    others independent and the matrix not positive definite), and the scenario's correlations of
+    the workload's key are given to each remainder too (keeping the matrix positive definite)."""
     by_name = {w["name"]: w for w in raw["workloads"]}
     pairs = raw.get("correlations", [])
     for name in names:
