@@ -895,13 +895,20 @@ def _all_done(loaded: Loaded, actuals, rem, out, overwrite: bool) -> Result:
 
 
 def nominal_sizes(loaded: Loaded) -> tuple[dict, dict]:
-    """Each workload's accelerator-hours per run, and (wall hours per run, pool) of the workloads
-    sized in FLOP, at nominal inputs (sim.deterministic)."""
+    """Each workload's accelerator-hours per run, and (compute hours per run, pool, compute hours
+    between checkpoints there, hours a write takes) of the workloads sized in FLOP, at nominal
+    inputs (sim.deterministic; the checkpoint pattern from the nominal plan)."""
     from sim.deterministic import estimate as _estimate
+    from sim.plan import build_plan
+    from sim.schema import nominal_scenario
 
     est = _estimate(loaded).workloads
+    plan = build_plan(nominal_scenario(loaded.scenario), loaded.catalog)
+    pools = {p.name: p.idx for p in plan.pools}
+    ckpt = {w.name: (w.ckpt_interval_h_on, w.write_h) for w in plan.workloads}
     return ({w.name: w.gpu_hours_per_run for w in est},
-            {w.name: (w.hours_per_run, w.pool) for w in est if w.flop_per_run})
+            {w.name: (w.hours_per_run, w.pool, ckpt[w.name][0].get(pools.get(w.pool), 0.0), ckpt[w.name][1])
+             for w in est if w.flop_per_run})
 
 
 BASELINE_REPS = 200  # replications of the baseline forecast a re-forecast simulates (at most)

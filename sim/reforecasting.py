@@ -222,9 +222,10 @@ TIE_RANK = 0.99  # rank correlation that ties a running run's uncertain inputs t
 def _tie(raw: dict, names: list[str]) -> None:
     """A workload's running remainders share its uncertain inputs (one MFU, one size per workload
     in a replication, as in the original scenario): each of their uncertain keys is correlated at
-    TIE_RANK with the same key of the first of them (nearly one draw; a rank correlation of 1 would
-    make the copula singular), and the scenario's correlations of the workload's key are given to
-    each remainder too (keeping the matrix positive definite)."""
+    TIE_RANK with the same key of every other of them (nearly one draw; a rank correlation of 1 would
+    make the copula singular; every pair is tied, as tying each to the first only would leave the
+    others independent and the matrix not positive definite), and the scenario's correlations of
+    the workload's key are given to each remainder too (keeping the matrix positive definite)."""
     by_name = {w["name"]: w for w in raw["workloads"]}
     pairs = raw.get("correlations", [])
     for name in names:
@@ -235,9 +236,9 @@ def _tie(raw: dict, names: list[str]) -> None:
             base = f"workloads[{name}].{key}"
             others = [c for c in pairs if base in c["between"]]
             members = [n for n in group if _is_dist(by_name[n], key)]
-            for n in members[1:]:
-                pairs.append({"between": [f"workloads[{members[0]}].{key}", f"workloads[{n}].{key}"],
-                              "rank": TIE_RANK})
+            for i, m in enumerate(members):  # every pair (tied to the first only, two others would be independent)
+                pairs += [{"between": [f"workloads[{m}].{key}", f"workloads[{n}].{key}"], "rank": TIE_RANK}
+                          for n in members[i + 1:]]
             for n in members:
                 if n != name:
                     pairs += [{"between": [f"workloads[{n}].{key}" if b == base else b for b in c["between"]],
@@ -506,16 +507,22 @@ def _log_prior(mfu) -> tuple[float, float]:
     return math.log(float(mfu)), POINT_LOG_SD
 
 
-def realised_mfu(runs, hours_per_run: float, nominal_mfu: float, pool: str, whole: bool = True) -> list[float]:
+def realised_mfu(runs, hours_per_run: float, nominal_mfu: float, pool: str, whole: bool = True,
+                 ckpt: tuple[float, float] = (0.0, 0.0)) -> list[float]:
     """The MFU each clean run achieved (no interruption recorded, on the pool the prediction is for):
-    the nominal MFU x predicted hours x the share of its work done / hours held. A completed run did
-    all its work unless its progress says otherwise; with `whole` False (a workload with runs stopped
-    early) only runs that give their progress count."""
+    the nominal MFU x predicted hours x the share of its work done / the compute hours in the hours
+    held. A completed run did all its work unless its progress says otherwise; with `whole` False (a
+    workload with runs stopped early) only runs that give their progress count. `ckpt`: (compute
+    hours between checkpoints, hours a write takes) at nominal inputs: the writes in the hours held
+    are not slowness (the simulation of the work left adds them again), so the compute hours are
+    what the write pattern leaves of them (sim.reliability.progress)."""
+    from sim.reliability import progress
+
     out = []
     for r in runs:
         if r.interruptions != 0 or r.pool != pool or r.start is None or r.accelerators <= 0:
             continue
-        held = r.gpu_hours / r.accelerators
+        held = progress(r.gpu_hours / r.accelerators, *ckpt)
         if r.progress is not None:
             share = r.progress
         else:
@@ -550,8 +557,8 @@ def _update_mfu(rem: Remaining, raw: dict, actuals, predicted: dict, spec: dict)
         w = spec.get(name)
         if w is None or w.mfu is None or name not in predicted:
             continue
-        hours, pool = predicted[name]
-        seen = realised_mfu(runs, hours, nominal(w.mfu), pool, whole=w.early_stop is None)
+        hours, pool, *ckpt = predicted[name]
+        seen = realised_mfu(runs, hours, nominal(w.mfu), pool, w.early_stop is None, tuple(ckpt) or (0.0, 0.0))
         if not seen:
             continue
         ys = [math.log(x) for x in seen]
@@ -597,9 +604,9 @@ def _update_run_length(rem: Remaining, raw: dict, actuals, predicted: dict, spec
         w = spec.get(name)
         if w is None or w.run_length.kind == "exponential" or name not in predicted:
             continue
-        hours, pool = predicted[name]
+        hours, pool, *ckpt = predicted[name]
         m0 = nominal(w.mfu) if w.mfu is not None else 1.0
-        seen = realised_mfu(runs, hours, m0, pool, whole=w.early_stop is None)
+        seen = realised_mfu(runs, hours, m0, pool, w.early_stop is None, tuple(ckpt) or (0.0, 0.0))
         if len(seen) < 2:
             continue
         ys = [math.log(x) for x in seen]

@@ -316,6 +316,29 @@ def test_mfu_is_updated_on_the_log_scale_from_clean_runs():
     assert rem.raw["workloads"][0]["run_length"] == {"kind": "fixed"}
 
 
+def test_checkpoint_writes_in_a_runs_hours_are_not_read_as_slowness():
+    # the estimate says 10 compute hours at the median MFU, a checkpoint every 3 compute hours taking 0.5 h:
+    # a run at that MFU holds 10 + 3 x 0.5 = 11.5 h (sim.reliability.wall_time); the simulation of the work
+    # left adds the writes itself, so its realised MFU is the median, not median x 10 / 11.5
+    loaded = project(workloads=[{"name": "a", "runs": 4, "params": "1B", "tokens": "20B", "accelerators": 8,
+                                 "mfu": {"dist": "lognormal", "p5": 0.3, "p95": 0.5}}])
+    median = math.sqrt(0.3 * 0.5)
+    runs = [Run("a", str(i), "completed", 8 * 11.5, 184, interruptions=0, start=datetime(2026, 1, 1)) for i in (1, 2)]
+    rem = rf.remaining(loaded, Acts(runs, as_of=datetime(2026, 1, 3)), {"a": 80.0}, {"a": (10.0, "g", 3.0, 0.5)})
+    assert rem.posterior["workloads[a].mfu"]["seen_median"] == pytest.approx(median)
+    # a running run 5.75 h in (3 h of compute, a write of 0.5 h, 2.25 h of compute) has done 5.25 h of 10
+    running = Run("a", "3", "running", 8 * 5.75, 92, progress=0.525, interruptions=0, start=datetime(2026, 1, 2))
+    assert rf.realised_mfu([running], 10.0, median, "g", ckpt=(3.0, 0.5)) == [pytest.approx(median)]
+    # the sizes the re-forecast reads carry the nominal plan's checkpoint pattern
+    from sim.api import nominal_sizes
+    from sim.plan import build_plan
+    from sim.schema import nominal_scenario
+
+    w = build_plan(nominal_scenario(loaded.scenario), loaded.catalog).workloads[0]
+    hours, pool, tau, write = nominal_sizes(loaded)[1]["a"]
+    assert (pool, tau, write) == ("g", w.ckpt_interval_h_on[0], w.write_h) and hours == pytest.approx(w.length_h_on[0])
+
+
 def test_run_length_spread_is_the_scaled_inverse_chi_squared_update():
     # prior sigma 0.2 worth 4 runs; three clean runs taking 10, 12.5 and 8 h where the estimate says 10 h
     assert rf.variance_update(0.2, 4, [0.0, 0.0]) == (pytest.approx(math.sqrt(4 * 0.04 / 5)), 5)
@@ -377,6 +400,23 @@ def test_a_running_run_shares_its_workloads_uncertain_inputs():
     from sim.api import feasible
 
     feasible(load_data(rem.raw, "t"))  # a valid scenario, its correlation matrix positive definite
+
+
+def test_several_running_runs_share_their_workloads_inputs_with_a_valid_correlation_matrix():
+    # two runs running and one still to do: three copies of the workload's MFU, each pair tied (tying only
+    # each to the first leaves the other two uncorrelated: [[1, r, r], [r, 1, 0], [r, 0, 1]] has determinant
+    # 1 - 2 r^2 < 0 at r = 0.99, and the work left was refused)
+    loaded = project(workloads=[{"name": "a", "runs": 3, "params": "1B", "tokens": "20B", "accelerators": 8,
+                                 "mfu": {"dist": "lognormal", "p5": 0.3, "p95": 0.5}}])
+    runs = [Run("a", str(i), "running", 8, 16, progress=0.3, interruptions=0, start=datetime(2026, 1, 1))
+            for i in (1, 2)]
+    rem = rf.remaining(loaded, Acts(runs, as_of=datetime(2026, 1, 1, 2)), {"a": 80.0})
+    keys = ["workloads[a.running.1].mfu", "workloads[a.running.2].mfu", "workloads[a].mfu"]
+    ties = {frozenset(c["between"]) for c in rem.raw["correlations"] if c["rank"] == rf.TIE_RANK}
+    assert ties == {frozenset((x, y)) for i, x in enumerate(keys) for y in keys[i + 1:]}
+    from sim.api import feasible
+
+    feasible(load_data(rem.raw, "t"))  # accepted: the matrix is positive definite
 
 
 TINY = """\

@@ -1,10 +1,11 @@
 """The whole loop, calibrated (issue 12): trainsim plays projects (hidden true inputs drawn from the
 scenario's distributions, reruns of diverged runs included: each failed attempt is a failed row of
-the actuals), each is cut at 25%, 50% and 75% of its duration into actuals and
-re-forecast; the true final cost must fall inside the re-forecast's P5-P95 90% of the time, and the
+the actuals), each is cut at 25%, 50% and 75% of its planned duration (the scenario's median
+makespan, the same hours for every project: a share of its own final duration would see its future)
+into actuals and re-forecast; the true final cost must fall inside the re-forecast's P5-P95 90% of the time, and the
 band must narrow as the project advances.
 
-The full campaign (200 projects, 600 re-forecasts of 39 replications, about a minute) is
+The full campaign (200 projects, about 600 re-forecasts of 39 replications, about a minute) is
 benchmarks/reforecast_calibration.py; its figures are in the README ("A living forecast"). Here a
 smaller one: 40 projects, 19 replications per re-forecast (with 19, P5 and P95 at the Weibull
 positions are the least and the largest value: a calibrated forecast holds the truth between them
@@ -15,8 +16,8 @@ from datetime import datetime
 
 import pytest
 
-from benchmarks.reforecast_calibration import SCENARIO, actuals_at, campaign, cut
-from sim.api import feasible
+from benchmarks.reforecast_calibration import PILOT_SEED, SCENARIO, actuals_at, campaign, cut, planned_hours, project
+from sim.api import feasible, nominal_sizes
 from sim.loader import load_data
 from sim.montecarlo import Replicator
 from sim.records import RUN_COLUMNS
@@ -64,3 +65,21 @@ def test_a_cut_replication_is_the_whole_one_up_to_the_cut():
     running = [r for r in half.runs if r.state == "running"]
     assert running and all(0 < r.progress < 1 for r in running)
     assert half.cost_usd < whole.row["cost_usd"]
+
+
+def test_the_cuts_are_at_the_planned_duration_the_same_for_every_project_not_at_its_own():
+    # a cut at a share of the project's own final duration sees its future (a rerun after the cut would
+    # have made the project longer and moved the cut past it): the cuts are shares of the planned duration
+    # (the scenario's median makespan, from replications under a seed of their own), fixed before any
+    # project is played; a project finished by then has no case at that cut
+    loaded = feasible(load_data(SCENARIO, "loop"))
+    planned = planned_hours(loaded, 0, 5)
+    pilot = sorted(Replicator(loaded, PILOT_SEED).one(k, strict=True).row["makespan_days"] * 24 for k in range(5))
+    assert planned == pytest.approx(pilot[2])
+    nominal = nominal_sizes(loaded)
+    own = [Replicator(loaded, 0).one(k, strict=True).row["makespan_days"] * 24 for k in (0, 1)]
+    assert own[0] != pytest.approx(own[1])
+    for k, hours in zip((0, 1), own, strict=True):
+        late = hours / planned + 0.01  # just after this project's end
+        res = project(loaded, nominal, k, 1, cuts=(0.25, late), planned=planned)
+        assert [c["hours"] for c in res["cuts"]] == [pytest.approx(0.25 * planned)]
