@@ -197,15 +197,11 @@ class RunLife:
         self._recover(r, kind)
 
     def _detected(self, value):
-        """The detection (or planned downtime) ran out: what `_account` books for a segment that is
-        all dead time (no restart, no work), then the recovery."""
+        """The detection (or planned downtime) ran out: book it, then recover."""
         r, token = value
         if token == r.token:
             seg = r.seg
-            g = r.n * seg.dead_h
-            r.down_gpu_h += g
-            r.overhead += g
-            r.alloc_gpu_h += g
+            self._account(r, seg, seg.dead_h, 0.0)
             self._recover(r, seg.end)
 
     def _recover(self, r: RunState, kind: SegmentEnd):
