@@ -312,7 +312,7 @@ def checkpoint_intervals(loaded: Loaded) -> dict[str, dict[str, float | None]]:
 def _execute(loaded: Loaded, settings: Settings, out: Path, resume: bool, progress: Progress | None,
              extra: dict | None = None, report: bool = False) -> runner.Outcome:
     state = {"file": str(loaded.file), "variant": loaded.variant, "set": loaded.sets, **(extra or {})}
-    preload = ("scipy.stats", "sim.report") if report else ("scipy.stats",)  # needed once the chunks are in
+    preload = ("scipy.special", "sim.report") if report else ("scipy.special",)  # needed once the chunks are in
     try:
         return runner.execute(loaded, settings, out, progress=progress, resume=resume, extra_state=state,
                               preload=preload)

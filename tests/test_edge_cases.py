@@ -111,3 +111,17 @@ def test_overwrite_leaves_nothing_of_the_old_run(cli, write, tmp_path):
     assert cli("run", write(MINIMAL, "m.yaml"), "--reps", "2", "--workers", "1", "--out", out,
                "--overwrite")[0] == 0
     assert not (out / "compare.json").exists() and (out / "summary.json").exists()
+
+
+def test_binomial_quantile_matches_scipy_stats():
+    """ci95's order-statistic ranks come from scipy.special (scipy.stats takes a third of a second to
+    import); they must be scipy.stats.binom.ppf's, step for step, small and large samples."""
+    from scipy import stats as sps
+
+    from sim.stats import binom_ppf
+
+    for n in [*range(2, 400), 999, 1000, 4000, 10_007, 100_000, 1_000_000]:
+        for q in (0.5, 0.9, 0.95):
+            for p in (0.025, 0.975):
+                assert binom_ppf(p, n, q) == int(sps.binom.ppf(p, n, q)), (n, q, p)
+    assert binom_ppf(0.5, 10, 0.0) == 0 and binom_ppf(0.5, 10, 1.0) == 10

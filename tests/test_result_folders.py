@@ -46,12 +46,12 @@ def interrupted(tmp_path: Path) -> Path:
 
 def test_resume_reruns_a_missing_runs_part_the_issue_example(cli, tmp_path, reference, caplog):
     out = interrupted(tmp_path)
-    (out / ".parts" / "runs-000003.parquet").unlink()
+    (out / ".parts" / "runs-000003.arrow").unlink()
     code, _o, err = cli("run", "--resume", out)
     assert code == 0, err
     same_bytes(reference, out)
     assert json.loads((out / "manifest.json").read_text())["resumed_chunks"] == 7
-    assert "chunk 3 of the interrupted run: runs-000003.parquet is missing; it is run again" in caplog.text
+    assert "chunk 3 of the interrupted run: runs-000003.arrow is missing; it is run again" in caplog.text
 
 
 @pytest.mark.slow
@@ -61,10 +61,10 @@ def test_resume_reruns_damaged_parts(cli, tmp_path, reference, damage):
     out = interrupted(tmp_path)
     parts = out / ".parts"
     if damage.startswith("truncate"):
-        p = parts / ("runs-000002.parquet" if damage == "truncate-runs" else "reps-000002.parquet")
+        p = parts / ("runs-000002.arrow" if damage == "truncate-runs" else "reps-000002.parquet")
         p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
     elif damage == "flip-byte":
-        p = parts / "runs-000002.parquet"
+        p = parts / "runs-000002.arrow"
         data = bytearray(p.read_bytes())
         data[len(data) // 2] ^= 0xFF
         p.write_bytes(bytes(data))
@@ -244,9 +244,19 @@ def test_chunk_records_name_each_part(tmp_path):
     res = ChunkResult(index=4, rows=[{"replication": 0, "cost_usd": 1.0}], runs=runs, errors=[])
     runner.write_chunk(tmp_path, res)
     meta = json.loads((tmp_path / "chunk-000004.json").read_text())
-    assert set(meta["files"]) == {"reps-000004.parquet", "runs-000004.parquet"} and meta["replications"] == 1
+    assert set(meta["files"]) == {"reps-000004.parquet", "runs-000004.arrow"} and meta["replications"] == 1
     assert runner.chunk_problem(tmp_path, 4, 1) is None
     assert "not 2" in runner.chunk_problem(tmp_path, 4, 2)
+    # the runs, read back as the assembler reads them, are the columns written
+    with pa.OSFile(str(tmp_path / "runs-000004.arrow")) as f:
+        back = pa.ipc.open_file(f).read_all()
+    assert back.column_names == ["replication", *RUN_COLUMNS] and back.column("cost_usd").to_pylist() == [
+        float(RUN_COLUMNS.index("cost_usd"))]
+    # a chunk written by an earlier version (its runs as Parquet) is run again, not read without its runs
+    meta["files"] = {("runs-000004.parquet" if k.startswith("runs-") else k): v for k, v in meta["files"].items()}
+    (tmp_path / "chunk-000004.json").write_text(json.dumps(meta))
+    (tmp_path / "runs-000004.arrow").rename(tmp_path / "runs-000004.parquet")
+    assert "earlier version" in runner.chunk_problem(tmp_path, 4, 1)
 
 
 @pytest.mark.slow
