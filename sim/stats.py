@@ -54,7 +54,8 @@ def binom_ppf(p: float, n: int, q: float) -> int:
     from scipy.special: the continuous inverse gives the neighbourhood, the CDF the exact step."""
     from scipy import special
 
-    k = max(int(math.floor(special.bdtrik(p, n, q))) - 2, 0) if 0.0 < q < 1.0 else 0
+    guess = float(special.bdtrik(p, n, q)) if 0.0 < q < 1.0 else 0.0
+    k = max(int(math.floor(guess)) - 2, 0) if math.isfinite(guess) else 0  # (no guess: the search from 0)
     while k < n and special.bdtr(k, n, q) < p:
         k += 1
     while k > 0 and special.bdtr(k - 1, n, q) >= p:
@@ -65,7 +66,7 @@ def binom_ppf(p: float, n: int, q: float) -> int:
 def ci95(x) -> dict[str, list[float]]:
     """95% confidence intervals: Student t for the mean; distribution-free order-statistic
     intervals (binomial) for the quantiles."""
-    from scipy import special  # imported when needed (scipy.stats, which would do the same, takes three times longer)
+    from scipy import special  # imported when needed (scipy.stats would take three times longer)
 
     a = np.sort(np.asarray(x, dtype=float))
     n = a.size
