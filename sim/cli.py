@@ -20,7 +20,7 @@ from datetime import date, datetime
 from sim import __version__, outputs, present
 from sim.api import SettingsError
 from sim.loader import Issue, ScenarioError, load, load_data
-from sim.plan import capacity_assumptions
+from sim.plan import assumptions
 from sim.runner import RunError
 
 log = logging.getLogger("sim")
@@ -118,7 +118,7 @@ def cmd_estimate(a) -> int:
         print(assumed)
     if band is not None:
         print(present.spread_text(band, loaded.priors))
-    for line in present.assumption_lines(capacity_assumptions(loaded.scenario)):
+    for line in present.assumption_lines(assumptions(loaded.scenario, loaded.catalog)):
         print(line)
     return 0
 

@@ -23,7 +23,7 @@ from sim.reliability import (
     expected_interruptions,
     restart_h,
 )
-from sim.schema import Scenario
+from sim.schema import Scenario, carbon_default_entries
 from sim.units import hours_between
 
 INF = math.inf
@@ -358,6 +358,13 @@ def progress_problem(plan: Plan) -> tuple[WorkloadPlan, PoolPlan | None, str] | 
     return None
 
 
+def assumptions(scn: Scenario, catalog: Catalog) -> list[str]:
+    """What the results take for granted that the scenario does not say (capacity, then carbon),
+    shown beside them: the terminal's `assumption:` lines, summary.json's `assumptions`, the
+    report's "Assumed, not given" section."""
+    return capacity_assumptions(scn) + carbon_assumptions(scn, catalog)
+
+
 def capacity_assumptions(scn: Scenario) -> list[str]:
     """What the scenario takes for granted about capacity it does not own: on-demand pools with no
     `obtain:` model are assumed to give their whole count at once, whenever asked (shown to the user
@@ -365,3 +372,38 @@ def capacity_assumptions(scn: Scenario) -> list[str]:
     return [f"pool {p.name}: {p.count} {p.accelerator} on demand assumed obtainable at once, whenever asked (no "
             "obtain: quota or wait given; docs/scenario-format.md, 'Obtaining on-demand capacity')"
             for p in scn.pools if p.pricing == "on_demand" and p.obtain is None]
+
+
+PROVIDERS = {"gcp": "Google Cloud", "aws": "AWS", "azure": "Azure"}
+
+
+def carbon_assumptions(scn, catalog) -> list[str]:
+    """What the energy and CO2 figures take that the scenario does not say: the default grid
+    intensity and PUE (sim/data/carbon.yaml, with their sources) where a pool uses them, and how
+    a cloud region's id given as a grid profile was read (us-east1 is Google's South Carolina,
+    us-east-1 AWS's Virginia: the line says which, with the figure it stands for)."""
+    c = scn.carbon
+    given = c.model_fields_set
+    out = []
+    defaults = carbon_default_entries()
+    on_default_grid = [p.name for p in scn.pools if p.carbon_profile is None and p.grid_gco2_per_kwh is None]
+    if on_default_grid and c.profile is None and "grid_gco2_per_kwh" not in given:
+        d = defaults["grid_gco2_per_kwh"]
+        out.append(f"carbon: no grid intensity given for pool(s) {', '.join(on_default_grid)}: "
+                   f"{float(c.grid_gco2_per_kwh):g} gCO2/kWh taken ({d['source'].split(':')[0]}, {d['date']}); give "
+                   "carbon.grid_gco2_per_kwh, or carbon.profile (`sim grid` lists the shipped grids and cloud regions)")
+    on_default_pue = [p.name for p in scn.pools if p.pue is None]
+    if on_default_pue and "pue" not in given:
+        d = defaults["pue"]
+        out.append(f"carbon: no PUE given for pool(s) {', '.join(on_default_pue)}: {float(c.pue):g} taken "
+                   f"({d['source'].split(':')[0]}, {d['date']}: the fleet average of a very efficient operator); give "
+                   "carbon.pue")
+    for _, name in power.profile_names(scn):
+        region = catalog.grid_regions.get(name)
+        if region is None:
+            continue
+        prof = catalog.profiles[name]
+        mean = prof.annual_mean if prof.annual_mean is not None else prof.mean()
+        out.append(f"carbon: grid profile {name!r} read as the {PROVIDERS.get(region.provider, region.provider)} "
+                   f"region {name} ({region.location}): {prof.title or prof.name}, {mean:,.0f} gCO2/kWh on average")
+    return out

@@ -436,7 +436,7 @@ def run_sections(loaded, summary: dict, reps, runs=None, runtime_s: float | None
     if assumed:
         sections.insert(1, assumed)
     if summary.get("assumptions"):
-        sections.insert(1, ("Capacity assumed", [_notes(summary["assumptions"])], []))
+        sections.insert(1, ("Assumed, not given", [_notes(summary["assumptions"])], []))
     return sections
 
 

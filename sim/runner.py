@@ -35,7 +35,7 @@ import pyarrow.parquet as pq
 from sim.loader import Loaded
 from sim.montecarlo import ChunkResult, Replicator
 from sim.outputs import file_sha256, write_bytes, write_json, write_parquet
-from sim.plan import capacity_assumptions
+from sim.plan import assumptions
 from sim.records import RUN_COLUMNS, RunColumns
 from sim.stats import precision_met, spend_columns
 from sim.stats import summarize as summarize_stats
@@ -722,7 +722,7 @@ def summarize(outcome: Outcome, loaded: Loaded, settings: Settings) -> dict:
     head = {"scenario": loaded.scenario.project.name, "scenario_sha256": loaded.sha256, "seed": settings.seed,
             "replications": int(len(outcome.reps)), "failed_replications": len(outcome.errors),
             "sampling": settings.method, "stopped_by": outcome.stop_reason, "priors": loaded.priors,
-            "assumptions": capacity_assumptions(loaded.scenario)}
+            "assumptions": assumptions(loaded.scenario, loaded.catalog)}
     return summarize_stats(outcome.reps, loaded.scenario, head, outcome.nominal, settings.precision)
 
 

@@ -133,9 +133,13 @@ Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$", max_length
 
 
 @lru_cache(maxsize=1)
+def carbon_default_entries() -> dict[str, dict]:
+    """sim/data/carbon.yaml: each default with its value, source and date."""
+    return yaml.safe_load(resources.files("sim").joinpath("data/carbon.yaml").read_text())
+
+
 def carbon_defaults() -> dict[str, float]:
-    text = resources.files("sim").joinpath("data/carbon.yaml").read_text()
-    return {k: float(v["value"]) for k, v in yaml.safe_load(text).items()}
+    return {k: float(v["value"]) for k, v in carbon_default_entries().items()}
 
 
 @lru_cache(maxsize=1)

@@ -209,7 +209,7 @@ def test_quota_caps_the_pool_and_unmodelled_pools_are_an_assumption_shown(cli, w
                              "--no-priors", "--out", tmp_path / "none")
     assert code == 0, err
     assert "assumption: pool od: 32 h100 on demand assumed obtainable at once" in printed
-    assert "Capacity assumed" in (tmp_path / "none" / "report.md").read_text()
+    assert "Assumed, not given" in (tmp_path / "none" / "report.md").read_text()
     days = {}
     for name, obtain in (("none", ""), ("quota", ", obtain: {quota: 16}")):
         loaded = api.load(write(text.format(obtain=obtain), f"{name}.yaml"), sets=["simulation.priors=off"])
