@@ -359,7 +359,7 @@ def _carry_prices(rem: Remaining, raw: dict, scn, actuals) -> None:
     from sim.billing import TIERS
 
     as_of = rem.as_of
-    years = (as_of - scn.project.start).days / 365.25
+    years = units.hours_between(scn.project.start, as_of) / units.HOURS_PER_YEAR  # the engine's year: 8,760 h
     for p, spec in zip(raw["pools"], scn.pools, strict=True):
         kind = spec.price_curve.kind
         if kind not in ("exponential", "random_walk") or getattr(spec.price_curve, "reference", None):

@@ -25,7 +25,7 @@ from tests.test_reforecast import Acts, Run
 
 DECLINE = 0.2
 AS_OF = datetime(2026, 7, 2)  # 182 days after the start
-YEARS = (AS_OF.date() - date(2026, 1, 1)).days / 365.25
+YEARS = (AS_OF.date() - date(2026, 1, 1)).days / 365  # a year of 8,760 h, as the engine's price curves
 
 
 def walk(**curve):
@@ -142,7 +142,7 @@ def test_cli_as_of_time_dates_the_work_lefts_sections_and_prices_them_from_the_a
     assert code == 0, err
     # no price paid: the walk restarts on 2026-01-31 from $2 carried 30 days along the drift, and with
     # volatility 0 follows price0 x exp(mu t) (t in hours from 00:00 of the as-of day)
-    price0, mu = 2.0 * (1 - DECLINE) ** (30 / 365.25), math.log1p(-DECLINE) / 8760
+    price0, mu = 2.0 * (1 - DECLINE) ** (30 / 365), math.log1p(-DECLINE) / 8760
 
     def usd(t0, t1):
         return 8 * price0 * (math.exp(mu * t1) - math.exp(mu * t0)) / mu
