@@ -398,7 +398,10 @@ def carbon_assumptions(scn, catalog) -> list[str]:
         out.append(f"carbon: no PUE given for pool(s) {', '.join(on_default_pue)}: {float(c.pue):g} taken "
                    f"({d['source'].split(':')[0]}, {d['date']}: the fleet average of a very efficient operator); give "
                    "carbon.pue")
-    for _, name in power.profile_names(scn):
+    names = [p.carbon_profile for p in scn.pools if p.carbon_profile is not None]
+    if c.profile is not None and any(p.carbon_profile is None and p.grid_gco2_per_kwh is None for p in scn.pools):
+        names.insert(0, c.profile)  # (only when a pool uses it)
+    for name in dict.fromkeys(names):
         region = catalog.grid_regions.get(name)
         if region is None:
             continue

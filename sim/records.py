@@ -75,14 +75,13 @@ def run_columns(finished: list) -> list[tuple]:
     return list(zip(*rows, strict=True)) if rows else [()] * len(RUN_COLUMNS)
 
 
-def _dtype(name: str) -> type | None:
+def _dtype(name: str) -> type:
     """A run column's numpy type: RunRecord's annotation, names as Python objects (a fixed-width
-    unicode array is six times slower to make and, for Arrow, ten times slower to convert); None
-    (taken from the values: int64 when all are whole numbers, else float64) for the clock readings,
-    which are a whole 0 at the start."""
+    unicode array is six times slower to make and, for Arrow, ten times slower to convert). The
+    clock readings are float64 even when they are whole hours (a run submitted or started at 0):
+    a column typed by its values was int64 in one chunk and float64 in another, and runs.parquet,
+    whose type the first chunk set, could not take the second."""
     kind = get_type_hints(RunRecord)[name]
-    if name in ("submit_h", "start_h"):
-        return None
     return {int: np.int64, float: np.float64, bool: np.bool_, str: object}[kind]
 
 
@@ -102,8 +101,8 @@ class RunColumns:
         """Add a replication's columns (from `run_columns`)."""
         n = len(columns[0])
         if n:
-            cols = (np.array(c) if d is None else np.fromiter(c, d, n)  # (fromiter: a tenth quicker than array)
-                    for c, d in zip(columns, RUN_DTYPES, strict=True))
+            cols = (np.fromiter(c, d, n) for c, d in zip(columns, RUN_DTYPES, strict=True))  # (a tenth quicker
+            # than numpy.array)
             self.parts.append([np.full(n, replication, dtype=np.int64), *cols])
             self.rows += n
 

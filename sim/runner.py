@@ -203,6 +203,7 @@ class Backend:
         self.n = pool_size(settings, tasks)
         self.preload = preload  # modules wanted after the run, imported while other processes run it
         self.ex = None
+        self.froze = False  # whether this backend froze the heap before forking its workers
         self.client = None
         self.cluster = None
         self.remote = None
@@ -243,7 +244,9 @@ class Backend:
             self._start_preload()
             yield from self._dask_map(tasks, fn)
         elif self.ex is not None:
-            gc.freeze()  # the objects the workers inherit: never scanned by their collector (see __exit__)
+            if not self.froze and gc.get_freeze_count() == 0:  # (a caller's own freeze is left as it is)
+                gc.freeze()  # the objects the workers inherit: never scanned by their collector (see __exit__)
+                self.froze = True
             results = self.ex.map(fn, tasks)  # every task submitted: the worker processes are forked
             self._start_preload()
             yield from results
@@ -286,8 +289,12 @@ class Backend:
 
     def __exit__(self, *exc) -> None:
         if self.ex is not None:
-            self.ex.shutdown(cancel_futures=True)
-            gc.unfreeze()
+            try:
+                self.ex.shutdown(cancel_futures=True)
+            finally:  # (a second Ctrl-C in the shutdown must not leave the caller's objects frozen)
+                if self.froze:
+                    gc.unfreeze()
+                    self.froze = False
         if self.client is not None:
             self.client.close()
         if self.cluster is not None:
@@ -335,8 +342,15 @@ def chunk_tables(res: ChunkResult) -> dict[str, pa.Table]:
     return tables
 
 
+def chunk_record(i: int) -> str:
+    """The record of chunk i's part files. Named for the parts' format (`.v2`: runs as Arrow IPC): a
+    trainsim that wrote Parquet parts and looks for `chunk-<i>.json` sees such a chunk as unfinished
+    and runs it again, rather than assembling it without its runs."""
+    return f"chunk-{i:06d}.v2.json"
+
+
 def write_parts(parts: Path, res: ChunkResult, tables: dict[str, pa.Table]) -> None:
-    """The part files of a finished chunk, then `chunk-<i>.json` (written last: its presence marks
+    """The part files of a finished chunk, then its record, `chunk_record(i)` (written last: its presence marks
     the chunk complete), which records each part's rows, size and SHA-256 so that a resume can
     check them. Mostly Parquet encoding, hashing and writing, which let other threads run."""
     i = res.index
@@ -349,8 +363,7 @@ def write_parts(parts: Path, res: ChunkResult, tables: dict[str, pa.Table]) -> N
         data = json.dumps(res.errors, default=str).encode()
         write_bytes(parts / f"errors-{i:06d}.json", data)
         files[f"errors-{i:06d}.json"] = {"rows": len(res.errors), "bytes": len(data), "sha256": file_sha256(data)}
-    write_json(parts / f"chunk-{i:06d}.json", {"chunk": i, "replications": len(res.rows) + len(res.errors),
-                                               "files": files})
+    write_json(parts / chunk_record(i), {"chunk": i, "replications": len(res.rows) + len(res.errors), "files": files})
 
 
 def write_chunk(parts: Path, res: ChunkResult) -> None:
@@ -361,8 +374,10 @@ def write_chunk(parts: Path, res: ChunkResult) -> None:
 
 def chunk_problem(parts: Path, i: int, expected_reps: int) -> str | None:
     """Why the part files of chunk i cannot be used (missing, truncated, changed), or None."""
-    record = parts / f"chunk-{i:06d}.json"
+    record = parts / chunk_record(i)
     if not record.exists():
+        if (parts / f"chunk-{i:06d}.json").exists():
+            return "was written by an earlier version of trainsim (runs as Parquet)"
         return "was interrupted while its files were written"
     try:
         meta = json.loads(record.read_text())
@@ -371,8 +386,6 @@ def chunk_problem(parts: Path, i: int, expected_reps: int) -> str | None:
             return f"holds {meta['replications']} replications, not {expected_reps}"
         if f"reps-{i:06d}.parquet" not in files:
             return "lists no replication file"
-        if f"runs-{i:06d}.parquet" in files:
-            return "was written by an earlier version of trainsim (runs as Parquet)"
         for name, info in files.items():
             path = parts / name
             if not path.is_file():
@@ -381,7 +394,7 @@ def chunk_problem(parts: Path, i: int, expected_reps: int) -> str | None:
             if len(data) != info["bytes"] or file_sha256(data) != info["sha256"]:
                 return f"{name} is truncated or changed ({len(data)} bytes, {info['bytes']} written)"
     except (OSError, ValueError, KeyError, TypeError) as e:
-        return f"its record chunk-{i:06d}.json is unreadable ({e})"
+        return f"its record {chunk_record(i)} is unreadable ({e})"
     return None
 
 

@@ -70,3 +70,15 @@ def test_the_lines_reach_the_terminal_the_summary_and_the_report(write, cli, tmp
     assert any("South Carolina" in a for a in summary["assumptions"])
     report = (tmp_path / "o" / "report.md").read_text()
     assert "## Assumed, not given" in report and "South Carolina" in report
+
+
+def test_each_region_said_once_and_only_when_a_pool_uses_it(write):
+    """Found in review: two pools naming the same region gave two lines, and carbon.profile was
+    spelt out though every pool had its own."""
+    lines = carbon_lines(write, "carbon: {profile: us-east-1, pue: 1.2}", p1=", carbon_profile: us-east1")
+    assert [x for x in lines if "us-east1" in x] and [x for x in lines if "'us-east-1'" in x]  # p2 uses it
+    text = BASE.format(carbon="carbon: {profile: us-east-1, pue: 1.2}", p1=", carbon_profile: us-east1").replace(
+        "price_usd_per_gpu_h: 2.0}\n", "price_usd_per_gpu_h: 2.0, carbon_profile: us-east1}\n")
+    loaded = api.load(write(text, "both.yaml"))
+    lines = [a for a in assumptions(loaded.scenario, loaded.catalog) if a.startswith("carbon:")]
+    assert len(lines) == 1 and "'us-east1'" in lines[0]

@@ -7,6 +7,8 @@ import logging
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from sim import api, runner
@@ -81,7 +83,8 @@ def test_resume_keeps_the_interrupted_runs_setting(cli, write, tmp_path):
 
 
 def test_run_columns_hold_the_rows_with_their_types():
-    """Whole-number clock readings stay int64 unless a float joins them (as pyarrow reads lists)."""
+    """Clock readings are float64 even when whole (a column typed by its values changed type from
+    one chunk to the next, which runs.parquet could not take); counts int64, names objects."""
     class W:
         class w:
             name = "w"
@@ -103,12 +106,13 @@ def test_run_columns_hold_the_rows_with_their_types():
 
     cols = RunColumns()
     cols.add(7, list(zip(*run_rows([R(0, 0), R(1, 0)]), strict=True)))
-    assert cols.columns()["submit_h"].dtype == np.int64
+    assert cols.columns()["submit_h"].dtype == np.float64 and cols.columns()["start_h"].dtype == np.float64
     cols.add(8, list(zip(*run_rows([R(2, 1.5)]), strict=True)))
     c = cols.columns()
     assert len(cols) == 3 and list(c) == ["replication", *RUN_COLUMNS]
     assert c["replication"].tolist() == [7, 7, 8] and c["submit_h"].tolist() == [0.0, 0.0, 1.5]
-    assert c["submit_h"].dtype == np.float64 and c["start_h"].dtype == np.int64 and c["run"].dtype == np.int64
+    assert c["submit_h"].dtype == np.float64 and c["start_h"].dtype == np.float64 and c["run"].dtype == np.int64
+    assert c["workload"].tolist() == ["w"] * 3 and c["workload"].dtype == object
     assert c["cost_usd"].tolist() == [0.5, 1.5, 2.5] and c["abandoned"].dtype == np.bool_
 
 
@@ -139,3 +143,32 @@ def test_run_rows_read_each_column_from_its_own_attribute():
     expected = tuple({"wl.w.name": "wl", "pool.p.name": "pool"}.get(a, 100 + i) for i, a in enumerate(SOURCE.values()))
     assert run_rows([r]) == [expected]
     assert tuple(run_records([r])[0]) == expected
+
+
+def test_runs_whose_clock_readings_are_whole_in_one_chunk_and_not_in_the_next(cli, write, tmp_path):
+    """Found in review: with 2 runs (both submitted and started at 0 h) in most replications and a
+    third (started later, at a fractional hour) in some, the first chunk's start_h was all whole
+    numbers, typed int64, and a later chunk's float64 could not be written into runs.parquet: the run
+    failed with an internal error. Now the column is float64 in every chunk, and the files are the
+    same whatever the worker count."""
+    path = write("""
+        project: {name: tiny, start: 2026-01-01}
+        pools:
+          - {name: gpus, accelerator: h100, count: 16, price_usd_per_gpu_h: 2.0}
+        workloads:
+          - name: train
+            runs: {dist: choice, values: [2, 2, 2, 2, 2, 2, 2, 2, 2, 3]}
+            params: 1B
+            tokens: 20B
+            accelerators: 8
+            mfu: 0.4
+        simulation: {priors: off}
+        """)
+    tables = []
+    for w in ("1", "2"):
+        code, _out, err = cli("run", path, "--reps", "40", "--workers", w, "--out", tmp_path / w)
+        assert code == 0, err
+        tables.append(pq.read_table(tmp_path / w / "runs.parquet"))
+    assert tables[0].equals(tables[1])
+    start = tables[0].column("start_h").to_numpy()
+    assert tables[0].schema.field("start_h").type == pa.float64() and (start != np.floor(start)).any()

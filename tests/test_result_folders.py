@@ -69,11 +69,11 @@ def test_resume_reruns_damaged_parts(cli, tmp_path, reference, damage):
         data[len(data) // 2] ^= 0xFF
         p.write_bytes(bytes(data))
     elif damage == "corrupt-record":
-        (parts / "chunk-000002.json").write_text("{not json")
+        (parts / "chunk-000002.v2.json").write_text("{not json")
     elif damage == "no-record":
-        (parts / "chunk-000002.json").unlink()
+        (parts / "chunk-000002.v2.json").unlink()
     else:  # a stray file that no chunk record lists is not read as this chunk's errors
-        (parts / "chunk-000002.json").write_text(json.dumps({"chunk": 2, "replications": 4, "files": {}}))
+        (parts / "chunk-000002.v2.json").write_text(json.dumps({"chunk": 2, "replications": 4, "files": {}}))
     code, _o, err = cli("run", "--resume", out)
     assert code == 0, err
     same_bytes(reference, out)
@@ -243,7 +243,7 @@ def test_chunk_records_name_each_part(tmp_path):
     runs.add(0, [(float(i),) for i in range(len(RUN_COLUMNS))])  # one run of replication 0, as columns
     res = ChunkResult(index=4, rows=[{"replication": 0, "cost_usd": 1.0}], runs=runs, errors=[])
     runner.write_chunk(tmp_path, res)
-    meta = json.loads((tmp_path / "chunk-000004.json").read_text())
+    meta = json.loads((tmp_path / runner.chunk_record(4)).read_text())
     assert set(meta["files"]) == {"reps-000004.parquet", "runs-000004.arrow"} and meta["replications"] == 1
     assert runner.chunk_problem(tmp_path, 4, 1) is None
     assert "not 2" in runner.chunk_problem(tmp_path, 4, 2)
@@ -252,8 +252,12 @@ def test_chunk_records_name_each_part(tmp_path):
         back = pa.ipc.open_file(f).read_all()
     assert back.column_names == ["replication", *RUN_COLUMNS] and back.column("cost_usd").to_pylist() == [
         float(RUN_COLUMNS.index("cost_usd"))]
-    # a chunk written by an earlier version (its runs as Parquet) is run again, not read without its runs
+    # a chunk written by an earlier version (its runs as Parquet, its record chunk-<i>.json) is run
+    # again, not read without its runs; and the record's new name keeps such a version, looking for
+    # chunk-<i>.json, from taking a chunk of this one without its runs
+    assert runner.chunk_record(4) != "chunk-000004.json"
     meta["files"] = {("runs-000004.parquet" if k.startswith("runs-") else k): v for k, v in meta["files"].items()}
+    (tmp_path / runner.chunk_record(4)).rename(tmp_path / "chunk-000004.json")
     (tmp_path / "chunk-000004.json").write_text(json.dumps(meta))
     (tmp_path / "runs-000004.arrow").rename(tmp_path / "runs-000004.parquet")
     assert "earlier version" in runner.chunk_problem(tmp_path, 4, 1)
@@ -268,3 +272,23 @@ def test_files_are_byte_identical_with_1_and_2_workers(cli, tmp_path):
     m1, m2 = (json.loads((tmp_path / w / "manifest.json").read_text()) for w in ("1", "2"))
     assert m1["chunk_size"] != m2["chunk_size"]
     same_bytes(tmp_path / "1", tmp_path / "2")
+
+
+def test_a_parallel_run_leaves_the_garbage_collector_as_it_found_it(tmp_path):
+    """Worker processes fork from a frozen heap (gc.freeze): after the run the caller's heap is not
+    frozen, and a caller's own freeze (a preforking server) is left in place, not undone."""
+    import gc
+
+    import sim
+
+    scenario = Path(__file__).resolve().parent.parent / "scenarios" / "bench_reference.yaml"
+    assert gc.get_freeze_count() == 0
+    sim.run(scenario, reps=8, workers=2, out=tmp_path / "a")
+    assert gc.get_freeze_count() == 0
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        sim.run(scenario, reps=8, workers=2, out=tmp_path / "b")
+        assert gc.get_freeze_count() > frozen // 2 > 0  # (a frozen object may still die of its refcount)
+    finally:
+        gc.unfreeze()
