@@ -899,8 +899,6 @@ def nominal_sizes(loaded: Loaded) -> tuple[dict, dict]:
     between checkpoints there, hours a write takes) of the workloads sized in FLOP, at nominal
     inputs (sim.deterministic; the checkpoint pattern from the nominal plan)."""
     from sim.deterministic import estimate as _estimate
-    from sim.plan import build_plan
-    from sim.schema import nominal_scenario
 
     est = _estimate(loaded).workloads
     plan = build_plan(nominal_scenario(loaded.scenario), loaded.catalog)

@@ -73,6 +73,11 @@ class Case:
     def replications(self, reps: int) -> int:
         return reps if self.reps is None else min(self.reps, reps)
 
+    @property
+    def has_mean(self) -> bool:
+        """Whether a figure is a published mean (its standard error needs two replications)."""
+        return any(e["statistic"] == "mean" for e in self.expected)
+
 
 @dataclass
 class BacktestResult:
@@ -295,15 +300,17 @@ def metric_values(reps: pd.DataFrame, metric: str, workload: str | None = None) 
     return total
 
 
-def compared(x: np.ndarray, statistic: str, value: float, tol: float) -> tuple[bool, float, float | None]:
-    """(inside, error, half-width of trainsim's interval) for one figure. `band`: the published
-    value (+- tol) meets [P5, P95], error of the P50. `mean`: trainsim's mean +- 3 standard errors
-    meets the published mean +- tol (its interval), error of the mean."""
+def compared(x: np.ndarray, quantiles: tuple[float, float, float], statistic: str, value: float,
+             tol: float) -> tuple[bool, float, float | None]:
+    """(inside, error, half-width of trainsim's interval) for one figure, `quantiles` its P5, P50
+    and P95. `band`: the published value (+- tol) meets [P5, P95], error of the P50. `mean`:
+    trainsim's mean +- 3 standard errors meets the published mean +- tol (its interval), error of
+    the mean."""
     if statistic == "mean":
         mean, half = float(x.mean()), SE_MULT * float(x.std(ddof=1)) / math.sqrt(len(x))
         return abs(mean - value) <= tol + half, mean / value - 1.0, half
-    p5, p50, p95 = np.percentile(x, [5, 50, 95])
-    return bool(p5 - tol <= value <= p95 + tol), float(p50) / value - 1.0, None
+    p5, p50, p95 = quantiles
+    return bool(p5 - tol <= value <= p95 + tol), p50 / value - 1.0, None
 
 
 def score(case: Case, reps: pd.DataFrame) -> list[dict]:
@@ -313,7 +320,7 @@ def score(case: Case, reps: pd.DataFrame) -> list[dict]:
         x = metric_values(reps, e["metric"], e.get("workload"))
         p5, p50, p95 = (float(v) for v in np.percentile(x, [5, 50, 95]))
         value, tol = float(e["value"]), float(e.get("tolerance", 0.0))
-        inside, error, half = compared(x, e["statistic"], value, tol)
+        inside, error, half = compared(x, (p5, p50, p95), e["statistic"], value, tol)
         out.append({
             "case": case.name, "kind": case.kind, "file": Path(case.file).name, "large": case.large,
             "in_sample": bool(case.in_sample), "metric": e["metric"], "workload": e.get("workload"),
@@ -362,22 +369,23 @@ def run(folder: str | Path | None = None, reps: int = REPS, seed: int = SEED, wo
     cases = read_cases(folder if folder is not None else FOLDER)
     rows, failed, info = [], {}, []
     for case in cases:  # refused before anything runs
-        if reps < 2 and any(e["statistic"] == "mean" for e in case.expected):
+        if reps < 2 and case.has_mean:
             raise _too_few_for_a_mean(case, reps, 0)
     for i, case in enumerate(cases):
         if progress:
             progress(i, len(cases), case.name)
-        reps_df, errors = replications(case.loaded, case.replications(reps), seed, workers)
+        n = case.replications(reps)
+        reps_df, errors = replications(case.loaded, n, seed, workers)
         if reps_df.empty:
             first = errors[0]["error"] if errors else "no replication ran"
             raise ScenarioError(case.file, [Issue((), f"every replication failed; the first: {first}")])
         if errors:
             failed[case.name] = len(errors)
-        if len(reps_df) < 2 and any(e["statistic"] == "mean" for e in case.expected):
+        if len(reps_df) < 2 and case.has_mean:
             raise _too_few_for_a_mean(case, reps, len(reps_df))
         rows += score(case, reps_df)
         info.append({"name": case.name, "kind": case.kind, "file": Path(case.file).name, "large": case.large,
-                     "reps": case.replications(reps), "description": case.description.strip(),
+                     "reps": n, "description": case.description.strip(),
                      "in_sample": case.in_sample.strip(),
                      "priors": [u["key"] for u in case.loaded.priors]})
     return BacktestResult(rows, summarize(rows), info, reps, seed, time.perf_counter() - t0, None, failed)

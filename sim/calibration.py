@@ -350,9 +350,19 @@ def _fit_failure_group(g: list) -> Fitted:
     ends = [r.end or r.start for _p, _a, r in g if (r.end or r.start) is not None]
     return Fitted("reliability.failure_rate_per_gpu_h", {"accelerator": accs}, _lognormal(median, sigma), n,
                   f"calibrated from {n} runs of {_projects(p for p, _a, _r in g)}",
-                  max(ends).date() if ends else date.today(), note,
+                  _dated(ends), note,
                   {"interruptions": events, "gpu_hours": exposure, "prior_mean": m0, "posterior_shape": shape,
                    "posterior_rate": rate, "posterior_mean": mean, "posterior_cv": cv})
+
+
+def _dated(ends: list) -> date:
+    """A calibrated row's date: that of the last run it was fitted from (today when none has one)."""
+    return max(ends).date() if ends else date.today()
+
+
+def _beta(failed: int, attempts: int) -> tuple[float, float]:
+    """The beta posterior of a rate from `failed` of `attempts`, from a uniform prior."""
+    return failed + 1.0, attempts - failed + 1.0
 
 
 def rerun_rate(pasts: list[Past]) -> dict | None:
@@ -362,7 +372,7 @@ def rerun_rate(pasts: list[Past]) -> dict | None:
     attempts = failed + sum(len(p.actuals.in_state("completed")) for p in pasts)
     if attempts == 0:
         return None
-    a, b = failed + 1.0, attempts - failed + 1.0
+    a, b = _beta(failed, attempts)
     return {"failed": failed, "attempts": attempts, "raw": failed / attempts, "posterior_mean": a / (a + b),
             "posterior_sd": math.sqrt(a * b / ((a + b) ** 2 * (a + b + 1))), "n": attempts}
 
@@ -412,7 +422,7 @@ def fit_experiments(pasts: list[Past]) -> list[Fitted]:
     counted = [p for p in pasts if p.project in m["projects"]]
     ends = [x.end for p in counted for x in p.actuals.runs if x.end is not None]
     return [Fitted("workloads.experiments", {}, value, len(extra), "sim calibrate (the team's finished projects)",
-                   max(ends).date() if ends else date.today(), note)]
+                   _dated(ends), note)]
 
 
 AT_MAX = 0.99  # a failed attempt's share of a run is kept below 1 (at 1 a run never diverges)
@@ -445,7 +455,7 @@ def fit_divergence(pasts: list[Past]) -> list[Fitted]:
     r = rerun_rate(pasts)
     if r is None or r["failed"] == 0:
         return []
-    a, b = r["failed"] + 1.0, r["attempts"] - r["failed"] + 1.0
+    a, b = _beta(r["failed"], r["attempts"])
     shares = failed_shares(pasts)
     value: dict[str, Any] = {"probability": {k: (_sig(v) if isinstance(v, float) else v)
                                              for k, v in beta_as_pert(a, b).items()}}
@@ -466,7 +476,7 @@ def fit_divergence(pasts: list[Past]) -> list[Fitted]:
             if x.state in ("failed", "completed") and (x.end or x.start) is not None]
     return [Fitted("workloads.divergence", {}, value, r["attempts"],
                    f"calibrated from {r['attempts']} attempts of {_projects(p.project for p in pasts)}",
-                   max(ends).date() if ends else date.today(), note,
+                   _dated(ends), note,
                    {"failed": r["failed"], "attempts": r["attempts"], "posterior_a": a, "posterior_b": b,
                     "posterior_mean": a / (a + b), "at_measured": len(shares)})]
 

@@ -16,6 +16,7 @@ from sim.billing import TIERS, Tier
 from sim.catalog import Catalog, preemption_bands
 from sim.compute import early_stopped_runs, run_size
 from sim.pricing import PriceCurveFn, RandomWalkPrice, make_curve, pool_price
+from sim.priors import short_source
 from sim.reliability import (
     band_rate_per_node_h,
     daly_interval,
@@ -390,17 +391,17 @@ def carbon_assumptions(scn, catalog) -> list[str]:
     if on_default_grid and c.profile is None and "grid_gco2_per_kwh" not in given:
         d = defaults["grid_gco2_per_kwh"]
         out.append(f"carbon: no grid intensity given for pool(s) {', '.join(on_default_grid)}: "
-                   f"{float(c.grid_gco2_per_kwh):g} gCO2/kWh taken ({d['source'].split(':')[0]}, {d['date']}); give "
+                   f"{float(c.grid_gco2_per_kwh):g} gCO2/kWh taken ({short_source(d['source'])}, {d['date']}); give "
                    "carbon.grid_gco2_per_kwh, or carbon.profile (`sim grid` lists the shipped grids and cloud regions)")
     on_default_pue = [p.name for p in scn.pools if p.pue is None]
     if on_default_pue and "pue" not in given:
         d = defaults["pue"]
         out.append(f"carbon: no PUE given for pool(s) {', '.join(on_default_pue)}: {float(c.pue):g} taken "
-                   f"({d['source'].split(':')[0]}, {d['date']}: the fleet average of a very efficient operator); give "
+                   f"({short_source(d['source'])}, {d['date']}: the fleet average of a very efficient operator); give "
                    "carbon.pue")
     names = [p.carbon_profile for p in scn.pools if p.carbon_profile is not None]
-    if c.profile is not None and any(p.carbon_profile is None and p.grid_gco2_per_kwh is None for p in scn.pools):
-        names.insert(0, c.profile)  # (only when a pool uses it)
+    if c.profile is not None and on_default_grid:  # (only when a pool uses it)
+        names.insert(0, c.profile)
     for name in dict.fromkeys(names):
         region = catalog.grid_regions.get(name)
         if region is None:

@@ -66,4 +66,3 @@ def profile_names(scn) -> list[tuple[tuple, str]]:
     out += [(("pools", i, "carbon_profile"), p.carbon_profile) for i, p in enumerate(scn.pools)
             if p.carbon_profile is not None]
     return out
-

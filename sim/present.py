@@ -256,9 +256,10 @@ def backtest_text(result) -> str:
             f"{result.runtime_s:.1f} s")
     if result.out is not None:
         head += f" -> {result.out}"
-    lines = [head, table(backtesting.HEAD, backtesting.table_rows(result), right=set(range(2, 10))),
+    lines = [head, table(backtesting.HEAD, backtesting.table_rows(result), right=set(range(2, len(backtesting.HEAD)))),
              "* in-sample (a built-in prior was fitted on this case's figures, or the model changed after them); "
-             "(mean): a simulator's published mean, inside when trainsim's mean ± 3 standard errors meets its interval",
+             f"(mean): a simulator's published mean, inside when trainsim's mean ± {backtesting.SE_MULT:g} standard "
+             "errors meets its interval",
              *backtesting.mean_lines(result), *backtesting.summary_lines(result.summary)]
     if result.failed:
         lines.append("failed replications (left out): " + ", ".join(f"{k} {v}" for k, v in result.failed.items()))

@@ -157,7 +157,6 @@ def _run_costs(rem: Remaining, loaded, actuals) -> float:
     (its workload's first pool when the pool is not known); usage on a reserved or owned pool costs
     nothing more (its commitment is in the ledger)."""
     from sim.billing import TIERS
-    from sim.distributions import nominal
     from sim.pricing import pool_price
 
     scn = loaded.scenario
@@ -229,7 +228,7 @@ def _tie(raw: dict, names: list[str]) -> None:
     by_name = {w["name"]: w for w in raw["workloads"]}
     pairs = raw.get("correlations", [])
     for name in names:
-        group = [n for n in by_name if n == name or n.startswith(name + ".running.")]
+        group = [n for n in by_name if _of_workload(n, name)]
         if len(group) < 2:
             continue
         for key in dict.fromkeys(k for n in group for k in _uncertain_keys(by_name[n])):
@@ -340,8 +339,6 @@ def carried(spec, years: float, as_of: date) -> float:
     """The factor a price curve's expected price has moved by from the start to `as_of` (`years`
     later): the decline compounded, and for a random walk the expected effect of the jumps dated
     up to `as_of` (1 + probability x change, at their nominal values)."""
-    from sim.distributions import nominal
-
     factor = (1 - float(nominal(spec.annual_decline))) ** years
     for j in getattr(spec, "jumps", ()):
         if j.date <= as_of:
@@ -359,7 +356,7 @@ def _carry_prices(rem: Remaining, raw: dict, scn, actuals) -> None:
     from sim.billing import TIERS
 
     as_of = rem.as_of
-    years = units.hours_between(scn.project.start, as_of) / units.HOURS_PER_YEAR  # the engine's year: 8,760 h
+    years = hours_between(scn.project.start, as_of) / units.HOURS_PER_YEAR  # the engine's year: 8,760 h
     for p, spec in zip(raw["pools"], scn.pools, strict=True):
         kind = spec.price_curve.kind
         if kind not in ("exponential", "random_walk") or getattr(spec.price_curve, "reference", None):
@@ -551,8 +548,6 @@ def _update_mfu(rem: Remaining, raw: dict, actuals, predicted: dict, spec: dict)
     """Each workload's MFU (in FLOP terms) updated on the log scale from its clean runs: the prior's
     log-mean and log-sd, the runs' log MFU with their own spread (with fewer than 3 runs, the spread
     of run length the scenario gives: see `length_log_sd`), at least MIN_OBS_LOG_SD."""
-    from sim.distributions import nominal
-
     for name, runs in actuals.by_workload().items():
         w = spec.get(name)
         if w is None or w.mfu is None or name not in predicted:
@@ -567,7 +562,7 @@ def _update_mfu(rem: Remaining, raw: dict, actuals, predicted: dict, spec: dict)
         mu, sd = normal_update(mu0, sd0, ys, sd_obs)
         value = {"dist": "lognormal", "median": math.exp(mu), "sigma": sd, "clip": True}
         for x in raw["workloads"]:
-            if x["name"] == name or x["name"].startswith(name + ".running."):
+            if _of_workload(x["name"], name):
                 x["mfu"] = value
         rem.posterior[f"workloads[{name}].mfu"] = {
             "prior_median": math.exp(mu0), "prior_log_sd": sd0, "runs_seen": len(ys),
@@ -598,8 +593,6 @@ def _update_run_length(rem: Remaining, raw: dict, actuals, predicted: dict, spec
     """Each workload's run-to-run spread of length (run_length lognormal, or fixed: sigma 0),
     updated from the log speed of its clean runs (the runs the MFU update reads: with one MFU per
     workload, their spread is the spread of run length)."""
-    from sim.distributions import nominal
-
     for name, runs in actuals.by_workload().items():
         w = spec.get(name)
         if w is None or w.run_length.kind == "exponential" or name not in predicted:
@@ -613,7 +606,7 @@ def _update_run_length(rem: Remaining, raw: dict, actuals, predicted: dict, spec
         sigma0 = float(w.run_length.sigma) if w.run_length.kind == "lognormal" else 0.0
         sigma, dof = variance_update(sigma0, PRIOR_DOF, ys)
         for x in raw["workloads"]:
-            if x["name"] == name or x["name"].startswith(name + ".running."):
+            if _of_workload(x["name"], name):
                 x["run_length"] = {"kind": "lognormal", "sigma": sigma} if sigma > 0 else {"kind": "fixed"}
         rem.posterior[f"workloads[{name}].run_length.sigma"] = {
             "prior_sigma": sigma0, "prior_dof": PRIOR_DOF, "runs_seen": len(ys), "seen_sd": statistics.stdev(ys),
@@ -664,7 +657,7 @@ def _update_reruns(rem: Remaining, raw: dict, actuals, spec: dict) -> None:
         a0, b0 = beta_prior(div.probability)
         a, b = a0 + diverged, b0 + passed
         for x in raw["workloads"]:
-            if (x["name"] == name or x["name"].startswith(name + ".running.")) and x.get("divergence"):
+            if _of_workload(x["name"], name) and x.get("divergence"):
                 x["divergence"] = {**x["divergence"], "probability": beta_as_pert(a, b)}
         rem.posterior[f"workloads[{name}].divergence.probability"] = {
             "prior_a": a0, "prior_b": b0, "prior_mean": a0 / (a0 + b0), "diverged": diverged,
@@ -699,3 +692,8 @@ def posterior_rows(post: dict) -> list[list[str]]:
             rows.append([key, f"mean {p['prior_mean']:.3g}", f"cv {p['prior_cv']:.2f}", seen,
                          f"mean {p['posterior_mean']:.3g}", f"cv {p['posterior_cv']:.2f}"])
     return rows
+
+
+def _of_workload(name: str, workload: str) -> bool:
+    """Whether a workload of the work left is `workload` or one of its running runs (`_running_remainder`)."""
+    return name == workload or name.startswith(workload + ".running.")

@@ -352,7 +352,7 @@ def chunk_record(i: int) -> str:
 def write_parts(parts: Path, res: ChunkResult, tables: dict[str, pa.Table]) -> None:
     """The part files of a finished chunk, then its record, `chunk_record(i)` (written last: its presence marks
     the chunk complete), which records each part's rows, size and SHA-256 so that a resume can
-    check them. Mostly Parquet encoding, hashing and writing, which let other threads run."""
+    check them. Mostly encoding, hashing and writing, which let other threads run."""
     i = res.index
     files = {}
     for name, table in tables.items():
