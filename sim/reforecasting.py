@@ -220,7 +220,8 @@ TIE_RANK = 0.99  # rank correlation that ties a running run's uncertain inputs t
 
 def _tie(raw: dict, names: list[str]) -> None:
     """A workload's running remainders share its uncertain inputs (one MFU, one size per workload
-    in a replication, as in the original scenario): each of their uncertain keys is correlated at
+    in a replication, as in the original scenario): each of their uncertain keys (nested ones too:
+    divergence.at, stragglers.fraction, ...; see `_uncertain_keys`) is correlated at
     TIE_RANK with the same key of every other of them (nearly one draw; a rank correlation of 1 would
     make the copula singular; every pair is tied, as tying each to the first only would leave the
     others independent and the matrix not positive definite), and the scenario's correlations of
@@ -256,9 +257,17 @@ def _is_dist(w: dict, key: str) -> bool:
     return isinstance(v, dict) and "dist" in v
 
 
-def _uncertain_keys(w: dict) -> list[str]:
-    """A workload's uncertain keys: its top-level distributions, and its divergence probability."""
-    return [k for k in (*w, "divergence.probability") if _is_dist(w, k)]
+def _uncertain_keys(w: dict, prefix: str = "") -> list[str]:
+    """A workload's uncertain keys: every distribution in it, dotted for a nested one (mfu, tokens,
+    divergence.probability, divergence.at, stragglers.fraction, loss_spike.rollback, scaling.efficiency,
+    checkpoint.write, ...)."""
+    out: list[str] = []
+    for k, v in w.items():
+        if isinstance(v, dict) and "dist" in v:
+            out.append(prefix + k)
+        elif isinstance(v, dict):
+            out += _uncertain_keys(v, f"{prefix}{k}.")
+    return out
 
 
 def _running_remainder(w: dict, r, share: float) -> dict:

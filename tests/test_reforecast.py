@@ -585,3 +585,70 @@ def test_an_uncertain_divergence_point_leaves_the_engine_to_decide_whether_a_run
         assert by[name]["done_at_start"] == pytest.approx(done) and by[name]["hours_per_run"] == 10
         assert by[name]["divergence"]["at"]["dist"] == "uniform"
     assert rem.posterior["workloads[a].divergence.probability"]["attempts"] == 1
+
+
+def _ties(rem, key: str) -> set:
+    return {frozenset(c["between"]) for c in rem.raw["correlations"]
+            if c["rank"] == rf.TIE_RANK and all(b.endswith(f"].{key}") for b in c["between"])}
+
+
+def _all_pairs(names, key: str) -> set:
+    keys = [f"workloads[{n}].{key}" for n in names]
+    return {frozenset((x, y)) for i, x in enumerate(keys) for y in keys[i + 1:]}
+
+
+def _spearman(x, y) -> float:
+    import numpy as np
+
+    rx, ry = np.argsort(np.argsort(x)), np.argsort(np.argsort(y))
+    return float(np.corrcoef(rx, ry)[0, 1])
+
+
+def test_running_runs_share_their_workloads_one_draw_of_an_uncertain_divergence_point():
+    # `at` uniform on [0.2, 0.6]: both running runs keep the workload's divergence (the engine draws `at`); each
+    # drew its own `at` (only divergence.probability was tied), where the original scenario has one per workload
+    # in a replication. The three copies of `at` (r1, r2 and the runs still to do) are tied pairwise, and the
+    # scenario's correlation of `at` with the probability is given to every copy (the matrix stays valid).
+    at = {"dist": "uniform", "min": 0.2, "max": 0.6}
+    loaded = project(workloads=[{"name": "a", "runs": 4, "hours_per_run": 10, "accelerators": 8,
+                                 "divergence": {"probability": {"dist": "uniform", "min": 0.1, "max": 0.3},
+                                                "at": at, "rerun": True}}],
+                     correlations=[{"between": ["workloads[a].divergence.at", "workloads[a].divergence.probability"],
+                                    "rank": 0.5}])
+    runs = [Run("a", "r1", "running", 40, 80, progress=0.5), Run("a", "r2", "running", 8, 16, progress=0.1)]
+    rem = rf.remaining(loaded, Acts(runs, as_of=datetime(2026, 1, 1, 5)), {"a": 80.0})
+    names = ["a.running.r1", "a.running.r2", "a"]
+    assert _ties(rem, "divergence.at") == _all_pairs(names, "divergence.at")
+    assert _ties(rem, "divergence.probability") == _all_pairs(names, "divergence.probability")
+    assert {"between": ["workloads[a].divergence.at", "workloads[a.running.r2].divergence.probability"],
+            "rank": 0.5} in rem.raw["correlations"]
+    # through the engine: per replication the three `at` drawn are one draw (rank correlation 0.99, so nearly
+    # equal), as the original scenario's one `at` per workload; independent draws differ by 0.13 on average
+    r = sim.run(load_data(rem.raw, "t"), reps=60, workers=1)
+    cols = [r.replications[f"input:workloads[{n}].divergence.at"] for n in names]
+    for c in cols[1:]:
+        assert _spearman(cols[0], c) > 0.95
+        assert (abs(cols[0] - c)).mean() < 0.02
+
+
+def test_running_runs_share_every_uncertain_nested_input_they_keep():
+    # stragglers, loss spikes, scaling and checkpoint writes are kept by a running remainder: each uncertain one
+    # is the workload's one draw, tied across r1, r2 and the runs still to do; a point (stragglers.sigma) is not
+    dist = {"dist": "uniform", "min": 0.1, "max": 0.3}
+    w = {"name": "a", "runs": 4, "hours_per_run": 10, "accelerators": 8,
+         "stragglers": {"fraction": dist, "slowdown": {"dist": "uniform", "min": 1.1, "max": 1.5}, "sigma": 0.1},
+         "loss_spike": {"rate_per_h": {"dist": "uniform", "min": 0.01, "max": 0.05},
+                        "rollback": {"dist": "uniform", "min": 0.5, "max": 2}},
+         "scaling": {"kind": "per_doubling", "efficiency": {"dist": "uniform", "min": 0.8, "max": 1.0}},
+         "checkpoint": {"interval": 1, "write": {"dist": "uniform", "min": 0.01, "max": 0.05}}}
+    keys = ["stragglers.fraction", "stragglers.slowdown", "loss_spike.rate_per_h", "loss_spike.rollback",
+            "scaling.efficiency", "checkpoint.write"]
+    runs = [Run("a", "r1", "running", 40, 80, progress=0.5), Run("a", "r2", "running", 8, 16, progress=0.1)]
+    rem = rf.remaining(project(workloads=[w]), Acts(runs, as_of=datetime(2026, 1, 1, 5)), {"a": 80.0})
+    names = ["a.running.r1", "a.running.r2", "a"]
+    assert {frozenset(c["between"]) for c in rem.raw["correlations"]} == set().union(
+        *(_all_pairs(names, k) for k in keys))
+    r = sim.run(load_data(rem.raw, "t"), reps=40, workers=1)
+    for k in keys:
+        cols = [r.replications[f"input:workloads[{n}].{k}"] for n in names]
+        assert all(_spearman(cols[0], c) > 0.95 for c in cols[1:]), k
