@@ -36,6 +36,7 @@ from typing import Any
 
 from sim import units
 from sim.distributions import Z95, nominal
+from sim.loader import parse_path
 from sim.units import hours_between
 
 SIZE_KEYS = (("tokens", units.parse_count), ("flop_per_run", units.parse_flop),
@@ -130,6 +131,7 @@ def remaining(loaded, actuals, nominal_gpu_hours: dict[str, float],
     as_of_time = actuals.as_of if isinstance(actuals.as_of, datetime) else datetime.combine(actuals.as_of, time())
     as_of = as_of_time.date()
     rem = Remaining(raw, as_of, 0.0, 0.0, 0.0, as_of_time=as_of_time)
+    _name_positions(raw)  # before the workloads move: `workloads[0]` is then the one it was written for
     by = actuals.by_workload()
     _workloads_left(rem, raw, by, nominal_gpu_hours, {w.name: w for w in scn.workloads})
     _calendar(rem, raw, scn, as_of_time)
@@ -213,6 +215,30 @@ def _workloads_left(rem: Remaining, raw: dict, by: dict, nominal: dict[str, floa
         w["after"] = [n for a in w.get("after", []) for n in now_as.get(a, []) if n != w["name"]]
     raw["workloads"] = out
     rem.done_fraction = done_h / total
+
+
+def _name_positions(raw: dict) -> None:
+    """Each correlation's reference to a workload by its position (`workloads[0].mfu`,
+    `workloads[-1].tokens`) written with the workload's name instead (`workloads[pretrain].mfu`),
+    so that it is read like one written so (`_tie`). In the work left the positions move (running
+    remainders come first, done workloads are gone), and a position would name another workload.
+    Only workloads move: the pools keep their order, and so do a price curve's jumps and points,
+    so a position there still means what it did. References by name are left as written."""
+    names = [w["name"] for w in raw["workloads"]]
+    for c in raw.get("correlations", []):
+        c["between"] = [_named(text, names) for text in c["between"]]
+
+
+def _named(text: str, names: list[str]) -> str:
+    """`text` (a key path of the validated scenario) with a workload's position (its first selector)
+    replaced by the workload's name; as written when it names no workload by position."""
+    path = parse_path(text)
+    if len(path) < 2 or path[0] != "workloads" or not isinstance(path[1], int):
+        return text
+    out = f"workloads[{names[path[1]]}]"  # (a negative position counts from the end, as when it was read)
+    for seg in path[2:]:
+        out += f"[{seg}]" if isinstance(seg, int) else f"[{seg[1]}]" if isinstance(seg, tuple) else f".{seg}"
+    return out
 
 
 TIE_RANK = 0.99  # rank correlation that ties a running run's uncertain inputs to its workload's

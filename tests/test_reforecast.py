@@ -652,3 +652,86 @@ def test_running_runs_share_every_uncertain_nested_input_they_keep():
     for k in keys:
         cols = [r.replications[f"input:workloads[{n}].{k}"] for n in names]
         assert all(_spearman(cols[0], c) > 0.95 for c in cols[1:]), k
+
+
+def _two_mfus(first: str, second: str, runs: int = 3):
+    mfu = {"dist": "lognormal", "p5": 0.3, "p95": 0.5}
+    return project(workloads=[{"name": "a", "runs": runs, "params": "1B", "tokens": "20B", "accelerators": 8,
+                               "mfu": mfu},
+                              {"name": "b", "runs": 2, "params": "1B", "tokens": "20B", "accelerators": 8,
+                               "mfu": dict(mfu), "after": ["a"]}],
+                   correlations=[{"between": [f"workloads[{first}].mfu", f"workloads[{second}].mfu"], "rank": 0.5}])
+
+
+UNDER_WAY = {  # runs under way at the as-of time (and one case where a is done: it is gone from the work left)
+    "one": [Run("a", "1", "running", 24, 48, progress=0.3)],
+    "two": [Run("a", "1", "running", 24, 48, progress=0.3), Run("a", "2", "running", 8, 16, progress=0.1)],
+    "a done": [*(Run("a", str(i), "completed", 80, 160) for i in (1, 2, 3)),
+               Run("b", "4", "running", 16, 32, progress=0.2)],
+}
+
+
+@pytest.mark.parametrize("under_way", list(UNDER_WAY))
+def test_a_correlation_naming_workloads_by_position_is_read_as_the_same_one_by_name(under_way):
+    # `workloads[0]` is the workload first in the scenario; in the work left the running remainders come first
+    # and done workloads are gone, so a position would name another workload (here a remainder and its own
+    # workload, whose pair the tie correlates already: the work left was refused). It is the one written so
+    # by name: the same correlations in the work left, the same re-forecast.
+    acts_ = Acts(UNDER_WAY[under_way], as_of=datetime(2026, 1, 1, 3))
+    nominal_h = {"a": 80.0, "b": 80.0}
+    by_position = rf.remaining(_two_mfus("0", "1"), acts_, nominal_h).raw["correlations"]
+    assert by_position == rf.remaining(_two_mfus("a", "b"), acts_, nominal_h).raw["correlations"]
+    assert not any(re.search(r"workloads\[-?\d+\]", b) for c in by_position for b in c["between"])
+    if under_way != "a done":  # a's remainders are correlated with b, as a is
+        assert {"between": ["workloads[a.running.1].mfu", "workloads[b].mfu"], "rank": 0.5} in by_position
+    results = [sim.reforecast(_two_mfus(*refs), acts_, reps=4, workers=1) for refs in (("0", "1"), ("a", "b"))]
+    left = [r.manifest["resolved_scenario"]["correlations"] for r in results]
+    assert left[0] == left[1]
+    assert list(results[0].replications["cost_usd"]) == list(results[1].replications["cost_usd"])
+
+
+def test_positions_are_named_however_the_key_goes_on():
+    names = ["a", "b", "c"]
+    assert rf._named("workloads[-1].divergence.at", names) == "workloads[c].divergence.at"
+    assert rf._named("workloads[ 1 ].mfu", names) == "workloads[b].mfu"
+    for as_written in ("workloads[a].mfu", "pools[0].price_usd_per_gpu_h", "reliability.failure_rate_per_gpu_h",
+                       "pools[g].price_curve.jumps[0].change"):
+        assert rf._named(as_written, names) == as_written
+
+
+POSITIONS = """\
+project: {name: positions, start: 2026-01-01}
+pools: [{name: g, accelerator: h100, count: 16, price_usd_per_gpu_h: 2.0}]
+workloads:
+  - {name: a, runs: 3, params: 1B, tokens: 20B, accelerators: 8, mfu: {dist: lognormal, p5: 0.3, p95: 0.5}}
+  - {name: b, runs: 2, params: 1B, tokens: 20B, accelerators: 8, mfu: {dist: lognormal, p5: 0.3, p95: 0.5},
+     after: [a]}
+correlations:
+  - {between: ["workloads[FIRST].mfu", "workloads[SECOND].mfu"], rank: 0.5}
+simulation: {priors: off}
+"""
+POSITIONS_ACTUALS = {
+    "one": "a,1,g,8,2026-01-01T00:00,,running,24,48,0.3\n",
+    "two": "a,1,g,8,2026-01-01T00:00,,running,24,48,0.3\na,2,g,8,2026-01-01T02:00,,running,8,16,0.1\n",
+}
+
+
+@pytest.mark.parametrize("under_way", list(POSITIONS_ACTUALS))
+def test_cli_reforecasts_a_scenario_correlating_workloads_by_position(cli, tmp_path, under_way):
+    import json
+
+    (tmp_path / "a.csv").write_text("workload,run_id,pool,accelerators,start,end,state,gpu_hours,cost_usd,progress\n"
+                                    + POSITIONS_ACTUALS[under_way])
+    left = []
+    for refs in (("0", "1"), ("a", "b")):
+        scenario = tmp_path / f"s-{refs[0]}.yaml"
+        scenario.write_text(POSITIONS.replace("FIRST", refs[0]).replace("SECOND", refs[1]))
+        out = tmp_path / f"rf-{refs[0]}"
+        code, _out, err = cli("reforecast", scenario, "--actuals", tmp_path / "a.csv", "--as-of", "2026-01-01T03:00",
+                              "--reps", "4", "--workers", "1", "--out", out)
+        assert code == 0, err
+        manifest = json.loads((out / "manifest.json").read_text())
+        left.append((manifest["resolved_scenario"]["correlations"],
+                     json.loads((out / "summary.json").read_text())["reforecast"]["eac_usd"]))
+    assert left[0] == left[1]
+    assert {"between": ["workloads[a.running.1].mfu", "workloads[b].mfu"], "rank": 0.5} in left[0][0]
