@@ -64,20 +64,16 @@ class RunLife:
         r.wait_h += now - r.queued_t
         w = wl.w
         r.ckpt_interval_h = w.ckpt_interval_h_on[p.idx]
-        if p.lemon_fraction > 0.0:  # the nodes it got: how many are lemons (sim.lemons)
-            if pool.lemons_free <= 0:  # no lemon among the free nodes: a plain gang (r.lemons is 0 since _release)
-                r.rate_mult = 1.0
-            else:
-                self._take_lemons(r, pool, pool.free + r.n)
+        if p.lemon_fraction > 0.0 and pool.lemons_free > 0:  # how many of the nodes it got are lemons
+            self._take_lemons(r, pool, pool.free + r.n)  # (none free: none, and its rate as _release left it)
         if r.attempts == 0:  # first start: decide whether this attempt will go wrong
             r.attempts = 1
             r.diverging = w.div_p > 0.0 and r.done < w.div_at < r.target and self.div_stream.next() < w.div_p
         self._segment(r)
 
     def _segment(self, r: RunState, dead: float = 0.0):
-        """The run's next segment: `dead` hours with nothing happening (the detection of the
-        interruption that ended the last one, or planned downtime), a restart if one is due, then
-        work until done or interrupted (at any moment after `dead`, during the restart too)."""
+        """The run's next segment: `dead` hours held idle (detection of the last interruption, or planned
+        downtime), a restart if due, then work until done or interrupted (after `dead`, restart included)."""
         wl = r.wl
         w = wl.w
         pool = r.pool
@@ -147,10 +143,8 @@ class RunLife:
         if e > prog:
             r.write_gpu_h += n * (e - prog)
         slow = r.slow
-        if slow == 1.0:
-            nominal = keep
-        else:  # a straggler's extra time is overhead, not progress
-            nominal = keep / slow
+        nominal = keep if slow == 1.0 else keep / slow  # a straggler's extra time is overhead, not progress
+        if slow != 1.0:
             r.straggler_gpu_h += n * (keep - nominal)
         r.productive += n * nominal
         r.attempt_productive += n * nominal
@@ -199,8 +193,7 @@ class RunLife:
             _roll_back(r, w.spike_rollback_h)
             dead = 0.0
         if dead > 0.0 and (kind == FAILURE or kind == DOMAIN) and r.pool.p.repair_h > 0.0:
-            r.token += 1  # the detection is a segment of its own (an eviction may end it): at its end the
-            # failed nodes go for repair, and the run goes on, waits or moves (_recover)
+            r.token += 1  # a segment of its own (an eviction may end it); at its end the nodes go for repair
             r.seg = _new(Segment, (dead, 0.0, 0.0, kind, 0.0, r.seg.length_h, INF, 0.0, self.env.now))
             self.env.call(dead, self._detected, (r, r.token))
             return
@@ -250,8 +243,10 @@ class RunLife:
         pool = r.pool
         n = r.n
         pool.free += n
-        pool.lemons_free += r.lemons  # its lemon nodes are free again (sim.lemons)
-        r.lemons = 0
+        if r.lemons:  # its lemon nodes are free again (sim.lemons)
+            pool.lemons_free += r.lemons
+            r.lemons = 0
+            r.rate_mult = 1.0
         del pool.running[r]
         if self.trace is not None:
             self.trace.append((now, pool.p.idx, -n, r.wl.w.name, r.idx))
