@@ -7,6 +7,12 @@ Measures replications per second, in one run on one machine, of
            failures, detection, per-node and per-doubling restarts, lemons, unrecoverable failures,
            planned interruptions, loss spikes, stragglers, spares, repairs with crews, spot
            preemption with co-interruption, every on_node_loss policy)
+  quiet    the full model with every interruption rate (hardware failures too) scaled by one factor
+           until it interrupts as often per replication as `engine` (calibrated on --reps replications):
+           every option on, at the reference project's own budget of interruptions
+  busy     the simple model with its hardware failure rate raised until it has as many interruptions
+           per replication as `full` (calibrated on --reps replications, twice): the cost of the
+           options' machinery, apart from the extra interruptions the options' rates bring
   cli      `sim run scenarios/bench_reference.yaml --reps N --seed S --out TMP --overwrite` through
            sim.cli.main (loading, simulation, tables, Parquet and JSON writing), wall time
   naive    naive(seed) from the shared reference script (one SimPy process per run)
@@ -15,7 +21,7 @@ The reference script lives outside the repository (default ../shared/bench/refer
 the repo root) and is imported from that path, never copied. Its functions are timed over
 np.random.SeedSequence(seed).spawn(reps), exactly as its main() does.
 
-The five measurements are interleaved: --repeat rounds, the order reversed every other round, after
+The measurements are interleaved: --repeat rounds, the order reversed every other round, after
 one small untimed warm-up of each (imports, caches). Reported: best and median reps/s per
 implementation, the engine's speed ratios within this run (full/engine: the cost of every
 reliability option, as time per replication), events and interruptions per replication of the
@@ -52,7 +58,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 SCENARIO = REPO / "scenarios" / "bench_reference.yaml"
 DEFAULT_REFERENCE = REPO.parent / "shared" / "bench" / "reference_project.py"
-IMPLS = ("engine", "full", "cli", "naive", "heapq")
+IMPLS = ("engine", "full", "quiet", "busy", "cli", "naive", "heapq")
+KINDS = ("failures", "job_failures", "planned", "loss_spikes", "domain_failures", "preemptions")
 WARMUP_REPS = 2
 
 # Every reliability option of trainsim turned on, over the reference project (merged into its YAML):
@@ -94,23 +101,85 @@ OPTION_GROUPS = {
 }
 
 
-def load_full(leave_out: tuple[str, ...] = ()):
+def load_full(leave_out: tuple[str, ...] = (), scale: float = 1.0):
     """The reference project with ALL_RELIABILITY merged in (pools and workloads by name), less the
-    keys in `leave_out` ("section.key")."""
+    keys in `leave_out` ("section.key"); with `scale`, every interruption rate (the project's own
+    hardware failures included) multiplied by it."""
+    import copy
+
     import yaml
 
     from sim.loader import load_data
 
     raw = yaml.safe_load(SCENARIO.read_text())
+    options = copy.deepcopy(ALL_RELIABILITY)
+    if scale != 1.0:
+        rel = options["reliability"]
+        rel["job_failure_rate_per_h"] *= scale
+        rel["planned"]["rate_per_h"] *= scale
+        rel["failure_domains"]["rate_per_h"] *= scale
+        options["pools"]["gpus"]["preemption"]["rate_per_node_h"] *= scale
+        for w in options["workloads"].values():
+            w["loss_spike"]["rate_per_h"] *= scale
+        raw["reliability"]["mtbf_per_gpu"] = f"{hours(raw['reliability']['mtbf_per_gpu']) / scale} h"
 
     def kept(section: str, d: dict) -> dict:
         return {k: v for k, v in d.items() if f"{section}.{k}" not in leave_out}
 
-    raw["reliability"] = {**raw.get("reliability", {}), **kept("reliability", ALL_RELIABILITY["reliability"])}
+    raw["reliability"] = {**raw.get("reliability", {}), **kept("reliability", options["reliability"])}
     for section in ("pools", "workloads"):
         for item in raw[section]:
-            item.update(kept(section, ALL_RELIABILITY[section].get(item["name"], {})))
-    return load_data(raw, f"{SCENARIO} + ALL_RELIABILITY" + (f" less {', '.join(leave_out)}" if leave_out else ""))
+            item.update(kept(section, options[section].get(item["name"], {})))
+    return load_data(raw, f"{SCENARIO} + ALL_RELIABILITY" + (f" less {', '.join(leave_out)}" if leave_out else "")
+                     + (f", rates x {scale:.4g}" if scale != 1.0 else ""))
+
+
+def hours(text) -> float:
+    from sim.units import parse_duration_h
+
+    return parse_duration_h(text)
+
+
+def load_quiet(simple, reps: int, seed: int):
+    """The full model with every interruption rate scaled by one factor until it interrupts as
+    often per replication as the simple model (secant steps from the count at the full rates,
+    three): every option on, at the reference project's own budget of interruptions."""
+    target = interruptions(simple, seed, reps)
+    scale, loaded = 1.0, load_full()
+    count = interruptions(loaded, seed, reps)
+    for _ in range(3):
+        scale *= target / count
+        loaded = load_full(scale=scale)
+        count = interruptions(loaded, seed, reps)
+    return loaded, scale
+
+
+def interruptions(loaded, seed: int, reps: int) -> float:
+    """Mean interruptions of every kind per replication."""
+    from sim.montecarlo import replicate
+
+    return statistics.fmean(sum(res.row[k] for k in KINDS) for res in replicate(loaded, seed, range(reps)))
+
+
+def load_busy(simple, full, reps: int, seed: int):
+    """The simple model (hardware failures only) with its failure rate raised until it interrupts as
+    often per replication as the full model: a secant step on the mean time between failures per
+    GPU, twice, from the count at the scenario's own rate. Returns the scenario and its MTBF (h)."""
+    import yaml
+
+    from sim.loader import load_data
+
+    target = interruptions(full, seed, reps)
+    mtbf = hours(yaml.safe_load(SCENARIO.read_text())["reliability"]["mtbf_per_gpu"])
+    count = interruptions(simple, seed, reps)
+    loaded = simple
+    for _ in range(2):
+        mtbf *= count / target
+        raw = yaml.safe_load(SCENARIO.read_text())
+        raw["reliability"]["mtbf_per_gpu"] = f"{mtbf} h"
+        loaded = load_data(raw, f"{SCENARIO} with mtbf_per_gpu {mtbf:.0f} h")
+        count = interruptions(loaded, seed, reps)
+    return loaded, mtbf
 
 
 def option_costs(reps: int, seed: int, repeat: int, log) -> dict:
@@ -208,6 +277,8 @@ class Bench:
         self.reps, self.seed, self.ref, self.out_dir = reps, seed, ref, out_dir
         self.loaded = load(SCENARIO)
         self.loaded_full = load_full()
+        self.loaded_busy, self.busy_mtbf_h = load_busy(self.loaded, self.loaded_full, reps, seed)
+        self.loaded_quiet, self.quiet_scale = load_quiet(self.loaded, reps, seed)
         self.results: dict[str, list] = {}  # the outputs of the last timed call of each implementation
         self.cpu: dict[str, float] = {}  # CPU seconds of the last timed call of each implementation
 
@@ -220,6 +291,16 @@ class Bench:
         from sim.montecarlo import replicate
 
         return [res.row for res in replicate(self.loaded_full, self.seed, range(reps))]
+
+    def quiet(self, reps: int) -> list[dict]:
+        from sim.montecarlo import replicate
+
+        return [res.row for res in replicate(self.loaded_quiet, self.seed, range(reps))]
+
+    def busy(self, reps: int) -> list[dict]:
+        from sim.montecarlo import replicate
+
+        return [res.row for res in replicate(self.loaded_busy, self.seed, range(reps))]
 
     def cli(self, reps: int) -> int:
         from sim.cli import main
@@ -315,6 +396,23 @@ def run(args) -> dict:
     ratios["full/engine cpu"] = {"best": min(cpu["full"]) / min(cpu["engine"]),
                                  "median": statistics.median(cpu["full"]) / statistics.median(cpu["engine"]),
                                  "per_round": per_round_cpu}
+    ratios["quiet/engine"] = {  # every option on, interrupted as often as the simple model
+        "best": speed["engine"]["best_reps_per_s"] / speed["quiet"]["best_reps_per_s"],
+        "median": speed["engine"]["median_reps_per_s"] / speed["quiet"]["median_reps_per_s"],
+        "per_round": [t_q / t_e for t_e, t_q in zip(times["engine"], times["quiet"], strict=True)],
+    }
+    ratios["quiet/engine cpu"] = {"best": min(cpu["quiet"]) / min(cpu["engine"]),
+                                  "median": statistics.median(cpu["quiet"]) / statistics.median(cpu["engine"]),
+                                  "per_round": [c_q / c_e for c_e, c_q in zip(cpu["engine"], cpu["quiet"],
+                                                                              strict=True)]}
+    ratios["full/busy"] = {  # the options' machinery: against the simple model interrupted as often
+        "best": speed["busy"]["best_reps_per_s"] / speed["full"]["best_reps_per_s"],
+        "median": speed["busy"]["median_reps_per_s"] / speed["full"]["median_reps_per_s"],
+        "per_round": [t_f / t_b for t_b, t_f in zip(times["busy"], times["full"], strict=True)],
+    }
+    ratios["full/busy cpu"] = {"best": min(cpu["full"]) / min(cpu["busy"]),
+                               "median": statistics.median(cpu["full"]) / statistics.median(cpu["busy"]),
+                               "per_round": [c_f / c_b for c_b, c_f in zip(cpu["busy"], cpu["full"], strict=True)]}
     ratios["cli/engine"] = {
         "best": speed["cli"]["best_reps_per_s"] / speed["engine"]["best_reps_per_s"],
         "median": speed["cli"]["median_reps_per_s"] / speed["engine"]["median_reps_per_s"],
@@ -334,7 +432,16 @@ def run(args) -> dict:
     ev_mean, ev_sem = mean_sem([r["events"] for r in rows])
     f_mean, f_sem = mean_sem([r["failures"] for r in rows])
     full_rows = b.results["full"]
-    kinds = ("failures", "job_failures", "planned", "loss_spikes", "preemptions")
+    kinds = KINDS
+    busy_rows = b.results["busy"]
+    busy = {"mtbf_per_gpu_h": b.busy_mtbf_h,
+            "interruptions_mean": mean_sem([sum(r[k] for k in kinds) for r in busy_rows])[0],
+            "events_per_rep_mean": mean_sem([r["events"] for r in busy_rows])[0]}
+    quiet_rows = b.results["quiet"]
+    quiet = {"rate_scale": b.quiet_scale,
+             "interruptions_mean": {k: mean_sem([r[k] for r in quiet_rows])[0] for k in kinds},
+             "events_per_rep_mean": mean_sem([r["events"] for r in quiet_rows])[0],
+             "simple_interruptions_mean": mean_sem([sum(r[k] for k in kinds) for r in rows])[0]}
     full = {"events_per_rep_mean": mean_sem([r["events"] for r in full_rows])[0],
             "events_per_rep_sem": mean_sem([r["events"] for r in full_rows])[1],
             "interruptions_mean": {k: mean_sem([r[k] for r in full_rows])[0] for k in kinds},
@@ -361,7 +468,7 @@ def run(args) -> dict:
                    "events_per_rep_min": min(r["events"] for r in rows),
                    "events_per_rep_max": max(r["events"] for r in rows),
                    "failures_mean": f_mean, "failures_sem": f_sem},
-        "checks": checks, "full": full,
+        "checks": checks, "full": full, "busy": busy, "quiet": quiet,
     }
 
 
@@ -378,6 +485,8 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
 def report(res: dict) -> str:
     n = res["reps"]
     label = {"engine": "engine (replicate, records)", "full": "engine, every reliability option",
+             "busy": "engine, simple model interrupted as often as full",
+             "quiet": "engine, every option, interrupted as often as simple",
              "cli": "sim run end to end (+files)",
              "naive": "reference naive (SimPy)", "heapq": "reference heapq loop"}
     out = [f"\n{n} replications x {res['repeat']} interleaved rounds, seed {res['seed']} "
@@ -387,7 +496,7 @@ def report(res: dict) -> str:
          " ".join(f"{t:.2f}" for t in s["seconds"])] for k, s in res["speed"].items()]))
     out.append("")
     out.append(table(["ratio", "best", "median", "per round"], [
-        [f"{k} ({'time' if k.startswith('full/engine') else 'speed'})", f"{r['best']:.2f}", f"{r['median']:.2f}",
+        [f"{k} ({'time' if k.startswith(('full/', 'quiet/')) else 'speed'})", f"{r['best']:.2f}", f"{r['median']:.2f}",
          " ".join(f"{x:.2f}" for x in r["per_round"])] for k, r in res["ratios"].items()]))
     out.append("")
     a = res["agreement"]
@@ -413,6 +522,20 @@ def report(res: dict) -> str:
                + ", ".join(f"{k} {v:.1f}" for k, v in f["interruptions_mean"].items())
                + f"; ETTR {f['ettr_mean']:.1%} (simple {f['simple_ettr_mean']:.1%}), makespan "
                f"{f['makespan_h_mean']:,.0f} h")
+    qz, qe = res["quiet"], res["ratios"]["quiet/engine"]
+    out.append(f"every reliability option on at the simple model's count of interruptions (every rate x "
+               f"{qz['rate_scale']:.4f}: {sum(qz['interruptions_mean'].values()):.1f} interruptions per replication "
+               f"against {qz['simple_interruptions_mean']:.1f}; "
+               + ", ".join(f"{k} {v:.1f}" for k, v in qz["interruptions_mean"].items())
+               + f"; {qz['events_per_rep_mean']:.1f} events): {qe['median']:.2f}x the simple model's time per "
+               f"replication (median; best {qe['best']:.2f}x; by CPU time "
+               f"{res['ratios']['quiet/engine cpu']['median']:.2f}x)")
+    bz, fb = res["busy"], res["ratios"]["full/busy"]
+    out.append(f"against the simple model interrupted as often (mtbf_per_gpu {bz['mtbf_per_gpu_h']:,.0f} h: "
+               f"{bz['interruptions_mean']:.1f} interruptions and {bz['events_per_rep_mean']:.1f} events per "
+               f"replication, against the full model's {sum(f['interruptions_mean'].values()):.1f} and "
+               f"{f['events_per_rep_mean']:.1f}): {fb['median']:.2f}x (median; best {fb['best']:.2f}x; by CPU time "
+               f"{res['ratios']['full/busy cpu']['median']:.2f}x)")
     if f["options_left_off"]:
         out.append("NOTE: the full model leaves these options off: " + "; ".join(f["options_left_off"]))
     if "options" in res:

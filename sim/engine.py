@@ -203,6 +203,7 @@ class Replication(RunQueue, RunLife, PoolEvents, LemonNodes):
         self.seed, self.replication = seed, replication
         self.interruptions = FAILURE_MODELS[plan.failure_model](seed, replication)
         self._next_interruption = self.interruptions.next_interruption
+        self._interruption_kind = self.interruptions.kind
         self.scheduler = SCHEDULERS[plan.scheduler]
         self._queue_key = self.scheduler.key
         self._choose, self._strict = self.scheduler.choose_pool, self.scheduler.strict

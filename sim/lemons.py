@@ -71,9 +71,12 @@ class LemonNodes:
         else:
             draw = self.lemon_u.next  # (a slot: read, then call)
             k = int(draw() * (free_before // ns) < lemons)
-        pool.lemons_free -= k
         r.lemons = k
-        r.rate_mult = 1.0 + k / nodes * (p.lemon_multiplier - 1.0)
+        if k:
+            pool.lemons_free -= k
+            r.rate_mult = 1.0 + k / nodes * (p.lemon_multiplier - 1.0)
+        else:
+            r.rate_mult = 1.0
 
     def _failed_lemons(self, r: RunState, nodes: int, k: int, hardware: bool) -> int:
         """Lemons among the `k` failed nodes of the run: a hardware failure's node is a lemon in
@@ -102,18 +105,21 @@ class LemonNodes:
         pool = r.pool
         ns = pool.p.node_size
         nodes = -(-r.n // ns)
-        bad = self._failed_lemons(r, nodes, k, hardware)
-        r.lemons -= bad
-        back_to_spares = self._draw(bad, k, spares)
-        new = self._draw(pool.lemons_spare, pool.spares_free + spares, spares)  # replacements from the spares
-        pool.lemons_spare -= new
+        # (each draw only where it could find a lemon: `_draw` gives 0 without drawing otherwise)
+        bad = self._failed_lemons(r, nodes, k, hardware) if r.lemons else 0
+        back_to_spares = self._draw(bad, k, spares) if bad else 0
+        new = 0
+        if pool.lemons_spare > 0 and spares:  # replacements from the spares
+            new = self._draw(pool.lemons_spare, pool.spares_free + spares, spares)
+            pool.lemons_spare -= new
         rest = k - spares
-        if rest and pool.free >= 0:  # the rest replaced from free nodes (free already counts the loss)
+        if rest and pool.free >= 0 and pool.lemons_free > 0:  # the rest from free nodes (free counts the loss)
             drawn = self._draw(pool.lemons_free, pool.free // ns + rest, rest)
             pool.lemons_free -= drawn
             new += drawn
-        r.lemons += new
-        self._rate_of(r, nodes)
+        if bad or new:
+            r.lemons += new - bad
+            self._rate_of(r, nodes)
         return back_to_spares, bad - back_to_spares
 
     def _lemons_cured(self, pool: PoolState, to_spares: int, to_pool: int) -> None:

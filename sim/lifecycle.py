@@ -64,14 +64,16 @@ class RunLife:
         r.wait_h += now - r.queued_t
         w = wl.w
         r.ckpt_interval_h = w.ckpt_interval_h_on[p.idx]
-        if p.lemon_fraction > 0.0:  # the nodes it got: how many are lemons
-            self._take_lemons(r, pool, pool.free + r.n)
+        if p.lemon_fraction > 0.0 and pool.lemons_free > 0:  # how many of the nodes it got are lemons
+            self._take_lemons(r, pool, pool.free + r.n)  # (none free: none, and its rate as _release left it)
         if r.attempts == 0:  # first start: decide whether this attempt will go wrong
             r.attempts = 1
             r.diverging = w.div_p > 0.0 and r.done < w.div_at < r.target and self.div_stream.next() < w.div_p
         self._segment(r)
 
-    def _segment(self, r: RunState):
+    def _segment(self, r: RunState, dead: float = 0.0):
+        """The run's next segment: `dead` hours held idle (detection of the last interruption, or planned
+        downtime), a restart if due, then work until done or interrupted (after `dead`, restart included)."""
         wl = r.wl
         w = wl.w
         pool = r.pool
@@ -87,11 +89,13 @@ class RunLife:
         t, kind = interruption(r, pool, wl.sources[pi])  # it may strike during the restart too (Daly 2006)
         if t < live:
             live = t
+            if kind < 0:  # MIXED: which source it is, asked only now (sim.policies)
+                kind = self._interruption_kind(r, pool, wl.sources[pi])
         else:
             kind = DONE
         token = r.token = r.token + 1
-        r.seg = _new(Segment, (0.0, restart, live, kind, work, length, tau, write, self.env.now))
-        self.env.call(live, self._segment_end, (r, token))
+        r.seg = _new(Segment, (dead, restart, live, kind, work, length, tau, write, self.env.now))
+        self.env.call(dead + live, self._segment_end, (r, token))
         self.events += 1
         if self.events > self.max_events:
             self._no_progress(r)
@@ -101,8 +105,8 @@ class RunLife:
         if token != r.token:  # the run was evicted before this segment ended
             return
         seg = r.seg
-        end = seg.end
-        self._account(r, seg, seg.live_h, r.pool.p.notice_h if end == PREEMPTION else 0.0)
+        dead, _, live, end = seg[:4]
+        self._account(r, seg, dead + live, r.pool.p.notice_h if end == PREEMPTION else 0.0)
         if end == DONE:
             self._completed(r)
         elif end == PREEMPTION:
@@ -117,24 +121,23 @@ class RunLife:
         what of it is kept (all of it when the segment is done or stopped by a planned
         interruption; what the checkpoints saved when interrupted; nothing during a restart)."""
         n = r.n
-        dead = seg.dead_h
+        dead, rs, _, end, work, length, tau, write, _ = seg  # (unpacked at once: faster than by name)
         if dead:  # failure detection, planned downtime or waiting for a repair
             dead = dead if held > dead else held
-            if seg.end == NODE_WAIT:
+            if end == NODE_WAIT:
                 r.repair_wait_gpu_h += n * dead
             else:
                 r.down_gpu_h += n * dead
-        rs = seg.restart_h
         if rs:
             if rs > held - dead:
                 rs = held - dead
             r.restart_gpu_h += n * rs
         e = held - dead - rs
-        if seg.end == DONE:
-            prog = keep = seg.work_h
+        if end == DONE:
+            prog = keep = work
         else:
-            prog = min(e if seg.write_h <= 0.0 else progress(e, seg.tau_h, seg.write_h), seg.work_h)
-            keep = prog if seg.end == PLANNED else saved(e, prog, seg.tau_h, seg.write_h, notice)
+            prog = min(e if write <= 0.0 else progress(e, tau, write), work)
+            keep = prog if end == PLANNED else saved(e, prog, tau, write, notice)
             if prog != keep:
                 r.lost += n * (prog - keep)
         if e > prog:
@@ -147,7 +150,7 @@ class RunLife:
         r.attempt_productive += n * nominal
         r.overhead += n * (held - prog + keep - nominal)
         r.alloc_gpu_h += n * held
-        r.done += keep / seg.length_h
+        r.done += keep / length
 
     def _completed(self, r: RunState):
         w = r.wl.w
@@ -189,12 +192,12 @@ class RunLife:
             r.loss_spikes += 1
             _roll_back(r, w.spike_rollback_h)
             dead = 0.0
-        if dead > 0.0:
-            r.token += 1  # the detection (or downtime) is a segment of its own: an eviction may end it
+        if dead > 0.0 and (kind == FAILURE or kind == DOMAIN) and r.pool.p.repair_h > 0.0:
+            r.token += 1  # a segment of its own (an eviction may end it); at its end the nodes go for repair
             r.seg = _new(Segment, (dead, 0.0, 0.0, kind, 0.0, r.seg.length_h, INF, 0.0, self.env.now))
             self.env.call(dead, self._detected, (r, r.token))
             return
-        self._recover(r, kind)
+        self._recover(r, kind, dead)  # else the detection (or downtime) opens the next segment
 
     def _detected(self, value):
         """The detection (or planned downtime) ran out: book it, then recover."""
@@ -204,10 +207,11 @@ class RunLife:
             self._account(r, seg, seg.dead_h, 0.0)
             self._recover(r, seg.end)
 
-    def _recover(self, r: RunState, kind: SegmentEnd):
-        """After an interruption is dealt with, the run restarts; but when a hardware failure took
-        a node (a failure domain: all the domain's nodes the run uses) that no spare and no free
-        node replace, it moves or waits (`on_node_loss`)."""
+    def _recover(self, r: RunState, kind: SegmentEnd, dead: float = 0.0):
+        """After an interruption is dealt with, the run restarts (after `dead` hours of detection or
+        downtime still to sit out); but when a hardware failure took a node (a failure domain: all
+        the domain's nodes the run uses) that no spare and no free node replace, it moves or waits
+        (`on_node_loss`)."""
         pool = r.pool
         lost = 1 if kind == FAILURE else (min(r.wl.w.domain_nodes, -(-r.n // pool.p.node_size)) if kind == DOMAIN
                                           else 0)
@@ -222,7 +226,7 @@ class RunLife:
             r.seg = _new(Segment, (INF, 0.0, 0.0, NODE_WAIT, 0.0, r.seg.length_h, INF, 0.0, self.env.now))
             pool.waiting.append(r)
             return
-        self._segment(r)
+        self._segment(r, dead)
 
     def _preempted(self, r: RunState):
         """Give the run's accelerators back and queue it again (its fallback pool first)."""
@@ -239,8 +243,10 @@ class RunLife:
         pool = r.pool
         n = r.n
         pool.free += n
-        pool.lemons_free += r.lemons  # its lemon nodes are free again (sim.lemons)
-        r.lemons = 0
+        if r.lemons:  # its lemon nodes are free again (sim.lemons)
+            pool.lemons_free += r.lemons
+            r.lemons = 0
+            r.rate_mult = 1.0
         del pool.running[r]
         if self.trace is not None:
             self.trace.append((now, pool.p.idx, -n, r.wl.w.name, r.idx))

@@ -4,7 +4,8 @@
 The engine asks a scheduler which queued run comes first (`key`), whether a run that cannot start
 blocks the ones behind it (`strict`), and on which pool a run starts (`choose_pool`). It asks a
 failure model when the next interruption of a run segment comes and of what kind
-(`next_interruption`). Neither knows anything of SimPy.
+(`next_interruption`; a kind of MIXED is settled by `kind`, asked only when the interruption comes
+before the segment ends). Neither knows anything of SimPy.
 
 To add a scheduler or a failure model: a class here, an entry in SCHEDULERS or FAILURE_MODELS,
 and the name in the schema's Literal (sim/schema.py).
@@ -18,6 +19,7 @@ from sim import rng as rngmod
 from sim.reliability import DOMAIN, DONE, FAILURE, JOB_FAILURE, LOSS_SPIKE, PLANNED, PREEMPTION
 
 INF = math.inf
+MIXED = -1  # next_interruption's kind when `kind` must be asked (not a SegmentEnd)
 
 
 # --------------------------------------------------------------------------------------------
@@ -79,7 +81,15 @@ class ExponentialInterruptions:
     x its accelerators, x the run's lemon multiplier), failures of the failure domains it spans
     (per domain-hour), job-level failures, planned interruptions and loss spikes at constant rates
     per run-hour whatever the size, and spot preemptions at a constant rate per node-hour of the
-    pool: independent Poisson processes, each with its own random stream.
+    pool: independent Poisson processes.
+
+    Drawn as their superposition: the time to the next interruption of any kind is exponential at
+    the sum of the rates, and its kind is each source with probability rate / sum (the same joint
+    distribution as the earliest of one exponential per source, for one draw and one uniform
+    instead of one draw per source at every segment). A run with hardware failures as its only
+    source draws exactly as a single Poisson process (no uniform). Common random numbers still
+    pair variants: the same exponential and uniform, so a rate changed in a variant moves every
+    interruption time by the ratio of the sums and shifts the kinds' thresholds, monotonically.
 
     The time to the next interruption is drawn afresh at the start of every segment (after each
     restart, preemption or eviction). That is exact only because the exponential distribution is
@@ -91,42 +101,53 @@ class ExponentialInterruptions:
     name = "exponential"
 
     def __init__(self, seed: int, replication: int):
-        exp = rngmod.ExpStream  # each made at its first draw
-        self.failures = exp((seed, replication, "failures"))
-        self.preemptions = exp((seed, replication, "preemptions"))
-        self.job_failures = exp((seed, replication, "job_failures"))
-        self.planned = exp((seed, replication, "planned"))
-        self.spikes = exp((seed, replication, "loss_spikes"))
-        self.domains = exp((seed, replication, "domain_failures"))
+        self.failures = rngmod.ExpStream((seed, replication, "failures"))  # each made at its first draw
+        self.kinds = rngmod.UniformStream((seed, replication, "interruption_kinds"))
 
     def next_interruption(self, r, pool, others: tuple | None = None) -> tuple[float, int]:
         """Hours from now (the segment's start) to the next interruption of run `r` on `pool`, and
-        its kind (a SegmentEnd value); (inf, DONE) when nothing can interrupt it. Ties go to hardware
-        failures, then job-level failures, then the rarer kinds, then preemptions. A source with a
-        zero rate draws nothing, so adding one leaves the others' random numbers as they were.
-        `others`: `sources(r.wl.w, pool.p, r.n)`, when the caller keeps it (the engine does, per
-        workload and pool: it is read at every segment)."""
-        t, kind = INF, DONE
+        its kind: a SegmentEnd value, or MIXED when the run has sources besides hardware failures
+        (then `kind` says which, asked only when the interruption comes before the segment ends:
+        the kind of the earliest of competing exponentials is independent of its time). (inf, DONE)
+        when nothing can interrupt it. `others`: `sources(r.wl.w, pool.p, r.n)`, when the caller
+        keeps it (the engine does, per workload and pool: it is read at every segment)."""
         rate = r.wl.w.fail_rate_per_h * r.rate_mult  # lemon nodes in the run's gang raise it
+        if others is None:
+            others = self.sources(r.wl.w, pool.p, r.n)
+        draw = self.failures.next  # (a slot: read it, then call it; `x.next()` is read slowly)
+        if others:
+            return draw() / (others[0] + rate), MIXED
         if rate > 0.0:
-            draw = self.failures.next  # (a slot: read it, then call it; `x.next()` is read slowly)
-            t, kind = draw() / rate, FAILURE
-        for draw, rate, k in (self.sources(r.wl.w, pool.p, r.n) if others is None else others):
-            x = draw() / rate
-            if x < t:
-                t, kind = x, k
-        return t, kind
+            return draw() / rate, FAILURE
+        return INF, DONE
+
+    def kind(self, r, pool, others: tuple | None = None) -> int:
+        """The kind of an interruption `next_interruption` gave as MIXED: each source with
+        probability its rate / the sum of the rates (asked at once, the run's lemons unchanged)."""
+        rate = r.wl.w.fail_rate_per_h * r.rate_mult
+        total, cumulative = self.sources(r.wl.w, pool.p, r.n) if others is None else others
+        u = self.kinds.next() * (total + rate) - rate
+        if u < 0.0:
+            return FAILURE
+        for c, kind in cumulative:
+            if u < c:
+                return kind
+        return kind  # (u at the very top of the last: rounding)
 
     def sources(self, w, p, n: int) -> tuple:
         """The sources other than hardware failures (whose rate depends on the run's lemons) of a
-        run of `n` accelerators of workload `w` on pool `p`, with a rate above zero, in the order
-        ties go: (draw, rate per hour, kind), `draw` giving an Exponential(1) variate."""
+        run of `n` accelerators of workload `w` on pool `p`: () when none has a rate above zero,
+        else (sum of their rates per hour, ((cumulative rate, kind), ...)) in a fixed order."""
         rd = w.domain_rate_per_h_on[p.idx] if w.domain_nodes else 0.0
-        candidates = ((self.job_failures, w.job_fail_rate_per_h, JOB_FAILURE),
-                      (self.planned, w.planned_rate_per_h, PLANNED), (self.spikes, w.spike_rate_per_h, LOSS_SPIKE),
-                      (self.domains, rd, DOMAIN),
-                      (self.preemptions, p.preempt_rate_per_node_h * -(-n // p.node_size), PREEMPTION))
-        return tuple((stream.next, rate, kind) for stream, rate, kind in candidates if rate > 0.0)
+        candidates = ((w.job_fail_rate_per_h, JOB_FAILURE), (w.planned_rate_per_h, PLANNED),
+                      (w.spike_rate_per_h, LOSS_SPIKE), (rd, DOMAIN),
+                      (p.preempt_rate_per_node_h * -(-n // p.node_size), PREEMPTION))
+        cumulative, total = [], 0.0
+        for rate, kind in candidates:
+            if rate > 0.0:
+                total += rate
+                cumulative.append((total, kind))
+        return (total, tuple(cumulative)) if cumulative else ()
 
 
 class NoFailures(ExponentialInterruptions):

@@ -11,11 +11,15 @@ import numpy as np
 STREAMS = {"inputs": 0, "lengths": 1, "failures": 2, "preemptions": 3, "divergence": 4, "arrivals": 5,
            "job_failures": 6, "planned": 7, "loss_spikes": 8, "stragglers": 9, "lemons": 10, "unrecoverable": 11,
            "repairs": 12, "co_interruption": 13,
-           "domain_failures": 14, "outages": 15, "lemon_picks": 16, "price_paths": 17, "obtain": 18}
+           "domain_failures": 14, "outages": 15, "lemon_picks": 16, "price_paths": 17, "obtain": 18,
+           "interruption_kinds": 19}
 
 
 def generator(seed: int, replication: int, stream: str) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(int(replication), STREAMS[stream])))
+
+
+FIRST_BLOCK = 32  # (a block of 32 then blocks of 256 hold the same numbers as one draw of all of them)
 
 
 class ExpStream:
@@ -65,6 +69,8 @@ def _blocks(rng, block: int, fill, drawn: list[int]):
     """Blocks of `fill(rng, block)` without end; the generator is made at the first."""
     if type(rng) is tuple:
         rng = generator(*rng)
+    drawn[0] += 1
+    yield fill(rng, min(block, FIRST_BLOCK))  # a small first block: many streams draw a few numbers only
     while True:
         drawn[0] += 1
         yield fill(rng, block)

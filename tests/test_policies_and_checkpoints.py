@@ -8,7 +8,7 @@ from types import SimpleNamespace as NS
 import numpy as np
 import pytest
 
-from sim.policies import FAILURE_MODELS, SCHEDULERS
+from sim.policies import FAILURE_MODELS, MIXED, SCHEDULERS
 from sim.reliability import SegmentEnd, progress, saved, wall_time
 
 INF = math.inf
@@ -56,6 +56,12 @@ def _run(n=16, fail=0.0, job=0.0, planned=0.0, spikes=0.0, mult=1.0, domain=0.0)
     return NS(n=n, rate_mult=mult, wl=NS(w=w))
 
 
+def _drawn(model, r, pool):
+    """The next interruption with its kind settled (as the engine asks when it comes)."""
+    t, kind = model.next_interruption(r, pool)
+    return t, (model.kind(r, pool) if kind == MIXED else kind)
+
+
 def _pool(rate=0.0, node=8):
     return NS(p=NS(preempt_rate_per_node_h=rate, node_size=node, idx=0))
 
@@ -63,7 +69,7 @@ def _pool(rate=0.0, node=8):
 def test_exponential_interruptions_have_the_summed_rate_and_split_by_rate():
     model = FAILURE_MODELS["exponential"](seed=3, replication=0)
     fail, pre, nodes = 0.02, 0.005, 2
-    draws = [model.next_interruption(_run(16, fail), _pool(pre, 8)) for _ in range(20000)]
+    draws = [_drawn(model, _run(16, fail), _pool(pre, 8)) for _ in range(20000)]
     t = np.array([d[0] for d in draws])
     rate = fail + pre * nodes
     se = t.std(ddof=1) / math.sqrt(t.size)
@@ -77,7 +83,7 @@ def test_four_sources_split_by_their_rates():
     """Kokolis et al.: job-level failures come on top of hardware ones whatever the run's size."""
     model = FAILURE_MODELS["exponential"](seed=4, replication=1)
     fail, job, pre, dom = 0.01, 0.03, 0.005, 0.008
-    draws = [model.next_interruption(_run(8, fail, job, domain=dom), _pool(pre, 8)) for _ in range(20000)]
+    draws = [_drawn(model, _run(8, fail, job, domain=dom), _pool(pre, 8)) for _ in range(20000)]
     total = fail + job + pre + dom
     t = np.array([d[0] for d in draws])
     assert abs(t.mean() - 1 / total) < 4 * t.std(ddof=1) / math.sqrt(t.size)
@@ -90,7 +96,31 @@ def test_four_sources_split_by_their_rates():
 def test_no_interruption_without_rates_and_streams_untouched():
     model = FAILURE_MODELS["none"](seed=3, replication=0)
     assert model.next_interruption(_run(), _pool()) == (INF, SegmentEnd.DONE)
-    assert model.failures._i == model.preemptions._i == model.job_failures._i == 0  # nothing drawn
+    assert model.failures._i == model.kinds._i == 0  # nothing drawn
+
+
+def test_the_kind_says_nothing_of_the_time():
+    """Competing exponentials: the earliest's time is exponential at the sum of the rates whatever
+    its kind. Drawn as their superposition (one time, one uniform for the kind), the mean time given
+    each kind must still be 1 / total."""
+    model = FAILURE_MODELS["exponential"](seed=9, replication=2)
+    fail, job, pre = 0.02, 0.05, 0.01
+    draws = [_drawn(model, _run(8, fail, job), _pool(pre, 8)) for _ in range(30000)]
+    total = fail + job + pre
+    for kind in (SegmentEnd.FAILURE, SegmentEnd.JOB_FAILURE, SegmentEnd.PREEMPTION):
+        t = np.array([d[0] for d in draws if d[1] == kind])
+        assert abs(t.mean() - 1 / total) < 4 * (1 / total) / math.sqrt(t.size), kind  # exponential: sd = mean
+
+
+def test_hardware_failures_alone_draw_one_number_per_segment():
+    """A run whose only source is hardware failures draws one exponential per segment and no kind
+    (the simple model's random numbers do not depend on the other sources' machinery)."""
+    model = FAILURE_MODELS["exponential"](seed=5, replication=0)
+    ref = FAILURE_MODELS["exponential"](seed=5, replication=0).failures
+    for _ in range(300):
+        t, kind = model.next_interruption(_run(16, 0.01), _pool())
+        assert kind == SegmentEnd.FAILURE and t == ref.next() / 0.01
+    assert model.kinds._i == 0
 
 
 def test_scheduler_keys_and_pool_choice():

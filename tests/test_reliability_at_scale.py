@@ -287,3 +287,59 @@ def test_a_failure_falls_on_a_lemon_in_proportion_to_its_rate():
     assert abs(kept.mean() - 16 * 0.0005 * 4 * 100) < 3 * sem(kept)  # 3.2: every node a lemon throughout
     cured = np.array([simulate(plan(1.0), 3, k).summary()["failures"] for k in range(400)], dtype=float)
     assert cured.mean() < kept.mean() - 3 * sem(cured)
+
+
+def _scripted(plan, draws):
+    """A replication whose interruptions come from `draws` ((hours after the segment's start, kind),
+    one per segment), for exact traces."""
+    from sim.engine import Replication
+
+    rep = Replication(plan, 0, 0)
+    it = iter(draws)
+    rep._next_interruption = lambda r, pool, others=None: next(it)
+    return rep.simulate()
+
+
+@pytest.mark.parametrize("kind", ["job", "planned"])
+def test_exact_trace_detection_or_downtime_then_a_restart_that_fails(kind):
+    """10 h of work, continuous free checkpoints, restart 15 min, detection (or planned downtime)
+    30 min. Interrupted at 2 h; nothing strikes during the detection; the next draw (0.1 h) counts
+    from its end, so it strikes during the restart, at 2.6 h; detection again, a whole restart,
+    then the 8 h left: 2 + 0.5 + 0.1 + 0.5 + 0.25 + 8 = 11.35 h."""
+    from sim.reliability import DONE, JOB_FAILURE, PLANNED
+
+    rel = {"failure_rate_per_gpu_h": 0.0, "restart": "15 min", "checkpoint": {"interval": "auto", "write": 0}}
+    if kind == "job":
+        rel.update({"detect": "30 min", "job_failure_rate_per_h": 1e-9})
+    else:
+        rel["planned"] = {"rate_per_h": 1e-9, "downtime": "30 min"}
+    plan = plan_of(scenario([pool(count=8)], [{"name": "w", "hours_per_run": 10, "accelerators": 8}], rel))
+    k = JOB_FAILURE if kind == "job" else PLANNED
+    s = _scripted(plan, [(2.0, k), (0.1, k), (math.inf, DONE)]).summary()
+    assert s["makespan_days"] * 24 == pytest.approx(11.35, rel=1e-12)
+    assert s["down_gpu_hours"] == pytest.approx(8 * 1.0, rel=1e-12)
+    assert s["restart_gpu_hours"] == pytest.approx(8 * 0.35, rel=1e-12)
+    assert s["productive_gpu_hours"] == pytest.approx(8 * 10, rel=1e-12)
+    assert s["lost_gpu_hours"] == 0.0
+    assert s["job_failures" if kind == "job" else "planned"] == 2
+    assert s["gpu_hours"] == pytest.approx(8 * 11.35, rel=1e-12)
+
+
+def test_exact_trace_an_eviction_during_the_detection():
+    """Interrupted (job-level) at 23.8 h; pool a goes at 24 h, 0.2 h into the 30-minute detection: the
+    run keeps its 23.8 h of work (continuous checkpoints), books 0.2 h of detection, moves to pool b
+    and restarts there (15 min) for the 6.2 h left: ends at 24 + 0.25 + 6.2 = 30.45 h."""
+    from sim.reliability import DONE, JOB_FAILURE
+
+    rel = {"failure_rate_per_gpu_h": 0.0, "job_failure_rate_per_h": 1e-9, "detect": "30 min", "restart": "15 min",
+           "checkpoint": {"interval": "auto", "write": 0}}
+    pools = [pool("a", count=8, capacity_changes=[{"date": "2026-01-02", "count": 0}]), pool("b", count=8)]
+    plan = plan_of(scenario(pools, [{"name": "w", "hours_per_run": 30, "accelerators": 8}], rel))
+    rep = _scripted(plan, [(23.8, JOB_FAILURE), (math.inf, DONE), (math.inf, DONE)])  # (a segment drawn, then evicted)
+    s = rep.summary()
+    assert s["makespan_days"] * 24 == pytest.approx(30.45, rel=1e-12)
+    assert s["down_gpu_hours"] == pytest.approx(8 * 0.2, rel=1e-9)
+    assert s["restart_gpu_hours"] == pytest.approx(8 * 0.25, rel=1e-12)
+    assert s["productive_gpu_hours"] == pytest.approx(8 * 30, rel=1e-12)
+    assert s["lost_gpu_hours"] == 0.0 and s["job_failures"] == 1 and s["preemptions"] == 1
+    assert s["gpu_hours"] == pytest.approx(8 * 30.45, rel=1e-12)
