@@ -27,6 +27,7 @@ Estimate at completion = actual to date + the simulated remaining cost, per repl
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 import re
 import statistics
@@ -235,51 +236,75 @@ def _named(text: str, names: list[str]) -> str:
     path = parse_path(text)
     if len(path) < 2 or path[0] != "workloads" or not isinstance(path[1], int):
         return text
-    out = f"workloads[{names[path[1]]}]"  # (a negative position counts from the end, as when it was read)
-    for seg in path[2:]:
+    # (a negative position counts from the end, as when it was read)
+    return _path_text(("workloads", ("name", names[path[1]]), *path[2:]))
+
+
+def _path_text(path: tuple) -> str:
+    """A key path (`parse_path`'s segments) written out: `workloads[pretrain].divergence.at`."""
+    out = ""
+    for seg in path:
         out += f"[{seg}]" if isinstance(seg, int) else f"[{seg[1]}]" if isinstance(seg, tuple) else f".{seg}"
-    return out
+    return out.lstrip(".")
 
 
 TIE_RANK = 0.99  # rank correlation that ties a running run's uncertain inputs to its workload's
 
 
 def _tie(raw: dict, names: list[str]) -> None:
-    """A workload's running remainders share its uncertain inputs (one MFU, one size per workload
-    in a replication, as in the original scenario): each of their uncertain keys (nested ones too:
-    divergence.at, stragglers.fraction, ...; see `_uncertain_keys`) is correlated at
-    TIE_RANK with the same key of every other of them (nearly one draw; a rank correlation of 1 would
+    """The scenario's correlations carried to the work left, and a workload's copies there (its
+    running remainders, and itself if it has runs still to do) tied to one another.
+
+    A workload's copies share its uncertain inputs (one MFU, one size per workload in a
+    replication, as in the original scenario): each of their uncertain keys (nested ones too:
+    divergence.at, stragglers.fraction, ...; see `_uncertain_keys`) is correlated at TIE_RANK with
+    the same key of every other copy that has it (nearly one draw; a rank correlation of 1 would
     make the copula singular; every pair is tied, as tying each to the first only would leave the
-    others independent and the matrix not positive definite), and the scenario's correlations of
-    the workload's key are given to each remainder too (keeping the matrix positive definite)."""
+    others independent and the matrix not positive definite).
+
+    A correlation naming a workload's key is given to every copy whose key is still uncertain (a
+    workload whose only work left is a run under way: to that remainder alone), and one between two
+    such keys to every pair of their copies: a copy of an input has the input's correlation with
+    every copy of the other (given to some pairs only, the ties would make the matrix not positive
+    definite). A correlation goes when one of its sides has no copy left: a done workload, or a key
+    no copy keeps uncertain (a running remainder drops divergence, early_stop, ...; see
+    `_running_remainder`), as does one naming a key outside the workloads no longer uncertain (a
+    price walk restarted from the price last paid). Names are read as the loader reads them
+    (`workloads[ a ]` is `workloads[a]`; positions were named already: `_name_positions`)."""
     by_name = {w["name"]: w for w in raw["workloads"]}
-    pairs = raw.get("correlations", [])
+    copies = {name: [n for n in by_name if _of_workload(n, name)] for name in names}
+
+    def sides(text: str) -> list[str]:
+        path = parse_path(text)
+        if len(path) >= 2 and path[0] == "workloads" and isinstance(path[1], tuple):
+            return [_path_text(("workloads", ("name", n), *path[2:])) for n in copies.get(path[1][1], [])
+                    if _is_dist(by_name[n], path[2:])]
+        return [text] if _is_dist(raw, path) else []
+
+    pairs = [{"between": list(between), "rank": c["rank"]} for c in raw.get("correlations", [])
+             for between in itertools.product(*(sides(b) for b in c["between"]))]
     for name in names:
-        group = [n for n in by_name if _of_workload(n, name)]
-        if len(group) < 2:
-            continue
-        for key in dict.fromkeys(k for n in group for k in _uncertain_keys(by_name[n])):
-            base = f"workloads[{name}].{key}"
-            others = [c for c in pairs if base in c["between"]]
-            members = [n for n in group if _is_dist(by_name[n], key)]
+        group = [by_name[n] for n in copies[name]]
+        for key in dict.fromkeys(k for w in group for k in _uncertain_keys(w)):
+            members = [w["name"] for w in group if _is_dist(w, key)]
             for i, m in enumerate(members):  # every pair (tied to the first only, two others would be independent)
                 pairs += [{"between": [f"workloads[{m}].{key}", f"workloads[{n}].{key}"], "rank": TIE_RANK}
                           for n in members[i + 1:]]
-            for n in members:
-                if n != name:
-                    pairs += [{"between": [f"workloads[{n}].{key}" if b == base else b for b in c["between"]],
-                               "rank": c["rank"]} for c in others]
-    gone = [n for n in names if n not in by_name]  # done workloads: correlations with them go too
-    pairs = [c for c in pairs if not any(b.startswith(f"workloads[{n}]") for n in gone for b in c["between"])]
     if pairs or "correlations" in raw:
         raw["correlations"] = pairs
 
 
-def _is_dist(w: dict, key: str) -> bool:
-    """Whether the workload's `key` (dotted for a nested one) is a distribution."""
-    v: Any = w
-    for part in key.split("."):
-        v = v.get(part) if isinstance(v, dict) else None
+def _is_dist(data: Any, key: str | tuple) -> bool:
+    """Whether `key` of `data` (dotted for a nested one, or `parse_path`'s segments) is a distribution."""
+    v: Any = data
+    for seg in key.split(".") if isinstance(key, str) else key:
+        if isinstance(seg, tuple):  # [name] selector on a list of named items
+            v = next((x for x in v if isinstance(x, dict) and x.get("name") == seg[1]), None) \
+                if isinstance(v, list) else None
+        elif isinstance(seg, int):
+            v = v[seg] if isinstance(v, list) and -len(v) <= seg < len(v) else None
+        else:
+            v = v.get(seg) if isinstance(v, dict) else None
     return isinstance(v, dict) and "dist" in v
 
 

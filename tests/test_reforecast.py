@@ -654,11 +654,11 @@ def test_running_runs_share_every_uncertain_nested_input_they_keep():
         assert all(_spearman(cols[0], c) > 0.95 for c in cols[1:]), k
 
 
-def _two_mfus(first: str, second: str, runs: int = 3):
+def _two_mfus(first: str, second: str, runs: int = 3, b_runs: int = 2):
     mfu = {"dist": "lognormal", "p5": 0.3, "p95": 0.5}
     return project(workloads=[{"name": "a", "runs": runs, "params": "1B", "tokens": "20B", "accelerators": 8,
                                "mfu": mfu},
-                              {"name": "b", "runs": 2, "params": "1B", "tokens": "20B", "accelerators": 8,
+                              {"name": "b", "runs": b_runs, "params": "1B", "tokens": "20B", "accelerators": 8,
                                "mfu": dict(mfu), "after": ["a"]}],
                    correlations=[{"between": [f"workloads[{first}].mfu", f"workloads[{second}].mfu"], "rank": 0.5}])
 
@@ -735,3 +735,121 @@ def test_cli_reforecasts_a_scenario_correlating_workloads_by_position(cli, tmp_p
                      json.loads((out / "summary.json").read_text())["reforecast"]["eac_usd"]))
     assert left[0] == left[1]
     assert {"between": ["workloads[a.running.1].mfu", "workloads[b].mfu"], "rank": 0.5} in left[0][0]
+
+
+ONLY_UNDER_WAY = {  # workloads whose only work left is their one run, under way: (a's runs, b's runs), runs, the pair
+    "a": ((1, 2), [Run("a", "1", "running", 24, 48, progress=0.3)], ("a.running.1", "b")),
+    "a and b": ((1, 1), [Run("a", "1", "running", 24, 48, progress=0.3), Run("b", "2", "running", 8, 16, progress=0.1)],
+                ("a.running.1", "b.running.2")),
+}
+
+
+@pytest.mark.parametrize("case", list(ONLY_UNDER_WAY))
+def test_a_workload_whose_only_work_left_is_a_run_under_way_passes_its_correlations_to_it(case):
+    # Were dropped (`correlations: []`): a workload with one run, under way, has no runs still to do, so it was
+    # taken for done and every correlation naming it went. Its remainder is the workload now: the correlation
+    # names it, and the re-forecast's draws of the two MFUs keep their rank correlation 0.5.
+    (a_runs, b_runs), runs, (x, y) = ONLY_UNDER_WAY[case]
+    loaded, acts_ = _two_mfus("a", "b", runs=a_runs, b_runs=b_runs), Acts(runs, as_of=datetime(2026, 1, 1, 3))
+    rem = rf.remaining(loaded, acts_, {"a": 80.0, "b": 80.0})
+    assert rem.raw["correlations"] == [{"between": [f"workloads[{x}].mfu", f"workloads[{y}].mfu"], "rank": 0.5}]
+    r = sim.reforecast(loaded, acts_, reps=200, workers=1)
+    assert r.manifest["resolved_scenario"]["correlations"] == rem.raw["correlations"]
+    rho = _spearman(r.replications[f"input:workloads[{x}].mfu"], r.replications[f"input:workloads[{y}].mfu"])
+    assert 0.35 < rho < 0.65  # (independent: about 0, sd 0.07 at 200 replications)
+
+
+ONLY_UNDER_WAY_CSV = {  # (a's runs, b's runs), the actuals' rows, the pair the correlation is now between
+    "a": ((1, 2), "a,1,g,8,2026-01-01T00:00,,running,24,48,0.3\n", ("a.running.1", "b")),
+    "a and b": ((1, 1), "a,1,g,8,2026-01-01T00:00,,running,24,48,0.3\nb,2,g,8,2026-01-01T02:00,,running,8,16,0.1\n",
+                ("a.running.1", "b.running.2")),
+}
+
+
+@pytest.mark.parametrize("case", list(ONLY_UNDER_WAY_CSV))
+def test_cli_reforecasts_a_correlation_of_workloads_whose_only_work_left_is_a_run_under_way(cli, tmp_path, case):
+    import json
+
+    import pandas as pd
+
+    (a_runs, b_runs), rows, (x, y) = ONLY_UNDER_WAY_CSV[case]
+    (tmp_path / "a.csv").write_text("workload,run_id,pool,accelerators,start,end,state,gpu_hours,cost_usd,progress\n"
+                                    + rows)
+    scenario = POSITIONS.replace("FIRST", "a").replace("SECOND", "b").replace("runs: 3", f"runs: {a_runs}")
+    (tmp_path / "s.yaml").write_text(scenario.replace("runs: 2", f"runs: {b_runs}"))
+    code, _out, err = cli("reforecast", tmp_path / "s.yaml", "--actuals", tmp_path / "a.csv", "--as-of",
+                          "2026-01-01T03:00", "--reps", "200", "--workers", "1", "--out", tmp_path / "rf")
+    assert code == 0, err
+    manifest = json.loads((tmp_path / "rf" / "manifest.json").read_text())
+    assert manifest["resolved_scenario"]["correlations"] == [
+        {"between": [f"workloads[{x}].mfu", f"workloads[{y}].mfu"], "rank": 0.5}]
+    reps = pd.read_parquet(tmp_path / "rf" / "replications.parquet")
+    assert 0.35 < _spearman(reps[f"input:workloads[{x}].mfu"], reps[f"input:workloads[{y}].mfu"]) < 0.65
+
+
+@pytest.mark.parametrize("under_way", ["one", "two", "a's only run"])
+def test_a_correlation_with_spaces_in_its_brackets_is_read_as_the_workload_it_names(under_way):
+    # `workloads[ a ].mfu` is a's MFU to the loader; was not recognised as a's: its remainders got none of the
+    # correlation, and tied to a at 0.99 with a correlated with b at 0.5 and they not, the work left was refused
+    # (not positive definite). It is now read as written without the spaces: the same work left, which loads,
+    # and its draws hold both the ties and the correlation.
+    runs = UNDER_WAY["one"] if under_way == "a's only run" else UNDER_WAY[under_way]
+    a_runs = 1 if under_way == "a's only run" else 3
+    acts_ = Acts(runs, as_of=datetime(2026, 1, 1, 3))
+    nominal_h = {"a": 80.0, "b": 80.0}
+    spaced = rf.remaining(_two_mfus(" a ", "b ", runs=a_runs), acts_, nominal_h).raw
+    plain = rf.remaining(_two_mfus("a", "b", runs=a_runs), acts_, nominal_h).raw
+    assert spaced["correlations"] == plain["correlations"]
+    copies = [w["name"] for w in spaced["workloads"] if rf._of_workload(w["name"], "a")]
+    assert {frozenset(c["between"]) for c in spaced["correlations"] if c["rank"] == 0.5} == {
+        frozenset((f"workloads[{n}].mfu", "workloads[b].mfu")) for n in copies}
+    r = sim.run(load_data(spaced, "t"), reps=200, workers=1)
+    b = r.replications["input:workloads[b].mfu"]
+    for n in copies:
+        assert 0.35 < _spearman(r.replications[f"input:workloads[{n}].mfu"], b) < 0.65, n
+        assert _spearman(r.replications[f"input:workloads[{copies[0]}].mfu"],
+                         r.replications[f"input:workloads[{n}].mfu"]) > 0.95
+
+
+@pytest.mark.parametrize(("progress", "kept"), [(0.1, True), (0.5, False)])
+def test_a_correlation_of_a_key_goes_to_the_remainder_that_keeps_it_and_not_to_one_that_drops_it(progress, kept):
+    # a's one run is under way: before the divergence point (0.3) it may still diverge and keeps the divergence,
+    # whose probability's correlation with b's MFU is its now; past it the remainder has no divergence, and the
+    # correlation goes (the MFUs' stays). The work left loads either way.
+    mfu = {"dist": "lognormal", "p5": 0.3, "p95": 0.5}
+    loaded = project(workloads=[{"name": "a", "runs": 1, "params": "1B", "tokens": "20B", "accelerators": 8, "mfu": mfu,
+                                 "divergence": {"probability": {"dist": "uniform", "min": 0.1, "max": 0.3},
+                                                "at": 0.3, "rerun": True}},
+                                {"name": "b", "runs": 2, "params": "1B", "tokens": "20B", "accelerators": 8,
+                                 "mfu": dict(mfu)}],
+                     correlations=[
+                         {"between": ["workloads[a].divergence.probability", "workloads[b].mfu"], "rank": 0.4},
+                         {"between": ["workloads[a].mfu", "workloads[b].mfu"], "rank": 0.5}])
+    acts_ = Acts([Run("a", "1", "running", 80 * progress, 160 * progress, progress=progress)],
+                 as_of=datetime(2026, 1, 1, 3))
+    rem = rf.remaining(loaded, acts_, {"a": 80.0, "b": 80.0})
+    assert ("divergence" in rem.raw["workloads"][0]) == kept
+    expected = [{"between": ["workloads[a.running.1].mfu", "workloads[b].mfu"], "rank": 0.5}]
+    if kept:
+        expected.insert(0, {"between": ["workloads[a.running.1].divergence.probability", "workloads[b].mfu"],
+                            "rank": 0.4})
+    assert rem.raw["correlations"] == expected
+    load_data(rem.raw, "t")
+
+
+def test_a_correlation_with_a_price_the_work_left_knows_goes():
+    # the price walk restarts from the price last paid, a number: a correlation naming the uncertain price it was
+    # made the work left refused ("not uncertain"); it goes, and the workloads' ties stay
+    mfu = {"dist": "lognormal", "p5": 0.3, "p95": 0.5}
+    loaded = project(pools=[{"name": "g", "accelerator": "h100", "count": 8,
+                             "price_usd_per_gpu_h": {"dist": "uniform", "min": 1.5, "max": 2.5},
+                             "price_curve": {"kind": "random_walk", "annual_decline": 0.1, "volatility": 0.2}}],
+                     workloads=[{"name": "a", "runs": 3, "params": "1B", "tokens": "20B", "accelerators": 8,
+                                 "mfu": mfu}],
+                     correlations=[{"between": ["pools[g].price_usd_per_gpu_h", "workloads[a].mfu"], "rank": 0.5}])
+    acts_ = Acts([Run("a", "1", "running", 24, 48, progress=0.3)], as_of=datetime(2026, 1, 1, 3))
+    rem = rf.remaining(loaded, acts_, {"a": 80.0})
+    assert rem.raw["pools"][0]["price_usd_per_gpu_h"] == 2.0
+    assert rem.raw["correlations"] == [{"between": ["workloads[a.running.1].mfu", "workloads[a].mfu"],
+                                        "rank": rf.TIE_RANK}]
+    load_data(rem.raw, "t")
