@@ -178,7 +178,8 @@ class PoolEvents:
             if pool.waiting:
                 self._node_back(pool)
         self._start_repairs(pool)
-        self._dispatch()
+        if nodes:  # (spares back alone free nothing: no run can start that could not before)
+            self._dispatch()
 
     def _node_back(self, pool: PoolState):
         """A node came back to the pool (repaired, or freed): the first run waiting for one goes on."""
