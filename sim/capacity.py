@@ -151,7 +151,10 @@ class PoolEvents:
             r.pool.waiting.remove(r)
             self._account(r, seg, self.env.now - seg.t0, 0.0)
         else:
-            self._account(r, seg._replace(end=PREEMPTION), self.env.now - seg.t0, 0.0)
+            held = self.env.now - seg.t0
+            if held < seg.dead_h and seg.work_h:  # cut short in the detection that opened it: no segment ran
+                self.events -= 1  # (as when the detection was an event of its own, sim.lifecycle)
+            self._account(r, seg._replace(end=PREEMPTION), held, 0.0)
         r.token += 1
         self._preempted(r)
 

@@ -342,4 +342,5 @@ def test_exact_trace_an_eviction_during_the_detection():
     assert s["restart_gpu_hours"] == pytest.approx(8 * 0.25, rel=1e-12)
     assert s["productive_gpu_hours"] == pytest.approx(8 * 30, rel=1e-12)
     assert s["lost_gpu_hours"] == 0.0 and s["job_failures"] == 1 and s["preemptions"] == 1
+    assert s["events"] == 2  # run segments: before the failure, and on pool b (none in the detection cut short)
     assert s["gpu_hours"] == pytest.approx(8 * 30.45, rel=1e-12)
