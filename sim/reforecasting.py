@@ -132,6 +132,7 @@ def remaining(loaded, actuals, nominal_gpu_hours: dict[str, float],
     as_of_time = actuals.as_of if isinstance(actuals.as_of, datetime) else datetime.combine(actuals.as_of, time())
     as_of = as_of_time.date()
     rem = Remaining(raw, as_of, 0.0, 0.0, 0.0, as_of_time=as_of_time)
+    written = [list(c["between"]) for c in raw.get("correlations", [])]  # as the user wrote them, for the notes
     _name_positions(raw)  # before the workloads move: `workloads[0]` is then the one it was written for
     by = actuals.by_workload()
     _workloads_left(rem, raw, by, nominal_gpu_hours, {w.name: w for w in scn.workloads})
@@ -143,7 +144,7 @@ def remaining(loaded, actuals, nominal_gpu_hours: dict[str, float],
         _update_mfu(rem, raw, actuals, predicted, spec)
         _update_run_length(rem, raw, actuals, predicted, spec)
     _update_reruns(rem, raw, actuals, spec)
-    _tie(raw, [w.name for w in scn.workloads])
+    rem.notes += _tie(raw, spec, written)
     raw.setdefault("simulation", {})["priors"] = "off"  # resolved already: nothing is left to a prior
     rem.actual_usd = _run_costs(rem, loaded, actuals) + sum(e.amount_usd for e in actuals.ledger)
     rem.actual_gpu_hours = sum(r.gpu_hours for r in actuals.runs)
@@ -251,9 +252,11 @@ def _path_text(path: tuple) -> str:
 TIE_RANK = 0.99  # rank correlation that ties a running run's uncertain inputs to its workload's
 
 
-def _tie(raw: dict, names: list[str]) -> None:
+def _tie(raw: dict, spec: dict, written: list[list[str]]) -> list[str]:
     """The scenario's correlations carried to the work left, and a workload's copies there (its
-    running remainders, and itself if it has runs still to do) tied to one another.
+    running remainders, and itself if it has runs still to do) tied to one another; a note for each
+    of the scenario's correlations dropped (see below), naming it as `written` (its sides as the
+    scenario gives them) and why it goes. `spec`: the scenario's workloads by name.
 
     A workload's copies share its uncertain inputs (one MFU, one size per workload in a
     replication, as in the original scenario): each of their uncertain keys (nested ones too:
@@ -271,6 +274,7 @@ def _tie(raw: dict, names: list[str]) -> None:
     `_running_remainder`), as does one naming a key outside the workloads no longer uncertain (a
     price walk restarted from the price last paid). Names are read as the loader reads them
     (`workloads[ a ]` is `workloads[a]`; positions were named already: `_name_positions`)."""
+    names = list(spec)
     by_name = {w["name"]: w for w in raw["workloads"]}
     copies = {name: [n for n in by_name if _of_workload(n, name)] for name in names}
 
@@ -281,8 +285,15 @@ def _tie(raw: dict, names: list[str]) -> None:
                     if _is_dist(by_name[n], path[2:])]
         return [text] if _is_dist(raw, path) else []
 
-    pairs = [{"between": list(between), "rank": c["rank"]} for c in raw.get("correlations", [])
-             for between in itertools.product(*(sides(b) for b in c["between"]))]
+    pairs, notes = [], []
+    for c, as_written in zip(raw.get("correlations", []), written, strict=True):
+        found = [sides(b) for b in c["between"]]
+        pairs += [{"between": list(between), "rank": c["rank"]} for between in itertools.product(*found)]
+        if not all(found):
+            why = dict.fromkeys(_gone(parse_path(b), raw, copies, spec)
+                                for b, f in zip(c["between"], found, strict=True) if not f)
+            notes.append(f"correlation {' ~ '.join(as_written)} (rank {float(c['rank']):g}) dropped: "
+                         + "; ".join(why))
     for name in names:
         group = [by_name[n] for n in copies[name]]
         for key in dict.fromkeys(k for w in group for k in _uncertain_keys(w)):
@@ -292,6 +303,37 @@ def _tie(raw: dict, names: list[str]) -> None:
                           for n in members[i + 1:]]
     if pairs or "correlations" in raw:
         raw["correlations"] = pairs
+    return notes
+
+
+def _gone(path: tuple, raw: dict, copies: dict[str, list[str]], spec: dict) -> str:
+    """Why a side of a correlation (`parse_path`'s segments, a workload named) has no uncertain key
+    in the work left (`_tie`): its workload is done, its running remainders drop the key
+    (`_running_remainder`), or the key is no longer uncertain (a price walk restarted from the price
+    last paid: `_carry_prices`)."""
+    if len(path) >= 3 and path[0] == "workloads" and isinstance(path[1], tuple):
+        name, key = path[1][1], path[2]
+        if not copies.get(name):
+            return f"workload {name} has no work left (every run completed)"
+        if name not in copies[name] and key in ("divergence", "early_stop"):  # its only work left is under way
+            div = spec[name].divergence
+            if key == "early_stop":
+                how = "which go on to their end (a run under way is not stopped early)"
+            elif div is not None and div.rerun:
+                how = f"past its divergence point (at {float(nominal(div.at)):g})"
+            else:
+                how = "which go on to their end (a divergence without rerun is left out for a run under way)"
+            return f"the work left of {name} no longer has {key}: it is its run(s) under way, {how}"
+    if len(path) == 3 and path[0] == "pools" and path[2] == "price_usd_per_gpu_h":
+        sel, pools = path[1], raw["pools"]
+        if isinstance(sel, tuple):
+            pool = next((p for p in pools if p.get("name") == sel[1]), None)
+        else:
+            pool = pools[sel] if isinstance(sel, int) and -len(pools) <= sel < len(pools) else None
+        if pool is not None and pool.get("price_curve", {}).get("kind") == "random_walk":
+            return (f"price of pool {pool['name']} is no longer uncertain (its price walk restarts from the price "
+                    "last paid)")
+    return f"{_path_text(path)} is no longer uncertain in the work left"
 
 
 def _is_dist(data: Any, key: str | tuple) -> bool:

@@ -834,6 +834,10 @@ def test_a_correlation_of_a_key_goes_to_the_remainder_that_keeps_it_and_not_to_o
         expected.insert(0, {"between": ["workloads[a.running.1].divergence.probability", "workloads[b].mfu"],
                             "rank": 0.4})
     assert rem.raw["correlations"] == expected
+    dropped = [n for n in rem.notes if n.startswith("correlation ")]  # a note says which went, and why
+    assert dropped == ([] if kept else [
+        "correlation workloads[a].divergence.probability ~ workloads[b].mfu (rank 0.4) dropped: the work left of a "
+        "no longer has divergence: it is its run(s) under way, past its divergence point (at 0.3)"])
     load_data(rem.raw, "t")
 
 
@@ -852,4 +856,51 @@ def test_a_correlation_with_a_price_the_work_left_knows_goes():
     assert rem.raw["pools"][0]["price_usd_per_gpu_h"] == 2.0
     assert rem.raw["correlations"] == [{"between": ["workloads[a.running.1].mfu", "workloads[a].mfu"],
                                         "rank": rf.TIE_RANK}]
+    assert "correlation pools[g].price_usd_per_gpu_h ~ workloads[a].mfu (rank 0.5) dropped: price of pool g is no " \
+        "longer uncertain (its price walk restarts from the price last paid)" in rem.notes
     load_data(rem.raw, "t")
+
+
+DROPPED = "correlation workloads[{}].mfu ~ workloads[{}].mfu (rank 0.5) dropped: workload a has no work left " \
+    "(every run completed)"
+
+
+@pytest.mark.parametrize("refs", [("a", "b"), ("0", "1")])
+@pytest.mark.parametrize("under_way", ["a done", "one"])
+def test_a_correlation_of_a_done_workload_goes_with_a_note_naming_it(refs, under_way):
+    # a's runs are all done: the correlation of its MFU with b's has nothing to go to in the work left, and went
+    # silently. A note names it as written (by position too) and says why; through the API the notes are the
+    # reforecast block's. With a run of a under way it is kept (given to the remainder), and no note.
+    loaded, acts_ = _two_mfus(*refs), Acts(UNDER_WAY[under_way], as_of=datetime(2026, 1, 1, 3))
+    rem = rf.remaining(loaded, acts_, {"a": 80.0, "b": 80.0})
+    expected = [DROPPED.format(*refs)] if under_way == "a done" else []
+    assert [n for n in rem.notes if n.startswith("correlation ")] == expected
+    r = sim.reforecast(loaded, acts_, reps=4, workers=1)
+    assert [n for n in r.summary["reforecast"]["notes"] if n.startswith("correlation ")] == expected
+    assert not any(n.startswith("correlation ") and "running" in n for n in rem.notes)  # none for the ties made
+
+
+DONE_CSV = {  # the actuals' rows: a's three runs done (its correlation goes), or one under way (it is kept)
+    "a done": "".join(f"a,{i},g,8,2026-01-01T00:00,2026-01-01T01:00,completed,8,16,1\n" for i in (1, 2, 3))
+              + "b,4,g,8,2026-01-01T01:00,,running,16,32,0.2\n",
+    "one": "a,1,g,8,2026-01-01T00:00,,running,24,48,0.3\n",
+}
+
+
+@pytest.mark.parametrize("under_way", list(DONE_CSV))
+def test_cli_notes_a_correlation_dropped_with_its_done_workload(cli, tmp_path, under_way):
+    import json
+
+    (tmp_path / "a.csv").write_text("workload,run_id,pool,accelerators,start,end,state,gpu_hours,cost_usd,progress\n"
+                                    + DONE_CSV[under_way])
+    (tmp_path / "s.yaml").write_text(POSITIONS.replace("FIRST", "a").replace("SECOND", "b"))
+    code, out, err = cli("reforecast", tmp_path / "s.yaml", "--actuals", tmp_path / "a.csv", "--as-of",
+                         "2026-01-01T03:00", "--reps", "4", "--workers", "1", "--out", tmp_path / "rf")
+    assert code == 0, err
+    notes = json.loads((tmp_path / "rf" / "summary.json").read_text())["reforecast"]["notes"]
+    if under_way == "a done":
+        assert f"note: {DROPPED.format('a', 'b')}" in out.splitlines()
+        assert DROPPED.format("a", "b") in notes
+    else:
+        assert "note: correlation" not in out
+        assert not any(n.startswith("correlation ") for n in notes)
