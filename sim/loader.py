@@ -390,6 +390,65 @@ def get_path(data: Any, path: tuple) -> Any:
     return data
 
 
+def path_text(path: tuple) -> str:
+    """A key path (`parse_path`'s segments) written out: `workloads[pretrain].divergence.at`."""
+    out = ""
+    for seg in path:
+        out += f"[{seg}]" if isinstance(seg, int) else f"[{seg[1]}]" if isinstance(seg, tuple) else f".{seg}"
+    return out.lstrip(".")
+
+
+NAMED_LISTS = ("pools", "workloads")  # the scenario's lists whose items all have a name
+
+
+def named_path(text: str, names: dict[str, list]) -> str:
+    """`text` (a key path) with the position of an item of a list in `names` (its first selector,
+    `workloads[0]`, `workloads[-1]`) replaced by that item's name (`workloads[pretrain]`), so that it
+    still means that item once the list is reordered or replaced. As written when it names no such
+    item by position, or the item has no name that reads back as one (`[123]` is a position)."""
+    try:
+        path = parse_path(text)
+    except ValueError:
+        return text
+    if len(path) < 2 or path[0] not in names or not isinstance(path[1], int):
+        return text
+    items = names[path[0]]
+    if not -len(items) <= path[1] < len(items):
+        return text
+    name = items[path[1]]  # (a negative position counts from the end, as when it is read)
+    named = (path[0], ("name", name), *path[2:])
+    try:
+        reads_back = isinstance(name, str) and parse_path(path_text(named)) == named
+    except ValueError:
+        reads_back = False
+    return path_text(named) if reads_back else text
+
+
+def list_names(raw: dict, sections: tuple[str, ...] = NAMED_LISTS) -> dict[str, list]:
+    """Each of `sections` of a scenario (as read) -> its items' names, in order (None for an item
+    without one)."""
+    out: dict[str, list] = {}
+    for section in sections:
+        items = raw.get(section)
+        if isinstance(items, list):
+            out[section] = [it.get("name") if isinstance(it, dict) else None for it in items]
+    return out
+
+
+def name_positions(correlations: Any, names: dict[str, list]) -> Any:
+    """A copy of a scenario's `correlations:` with each side's position in a list of `names` written
+    as that item's name (`named_path`); anything not in the expected form is left as it is (for
+    validation to report)."""
+    if not isinstance(correlations, list):
+        return correlations
+    out = []
+    for c in correlations:
+        if isinstance(c, dict) and isinstance(c.get("between"), list):
+            c = {**c, "between": [named_path(t, names) if isinstance(t, str) else t for t in c["between"]]}
+        out.append(c)
+    return out
+
+
 # --------------------------------------------------------------------------------------------
 # Pydantic errors -> Issues
 
@@ -908,13 +967,19 @@ def apply_variant(raw: dict, name: str, file: str, lines: dict) -> dict:
     if bad:
         raise ScenarioError(file, [Issue((*where, bad[0]), f"unknown key {bad[0]!r} (allowed in a variant: "
                                          f"{', '.join(sorted(VARIANT_KEYS))})", _line(lines, (*where, bad[0])))])
-    out = {k: v for k, v in raw.items() if k != "variants"}
-    out = deep_merge(out, {k: v for k, v in spec.items() if k not in ("description", "set")})
     sets = spec.get("set") or {}
     if not isinstance(sets, dict):
         raise ScenarioError(file, [Issue((*where, "set"),
                                          f"expected a mapping of key path -> value, got {_found(sets)}",
                                          _line(lines, (*where, "set")))])
+    out = {k: v for k, v in raw.items() if k != "variants"}
+    replaced = _replaced_lists(spec, sets)
+    if replaced and "correlations" not in spec and "correlations" in out:
+        # the base's correlations, kept: a position in a list the variant replaces is read as the name
+        # it meant in the base (in the variant's list it may be another item, or none); a name the
+        # variant's list lacks is then an error, as one written by name is
+        out["correlations"] = name_positions(out["correlations"], list_names(raw, replaced))
+    out = deep_merge(out, {k: v for k, v in spec.items() if k not in ("description", "set")})
     for key, value in sets.items():
         try:
             set_path(out, str(key), copy.deepcopy(value))
@@ -923,6 +988,19 @@ def apply_variant(raw: dict, name: str, file: str, lines: dict) -> dict:
             raise ScenarioError(file, [issue]) from None
     out["variants"] = {}
     return out
+
+
+def _replaced_lists(spec: dict, sets: dict) -> tuple[str, ...]:
+    """The named lists (pools, workloads) a variant gives anew, as a key or as a `set:` of the whole list."""
+    whole = set()
+    for key in sets:
+        try:
+            path = parse_path(str(key))
+        except ValueError:
+            continue  # reported when it is set
+        if len(path) == 1:
+            whole.add(path[0])
+    return tuple(s for s in NAMED_LISTS if s in spec or s in whole)
 
 
 def apply_sets(raw: dict, sets: list[str], file: str) -> dict:

@@ -37,7 +37,7 @@ from typing import Any
 
 from sim import units
 from sim.distributions import Z95, nominal
-from sim.loader import parse_path
+from sim.loader import list_names, name_positions, parse_path, path_text
 from sim.units import hours_between
 
 SIZE_KEYS = (("tokens", units.parse_count), ("flop_per_run", units.parse_flop),
@@ -133,7 +133,11 @@ def remaining(loaded, actuals, nominal_gpu_hours: dict[str, float],
     as_of = as_of_time.date()
     rem = Remaining(raw, as_of, 0.0, 0.0, 0.0, as_of_time=as_of_time)
     written = [list(c["between"]) for c in raw.get("correlations", [])]  # as the user wrote them, for the notes
-    _name_positions(raw)  # before the workloads move: `workloads[0]` is then the one it was written for
+    # before the workloads move, a workload's position (`workloads[0].mfu`) written as its name, so that it is read
+    # like one written so (`_tie`): in the work left the positions move (running remainders come first, done
+    # workloads are gone). Only workloads move: the pools keep their order, and so do a price curve's jumps and
+    # points, so a position there still means what it did.
+    raw["correlations"] = name_positions(raw.get("correlations", []), list_names(raw, ("workloads",)))
     by = actuals.by_workload()
     _workloads_left(rem, raw, by, nominal_gpu_hours, {w.name: w for w in scn.workloads})
     _calendar(rem, raw, scn, as_of_time)
@@ -219,36 +223,6 @@ def _workloads_left(rem: Remaining, raw: dict, by: dict, nominal: dict[str, floa
     rem.done_fraction = done_h / total
 
 
-def _name_positions(raw: dict) -> None:
-    """Each correlation's reference to a workload by its position (`workloads[0].mfu`,
-    `workloads[-1].tokens`) written with the workload's name instead (`workloads[pretrain].mfu`),
-    so that it is read like one written so (`_tie`). In the work left the positions move (running
-    remainders come first, done workloads are gone), and a position would name another workload.
-    Only workloads move: the pools keep their order, and so do a price curve's jumps and points,
-    so a position there still means what it did. References by name are left as written."""
-    names = [w["name"] for w in raw["workloads"]]
-    for c in raw.get("correlations", []):
-        c["between"] = [_named(text, names) for text in c["between"]]
-
-
-def _named(text: str, names: list[str]) -> str:
-    """`text` (a key path of the validated scenario) with a workload's position (its first selector)
-    replaced by the workload's name; as written when it names no workload by position."""
-    path = parse_path(text)
-    if len(path) < 2 or path[0] != "workloads" or not isinstance(path[1], int):
-        return text
-    # (a negative position counts from the end, as when it was read)
-    return _path_text(("workloads", ("name", names[path[1]]), *path[2:]))
-
-
-def _path_text(path: tuple) -> str:
-    """A key path (`parse_path`'s segments) written out: `workloads[pretrain].divergence.at`."""
-    out = ""
-    for seg in path:
-        out += f"[{seg}]" if isinstance(seg, int) else f"[{seg[1]}]" if isinstance(seg, tuple) else f".{seg}"
-    return out.lstrip(".")
-
-
 TIE_RANK = 0.99  # rank correlation that ties a running run's uncertain inputs to its workload's
 
 
@@ -273,7 +247,7 @@ def _tie(raw: dict, spec: dict, written: list[list[str]]) -> list[str]:
     no copy keeps uncertain (a running remainder drops divergence, early_stop, ...; see
     `_running_remainder`), as does one naming a key outside the workloads no longer uncertain (a
     price walk restarted from the price last paid). Names are read as the loader reads them
-    (`workloads[ a ]` is `workloads[a]`; positions were named already: `_name_positions`)."""
+    (`workloads[ a ]` is `workloads[a]`; positions were named already: `name_positions`)."""
     names = list(spec)
     by_name = {w["name"]: w for w in raw["workloads"]}
     copies = {name: [n for n in by_name if _of_workload(n, name)] for name in names}
@@ -281,7 +255,7 @@ def _tie(raw: dict, spec: dict, written: list[list[str]]) -> list[str]:
     def sides(text: str) -> list[str]:
         path = parse_path(text)
         if len(path) >= 2 and path[0] == "workloads" and isinstance(path[1], tuple):
-            return [_path_text(("workloads", ("name", n), *path[2:])) for n in copies.get(path[1][1], [])
+            return [path_text(("workloads", ("name", n), *path[2:])) for n in copies.get(path[1][1], [])
                     if _is_dist(by_name[n], path[2:])]
         return [text] if _is_dist(raw, path) else []
 
@@ -333,7 +307,7 @@ def _gone(path: tuple, raw: dict, copies: dict[str, list[str]], spec: dict) -> s
         if pool is not None and pool.get("price_curve", {}).get("kind") == "random_walk":
             return (f"price of pool {pool['name']} is no longer uncertain (its price walk restarts from the price "
                     "last paid)")
-    return f"{_path_text(path)} is no longer uncertain in the work left"
+    return f"{path_text(path)} is no longer uncertain in the work left"
 
 
 def _is_dist(data: Any, key: str | tuple) -> bool:

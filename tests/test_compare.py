@@ -149,3 +149,80 @@ def test_swept_values_and_break_evens_print_plainly():
     assert [number(x) for x in (1680.3, 25.13, 25.0, 0.3512, 999.7, -1400.0)] == [
         "1,680", "25.1", "25", "0.351", "1,000", "-1,400"]
     assert [number(x) for x in (1.23e-05, 2e9, 0.0)] == ["1.23e-05", "2e+09", "0"]
+
+
+def _workload(name: str) -> str:
+    return (f"      - {{name: {name}, runs: 1, params: 1B, tokens: 20B, accelerators: 8, "
+            "mfu: {dist: uniform, min: 0.2, max: 0.5}}\n")
+
+
+BY_POSITION = ("""\
+project: {name: order, start: 2026-01-01}
+pools:
+  - {name: gpus, accelerator: h100, count: 64, price_usd_per_gpu_h: 2.0}
+simulation: {priors: off}
+correlations:
+  - {between: ["workloads[0].mfu", "workloads[1].mfu"], rank: 0.9}
+workloads:
+""" + "".join(_workload(n)[4:] for n in "abc") + """\
+variants:
+  reversed:
+    workloads:
+""" + "".join(_workload(n) for n in "cba"))
+
+
+def _rank_corr(df: pd.DataFrame, x: str, y: str) -> float:
+    return float(df[f"input:workloads[{x}].mfu"].corr(df[f"input:workloads[{y}].mfu"], method="spearman"))
+
+
+def _correlates_a_with_b(df: pd.DataFrame) -> None:
+    assert _rank_corr(df, "a", "b") > 0.7
+    assert abs(_rank_corr(df, "b", "c")) < 0.5 and abs(_rank_corr(df, "a", "c")) < 0.5
+
+
+def test_a_base_correlation_by_position_follows_its_workloads_into_a_variant(cli, write, tmp_path):
+    """`workloads[0].mfu ~ workloads[1].mfu` in the base means a ~ b; a variant that gives the
+    workloads in another order (c, b, a) correlates a and b still, not whatever is now at 0 and 1."""
+    import sim
+
+    path = write(BY_POSITION)
+    result = sim.run(path, variant="reversed", reps=64, workers=1, out=None)
+    assert result.manifest["resolved_scenario"]["correlations"] == [
+        {"between": ["workloads[a].mfu", "workloads[b].mfu"], "rank": 0.9}]
+    _correlates_a_with_b(result.replications)
+    both = sim.compare(path, reps=64, workers=1, out=None)
+    for df in both.results.values():
+        _correlates_a_with_b(df)
+    code, _o, err = cli("compare", path, "--reps", "64", "--workers", "1", "--out", tmp_path / "c")
+    assert code == 0, err
+    for name in ("base", "reversed"):
+        _correlates_a_with_b(pd.read_parquet(tmp_path / "c" / name / "replications.parquet"))
+    manifest = json.loads((tmp_path / "c" / "reversed" / "manifest.json").read_text())
+    assert manifest["resolved_scenario"]["correlations"][0]["between"] == ["workloads[a].mfu", "workloads[b].mfu"]
+
+
+def test_a_base_correlation_by_position_to_a_workload_a_variant_drops_is_refused(cli, write, tmp_path):
+    """As one written by name: the variant has no workload b, so the correlation cannot be kept (it
+    is not read against whatever the variant has at position 1)."""
+    path = write(BY_POSITION.replace("  reversed:\n", "  lean:\n").replace(_workload("b"), ""))
+    hint = "set `correlations: []` in variant lean"
+    code, _o, err = cli("validate", path)
+    assert code == 2 and str(path) in err and "variants.lean.correlations[0].between[1]" in err, err
+    assert "no item named 'b'" in err and hint in err, err
+    code, _o, err = cli("run", path, "--variant", "lean", "--reps", "2", "--out", tmp_path / "r")
+    assert code == 2 and str(path) in err and "correlations[0].between[1]" in err and hint in err, err
+    assert cli("validate", write(BY_POSITION.replace("  reversed:\n", "  lean:\n").replace(_workload("b"), "")
+                                 + "    correlations: []\n", "fixed.yaml"))[0] == 0
+
+
+def test_a_variant_reads_its_own_correlations_against_its_own_workloads(write):
+    """A correlation the variant writes is read against the variant's lists, positions included;
+    an item whose name would read as a position keeps its position."""
+    from sim.loader import load, named_path
+
+    text = BY_POSITION + '    correlations:\n      - {between: ["workloads[0].mfu", "workloads[2].mfu"], rank: 0.5}\n'
+    assert load(write(text), variant="reversed").scenario.correlations[0].between == [
+        "workloads[0].mfu", "workloads[2].mfu"]  # c ~ a, as the variant wrote them
+    names = {"workloads": ["7", "b"], "pools": ["gpus"]}
+    assert named_path("workloads[0].mfu", names) == "workloads[0].mfu"
+    assert named_path("pools[-1].price_usd_per_gpu_h", names) == "pools[gpus].price_usd_per_gpu_h"

@@ -13,7 +13,7 @@ import pytest
 
 import sim
 from sim import reforecasting as rf
-from sim.loader import load_data
+from sim.loader import load_data, named_path
 from tests.conftest import ROOT
 
 EXAMPLES = ROOT / "examples" / "actuals"
@@ -691,12 +691,12 @@ def test_a_correlation_naming_workloads_by_position_is_read_as_the_same_one_by_n
 
 
 def test_positions_are_named_however_the_key_goes_on():
-    names = ["a", "b", "c"]
-    assert rf._named("workloads[-1].divergence.at", names) == "workloads[c].divergence.at"
-    assert rf._named("workloads[ 1 ].mfu", names) == "workloads[b].mfu"
+    names = {"workloads": ["a", "b", "c"]}
+    assert named_path("workloads[-1].divergence.at", names) == "workloads[c].divergence.at"
+    assert named_path("workloads[ 1 ].mfu", names) == "workloads[b].mfu"
     for as_written in ("workloads[a].mfu", "pools[0].price_usd_per_gpu_h", "reliability.failure_rate_per_gpu_h",
                        "pools[g].price_curve.jumps[0].change"):
-        assert rf._named(as_written, names) == as_written
+        assert named_path(as_written, names) == as_written
 
 
 POSITIONS = """\
