@@ -142,16 +142,20 @@ def hours(text) -> float:
 
 def load_quiet(simple, reps: int, seed: int):
     """The full model with every interruption rate scaled by one factor until it interrupts as
-    often per replication as the simple model (secant steps from the count at the full rates,
-    three): every option on, at the reference project's own budget of interruptions."""
-    target = interruptions(simple, seed, reps)
-    scale, loaded = 1.0, load_full()
-    count = interruptions(loaded, seed, reps)
-    for _ in range(3):
-        scale *= target / count
-        loaded = load_full(scale=scale)
-        count = interruptions(loaded, seed, reps)
-    return loaded, scale
+    often per replication as the simple model (three secant steps): every option on, at the
+    reference project's own budget of interruptions. Returns the scenario and the factor."""
+    return scaled_to(interruptions(simple, seed, reps), lambda f: load_full(scale=f), 3, reps, seed)
+
+
+def scaled_to(target: float, make, steps: int, reps: int, seed: int):
+    """`make(factor)` (a scenario with its interruption rates x factor) at the factor that gives
+    `target` interruptions per replication: secant steps from factor 1 (the count is about
+    proportional to the rates). Returns the scenario and the factor."""
+    factor, loaded = 1.0, make(1.0)
+    for _ in range(steps):
+        factor *= target / interruptions(loaded, seed, reps)
+        loaded = make(factor)
+    return loaded, factor
 
 
 def interruptions(loaded, seed: int, reps: int) -> float:
@@ -163,23 +167,23 @@ def interruptions(loaded, seed: int, reps: int) -> float:
 
 def load_busy(simple, full, reps: int, seed: int):
     """The simple model (hardware failures only) with its failure rate raised until it interrupts as
-    often per replication as the full model: a secant step on the mean time between failures per
-    GPU, twice, from the count at the scenario's own rate. Returns the scenario and its MTBF (h)."""
+    often per replication as the full model (two secant steps on its mean time between failures per
+    GPU). Returns the scenario and its MTBF (h)."""
     import yaml
 
     from sim.loader import load_data
 
-    target = interruptions(full, seed, reps)
-    mtbf = hours(yaml.safe_load(SCENARIO.read_text())["reliability"]["mtbf_per_gpu"])
-    count = interruptions(simple, seed, reps)
-    loaded = simple
-    for _ in range(2):
-        mtbf *= count / target
+    base = hours(yaml.safe_load(SCENARIO.read_text())["reliability"]["mtbf_per_gpu"])
+
+    def make(factor: float):
+        if factor == 1.0:
+            return simple
         raw = yaml.safe_load(SCENARIO.read_text())
-        raw["reliability"]["mtbf_per_gpu"] = f"{mtbf} h"
-        loaded = load_data(raw, f"{SCENARIO} with mtbf_per_gpu {mtbf:.0f} h")
-        count = interruptions(loaded, seed, reps)
-    return loaded, mtbf
+        raw["reliability"]["mtbf_per_gpu"] = f"{base / factor} h"
+        return load_data(raw, f"{SCENARIO} with mtbf_per_gpu {base / factor:.0f} h")
+
+    loaded, factor = scaled_to(interruptions(full, seed, reps), make, 2, reps, seed)
+    return loaded, base / factor
 
 
 def option_costs(reps: int, seed: int, repeat: int, log) -> dict:

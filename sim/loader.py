@@ -75,10 +75,13 @@ class ScenarioError(Exception):
 
 
 def path_str(path: tuple) -> str:
+    """A key path written out: `workloads[0].mfu`; `parse_path`'s [name] selectors as `workloads[pretrain]`."""
     s = ""
     for el in path:
         if isinstance(el, int):
             s += f"[{el}]"
+        elif isinstance(el, tuple):
+            s += f"[{el[1]}]"
         else:
             s += f".{el}" if s else str(el)
     return s
@@ -390,14 +393,6 @@ def get_path(data: Any, path: tuple) -> Any:
     return data
 
 
-def path_text(path: tuple) -> str:
-    """A key path (`parse_path`'s segments) written out: `workloads[pretrain].divergence.at`."""
-    out = ""
-    for seg in path:
-        out += f"[{seg}]" if isinstance(seg, int) else f"[{seg[1]}]" if isinstance(seg, tuple) else f".{seg}"
-    return out.lstrip(".")
-
-
 NAMED_LISTS = ("pools", "workloads")  # the scenario's lists whose items all have a name
 
 
@@ -418,10 +413,10 @@ def named_path(text: str, names: dict[str, list]) -> str:
     name = items[path[1]]  # (a negative position counts from the end, as when it is read)
     named = (path[0], ("name", name), *path[2:])
     try:
-        reads_back = isinstance(name, str) and parse_path(path_text(named)) == named
+        reads_back = isinstance(name, str) and parse_path(path_str(named)) == named
     except ValueError:
         reads_back = False
-    return path_text(named) if reads_back else text
+    return path_str(named) if reads_back else text
 
 
 def list_names(raw: dict, sections: tuple[str, ...] = NAMED_LISTS) -> dict[str, list]:

@@ -399,9 +399,8 @@ def carbon_assumptions(scn, catalog) -> list[str]:
         out.append(f"carbon: no PUE given for pool(s) {', '.join(on_default_pue)}: {float(c.pue):g} taken "
                    f"({short_source(d['source'])}, {d['date']}: the fleet average of a very efficient operator); give "
                    "carbon.pue")
-    names = [p.carbon_profile for p in scn.pools if p.carbon_profile is not None]
-    if c.profile is not None and on_default_grid:  # (only when a pool uses it)
-        names.insert(0, c.profile)
+    names = [n for path, n in power.profile_names(scn) if path[0] == "pools" or on_default_grid]  # (carbon.profile:
+    # only when a pool uses it)
     for name in dict.fromkeys(names):
         region = catalog.grid_regions.get(name)
         if region is None:

@@ -37,7 +37,7 @@ from typing import Any
 
 from sim import units
 from sim.distributions import Z95, nominal
-from sim.loader import list_names, name_positions, parse_path, path_text
+from sim.loader import list_names, name_positions, parse_path, path_str
 from sim.units import hours_between
 
 SIZE_KEYS = (("tokens", units.parse_count), ("flop_per_run", units.parse_flop),
@@ -139,11 +139,11 @@ def remaining(loaded, actuals, nominal_gpu_hours: dict[str, float],
     # points, so a position there still means what it did.
     raw["correlations"] = name_positions(raw.get("correlations", []), list_names(raw, ("workloads",)))
     by = actuals.by_workload()
-    _workloads_left(rem, raw, by, nominal_gpu_hours, {w.name: w for w in scn.workloads})
+    spec = {w.name: w for w in scn.workloads}
+    _workloads_left(rem, raw, by, nominal_gpu_hours, spec)
     _calendar(rem, raw, scn, as_of_time)
     _carry_prices(rem, raw, scn, actuals)
     _update_failures(rem, raw, actuals)
-    spec = {w.name: w for w in scn.workloads}
     if predicted:
         _update_mfu(rem, raw, actuals, predicted, spec)
         _update_run_length(rem, raw, actuals, predicted, spec)
@@ -255,7 +255,7 @@ def _tie(raw: dict, spec: dict, written: list[list[str]]) -> list[str]:
     def sides(text: str) -> list[str]:
         path = parse_path(text)
         if len(path) >= 2 and path[0] == "workloads" and isinstance(path[1], tuple):
-            return [path_text(("workloads", ("name", n), *path[2:])) for n in copies.get(path[1][1], [])
+            return [path_str(("workloads", ("name", n), *path[2:])) for n in copies.get(path[1][1], [])
                     if _is_dist(by_name[n], path[2:])]
         return [text] if _is_dist(raw, path) else []
 
@@ -270,13 +270,13 @@ def _tie(raw: dict, spec: dict, written: list[list[str]]) -> list[str]:
                          + "; ".join(why))
     for name in names:
         group = [by_name[n] for n in copies[name]]
-        for key in dict.fromkeys(k for w in group for k in _uncertain_keys(w)):
-            members = [w["name"] for w in group if _is_dist(w, key)]
+        keys = {w["name"]: _uncertain_keys(w) for w in group}
+        for key in dict.fromkeys(k for ks in keys.values() for k in ks):
+            members = [n for n, ks in keys.items() if key in ks]
             for i, m in enumerate(members):  # every pair (tied to the first only, two others would be independent)
                 pairs += [{"between": [f"workloads[{m}].{key}", f"workloads[{n}].{key}"], "rank": TIE_RANK}
                           for n in members[i + 1:]]
-    if pairs or "correlations" in raw:
-        raw["correlations"] = pairs
+    raw["correlations"] = pairs  # (remaining() always gives it a list)
     return notes
 
 
@@ -307,13 +307,13 @@ def _gone(path: tuple, raw: dict, copies: dict[str, list[str]], spec: dict) -> s
         if pool is not None and pool.get("price_curve", {}).get("kind") == "random_walk":
             return (f"price of pool {pool['name']} is no longer uncertain (its price walk restarts from the price "
                     "last paid)")
-    return f"{path_text(path)} is no longer uncertain in the work left"
+    return f"{path_str(path)} is no longer uncertain in the work left"
 
 
-def _is_dist(data: Any, key: str | tuple) -> bool:
-    """Whether `key` of `data` (dotted for a nested one, or `parse_path`'s segments) is a distribution."""
+def _is_dist(data: Any, path: tuple) -> bool:
+    """Whether the value at `path` (`parse_path`'s segments) in `data` is a distribution."""
     v: Any = data
-    for seg in key.split(".") if isinstance(key, str) else key:
+    for seg in path:
         if isinstance(seg, tuple):  # [name] selector on a list of named items
             v = next((x for x in v if isinstance(x, dict) and x.get("name") == seg[1]), None) \
                 if isinstance(v, list) else None

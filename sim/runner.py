@@ -244,7 +244,7 @@ class Backend:
             self._start_preload()
             yield from self._dask_map(tasks, fn)
         elif self.ex is not None:
-            if not self.froze and gc.get_freeze_count() == 0:  # (a caller's own freeze is left as it is)
+            if gc.get_freeze_count() == 0:  # (neither a caller's own freeze nor this run's already made)
                 gc.freeze()  # the objects the workers inherit: never scanned by their collector (see __exit__)
                 self.froze = True
             results = self.ex.map(fn, tasks)  # every task submitted: the worker processes are forked
